@@ -1,0 +1,4 @@
+import type { Command } from 'commander';
+
+// Placeholder until the command lands; its owner replaces this file.
+export function registerIngest(_program: Command): void {}

@@ -1,0 +1,4 @@
+import type { Command } from 'commander';
+
+// Placeholder until the command lands; its owner replaces this file.
+export function registerPolicy(_program: Command): void {}

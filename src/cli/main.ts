@@ -1,0 +1,40 @@
+import { Command, CommanderError } from 'commander';
+import { UserError } from '../model/errors.js';
+import { registerCommands } from './commands/index.js';
+import { VERSION } from './version.js';
+
+/** Exit codes (STYLE.md): 0 ok, 1 findings, 2 usage/config/input error, 3 runtime failure. */
+export const EXIT_FINDINGS = 1;
+export const EXIT_USAGE = 2;
+export const EXIT_RUNTIME = 3;
+
+export function buildProgram(): Command {
+  const program = new Command('kaudit')
+    .description('Collect, search and analyse Kubernetes API-server audit logs')
+    .version(VERSION)
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  registerCommands(program);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version arrive here as well, with exit code 0.
+      return err.exitCode === 0 ? 0 : EXIT_USAGE;
+    }
+    if (err instanceof UserError) {
+      process.stderr.write(`kaudit: error[${err.code}]: ${err.message}\n`);
+      if (err.hint) process.stderr.write(`  hint: ${err.hint}\n`);
+      return EXIT_USAGE;
+    }
+    const e = err instanceof Error ? err : new Error(String(err));
+    process.stderr.write(`kaudit: internal error: ${e.stack ?? e.message}\n`);
+    return EXIT_RUNTIME;
+  }
+}

@@ -1,0 +1,67 @@
+import type { SearchFilter } from './search-filter.js';
+
+/** What a backend can do; callers branch on these, never on the backend's name. */
+export interface StoreCapabilities {
+  /** Arbitrary read-only SQL over the `events` view. */
+  readonly sql: boolean;
+  /** Other processes may read while this one writes (ClickHouse yes, DuckDB no: one process per file). */
+  readonly concurrentProcesses: boolean;
+  /** Old rows can be deleted by age. */
+  readonly retention: boolean;
+}
+
+/**
+ * A batch of prepared events: each entry is one audit.k8s.io/v1 Event as JSON text, already
+ * normalised and redacted (see model/prepare.ts). Lines that came through the fast path have not
+ * been parsed in JS; the store validates them and reports the ones it rejects.
+ */
+export interface EventBatch {
+  readonly events: readonly Buffer[];
+  /** The cluster name every event of the batch belongs to. */
+  readonly cluster: string;
+}
+
+export interface RejectedEvent {
+  /** Index into `EventBatch.events`. */
+  readonly index: number;
+  readonly reason: string;
+}
+
+export interface WriteResult {
+  /** Rows added. */
+  readonly stored: number;
+  /** Events whose (auditID, stage) was already stored, or repeated within the batch. */
+  readonly duplicates: number;
+  /** Events that are not valid audit events; the caller dead-letters them. */
+  readonly rejected: readonly RejectedEvent[];
+}
+
+export type Row = Record<string, unknown>;
+
+export interface QueryResult {
+  readonly columns: readonly string[];
+  readonly rows: readonly Row[];
+}
+
+export interface StoreStats {
+  readonly rows: number;
+  readonly bytes: number | null;
+  readonly oldest: string | null;
+  readonly newest: string | null;
+}
+
+export interface Store {
+  readonly backend: string;
+  /** Where the data lives, for messages: a file path or a URL. */
+  readonly location: string;
+  readonly capabilities: StoreCapabilities;
+  /** Resolves once the batch is durable. Never throws for bad events: they come back in `rejected`. */
+  write(batch: EventBatch): Promise<WriteResult>;
+  /** Read-only SQL over the public `events` view. Throws UserError for bad or writing SQL. */
+  query(sql: string): Promise<QueryResult>;
+  search(filter: SearchFilter): Promise<QueryResult>;
+  stats(): Promise<StoreStats>;
+  /** Deletes rows whose `ts` is older than `days` days; returns how many. */
+  deleteOlderThan(days: number): Promise<number>;
+  close(): Promise<void>;
+}
