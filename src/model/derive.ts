@@ -1,0 +1,120 @@
+/**
+ * Fields computed once at ingest. This is the reference definition; a backend that computes them
+ * in SQL (DuckDB) is tested against it.
+ */
+import type { AuditEvent } from './event.js';
+import { DECISION_ANNOTATION, LATENCY_ANNOTATION_PREFIX, REASON_ANNOTATION, TRUNCATED_ANNOTATION } from './event.js';
+
+// kube-apiserver BasicLongRunningRequestCheck as configured in its server options.
+export const LONG_RUNNING_VERBS: ReadonlySet<string> = new Set(['watch', 'proxy']);
+export const LONG_RUNNING_SUBRESOURCES: ReadonlySet<string> = new Set(['attach', 'exec', 'proxy', 'log', 'portforward']);
+
+export interface DerivedFields {
+  ts: string;
+  stage_ts: string | null;
+  audit_id: string;
+  stage: string;
+  level: string;
+  verb: string;
+  username: string | null;
+  user_uid: string | null;
+  groups: string[];
+  impersonated_user: string | null;
+  subject: string | null;
+  source_ip: string | null;
+  source_ips: string[];
+  user_agent: string | null;
+  api_group: string | null;
+  api_version: string | null;
+  resource: string | null;
+  subresource: string | null;
+  namespace: string | null;
+  name: string | null;
+  request_uri: string;
+  code: number | null;
+  decision: string | null;
+  reason: string | null;
+  latency_ms: number | null;
+  long_running: boolean;
+  /** `apiserver.latency.k8s.io/<key>` annotations, in milliseconds, by key. */
+  latency_breakdown: Record<string, number>;
+  truncated: boolean;
+  cluster: string;
+}
+
+const UNIT_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, 'μs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** Go's time.Duration String() form (`1.5s`, `2m3.5s`, `350.123µs`) -> milliseconds; null if unparseable. */
+export function parseGoDurationMs(text: string): number | null {
+  const re = /([0-9]*\.?[0-9]+)(ns|us|µs|μs|ms|s|m|h)/g;
+  let total = 0;
+  let matched = '';
+  for (const m of text.matchAll(re)) {
+    total += Number(m[1]) * (UNIT_MS[m[2] ?? ''] ?? Number.NaN);
+    matched += m[0];
+  }
+  const body = text.startsWith('-') ? text.slice(1) : text;
+  if (text === '0s' || text === '0') return 0;
+  if (matched === '' || matched !== body || Number.isNaN(total)) return null;
+  return text.startsWith('-') ? -total : total;
+}
+
+/** RFC3339 with up to nanoseconds -> epoch microseconds (Date keeps only milliseconds). */
+export function parseTimestampMicros(ts: string): number | null {
+  const m = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})$/.exec(ts);
+  if (!m) return null;
+  const base = Date.parse(`${m[1]}${m[3]}`);
+  if (Number.isNaN(base)) return null;
+  const frac = (m[2] ?? '').padEnd(6, '0').slice(0, 6);
+  return base * 1000 + Number(frac);
+}
+
+export function isLongRunning(verb: string, subresource: string | undefined): boolean {
+  return LONG_RUNNING_VERBS.has(verb) || (subresource !== undefined && LONG_RUNNING_SUBRESOURCES.has(subresource));
+}
+
+export function deriveFields(e: AuditEvent, cluster: string): DerivedFields {
+  const ann = e.annotations ?? {};
+  const ref = e.objectRef;
+  const recv = parseTimestampMicros(e.requestReceivedTimestamp);
+  const stage = e.stageTimestamp ? parseTimestampMicros(e.stageTimestamp) : null;
+  const breakdown: Record<string, number> = {};
+  for (const [k, v] of Object.entries(ann)) {
+    if (!k.startsWith(LATENCY_ANNOTATION_PREFIX)) continue;
+    const ms = parseGoDurationMs(v);
+    if (ms !== null) breakdown[k.slice(LATENCY_ANNOTATION_PREFIX.length)] = ms;
+  }
+  const username = e.user?.username ?? null;
+  const impersonated = e.impersonatedUser?.username ?? null;
+  return {
+    ts: e.requestReceivedTimestamp,
+    stage_ts: e.stageTimestamp ?? null,
+    audit_id: e.auditID,
+    stage: e.stage,
+    level: e.level,
+    verb: e.verb,
+    username,
+    user_uid: e.user?.uid ?? null,
+    groups: e.user?.groups ?? [],
+    impersonated_user: impersonated,
+    subject: impersonated ?? username,
+    source_ip: e.sourceIPs?.[0] ?? null,
+    source_ips: e.sourceIPs ?? [],
+    user_agent: e.userAgent ?? null,
+    api_group: ref ? (ref.apiGroup ?? '') : null,
+    api_version: ref?.apiVersion ?? null,
+    resource: ref?.resource ?? null,
+    subresource: ref?.subresource ?? null,
+    namespace: ref?.namespace ?? null,
+    name: ref?.name ?? null,
+    request_uri: e.requestURI,
+    code: e.responseStatus?.code ?? null,
+    decision: ann[DECISION_ANNOTATION] ?? null,
+    reason: ann[REASON_ANNOTATION] ?? null,
+    latency_ms: recv !== null && stage !== null ? (stage - recv) / 1000 : null,
+    long_running: isLongRunning(e.verb, ref?.subresource),
+    latency_breakdown: breakdown,
+    truncated: ann[TRUNCATED_ANNOTATION] === 'true',
+    cluster,
+  };
+}

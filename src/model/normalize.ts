@@ -1,0 +1,182 @@
+/**
+ * Turns every accepted input shape into audit.k8s.io/v1 Events: v1 itself, v1beta1 and
+ * apiVersion-less events (older clusters, Falco traces), GKE Cloud Audit Log entries and AKS
+ * diagnostic records. Returns the events, or a reason why the value is not an audit event.
+ */
+import type { AuditEvent, Stage } from './event.js';
+import { STAGES } from './event.js';
+
+type Json = Record<string, unknown>;
+
+export type Normalized = { ok: true; events: AuditEvent[] } | { ok: false; reason: string };
+
+function isObject(v: unknown): v is Json {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+const SOURCE_FORMAT_ANNOTATION = 'kaudit.io/source-format';
+
+/** Validates the fields every stored event needs; names the first missing one. */
+function checkEvent(e: Json): string | null {
+  if (typeof e.auditID !== 'string' || e.auditID === '') return 'missing field auditID';
+  if (typeof e.stage !== 'string' || !STAGES.includes(e.stage as Stage)) {
+    return `field stage: ${e.stage === undefined ? 'missing' : `unknown stage ${JSON.stringify(e.stage)}`}`;
+  }
+  if (typeof e.verb !== 'string') return 'missing field verb';
+  if (typeof e.requestReceivedTimestamp !== 'string' || Number.isNaN(Date.parse(e.requestReceivedTimestamp))) {
+    return 'field requestReceivedTimestamp: missing or not a timestamp';
+  }
+  if (e.user !== undefined && !isObject(e.user)) return 'field user: not an object';
+  return null;
+}
+
+/** v1beta1 / v1alpha1 / no apiVersion -> v1: the field names are the same; drop what v1 removed. */
+function toV1(e: Json): Json {
+  const out: Json = { kind: 'Event', apiVersion: 'audit.k8s.io/v1' };
+  const legacyTs = typeof e.timestamp === 'string' ? e.timestamp : undefined;
+  for (const [k, v] of Object.entries(e)) {
+    if (k === 'kind' || k === 'apiVersion' || k === 'metadata' || k === 'timestamp') continue;
+    out[k] = v;
+  }
+  // v1beta1 events written before requestReceivedTimestamp existed carry only `timestamp`.
+  if (out.requestReceivedTimestamp === undefined && legacyTs !== undefined) out.requestReceivedTimestamp = legacyTs;
+  if (out.stageTimestamp === undefined && out.requestReceivedTimestamp !== undefined) {
+    out.stageTimestamp = out.requestReceivedTimestamp;
+  }
+  if (out.user === undefined) out.user = {};
+  if (out.requestURI === undefined) out.requestURI = '';
+  if (out.level === undefined) out.level = 'Metadata';
+  return out;
+}
+
+// google.rpc.Code -> HTTP, as GKE maps kube-apiserver statuses into Cloud Audit Logs.
+const RPC_TO_HTTP: Record<number, number> = {
+  0: 200,
+  1: 499,
+  2: 500,
+  3: 400,
+  4: 504,
+  5: 404,
+  6: 409,
+  7: 403,
+  8: 429,
+  9: 400,
+  10: 409,
+  11: 400,
+  12: 501,
+  13: 500,
+  14: 503,
+  15: 500,
+  16: 401,
+};
+
+/** GKE `resourceName`: `core/v1/namespaces/ns/pods/name/exec` or `apps/v1/namespaces/ns/deployments`. */
+function gkeObjectRef(resourceName: string): { ref: Json; uri: string } {
+  const parts = resourceName.split('/').filter((p) => p !== '');
+  const group = parts[0] === 'core' ? '' : (parts[0] ?? '');
+  const version = parts[1] ?? '';
+  let rest = parts.slice(2);
+  const ref: Json = { apiVersion: version };
+  if (group !== '') ref.apiGroup = group;
+  if (rest[0] === 'namespaces' && rest.length >= 3) {
+    ref.namespace = rest[1];
+    rest = rest.slice(2);
+  }
+  if (rest[0] !== undefined) ref.resource = rest[0];
+  if (rest[1] !== undefined) ref.name = rest[1];
+  if (rest[2] !== undefined) ref.subresource = rest[2];
+  if (ref.resource === 'namespaces' && ref.name !== undefined && ref.namespace === undefined) {
+    ref.namespace = ref.name;
+  }
+  const prefix = group === '' ? `/api/${version}` : `/apis/${group}/${version}`;
+  return { ref, uri: `${prefix}/${parts.slice(2).join('/')}` };
+}
+
+function fromGke(entry: Json, p: Json): Normalized {
+  const method = typeof p.methodName === 'string' ? p.methodName : '';
+  const verb = method.split('.').pop() ?? '';
+  const auth = isObject(p.authenticationInfo) ? p.authenticationInfo : {};
+  const meta = isObject(p.requestMetadata) ? p.requestMetadata : {};
+  const status = isObject(p.status) ? p.status : {};
+  const labels = isObject(entry.labels) ? entry.labels : {};
+  const op = isObject(entry.operation) ? entry.operation : {};
+  const id = typeof op.id === 'string' ? op.id : typeof entry.insertId === 'string' ? entry.insertId : '';
+  const ts = typeof entry.timestamp === 'string' ? entry.timestamp : '';
+  const { ref, uri } = gkeObjectRef(typeof p.resourceName === 'string' ? p.resourceName : '');
+  const rpc = typeof status.code === 'number' ? status.code : 0;
+  const annotations: Record<string, string> = { [SOURCE_FORMAT_ANNOTATION]: 'gke' };
+  for (const [k, v] of Object.entries(labels)) if (typeof v === 'string') annotations[k] = v;
+  const event: Json = {
+    kind: 'Event',
+    apiVersion: 'audit.k8s.io/v1',
+    level: p.request !== undefined || p.response !== undefined ? 'RequestResponse' : 'Metadata',
+    auditID: id,
+    stage: 'ResponseComplete',
+    requestURI: uri,
+    verb,
+    user: { username: typeof auth.principalEmail === 'string' ? auth.principalEmail : '' },
+    sourceIPs: typeof meta.callerIp === 'string' ? [meta.callerIp] : [],
+    objectRef: ref,
+    responseStatus: {
+      metadata: {},
+      code: RPC_TO_HTTP[rpc] ?? 500,
+      ...(typeof status.message === 'string' && status.message !== '' ? { message: status.message } : {}),
+    },
+    requestReceivedTimestamp: ts,
+    stageTimestamp: ts,
+    annotations,
+  };
+  if (typeof meta.callerSuppliedUserAgent === 'string') event.userAgent = meta.callerSuppliedUserAgent;
+  if (p.request !== undefined) event.requestObject = p.request;
+  if (p.response !== undefined) event.responseObject = p.response;
+  const problem = checkEvent(event);
+  return problem ? { ok: false, reason: `GKE audit entry: ${problem}` } : { ok: true, events: [event as unknown as AuditEvent] };
+}
+
+function fromAks(props: Json): Normalized {
+  let log: unknown = props.log;
+  if (typeof log === 'string') {
+    try {
+      log = JSON.parse(log);
+    } catch {
+      return { ok: false, reason: 'AKS record: properties.log is a string but not JSON' };
+    }
+  }
+  if (!isObject(log)) return { ok: false, reason: 'AKS record: properties.log is not an object' };
+  const inner = normalizeValue(log);
+  if (inner.ok) for (const e of inner.events) e.annotations = { ...e.annotations, [SOURCE_FORMAT_ANNOTATION]: 'aks' };
+  return inner.ok ? inner : { ok: false, reason: `AKS record: ${inner.reason}` };
+}
+
+/** Any parsed JSON value -> v1 events. Arrays, EventLists and Azure `records` expand to many. */
+export function normalizeValue(value: unknown): Normalized {
+  if (Array.isArray(value)) {
+    const events: AuditEvent[] = [];
+    for (const [i, item] of value.entries()) {
+      const r = normalizeValue(item);
+      if (!r.ok) return { ok: false, reason: `item ${i}: ${r.reason}` };
+      events.push(...r.events);
+    }
+    return { ok: true, events };
+  }
+  if (!isObject(value)) return { ok: false, reason: `not an audit Event: a JSON ${value === null ? 'null' : typeof value}` };
+  if (value.kind === 'EventList') {
+    if (!Array.isArray(value.items)) return { ok: false, reason: 'EventList without items' };
+    const r = normalizeValue(value.items);
+    return r.ok ? r : { ok: false, reason: `EventList ${r.reason}` };
+  }
+  if (Array.isArray(value.records)) return normalizeValue(value.records);
+  if (isObject(value.protoPayload)) return fromGke(value, value.protoPayload);
+  if (isObject(value.properties) && 'log' in value.properties) return fromAks(value.properties);
+  const apiVersion = value.apiVersion;
+  if (apiVersion !== undefined && typeof apiVersion === 'string' && !apiVersion.startsWith('audit.k8s.io/')) {
+    return { ok: false, reason: `not an audit Event: apiVersion ${JSON.stringify(apiVersion)}` };
+  }
+  if (value.kind !== undefined && value.kind !== 'Event') {
+    return { ok: false, reason: `not an audit Event: kind ${JSON.stringify(value.kind)}` };
+  }
+  const event = apiVersion === 'audit.k8s.io/v1' && value.kind === 'Event' ? value : toV1(value);
+  const problem = checkEvent(event);
+  if (problem) return { ok: false, reason: `not an audit Event: ${problem}` };
+  return { ok: true, events: [event as unknown as AuditEvent] };
+}

@@ -1,0 +1,48 @@
+/**
+ * Reads whole audit-log files into v1 events (all formats of frame.ts and normalize.ts), for
+ * tools that want parsed events rather than a store: policy simulate/generate, tests.
+ * Malformed records are reported through `onMalformed`, never dropped in silence.
+ */
+import type { Readable } from 'node:stream';
+import type { AuditEvent } from './event.js';
+import { frameInput } from './frame.js';
+import { normalizeValue } from './normalize.js';
+import { trimLine } from './prepare.js';
+
+export interface ReadEventsOptions {
+  onMalformed?: (m: { offset: number; reason: string }) => void;
+}
+
+export interface ReadEvent {
+  event: AuditEvent;
+  /** Serialized size of the record the event came from (its share, for a list). */
+  bytes: number;
+}
+
+export async function* readAuditEvents(
+  input: string | Readable,
+  options: ReadEventsOptions = {},
+): AsyncGenerator<ReadEvent, void, undefined> {
+  for await (const records of frameInput(input)) {
+    for (const rec of records) {
+      const text = trimLine(rec.data);
+      if (text.length === 0) continue;
+      let value: unknown;
+      try {
+        value = JSON.parse(text.toString('utf8'));
+      } catch (err) {
+        options.onMalformed?.({ offset: rec.offset, reason: `not JSON: ${(err as Error).message}` });
+        continue;
+      }
+      const n = normalizeValue(value);
+      if (!n.ok) {
+        options.onMalformed?.({ offset: rec.offset, reason: n.reason });
+        continue;
+      }
+      const single = n.events.length === 1;
+      for (const event of n.events) {
+        yield { event, bytes: single ? text.length : Buffer.byteLength(JSON.stringify(event)) };
+      }
+    }
+  }
+}
