@@ -175,7 +175,9 @@ export function normalizeValue(value: unknown): Normalized {
   if (value.kind !== undefined && value.kind !== 'Event') {
     return { ok: false, reason: `not an audit Event: kind ${JSON.stringify(value.kind)}` };
   }
-  const event = apiVersion === 'audit.k8s.io/v1' && value.kind === 'Event' ? value : toV1(value);
+  const isPlainV1 =
+    apiVersion === 'audit.k8s.io/v1' && value.kind === 'Event' && typeof value.requestReceivedTimestamp === 'string';
+  const event = isPlainV1 ? value : toV1(value);
   const problem = checkEvent(event);
   if (problem) return { ok: false, reason: `not an audit Event: ${problem}` };
   return { ok: true, events: [event as unknown as AuditEvent] };

@@ -1,0 +1,192 @@
+/**
+ * DuckDB schema. `audit_events` is the physical table (internal, may change); `events` is the
+ * documented public view users query with SQL.
+ */
+
+export const SCHEMA_VERSION = 1;
+
+export const CREATE_TABLES = `
+CREATE TABLE IF NOT EXISTS kaudit_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+CREATE TABLE IF NOT EXISTS audit_events (
+  ts TIMESTAMP NOT NULL,
+  stage_ts TIMESTAMP,
+  audit_id VARCHAR NOT NULL,
+  stage VARCHAR NOT NULL,
+  level VARCHAR,
+  verb VARCHAR,
+  username VARCHAR,
+  user_uid VARCHAR,
+  groups VARCHAR[],
+  impersonated_user VARCHAR,
+  subject VARCHAR,
+  source_ip VARCHAR,
+  source_ips VARCHAR[],
+  user_agent VARCHAR,
+  api_group VARCHAR,
+  api_version VARCHAR,
+  resource VARCHAR,
+  subresource VARCHAR,
+  namespace VARCHAR,
+  name VARCHAR,
+  request_uri VARCHAR,
+  code INTEGER,
+  decision VARCHAR,
+  reason VARCHAR,
+  latency_ms DOUBLE,
+  long_running BOOLEAN,
+  latency_breakdown MAP(VARCHAR, DOUBLE),
+  truncated BOOLEAN,
+  cluster VARCHAR NOT NULL,
+  ingested_at TIMESTAMP NOT NULL,
+  raw VARCHAR USING COMPRESSION zstd
+);
+CREATE OR REPLACE VIEW events AS SELECT
+  ts, stage_ts, audit_id, stage, level, verb, username, user_uid, groups, impersonated_user, subject,
+  source_ip, source_ips, user_agent, api_group, api_version, resource, subresource, namespace, name,
+  request_uri, code, decision, reason, latency_ms, long_running, latency_breakdown, truncated, cluster,
+  ingested_at, raw
+FROM audit_events;
+`;
+
+/** The JSON structure json_transform extracts; unknown or mistyped fields become NULL, never errors. */
+const EVENT_STRUCTURE = JSON.stringify({
+  auditID: 'VARCHAR',
+  stage: 'VARCHAR',
+  level: 'VARCHAR',
+  verb: 'VARCHAR',
+  requestURI: 'VARCHAR',
+  user: { username: 'VARCHAR', uid: 'VARCHAR', groups: ['VARCHAR'] },
+  impersonatedUser: { username: 'VARCHAR' },
+  sourceIPs: ['VARCHAR'],
+  userAgent: 'VARCHAR',
+  objectRef: {
+    resource: 'VARCHAR',
+    namespace: 'VARCHAR',
+    name: 'VARCHAR',
+    apiGroup: 'VARCHAR',
+    apiVersion: 'VARCHAR',
+    subresource: 'VARCHAR',
+  },
+  responseStatus: { code: 'INTEGER' },
+  requestReceivedTimestamp: 'VARCHAR',
+  stageTimestamp: 'VARCHAR',
+  // audit2rbac-era v1 events and v1beta1 carry only `timestamp`.
+  timestamp: 'VARCHAR',
+  annotations: 'MAP(VARCHAR, VARCHAR)',
+});
+
+/**
+ * Go duration text -> milliseconds, summing each `<number><unit>` part (`2m3.5s`, `350.1µs`);
+ * mirrors model/derive.ts parseGoDurationMs.
+ */
+export const CREATE_MACROS = `
+CREATE OR REPLACE TEMP MACRO kaudit_go_duration_ms(s) AS (
+  CASE WHEN s IN ('0', '0s') THEN 0.0
+       WHEN regexp_full_match(s, '-?([0-9]*\\.?[0-9]+(ns|us|µs|μs|ms|s|m|h))+') THEN
+         (CASE WHEN starts_with(s, '-') THEN -1.0 ELSE 1.0 END) * list_sum(list_transform(
+           regexp_extract_all(s, '([0-9]*\\.?[0-9]+)(ns|us|µs|μs|ms|s|m|h)', 0),
+           p -> CAST(regexp_extract(p, '^[0-9]*\\.?[0-9]+') AS DOUBLE) * CASE regexp_extract(p, '(ns|us|µs|μs|ms|s|m|h)$')
+             WHEN 'ns' THEN 1e-6 WHEN 'us' THEN 1e-3 WHEN 'µs' THEN 1e-3 WHEN 'μs' THEN 1e-3 WHEN 'ms' THEN 1.0
+             WHEN 's' THEN 1000.0 WHEN 'm' THEN 60000.0 ELSE 3600000.0 END))
+       ELSE NULL END
+);
+CREATE OR REPLACE TEMP MACRO kaudit_ts(s) AS try_cast(try_cast(s AS TIMESTAMPTZ) AS TIMESTAMP);
+`;
+
+/**
+ * Reads one staging file (`index<US>json` per line) and extracts every column. Rows that are not
+ * valid audit events keep their index and get a `reject` reason instead.
+ */
+export function stagingSelect(stagingPath: string, cluster: string): string {
+  const path = stagingPath.replaceAll("'", "''");
+  const clusterLit = cluster.replaceAll("'", "''");
+  return `
+WITH src AS (
+  SELECT i, j, json_valid(j) AS ok FROM read_csv('${path}', delim = '\x1f', quote = '', escape = '', header = false,
+    columns = {'i': 'INTEGER', 'j': 'VARCHAR'}, auto_detect = false, max_line_size = 1073741824)
+), parsed AS (
+  SELECT i, j, ok, CASE WHEN ok THEN json_transform(j, '${EVENT_STRUCTURE}') END AS e FROM src
+), typed AS (
+  SELECT i, j, ok, e, kaudit_ts(coalesce(e.requestReceivedTimestamp, e.timestamp)) AS ts,
+    kaudit_ts(coalesce(e.stageTimestamp, e.requestReceivedTimestamp, e.timestamp)) AS stage_ts FROM parsed
+)
+SELECT
+  i,
+  CASE
+    WHEN NOT ok THEN 'not JSON'
+    WHEN json_type(j) <> 'OBJECT' THEN 'not an audit Event: not a JSON object'
+    WHEN e.auditID IS NULL OR e.auditID = '' THEN 'not an audit Event: missing field auditID'
+    WHEN e.stage IS NULL OR e.stage NOT IN ('RequestReceived', 'ResponseStarted', 'ResponseComplete', 'Panic')
+      THEN 'not an audit Event: missing or unknown stage'
+    WHEN e.verb IS NULL THEN 'not an audit Event: missing field verb'
+    WHEN ts IS NULL THEN 'not an audit Event: field requestReceivedTimestamp missing or not a timestamp'
+  END AS reject,
+  ts,
+  stage_ts,
+  e.auditID AS audit_id,
+  e.stage AS stage,
+  e.level AS level,
+  e.verb AS verb,
+  e.user.username AS username,
+  e.user.uid AS user_uid,
+  coalesce(e.user.groups, []::VARCHAR[]) AS groups,
+  e.impersonatedUser.username AS impersonated_user,
+  coalesce(e.impersonatedUser.username, e.user.username) AS subject,
+  e.sourceIPs[1] AS source_ip,
+  coalesce(e.sourceIPs, []::VARCHAR[]) AS source_ips,
+  e.userAgent AS user_agent,
+  CASE WHEN e.objectRef IS NULL THEN NULL ELSE coalesce(e.objectRef.apiGroup, '') END AS api_group,
+  e.objectRef.apiVersion AS api_version,
+  e.objectRef.resource AS resource,
+  e.objectRef.subresource AS subresource,
+  e.objectRef.namespace AS namespace,
+  e.objectRef.name AS name,
+  e.requestURI AS request_uri,
+  e.responseStatus.code AS code,
+  e.annotations['authorization.k8s.io/decision'] AS decision,
+  e.annotations['authorization.k8s.io/reason'] AS reason,
+  (epoch_us(stage_ts) - epoch_us(ts)) / 1000.0 AS latency_ms,
+  -- kube-apiserver BasicLongRunningRequestCheck: verbs watch, proxy; subresources attach, exec, proxy, log, portforward
+  coalesce(e.verb IN ('watch', 'proxy') OR e.objectRef.subresource IN ('attach', 'exec', 'proxy', 'log', 'portforward'), false)
+    AS long_running,
+  map_from_entries(list_transform(
+    list_filter(map_entries(coalesce(e.annotations, MAP {}::MAP(VARCHAR, VARCHAR))),
+      x -> starts_with(x.key, 'apiserver.latency.k8s.io/') AND kaudit_go_duration_ms(x.value) IS NOT NULL),
+    x -> {'key': substr(x.key, 26), 'value': kaudit_go_duration_ms(x.value)})) AS latency_breakdown,
+  coalesce(e.annotations['audit.k8s.io/truncated'] = 'true', false) AS truncated,
+  '${clusterLit}' AS cluster,
+  j AS raw
+FROM typed`;
+}
+
+export const EVENT_COLUMNS = [
+  'ts',
+  'stage_ts',
+  'audit_id',
+  'stage',
+  'level',
+  'verb',
+  'username',
+  'user_uid',
+  'groups',
+  'impersonated_user',
+  'subject',
+  'source_ip',
+  'source_ips',
+  'user_agent',
+  'api_group',
+  'api_version',
+  'resource',
+  'subresource',
+  'namespace',
+  'name',
+  'request_uri',
+  'code',
+  'decision',
+  'reason',
+  'latency_ms',
+  'long_running',
+  'latency_breakdown',
+  'truncated',
+  'cluster',
+] as const;

@@ -1,0 +1,19 @@
+import { DuckDBStore } from './duckdb/duckdb-store.js';
+import type { Store } from './store.js';
+
+export interface OpenStoreOptions {
+  dataDir: string;
+  /** Delete rows older than this many days when opening. */
+  retentionDays?: number;
+  threads?: number;
+}
+
+/** The embedded default: one DuckDB file under the data directory. */
+export async function openStore(opts: OpenStoreOptions): Promise<Store> {
+  const store = await DuckDBStore.open({
+    dataDir: opts.dataDir,
+    ...(opts.threads === undefined ? {} : { threads: opts.threads }),
+  });
+  if (opts.retentionDays !== undefined) await store.deleteOlderThan(opts.retentionDays);
+  return store;
+}
