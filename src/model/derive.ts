@@ -3,11 +3,22 @@
  * in SQL (DuckDB) is tested against it.
  */
 import type { AuditEvent } from './event.js';
-import { DECISION_ANNOTATION, LATENCY_ANNOTATION_PREFIX, REASON_ANNOTATION, TRUNCATED_ANNOTATION } from './event.js';
+import {
+  DECISION_ANNOTATION,
+  LATENCY_ANNOTATION_PREFIX,
+  REASON_ANNOTATION,
+  TRUNCATED_ANNOTATION,
+} from './event.js';
 
 // kube-apiserver BasicLongRunningRequestCheck as configured in its server options.
 export const LONG_RUNNING_VERBS: ReadonlySet<string> = new Set(['watch', 'proxy']);
-export const LONG_RUNNING_SUBRESOURCES: ReadonlySet<string> = new Set(['attach', 'exec', 'proxy', 'log', 'portforward']);
+export const LONG_RUNNING_SUBRESOURCES: ReadonlySet<string> = new Set([
+  'attach',
+  'exec',
+  'proxy',
+  'log',
+  'portforward',
+]);
 
 export interface DerivedFields {
   ts: string;
@@ -42,7 +53,16 @@ export interface DerivedFields {
   cluster: string;
 }
 
-const UNIT_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, 'μs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const UNIT_MS: Record<string, number> = {
+  ns: 1e-6,
+  us: 1e-3,
+  µs: 1e-3,
+  μs: 1e-3,
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+};
 
 /** Go's time.Duration String() form (`1.5s`, `2m3.5s`, `350.123µs`) -> milliseconds; null if unparseable. */
 export function parseGoDurationMs(text: string): number | null {
@@ -70,7 +90,9 @@ export function parseTimestampMicros(ts: string): number | null {
 }
 
 export function isLongRunning(verb: string, subresource: string | undefined): boolean {
-  return LONG_RUNNING_VERBS.has(verb) || (subresource !== undefined && LONG_RUNNING_SUBRESOURCES.has(subresource));
+  return (
+    LONG_RUNNING_VERBS.has(verb) || (subresource !== undefined && LONG_RUNNING_SUBRESOURCES.has(subresource))
+  );
 }
 
 export function deriveFields(e: AuditEvent, cluster: string): DerivedFields {

@@ -147,11 +147,15 @@ function isGzip(head: Buffer): boolean {
  */
 export function looksLikeDocument(head: Buffer): boolean {
   let i = 0;
-  while (i < head.length && (head[i] === 0x20 || head[i] === 0x0a || head[i] === 0x0d || head[i] === 0x09)) i++;
+  while (i < head.length && (head[i] === 0x20 || head[i] === 0x0a || head[i] === 0x0d || head[i] === 0x09))
+    i++;
   if (head[i] === 0x5b) return true;
   if (head[i] !== 0x7b) return false;
   const nl = head.indexOf(0x0a, i);
-  const first = head.subarray(i, nl < 0 ? head.length : nl).toString('latin1').trimEnd();
+  const first = head
+    .subarray(i, nl < 0 ? head.length : nl)
+    .toString('latin1')
+    .trimEnd();
   if (nl < 0 && head.length < 65536) return false;
   return !first.endsWith('}');
 }
@@ -166,7 +170,8 @@ export async function* frameInput(
   input: string | Readable,
   options: FrameOptions = {},
 ): AsyncGenerator<FrameRecord[], void, undefined> {
-  const raw: Readable = typeof input === 'string' ? createReadStream(input, { highWaterMark: 1 << 20 }) : input;
+  const raw: Readable =
+    typeof input === 'string' ? createReadStream(input, { highWaterMark: 1 << 20 }) : input;
   let consumed = 0;
   const counted = (async function* () {
     for await (const chunk of raw as AsyncIterable<Buffer>) {
@@ -183,7 +188,8 @@ export async function* frameInput(
     (async () => {
       try {
         gunzip.write(first.value);
-        for await (const c of counted) if (!gunzip.write(c)) await new Promise((r) => gunzip.once('drain', r));
+        for await (const c of counted)
+          if (!gunzip.write(c)) await new Promise((r) => gunzip.once('drain', r));
         gunzip.end();
       } catch (err) {
         gunzip.destroy(err as Error);

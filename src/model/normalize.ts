@@ -23,7 +23,10 @@ function checkEvent(e: Json): string | null {
     return `field stage: ${e.stage === undefined ? 'missing' : `unknown stage ${JSON.stringify(e.stage)}`}`;
   }
   if (typeof e.verb !== 'string') return 'missing field verb';
-  if (typeof e.requestReceivedTimestamp !== 'string' || Number.isNaN(Date.parse(e.requestReceivedTimestamp))) {
+  if (
+    typeof e.requestReceivedTimestamp !== 'string' ||
+    Number.isNaN(Date.parse(e.requestReceivedTimestamp))
+  ) {
     return 'field requestReceivedTimestamp: missing or not a timestamp';
   }
   if (e.user !== undefined && !isObject(e.user)) return 'field user: not an object';
@@ -39,7 +42,8 @@ function toV1(e: Json): Json {
     out[k] = v;
   }
   // v1beta1 events written before requestReceivedTimestamp existed carry only `timestamp`.
-  if (out.requestReceivedTimestamp === undefined && legacyTs !== undefined) out.requestReceivedTimestamp = legacyTs;
+  if (out.requestReceivedTimestamp === undefined && legacyTs !== undefined)
+    out.requestReceivedTimestamp = legacyTs;
   if (out.stageTimestamp === undefined && out.requestReceivedTimestamp !== undefined) {
     out.stageTimestamp = out.requestReceivedTimestamp;
   }
@@ -130,7 +134,9 @@ function fromGke(entry: Json, p: Json): Normalized {
   if (p.request !== undefined) event.requestObject = p.request;
   if (p.response !== undefined) event.responseObject = p.response;
   const problem = checkEvent(event);
-  return problem ? { ok: false, reason: `GKE audit entry: ${problem}` } : { ok: true, events: [event as unknown as AuditEvent] };
+  return problem
+    ? { ok: false, reason: `GKE audit entry: ${problem}` }
+    : { ok: true, events: [event as unknown as AuditEvent] };
 }
 
 function fromAks(props: Json): Normalized {
@@ -144,7 +150,8 @@ function fromAks(props: Json): Normalized {
   }
   if (!isObject(log)) return { ok: false, reason: 'AKS record: properties.log is not an object' };
   const inner = normalizeValue(log);
-  if (inner.ok) for (const e of inner.events) e.annotations = { ...e.annotations, [SOURCE_FORMAT_ANNOTATION]: 'aks' };
+  if (inner.ok)
+    for (const e of inner.events) e.annotations = { ...e.annotations, [SOURCE_FORMAT_ANNOTATION]: 'aks' };
   return inner.ok ? inner : { ok: false, reason: `AKS record: ${inner.reason}` };
 }
 
@@ -159,7 +166,8 @@ export function normalizeValue(value: unknown): Normalized {
     }
     return { ok: true, events };
   }
-  if (!isObject(value)) return { ok: false, reason: `not an audit Event: a JSON ${value === null ? 'null' : typeof value}` };
+  if (!isObject(value))
+    return { ok: false, reason: `not an audit Event: a JSON ${value === null ? 'null' : typeof value}` };
   if (value.kind === 'EventList') {
     if (!Array.isArray(value.items)) return { ok: false, reason: 'EventList without items' };
     const r = normalizeValue(value.items);
@@ -176,7 +184,9 @@ export function normalizeValue(value: unknown): Normalized {
     return { ok: false, reason: `not an audit Event: kind ${JSON.stringify(value.kind)}` };
   }
   const isPlainV1 =
-    apiVersion === 'audit.k8s.io/v1' && value.kind === 'Event' && typeof value.requestReceivedTimestamp === 'string';
+    apiVersion === 'audit.k8s.io/v1' &&
+    value.kind === 'Event' &&
+    typeof value.requestReceivedTimestamp === 'string';
   const event = isPlainV1 ? value : toV1(value);
   const problem = checkEvent(event);
   if (problem) return { ok: false, reason: `not an audit Event: ${problem}` };

@@ -27,14 +27,19 @@ export interface PreparedLine {
   malformed?: string;
 }
 
-export const DEFAULT_PREPARE_OPTIONS: PrepareOptions = { maxEventBytes: DEFAULT_MAX_EVENT_BYTES, redact: true };
+export const DEFAULT_PREPARE_OPTIONS: PrepareOptions = {
+  maxEventBytes: DEFAULT_MAX_EVENT_BYTES,
+  redact: true,
+};
 
 // kube-apiserver's JSON serializer writes TypeMeta first, so a v1 event line starts with this.
 const V1_PREFIX = Buffer.from('{"kind":"Event","apiVersion":"audit.k8s.io/v1",');
 const BODY_MARK = Buffer.from('Object":');
 const REQUEST_URI = Buffer.from('"requestURI":"');
 // Substrings that may mean a Secret or token body (secrets, Secret, SecretList, TokenReview, token).
-const SENSITIVE_MARKS = ['ecret', 'okenReview', 'okenreview', 'TokenRequest', '"token"'].map((s) => Buffer.from(s));
+const SENSITIVE_MARKS = ['ecret', 'okenReview', 'okenreview', 'TokenRequest', '"token"'].map((s) =>
+  Buffer.from(s),
+);
 const URI_SENSITIVE = /token|secret|passw|key|sig|code=/i;
 
 function isSpace(b: number | undefined): boolean {
@@ -53,7 +58,10 @@ export function trimLine(line: Buffer): Buffer {
 /** True when the line must be parsed in JS: not plain compact v1, or something to redact. */
 function needsParse(line: Buffer, opts: PrepareOptions): boolean {
   if (line.length > opts.maxEventBytes) return true;
-  if (line.length < V1_PREFIX.length || line.compare(V1_PREFIX, 0, V1_PREFIX.length, 0, V1_PREFIX.length) !== 0) {
+  if (
+    line.length < V1_PREFIX.length ||
+    line.compare(V1_PREFIX, 0, V1_PREFIX.length, 0, V1_PREFIX.length) !== 0
+  ) {
     return true;
   }
   if (line[line.length - 1] !== 0x7d) return true;
@@ -111,4 +119,3 @@ export function prepareLine(raw: Buffer, opts: PrepareOptions = DEFAULT_PREPARE_
   }
   return prepareValue(value, opts);
 }
-

@@ -52,7 +52,9 @@ function redactJsonPatch(ops: unknown[]): boolean {
   for (const op of ops) {
     if (!isObject(op) || typeof op.path !== 'string' || !('value' in op)) continue;
     if (/^\/(?:data|stringData)(?:\/|$)|last-applied-configuration/.test(op.path)) {
-      op.value = isObject(op.value) ? Object.fromEntries(Object.keys(op.value).map((k) => [k, REDACTED])) : REDACTED;
+      op.value = isObject(op.value)
+        ? Object.fromEntries(Object.keys(op.value).map((k) => [k, REDACTED]))
+        : REDACTED;
       changed = true;
     }
   }

@@ -1,4 +1,89 @@
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
+import { DeadLetter } from '../../collect/dead-letter.js';
+import { ingest } from '../../collect/ingest.js';
+import { DEFAULT_MAX_EVENT_BYTES } from '../../model/prepare.js';
+import { openStore } from '../../store/open-store.js';
+import { dataOption, parseIntFlag, parsePositiveNumberFlag, resolveDataDir } from '../common.js';
+import { toJson } from '../output.js';
+import { ProgressBar } from '../progress.js';
 
-// Placeholder until the command lands; its owner replaces this file.
-export function registerIngest(_program: Command): void {}
+interface IngestFlags {
+  data?: string;
+  cluster: string;
+  json?: boolean;
+  redact: boolean;
+  maxEventBytes?: string;
+  retentionDays?: string;
+  progress: boolean;
+}
+
+export function registerIngest(program: Command): void {
+  program
+    .command('ingest')
+    .description(
+      'Load audit logs (JSON lines, EventList, JSON arrays, .gz; v1, v1beta1, GKE and AKS exports) into the store',
+    )
+    .argument('<path...>', 'files or directories to read; - for standard input')
+    .addOption(dataOption())
+    .option('--cluster <name>', 'cluster name stored with each event', 'default')
+    .option('--json', 'print the summary as one JSON object')
+    .option('--no-redact', 'store Secret values and tokens as they are (redaction is on by default)')
+    .option(
+      '--max-event-bytes <n>',
+      `events larger than this are stored without bodies (default ${DEFAULT_MAX_EVENT_BYTES})`,
+    )
+    .option('--retention-days <n>', 'delete events older than this many days')
+    .addOption(new Option('--no-progress', 'no progress bar even on a terminal'))
+    .addHelpText(
+      'after',
+      `
+Malformed records are counted and written, with their source and byte offset, to
+DATA/dead-letter.ndjson; the run goes on. Ingesting the same events twice stores them once.
+
+Examples:
+  kaudit ingest /var/log/kubernetes/audit/
+  zcat audit-*.log.gz | kaudit ingest --cluster prod -
+  kaudit ingest --json audit.log | jq .stored`,
+    )
+    .action(async (paths: string[], flags: IngestFlags) => {
+      const dataDir = resolveDataDir(flags.data);
+      const maxEventBytes =
+        flags.maxEventBytes === undefined
+          ? DEFAULT_MAX_EVENT_BYTES
+          : parseIntFlag('--max-event-bytes', flags.maxEventBytes, 1024);
+      const retentionDays =
+        flags.retentionDays === undefined
+          ? undefined
+          : parsePositiveNumberFlag('--retention-days', flags.retentionDays);
+      const store = await openStore({ dataDir, ...(retentionDays === undefined ? {} : { retentionDays }) });
+      const deadLetter = new DeadLetter(dataDir);
+      const bar = new ProgressBar();
+      try {
+        const summary = await ingest(
+          paths.map((p) => (p === '-' ? { path: p, stream: process.stdin } : { path: p })),
+          {
+            store,
+            cluster: flags.cluster,
+            deadLetter,
+            prepare: { maxEventBytes, redact: flags.redact },
+            ...(flags.progress ? { onProgress: (p) => bar.update(p) } : {}),
+          },
+        );
+        bar.done();
+        if (flags.json) {
+          process.stdout.write(`${toJson(summary)}\n`);
+        } else {
+          process.stdout.write(
+            `stored ${summary.stored} events from ${summary.files} file(s), ${(summary.bytes / 1048576).toFixed(1)} MB in ${summary.seconds}s (${summary.eventsPerSecond} events/s)\n` +
+              `  duplicates ${summary.duplicates}  truncated ${summary.truncated}  malformed ${summary.malformed}\n` +
+              (summary.malformed > 0 ? `  malformed records kept in ${summary.deadLetter}\n` : '') +
+              `  store ${store.location}\n`,
+          );
+        }
+      } finally {
+        bar.done();
+        await deadLetter.close();
+        await store.close();
+      }
+    });
+}

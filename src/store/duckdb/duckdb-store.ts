@@ -127,12 +127,20 @@ export class DuckDBStore implements Store {
     }
   }
 
-  private async importStaging(staging: string, batch: EventBatch, rejected: RejectedEvent[]): Promise<WriteResult> {
+  private async importStaging(
+    staging: string,
+    batch: EventBatch,
+    rejected: RejectedEvent[],
+  ): Promise<WriteResult> {
     const conn = this.conn;
     await conn.run('BEGIN TRANSACTION');
     try {
-      await conn.run(`CREATE OR REPLACE TEMP TABLE kaudit_staged AS ${stagingSelect(staging, batch.cluster)}`);
-      const bad = await conn.runAndReadAll('SELECT i, reject FROM kaudit_staged WHERE reject IS NOT NULL ORDER BY i');
+      await conn.run(
+        `CREATE OR REPLACE TEMP TABLE kaudit_staged AS ${stagingSelect(staging, batch.cluster)}`,
+      );
+      const bad = await conn.runAndReadAll(
+        'SELECT i, reject FROM kaudit_staged WHERE reject IS NOT NULL ORDER BY i',
+      );
       for (const [i, reason] of bad.getRows()) rejected.push({ index: Number(i), reason: String(reason) });
       const valid = batch.events.length - rejected.length;
       // Idempotence on (auditID, stage): every stage of a request shares requestReceivedTimestamp,
@@ -175,9 +183,13 @@ export class DuckDBStore implements Store {
     }
     const type = prepared.statementType;
     if (type !== StatementType.SELECT && type !== StatementType.EXPLAIN) {
-      throw new UserError('KAUDIT_QUERY_READONLY', `only read-only queries are allowed (got a ${StatementType[type]} statement)`, {
-        hint: 'query the `events` view with SELECT',
-      });
+      throw new UserError(
+        'KAUDIT_QUERY_READONLY',
+        `only read-only queries are allowed (got a ${StatementType[type]} statement)`,
+        {
+          hint: 'query the `events` view with SELECT',
+        },
+      );
     }
     try {
       const reader = await prepared.runAndReadAll();
@@ -198,7 +210,9 @@ export class DuckDBStore implements Store {
       "SELECT count(*) AS n, strftime(min(ts), '%Y-%m-%dT%H:%M:%S.%fZ') AS oldest, strftime(max(ts), '%Y-%m-%dT%H:%M:%S.%fZ') AS newest FROM audit_events",
     );
     const row = r.getRowObjectsJson()[0] ?? {};
-    const size = await this.conn.runAndReadAll('SELECT sum(total_blocks * block_size) AS b FROM pragma_database_size()');
+    const size = await this.conn.runAndReadAll(
+      'SELECT sum(total_blocks * block_size) AS b FROM pragma_database_size()',
+    );
     const bytes = size.getRowObjectsJson()[0]?.b;
     return {
       rows: Number(row.n ?? 0),
@@ -209,7 +223,11 @@ export class DuckDBStore implements Store {
   }
 
   async deleteOlderThan(days: number): Promise<number> {
-    if (!(days > 0)) throw new UserError('KAUDIT_RETENTION_INVALID', `retention must be a positive number of days, got ${days}`);
+    if (!(days > 0))
+      throw new UserError(
+        'KAUDIT_RETENTION_INVALID',
+        `retention must be a positive number of days, got ${days}`,
+      );
     const r = await this.conn.run(
       `DELETE FROM audit_events WHERE ts < now()::TIMESTAMP - to_microseconds(CAST(${Math.round(days * 86_400e6)} AS BIGINT))`,
     );

@@ -44,7 +44,11 @@ export function buildSearchSql(f: SearchFilter): { sql: string; params: Record<s
   if (f.since !== undefined) add('ts >= CAST($since AS TIMESTAMPTZ)::TIMESTAMP', 'since', f.since);
   if (f.until !== undefined) add('ts < CAST($until AS TIMESTAMPTZ)::TIMESTAMP', 'until', f.until);
   const cols = SEARCH_COLUMNS.map((c) =>
-    c === 'ts' ? "strftime(ts, '%Y-%m-%dT%H:%M:%S.%fZ') AS ts" : c === 'latency_ms' ? 'round(latency_ms, 3) AS latency_ms' : c,
+    c === 'ts'
+      ? "strftime(ts, '%Y-%m-%dT%H:%M:%S.%fZ') AS ts"
+      : c === 'latency_ms'
+        ? 'round(latency_ms, 3) AS latency_ms'
+        : c,
   ).join(', ');
   const sql = `SELECT ${cols} FROM events ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY events.ts DESC, audit_id, stage LIMIT ${Math.max(0, Math.floor(f.limit))}`;
   return { sql, params };
