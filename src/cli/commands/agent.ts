@@ -1,4 +1,220 @@
-import type { Command } from 'commander';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type Command, Option } from 'commander';
+import { Agent } from '../../collect/agent.js';
+import {
+  type AgentConfig,
+  DEFAULT_ADMIN_LISTEN,
+  DEFAULT_MAX_LINE_BYTES,
+  DEFAULT_PIPELINE,
+  loadAgentConfig,
+  parseListen,
+} from '../../collect/agent-config.js';
+import { DeadLetter } from '../../collect/dead-letter.js';
+import { createLogger, type Logger, type LogLevel } from '../../collect/logger.js';
+import type { Preparer } from '../../collect/pipeline.js';
+import { UserError } from '../../model/errors.js';
+import {
+  DEFAULT_MAX_EVENT_BYTES,
+  type PrepareOptions,
+  prepareLine,
+  prepareValue,
+} from '../../model/prepare.js';
+import { openStore } from '../../store/open-store.js';
+import { dataOption, resolveDataDir } from '../common.js';
+import { VERSION } from '../version.js';
 
-// Placeholder until the command lands; its owner replaces this file.
-export function registerAgent(_program: Command): void {}
+interface AgentFlags {
+  config?: string;
+  demo?: boolean;
+  data?: string;
+  logFormat: 'text' | 'json';
+  logLevel: LogLevel;
+  demoRate: string;
+}
+
+const RETENTION_EVERY_MS = 6 * 3600_000;
+
+/** `--config`, else KAUDIT_CONFIG, else ./kaudit.yaml when it exists. */
+export function findConfigFile(flag: string | undefined): string | undefined {
+  const file = flag ?? process.env.KAUDIT_CONFIG;
+  if (file !== undefined && file !== '') return resolve(file);
+  return existsSync('kaudit.yaml') ? resolve('kaudit.yaml') : undefined;
+}
+
+export function preparerFor(config: Pick<AgentConfig, 'maxEventBytes' | 'redact'>): Preparer {
+  const opts: PrepareOptions = { maxEventBytes: config.maxEventBytes, redact: config.redact };
+  return { line: (b) => prepareLine(b, opts), value: (v) => prepareValue(v, opts) };
+}
+
+function demoConfig(dataDir: string, workDir: string): AgentConfig {
+  const admin = parseListen(process.env.KAUDIT_ADMIN_LISTEN ?? DEFAULT_ADMIN_LISTEN);
+  return {
+    cluster: process.env.KAUDIT_CLUSTER ?? 'demo',
+    runPath: join(workDir, 'run'),
+    dataDir,
+    logsEnabled: true,
+    admin: admin ?? { host: '127.0.0.1', port: 5599 },
+    maxEventBytes: DEFAULT_MAX_EVENT_BYTES,
+    maxLineBytes: DEFAULT_MAX_LINE_BYTES,
+    redact: true,
+    pipeline: DEFAULT_PIPELINE,
+    logs: [
+      {
+        type: 'file',
+        name: 'demo audit.log',
+        path: join(workDir, 'logs', 'audit.log'),
+        source: 'kubernetes.audit',
+        service: 'audit',
+        startPosition: 'beginning',
+      },
+    ],
+  };
+}
+
+function startSimulator(workDir: string, rate: string, log: Logger): ChildProcess {
+  const bin = fileURLToPath(new URL('../bin.js', import.meta.url));
+  const args = [
+    bin,
+    'simulate',
+    '--follow',
+    '--rate',
+    rate,
+    '--out',
+    join(workDir, 'logs', 'audit.log'),
+    '--rotate-mb',
+    '20',
+    '--max-backups',
+    '5',
+  ];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  child.stderr?.on('data', (d: Buffer) => process.stderr.write(`[simulate] ${d.toString()}`));
+  child.on('exit', (code, signal) => {
+    if (signal !== 'SIGTERM')
+      log.warn('the demo simulator exited', { code: code ?? undefined, signal: signal ?? undefined });
+  });
+  return child;
+}
+
+function demoBanner(agent: Agent, config: AgentConfig, dataFlag: string | undefined): string {
+  const data = dataFlag === undefined ? '' : ` --data ${config.dataDir}`;
+  return `
+kaudit demo: a simulated kube-apiserver writes ${config.logs[0]?.type === 'file' ? config.logs[0].path : ''}
+(rotating like kube-apiserver), and this agent tails it into ${join(config.dataDir, 'kaudit.duckdb')}.
+
+Try, in another terminal:
+  kaudit status                                   # the agent's sources, lag, store
+  kaudit search${data} --decision forbid --since 1h   # goes through the agent while it holds the store
+  kaudit query${data} "SELECT verb, count(*) AS n FROM events GROUP BY 1 ORDER BY n DESC"
+  curl ${agent.adminUrl}/metrics
+
+Stop with Ctrl-C: the agent drains its queue and saves its checkpoints.
+`;
+}
+
+export function registerAgent(program: Command): void {
+  program
+    .command('agent')
+    .description('Collect audit events continuously: tail audit log files and receive the audit webhook')
+    .option('--config <file>', 'agent config (YAML); default KAUDIT_CONFIG, then ./kaudit.yaml')
+    .option('--demo', 'run on a simulated cluster writing a rotating audit log in a temp dir (npm start)')
+    .addOption(dataOption())
+    .addOption(
+      new Option('--log-format <format>', 'stderr log format').choices(['text', 'json']).default('text'),
+    )
+    .addOption(
+      new Option('--log-level <level>', 'least severe log level')
+        .choices(['debug', 'info', 'warn', 'error'])
+        .default('info'),
+    )
+    .option('--demo-rate <n>', 'events per second the demo simulator writes', '200')
+    .addHelpText(
+      'after',
+      `
+The config is shaped like the Datadog Agent's logs section; see docs/agent.md.
+
+Examples:
+  kaudit agent --config /etc/kaudit/kaudit.yaml
+  KAUDIT_LOGS_ENABLED=false kaudit agent --config kaudit.yaml   # admin API and store only
+  kaudit agent --demo`,
+    )
+    .action(async (flags: AgentFlags) => {
+      const log = createLogger({ level: flags.logLevel, format: flags.logFormat });
+      let config: AgentConfig;
+      let workDir: string | undefined;
+      if (flags.demo) {
+        workDir = mkdtempSync(join(tmpdir(), 'kaudit-demo-'));
+        config = demoConfig(resolveDataDir(flags.data), workDir);
+      } else {
+        const file = findConfigFile(flags.config);
+        if (file === undefined) {
+          throw new UserError('KAUDIT_CONFIG_MISSING', 'kaudit agent needs a config', {
+            hint: 'pass --config kaudit.yaml (see docs/agent.md), or try `kaudit agent --demo`',
+          });
+        }
+        config = loadAgentConfig(file, process.env);
+        if (flags.data !== undefined) config.dataDir = resolve(flags.data);
+      }
+
+      const storeOpts: { dataDir: string; retentionDays?: number } = { dataDir: config.dataDir };
+      if (config.retentionDays !== undefined) storeOpts.retentionDays = config.retentionDays;
+      const store = await openStore(storeOpts);
+      const deadLetter = new DeadLetter(config.dataDir);
+      const agent = new Agent({
+        config,
+        store,
+        prepare: preparerFor(config),
+        deadLetter,
+        log,
+        version: VERSION,
+      });
+      let simulator: ChildProcess | undefined;
+      let retention: NodeJS.Timeout | undefined;
+      try {
+        await agent.start();
+        if (config.retentionDays !== undefined) {
+          const days = config.retentionDays;
+          retention = setInterval(() => {
+            store
+              .deleteOlderThan(days)
+              .then((n) => n > 0 && log.info('retention: rows deleted', { rows: n, days }))
+              .catch((err: unknown) => log.error('retention failed', { error: String(err) }));
+          }, RETENTION_EVERY_MS);
+        }
+        if (workDir !== undefined) {
+          simulator = startSimulator(workDir, flags.demoRate, log);
+          process.stderr.write(demoBanner(agent, config, flags.data));
+        }
+        await waitForSignal(log);
+      } finally {
+        if (retention !== undefined) clearInterval(retention);
+        simulator?.kill('SIGTERM');
+        await agent.stop();
+        await deadLetter.close();
+        await store.close();
+        if (workDir !== undefined) await rm(workDir, { recursive: true, force: true });
+      }
+    });
+}
+
+/** Resolves on the first SIGTERM or SIGINT; a second one exits at once. */
+function waitForSignal(log: Logger): Promise<void> {
+  return new Promise((resolve) => {
+    let received = false;
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (received) {
+        log.warn('second signal: exiting without draining', { signal });
+        process.exit(3);
+      }
+      received = true;
+      log.info('signal received', { signal });
+      resolve();
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+}

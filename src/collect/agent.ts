@@ -1,0 +1,264 @@
+import { rm } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { UserError } from '../model/errors.js';
+import type { Store } from '../store/store.js';
+import { AdminHandler } from './admin-handler.js';
+import { type AgentConfig, formatListen } from './agent-config.js';
+import { CheckpointRegistry, writeFileAtomic } from './checkpoint-registry.js';
+import { FileSource, type FileSourceStatus } from './file-source.js';
+import type { Logger } from './logger.js';
+import { type DeadLetterSink, Pipeline, type PipelineStats, type Preparer } from './pipeline.js';
+import { WebhookServer, type WebhookStatus } from './webhook-source.js';
+
+export interface AgentOptions {
+  config: AgentConfig;
+  store: Store;
+  prepare: Preparer;
+  deadLetter: DeadLetterSink & { readonly path?: string };
+  log: Logger;
+  version: string;
+  /** Test and bench knobs for the file sources. */
+  scanIntervalMs?: number;
+  rotatedIdleMs?: number;
+}
+
+export interface StoreStatus {
+  backend: string;
+  location: string;
+  status: 'OK' | 'Error';
+  error?: string;
+  rows: number | null;
+  oldest: string | null;
+  newest: string | null;
+}
+
+export interface AgentStatus {
+  agent: {
+    pid: number;
+    version: string;
+    cluster: string;
+    startedAt: string;
+    uptimeSeconds: number;
+    runPath: string;
+    dataDir: string;
+    admin: string;
+    config: string | null;
+    logsEnabled: boolean;
+  };
+  logs: (FileSourceStatus | WebhookStatus)[];
+  pipeline: PipelineStats & { deadLetterPath: string | null };
+  store: StoreStatus;
+}
+
+/** What `<data>/agent.json` and `<run_path>/agent.json` hold, so other commands find the running agent. */
+export interface AgentLocator {
+  pid: number;
+  admin: string;
+  dataDir: string;
+  runPath: string;
+  startedAt: string;
+  version: string;
+}
+
+export const AGENT_FILE = 'agent.json';
+const CHECKPOINT_COMMIT_MS = 1000;
+
+/** Sources -> pipeline -> store, with checkpoints and the local admin API. */
+export class Agent {
+  readonly pipeline: Pipeline;
+  readonly registry: CheckpointRegistry;
+  private readonly files: FileSource[] = [];
+  private readonly webhooks: WebhookServer[] = [];
+  private admin: http.Server | undefined;
+  private adminAddress: AddressInfo | undefined;
+  private commitTimer: NodeJS.Timeout | undefined;
+  private readonly startedAt = new Date();
+  private stopping: Promise<void> | undefined;
+
+  constructor(private readonly opts: AgentOptions) {
+    const { config } = opts;
+    this.registry = CheckpointRegistry.open(config.runPath);
+    this.pipeline = new Pipeline({
+      store: opts.store,
+      cluster: config.cluster,
+      queueEvents: config.pipeline.queueEvents,
+      queueBytes: config.pipeline.queueBytes,
+      batchEvents: config.pipeline.batchEvents,
+      flushIntervalMs: config.pipeline.flushIntervalMs,
+      deadLetter: opts.deadLetter,
+      log: opts.log,
+    });
+    if (!config.logsEnabled) return;
+    for (const source of config.logs) {
+      if (source.type === 'file') {
+        const o: ConstructorParameters<typeof FileSource>[0] = {
+          config: source,
+          registry: this.registry,
+          offer: (item) => this.pipeline.offer(item),
+          prepare: opts.prepare,
+          maxLineBytes: config.maxLineBytes,
+          log: opts.log,
+        };
+        if (opts.scanIntervalMs !== undefined) o.scanIntervalMs = opts.scanIntervalMs;
+        if (opts.rotatedIdleMs !== undefined) o.rotatedIdleMs = opts.rotatedIdleMs;
+        this.files.push(new FileSource(o));
+      } else {
+        this.webhooks.push(
+          new WebhookServer(source, opts.prepare, (item) => this.pipeline.tryOffer(item), opts.log),
+        );
+      }
+    }
+  }
+
+  get adminUrl(): string {
+    const a = this.adminAddress;
+    return a === undefined ? '' : `http://${formatListen({ host: a.address, port: a.port })}`;
+  }
+
+  async start(): Promise<void> {
+    const { config, log } = this.opts;
+    await this.startAdmin();
+    this.pipeline.start();
+    for (const w of this.webhooks) await w.start();
+    for (const f of this.files) f.start();
+    this.commitTimer = setInterval(() => {
+      this.registry
+        .commit()
+        .catch((err: unknown) => log.error('checkpoint write failed', { error: String(err) }));
+    }, CHECKPOINT_COMMIT_MS);
+    const locator: AgentLocator = {
+      pid: process.pid,
+      admin: this.adminUrl,
+      dataDir: config.dataDir,
+      runPath: config.runPath,
+      startedAt: this.startedAt.toISOString(),
+      version: this.opts.version,
+    };
+    const text = `${JSON.stringify(locator, null, 2)}\n`;
+    await writeFileAtomic(join(config.runPath, AGENT_FILE), text);
+    await writeFileAtomic(join(config.dataDir, AGENT_FILE), text);
+    log.info('agent started', {
+      cluster: config.cluster,
+      admin: this.adminUrl,
+      sources: config.logsEnabled ? config.logs.length : 0,
+      logs_enabled: config.logsEnabled,
+      store: this.opts.store.location,
+    });
+  }
+
+  private async startAdmin(): Promise<void> {
+    const handler = new AdminHandler(this, this.opts.store);
+    const server = http.createServer((req, res) => void handler.serve(req, res));
+    const { host, port } = this.opts.config.admin;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err: NodeJS.ErrnoException) =>
+        reject(
+          new UserError(
+            'KAUDIT_LISTEN_FAILED',
+            `admin API cannot listen on ${formatListen({ host, port })}: ${err.message}`,
+            {
+              hint:
+                err.code === 'EADDRINUSE'
+                  ? 'another agent runs? set admin.listen or KAUDIT_ADMIN_LISTEN'
+                  : '',
+            },
+          ),
+        ),
+      );
+      server.listen(port, host, () => resolve());
+    });
+    this.admin = server;
+    this.adminAddress = server.address() as AddressInfo;
+  }
+
+  async status(): Promise<AgentStatus> {
+    const { config, store } = this.opts;
+    const pipeline = this.pipeline.stats();
+    const storeStatus: StoreStatus = {
+      backend: store.backend,
+      location: store.location,
+      status: pipeline.storeError === undefined ? 'OK' : 'Error',
+      rows: null,
+      oldest: null,
+      newest: null,
+    };
+    if (pipeline.storeError !== undefined) storeStatus.error = pipeline.storeError;
+    try {
+      const stats = await withTimeout(store.stats(), 5000);
+      storeStatus.rows = stats.rows;
+      storeStatus.oldest = stats.oldest;
+      storeStatus.newest = stats.newest;
+    } catch (err) {
+      storeStatus.status = 'Error';
+      storeStatus.error = `stats: ${err instanceof Error ? err.message : String(err)}`;
+    }
+    return {
+      agent: {
+        pid: process.pid,
+        version: this.opts.version,
+        cluster: config.cluster,
+        startedAt: this.startedAt.toISOString(),
+        uptimeSeconds: Math.round((Date.now() - this.startedAt.getTime()) / 1000),
+        runPath: config.runPath,
+        dataDir: config.dataDir,
+        admin: this.adminUrl,
+        config: config.file ?? null,
+        logsEnabled: config.logsEnabled,
+      },
+      logs: [...this.files.map((f) => f.status()), ...this.webhooks.map((w) => w.handler.status())],
+      pipeline: { ...pipeline, deadLetterPath: this.opts.deadLetter.path ?? null },
+      store: storeStatus,
+    };
+  }
+
+  /** Drains: sources stop, the queue is written, checkpoints committed, then the store is closed by the caller. */
+  stop(): Promise<void> {
+    this.stopping ??= this.doStop();
+    return this.stopping;
+  }
+
+  private async doStop(): Promise<void> {
+    const { log, config } = this.opts;
+    log.info('agent stopping: draining the pipeline');
+    const webhooksClosed = Promise.all(this.webhooks.map((w) => w.stop()));
+    await Promise.all(this.files.map((f) => f.stop()));
+    await this.pipeline.shutdown();
+    await webhooksClosed;
+    if (this.commitTimer !== undefined) clearInterval(this.commitTimer);
+    this.registry.markDirty();
+    await this.registry.commit();
+    await new Promise<void>((resolve) => {
+      if (this.admin === undefined) resolve();
+      else {
+        this.admin.close(() => resolve());
+        this.admin.closeAllConnections?.();
+      }
+    });
+    await rm(join(config.runPath, AGENT_FILE), { force: true });
+    await rm(join(config.dataDir, AGENT_FILE), { force: true });
+    const s = this.pipeline.stats();
+    log.info('agent stopped', {
+      stored: s.eventsStored,
+      duplicates: s.duplicates,
+      queued_left: s.queuedEvents,
+    });
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    p.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        reject(err);
+      },
+    );
+  });
+}

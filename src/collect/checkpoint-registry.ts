@@ -1,0 +1,183 @@
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { open, rename } from 'node:fs/promises';
+import { join } from 'node:path';
+import { UserError } from '../model/errors.js';
+
+/** Bytes at the start of a file hashed to tell two files with the same inode apart (inode reuse, gzip copies). */
+export const FINGERPRINT_BYTES = 1024;
+/** Entries of files that are gone are kept so a later `.gz` of them is recognised; bounded by count, never by age. */
+const MAX_GONE_ENTRIES_PER_SOURCE = 2000;
+
+/** Where one file was read to; `offset` counts uncompressed bytes acknowledged by the store. */
+export interface FileCheckpoint {
+  path: string;
+  dev: number;
+  ino: number;
+  fingerprint: string;
+  fingerprintBytes: number;
+  offset: number;
+  /** Rotated away and drained to its end: nothing more will be read from it or from a `.gz` of it. */
+  complete: boolean;
+  updatedAt: string;
+}
+
+interface SourceEntry {
+  /** Set once the source has been scanned: files seen later are new and read from their start. */
+  initialisedAt: string;
+  files: FileCheckpoint[];
+}
+
+interface RegistryFile {
+  version: 1;
+  sources: Record<string, SourceEntry>;
+}
+
+export function fingerprintOf(head: Buffer): string {
+  return createHash('sha256').update(head).digest('hex').slice(0, 32);
+}
+
+/**
+ * The checkpoints ("pointers") of every file source, kept in one JSON file in run_path and replaced
+ * atomically (temp file, fsync, rename, fsync of the directory) so a crash leaves the old or the new
+ * version, never a torn one.
+ */
+export class CheckpointRegistry {
+  readonly path: string;
+  private readonly data: RegistryFile;
+  private dirty = false;
+  private writing: Promise<void> = Promise.resolve();
+  lastCommitAt: Date | undefined;
+
+  private constructor(
+    readonly runPath: string,
+    data: RegistryFile,
+  ) {
+    this.path = join(runPath, 'checkpoints.json');
+    this.data = data;
+  }
+
+  static open(runPath: string): CheckpointRegistry {
+    mkdirSync(runPath, { recursive: true });
+    const path = join(runPath, 'checkpoints.json');
+    let text: string | undefined;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    if (text === undefined) return new CheckpointRegistry(runPath, { version: 1, sources: {} });
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch (cause) {
+      throw new UserError('KAUDIT_CHECKPOINT_CORRUPT', `checkpoint file ${path} is not valid JSON`, {
+        cause,
+        hint: 'it is only ever replaced atomically; move it aside to start over (files are then re-read, the store drops duplicates)',
+      });
+    }
+    const reg = parsed as Partial<RegistryFile>;
+    if (reg.version !== 1 || typeof reg.sources !== 'object' || reg.sources === null) {
+      throw new UserError('KAUDIT_CHECKPOINT_CORRUPT', `checkpoint file ${path} has an unknown layout`);
+    }
+    return new CheckpointRegistry(runPath, { version: 1, sources: reg.sources });
+  }
+
+  isInitialised(source: string): boolean {
+    return this.data.sources[source] !== undefined;
+  }
+
+  markInitialised(source: string): void {
+    if (this.data.sources[source] === undefined) {
+      this.data.sources[source] = { initialisedAt: new Date().toISOString(), files: [] };
+      this.dirty = true;
+    }
+  }
+
+  files(source: string): readonly FileCheckpoint[] {
+    return this.data.sources[source]?.files ?? [];
+  }
+
+  /** The checkpoint of the file with this device and inode whose first bytes hash as recorded. */
+  findByInode(source: string, dev: number, ino: number): FileCheckpoint | undefined {
+    return this.files(source).find((f) => f.dev === dev && f.ino === ino);
+  }
+
+  findByFingerprint(source: string, matches: (cp: FileCheckpoint) => boolean): FileCheckpoint | undefined {
+    return this.files(source).find((f) => f.fingerprintBytes > 0 && matches(f));
+  }
+
+  upsert(source: string, cp: FileCheckpoint): void {
+    this.markInitialised(source);
+    const entry = this.data.sources[source];
+    if (entry === undefined) return;
+    const i = entry.files.findIndex((f) => f.dev === cp.dev && f.ino === cp.ino);
+    if (i >= 0) entry.files[i] = cp;
+    else entry.files.push(cp);
+    this.dirty = true;
+  }
+
+  remove(source: string, cp: FileCheckpoint): void {
+    const entry = this.data.sources[source];
+    if (entry === undefined) return;
+    const i = entry.files.indexOf(cp);
+    if (i >= 0) {
+      entry.files.splice(i, 1);
+      this.dirty = true;
+    }
+  }
+
+  /** Drops the oldest entries of completed files beyond a fixed count. */
+  prune(source: string): void {
+    const entry = this.data.sources[source];
+    if (entry === undefined) return;
+    const complete = entry.files.filter((f) => f.complete);
+    if (complete.length <= MAX_GONE_ENTRIES_PER_SOURCE) return;
+    complete.sort((a, b) => a.updatedAt.localeCompare(b.updatedAt));
+    const drop = new Set(complete.slice(0, complete.length - MAX_GONE_ENTRIES_PER_SOURCE));
+    entry.files = entry.files.filter((f) => !drop.has(f));
+    this.dirty = true;
+  }
+
+  markDirty(): void {
+    this.dirty = true;
+  }
+
+  /** Writes the registry if it changed; concurrent calls are serialised. */
+  commit(): Promise<void> {
+    this.writing = this.writing.then(async () => {
+      if (!this.dirty) return;
+      this.dirty = false;
+      const text = JSON.stringify(this.data);
+      try {
+        await writeFileAtomic(this.path, text);
+        this.lastCommitAt = new Date();
+      } catch (err) {
+        this.dirty = true;
+        throw err;
+      }
+    });
+    return this.writing;
+  }
+}
+
+export async function writeFileAtomic(path: string, text: string): Promise<void> {
+  const tmp = `${path}.${process.pid}.tmp`;
+  const fh = await open(tmp, 'w', 0o644);
+  try {
+    await fh.writeFile(text);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, path);
+  // The rename is only durable once the directory entry is on disk.
+  const dir = await open(join(path, '..'), 'r');
+  try {
+    await dir.sync();
+  } catch {
+    // Some filesystems refuse fsync on directories; the rename is still atomic.
+  } finally {
+    await dir.close();
+  }
+}

@@ -1,0 +1,741 @@
+import { createReadStream } from 'node:fs';
+import { type FileHandle, open, stat } from 'node:fs/promises';
+import { createGunzip } from 'node:zlib';
+import type { FileSourceConfig } from './agent-config.js';
+import {
+  type CheckpointRegistry,
+  FINGERPRINT_BYTES,
+  type FileCheckpoint,
+  fingerprintOf,
+} from './checkpoint-registry.js';
+import { FileCandidates } from './file-candidates.js';
+import type { Logger } from './logger.js';
+import type { DeadLetterEntry, PipelineItem, Preparer } from './pipeline.js';
+
+export interface FileSourceOptions {
+  config: FileSourceConfig;
+  registry: CheckpointRegistry;
+  offer: (item: PipelineItem) => Promise<void>;
+  prepare: Preparer;
+  /** Lines longer than this are dropped to the dead-letter file instead of being held in memory. */
+  maxLineBytes: number;
+  log: Logger;
+  scanIntervalMs?: number;
+  pollIntervalMs?: number;
+  readChunkBytes?: number;
+  /** A rotated file is let go once drained and unchanged for this long. */
+  rotatedIdleMs?: number;
+}
+
+export interface FileStatus {
+  path: string;
+  rotated: boolean;
+  compressed: boolean;
+  size: number;
+  offset: number;
+  lagBytes: number;
+  lagSeconds: number;
+}
+
+export interface FileSourceStatus {
+  name: string;
+  type: 'file';
+  path: string;
+  source: string;
+  service: string;
+  status: 'OK' | 'Error';
+  error?: string;
+  filesMatching: number;
+  filesTailed: number;
+  bytesRead: number;
+  events: number;
+  lagBytes: number;
+  lagSeconds: number;
+  lastCheckpoint: string | null;
+  rotations: number;
+  truncations: number;
+  truncated: number;
+  malformed: number;
+  dropped: number;
+  files: FileStatus[];
+}
+
+/** Events per pipeline item: large enough to amortise, small enough that checkpoints move often. */
+const ITEM_EVENTS = 2000;
+/** Bytes of an over-long line kept in the dead-letter file. */
+const DEAD_LETTER_SAMPLE_BYTES = 64 * 1024;
+const MAX_LAG_SAMPLES = 512;
+
+interface Tracked {
+  path: string;
+  dev: number;
+  ino: number;
+  gz: boolean;
+  rotated: boolean;
+  gone: boolean;
+  fh: FileHandle | undefined;
+  cp: FileCheckpoint;
+  /** Bumped on truncation so acknowledgements of the old content are ignored. */
+  generation: number;
+  readOffset: number;
+  ackedOffset: number;
+  pending: Buffer[];
+  pendingBytes: number;
+  /** Inside a line longer than maxLineBytes: bytes are discarded up to its newline. */
+  skipping: boolean;
+  size: number;
+  mtimeMs: number;
+  lastChangeAt: number;
+  inFlight: number;
+  /** (time first seen, size) pairs: the age of the oldest unacknowledged byte gives lag in seconds. */
+  samples: { at: number; size: number }[];
+  finished: boolean;
+}
+
+function keyOf(dev: number, ino: number): string {
+  return `${dev}:${ino}`;
+}
+
+async function readHead(fh: FileHandle): Promise<Buffer> {
+  const buf = Buffer.alloc(FINGERPRINT_BYTES);
+  const { bytesRead } = await fh.read(buf, 0, FINGERPRINT_BYTES, 0);
+  return buf.subarray(0, bytesRead);
+}
+
+async function readGzHead(path: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  const stream = createReadStream(path).pipe(createGunzip());
+  try {
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      chunks.push(chunk);
+      n += chunk.length;
+      if (n >= FINGERPRINT_BYTES) break;
+    }
+  } finally {
+    stream.destroy();
+  }
+  return Buffer.concat(chunks).subarray(0, FINGERPRINT_BYTES);
+}
+
+function headMatches(head: Buffer, cp: FileCheckpoint): boolean {
+  return (
+    head.length >= cp.fingerprintBytes &&
+    fingerprintOf(head.subarray(0, cp.fingerprintBytes)) === cp.fingerprint
+  );
+}
+
+/**
+ * Tails the files of one `type: file` source. Files are followed by identity (device + inode, checked
+ * by a fingerprint of their first bytes), not by name, so a rename by rotation keeps the reader on
+ * the same content until its end. Offsets move to the checkpoint only when the store acknowledged
+ * every event before them.
+ */
+export class FileSource {
+  private readonly candidates: FileCandidates;
+  private readonly tracked = new Map<string, Tracked>();
+  /** Completed files seen unchanged (dev:ino:size:mtime): skipped without being opened again. */
+  private readonly done = new Set<string>();
+  private running = false;
+  private loop: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+  private filesMatching = 0;
+  private error: string | undefined;
+  private readonly counters = {
+    bytesRead: 0,
+    events: 0,
+    rotations: 0,
+    truncations: 0,
+    truncated: 0,
+    malformed: 0,
+    dropped: 0,
+  };
+  private readonly scanIntervalMs: number;
+  private readonly pollIntervalMs: number;
+  private readonly readChunkBytes: number;
+  private readonly rotatedIdleMs: number;
+
+  constructor(private readonly opts: FileSourceOptions) {
+    this.candidates = new FileCandidates(opts.config.path);
+    this.scanIntervalMs = opts.scanIntervalMs ?? 1000;
+    this.pollIntervalMs = opts.pollIntervalMs ?? 100;
+    this.readChunkBytes = opts.readChunkBytes ?? 1024 * 1024;
+    this.rotatedIdleMs = opts.rotatedIdleMs ?? 2000;
+  }
+
+  get name(): string {
+    return this.opts.config.name;
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loop = this.run().catch((err: unknown) => {
+      this.error = err instanceof Error ? err.message : String(err);
+      this.opts.log.error('file source stopped', { source: this.name, error: this.error });
+    });
+  }
+
+  /** Stops reading; what was handed to the pipeline is still acknowledged into checkpoints. */
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wake?.();
+    await this.loop;
+    for (const t of this.tracked.values()) await t.fh?.close().catch(() => undefined);
+  }
+
+  status(): FileSourceStatus {
+    const files: FileStatus[] = [];
+    let lagBytes = 0;
+    let lagSeconds = 0;
+    const now = Date.now();
+    for (const t of this.tracked.values()) {
+      const lag = Math.max(0, t.size - t.ackedOffset);
+      const oldest = t.samples.find((s) => s.size > t.ackedOffset);
+      const secs = lag === 0 || oldest === undefined ? 0 : (now - oldest.at) / 1000;
+      lagBytes += t.gz ? 0 : lag;
+      lagSeconds = Math.max(lagSeconds, secs);
+      files.push({
+        path: t.path,
+        rotated: t.rotated,
+        compressed: t.gz,
+        size: t.size,
+        offset: t.ackedOffset,
+        lagBytes: t.gz ? 0 : lag,
+        lagSeconds: secs,
+      });
+    }
+    const c = this.opts.config;
+    const s: FileSourceStatus = {
+      name: c.name,
+      type: 'file',
+      path: c.path,
+      source: c.source,
+      service: c.service,
+      status: this.error === undefined ? 'OK' : 'Error',
+      filesMatching: this.filesMatching,
+      filesTailed: this.tracked.size,
+      ...this.counters,
+      lagBytes,
+      lagSeconds,
+      lastCheckpoint: this.opts.registry.lastCommitAt?.toISOString() ?? null,
+      files,
+    };
+    if (this.error !== undefined) s.error = this.error;
+    return s;
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      const finish = (): void => {
+        clearTimeout(timer);
+        this.wake = undefined;
+        resolve();
+      };
+      timer = setTimeout(finish, ms);
+      this.wake = finish;
+    });
+  }
+
+  private async run(): Promise<void> {
+    let lastScan = 0;
+    while (this.running) {
+      if (Date.now() - lastScan >= this.scanIntervalMs) {
+        lastScan = Date.now();
+        try {
+          await this.scan();
+          this.error = undefined;
+        } catch (err) {
+          this.error = `scan failed: ${err instanceof Error ? err.message : String(err)}`;
+          this.opts.log.warn('scan failed', { source: this.name, error: this.error });
+        }
+      }
+      let progressed = false;
+      // Backups first, oldest first, then the live file: the order kube-apiserver wrote them.
+      const order = [...this.tracked.values()].sort(
+        (a, b) =>
+          Number(a.rotated) - Number(b.rotated) || a.mtimeMs - b.mtimeMs || a.path.localeCompare(b.path),
+      );
+      for (const t of order) {
+        if (!this.running) break;
+        try {
+          if (t.gz) progressed = (await this.readGz(t)) || progressed;
+          else progressed = (await this.readPlain(t)) || progressed;
+          await this.maybeRelease(t);
+        } catch (err) {
+          const message = err instanceof Error ? err.message : String(err);
+          this.opts.log.warn('reading a file failed; it will be retried', { path: t.path, error: message });
+          await this.untrack(t);
+        }
+      }
+      if (!progressed && this.running) await this.sleep(this.pollIntervalMs);
+    }
+  }
+
+  private async scan(): Promise<void> {
+    const { registry } = this.opts;
+    const name = this.name;
+    const firstRun = !registry.isInitialised(name);
+    const list = await this.candidates.list();
+    this.filesMatching = list.length;
+    const seen = new Set<string>();
+    const found: { c: (typeof list)[number]; dev: number; ino: number; size: number; mtimeMs: number }[] = [];
+    for (const c of list) {
+      try {
+        const st = await stat(c.path);
+        found.push({ c, dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs });
+        seen.add(keyOf(st.dev, st.ino));
+      } catch {
+        // Gone between readdir and stat: rotation in progress; the next scan sees the new state.
+      }
+    }
+    const byKey = new Map(found.map((f) => [keyOf(f.dev, f.ino), f]));
+
+    for (const t of this.tracked.values()) {
+      const f = byKey.get(keyOf(t.dev, t.ino));
+      if (f !== undefined) {
+        if (f.c.path !== t.path) {
+          this.opts.log.info('file renamed', { source: name, from: t.path, to: f.c.path });
+          t.path = f.c.path;
+          t.cp.path = f.c.path;
+          registry.markDirty();
+        }
+        if (f.c.rotated && !t.rotated) {
+          t.rotated = true;
+          this.counters.rotations++;
+        }
+        if (!t.rotated && !t.gz && t.fh !== undefined) await this.checkRewritten(t);
+      } else if (!t.gone) {
+        // Renamed out of sight or deleted: the open descriptor still reads it to its end.
+        t.gone = true;
+        if (!t.rotated) {
+          t.rotated = true;
+          this.counters.rotations++;
+        }
+      }
+    }
+
+    for (const f of found) {
+      const key = keyOf(f.dev, f.ino);
+      if (this.tracked.has(key)) continue;
+      const doneKey = `${key}:${f.size}:${f.mtimeMs}`;
+      if (this.done.has(doneKey)) continue;
+      if (f.c.gz)
+        await this.discoverGz(f.c.path, f.dev, f.ino, f.size, f.mtimeMs, f.c.rotated, firstRun, doneKey);
+      else
+        await this.discoverPlain(f.c.path, f.dev, f.ino, f.size, f.mtimeMs, f.c.rotated, firstRun, doneKey);
+    }
+    registry.markInitialised(name);
+    registry.prune(name);
+  }
+
+  private newTracked(
+    path: string,
+    dev: number,
+    ino: number,
+    size: number,
+    mtimeMs: number,
+    rotated: boolean,
+    gz: boolean,
+    cp: FileCheckpoint,
+    fh: FileHandle | undefined,
+  ): Tracked {
+    return {
+      path,
+      dev,
+      ino,
+      gz,
+      rotated,
+      gone: false,
+      fh,
+      cp,
+      generation: 0,
+      readOffset: cp.offset,
+      ackedOffset: cp.offset,
+      pending: [],
+      pendingBytes: 0,
+      skipping: false,
+      size,
+      mtimeMs,
+      lastChangeAt: Date.now(),
+      inFlight: 0,
+      samples: size > cp.offset ? [{ at: Date.now(), size }] : [],
+      finished: false,
+    };
+  }
+
+  private async discoverPlain(
+    path: string,
+    dev: number,
+    ino: number,
+    _size: number,
+    mtimeMs: number,
+    rotated: boolean,
+    firstRun: boolean,
+    doneKey: string,
+  ): Promise<void> {
+    const { registry, config } = this.opts;
+    let fh: FileHandle;
+    try {
+      fh = await open(path, 'r');
+    } catch (err) {
+      this.opts.log.warn('cannot open file', { path, error: String(err) });
+      return;
+    }
+    const st = await fh.stat();
+    if (st.dev !== dev || st.ino !== ino) {
+      await fh.close();
+      return;
+    }
+    const head = await readHead(fh);
+    let cp = registry.findByInode(this.name, dev, ino);
+    if (cp !== undefined && !headMatches(head, cp)) {
+      // Same inode, other content: the number was reused by a new file (or it was rewritten).
+      registry.remove(this.name, cp);
+      cp = undefined;
+    }
+    if (cp?.complete) {
+      await fh.close();
+      this.done.add(doneKey);
+      return;
+    }
+    let skipping = false;
+    if (cp === undefined) {
+      let offset = 0;
+      if (firstRun && config.startPosition === 'end') {
+        offset = st.size;
+        if (st.size > 0) {
+          const last = Buffer.alloc(1);
+          await fh.read(last, 0, 1, st.size - 1);
+          skipping = last[0] !== 0x0a;
+        }
+      }
+      cp = {
+        path,
+        dev,
+        ino,
+        fingerprint: fingerprintOf(head),
+        fingerprintBytes: head.length,
+        offset,
+        complete: false,
+        updatedAt: new Date().toISOString(),
+      };
+      registry.upsert(this.name, cp);
+      this.opts.log.info('tailing new file', { source: this.name, path, offset });
+    } else {
+      cp.path = path;
+      if (cp.offset > st.size) {
+        this.opts.log.warn(
+          'file shorter than its checkpoint: truncated while stopped; reading from the start',
+          {
+            path,
+            offset: cp.offset,
+            size: st.size,
+          },
+        );
+        this.counters.truncations++;
+        cp.offset = 0;
+      }
+      registry.markDirty();
+      this.opts.log.info('resuming file', { source: this.name, path, offset: cp.offset });
+    }
+    const t = this.newTracked(path, dev, ino, st.size, mtimeMs, rotated, false, cp, fh);
+    t.skipping = skipping;
+    this.tracked.set(keyOf(dev, ino), t);
+  }
+
+  private async discoverGz(
+    path: string,
+    dev: number,
+    ino: number,
+    size: number,
+    mtimeMs: number,
+    rotated: boolean,
+    firstRun: boolean,
+    doneKey: string,
+  ): Promise<void> {
+    // lumberjack writes the .gz next to the backup, then deletes the backup; a young one may be partial.
+    if (Date.now() - mtimeMs < 1000) return;
+    const { registry, config } = this.opts;
+    let head: Buffer;
+    try {
+      head = await readGzHead(path);
+    } catch (err) {
+      this.opts.log.warn('cannot read compressed file; will retry when it changes', {
+        path,
+        error: String(err),
+      });
+      this.done.add(doneKey);
+      return;
+    }
+    if (head.length === 0) {
+      this.done.add(doneKey);
+      return;
+    }
+    for (const t of this.tracked.values()) {
+      if (!t.gz && headMatches(head, t.cp)) return; // the uncompressed original is still being read
+    }
+    let cp =
+      registry.findByInode(this.name, dev, ino) ??
+      registry.findByFingerprint(this.name, (c) => headMatches(head, c));
+    if (cp !== undefined && !headMatches(head, cp)) cp = undefined;
+    if (cp?.complete) {
+      this.done.add(doneKey);
+      return;
+    }
+    if (cp === undefined) {
+      cp = {
+        path,
+        dev,
+        ino,
+        fingerprint: fingerprintOf(head),
+        fingerprintBytes: head.length,
+        offset: 0,
+        complete: firstRun && config.startPosition === 'end',
+        updatedAt: new Date().toISOString(),
+      };
+      registry.upsert(this.name, cp);
+      if (cp.complete) {
+        this.done.add(doneKey);
+        return;
+      }
+    } else {
+      // The entry of the uncompressed original now follows its compressed copy.
+      cp.dev = dev;
+      cp.ino = ino;
+      cp.path = path;
+      registry.markDirty();
+    }
+    this.opts.log.info('reading compressed file', { source: this.name, path, offset: cp.offset });
+    const t = this.newTracked(path, dev, ino, size, mtimeMs, rotated, true, cp, undefined);
+    this.tracked.set(keyOf(dev, ino), t);
+  }
+
+  /** A live file whose first bytes changed, or that got shorter, was truncated (copytruncate). */
+  private async checkRewritten(t: Tracked): Promise<void> {
+    if (t.fh === undefined) return;
+    const st = await t.fh.stat();
+    const head = await readHead(t.fh);
+    if (st.size >= t.readOffset && headMatches(head, t.cp)) {
+      if (t.cp.fingerprintBytes < FINGERPRINT_BYTES && head.length > t.cp.fingerprintBytes) {
+        t.cp.fingerprint = fingerprintOf(head);
+        t.cp.fingerprintBytes = head.length;
+        this.opts.registry.markDirty();
+      }
+      return;
+    }
+    this.truncated(t, head);
+  }
+
+  private truncated(t: Tracked, head: Buffer): void {
+    this.opts.log.warn('file truncated; reading from its start', { path: t.path, offset: t.readOffset });
+    this.counters.truncations++;
+    t.generation++;
+    t.readOffset = 0;
+    t.ackedOffset = 0;
+    t.pending = [];
+    t.pendingBytes = 0;
+    t.skipping = false;
+    t.samples = [];
+    t.cp.offset = 0;
+    t.cp.fingerprint = fingerprintOf(head);
+    t.cp.fingerprintBytes = head.length;
+    t.cp.updatedAt = new Date().toISOString();
+    this.opts.registry.markDirty();
+  }
+
+  private noteSize(t: Tracked, size: number, mtimeMs: number): void {
+    if (size !== t.size || mtimeMs !== t.mtimeMs) t.lastChangeAt = Date.now();
+    if (size > t.size && t.samples.length < MAX_LAG_SAMPLES) t.samples.push({ at: Date.now(), size });
+    t.size = size;
+    t.mtimeMs = mtimeMs;
+  }
+
+  private async readPlain(t: Tracked): Promise<boolean> {
+    const fh = t.fh;
+    if (fh === undefined || t.finished) return false;
+    const st = await fh.stat();
+    if (st.size < t.readOffset) this.truncated(t, await readHead(fh));
+    this.noteSize(t, st.size, st.mtimeMs);
+    let progressed = false;
+    while (this.running && t.readOffset < t.size) {
+      const want = Math.min(this.readChunkBytes, t.size - t.readOffset);
+      // A fresh buffer per read: prepared events may be views into it while they wait in the queue.
+      const buf = Buffer.allocUnsafe(want);
+      const { bytesRead } = await fh.read(buf, 0, want, t.readOffset);
+      if (bytesRead === 0) break;
+      const start = t.readOffset;
+      t.readOffset += bytesRead;
+      this.counters.bytesRead += bytesRead;
+      progressed = true;
+      await this.consume(t, buf.subarray(0, bytesRead), start);
+    }
+    return progressed;
+  }
+
+  private async readGz(t: Tracked): Promise<boolean> {
+    if (t.finished) return false;
+    const skip = t.cp.offset;
+    let offset = 0;
+    const stream = createReadStream(t.path).pipe(createGunzip());
+    try {
+      for await (const chunk of stream as AsyncIterable<Buffer>) {
+        if (!this.running) return true;
+        const end = offset + chunk.length;
+        if (end > skip) {
+          const from = Math.max(0, skip - offset);
+          const part = chunk.subarray(from);
+          this.counters.bytesRead += part.length;
+          t.readOffset = offset + from + part.length;
+          await this.consume(t, part, offset + from);
+        }
+        offset = end;
+      }
+    } finally {
+      stream.destroy();
+    }
+    t.size = offset;
+    t.readOffset = Math.max(t.readOffset, offset);
+    await this.flushPending(t);
+    t.finished = true;
+    return true;
+  }
+
+  /** Splits a chunk into lines with indexOf(0x0a); an unterminated tail waits for the next chunk. */
+  private async consume(t: Tracked, chunk: Buffer, chunkOffset: number): Promise<void> {
+    const batch = this.newBatch(t);
+    let start = 0;
+    for (;;) {
+      const nl = chunk.indexOf(0x0a, start);
+      if (nl < 0) break;
+      const endOffset = chunkOffset + nl + 1;
+      if (t.skipping) {
+        t.skipping = false;
+        batch.endOffset = endOffset;
+        start = nl + 1;
+        continue;
+      }
+      let line = chunk.subarray(start, nl);
+      if (t.pendingBytes > 0) {
+        t.pending.push(line);
+        line = Buffer.concat(t.pending, t.pendingBytes + line.length);
+        t.pending = [];
+        t.pendingBytes = 0;
+      }
+      this.handleLine(batch, line, endOffset);
+      start = nl + 1;
+      if (batch.item.events.length >= ITEM_EVENTS) {
+        await this.send(t, batch);
+        Object.assign(batch, this.newBatch(t));
+      }
+    }
+    const rest = chunk.subarray(start);
+    if (rest.length > 0 && !t.skipping) {
+      if (t.pendingBytes + rest.length > this.opts.maxLineBytes) {
+        const sample = Buffer.concat([...t.pending, rest]).subarray(0, DEAD_LETTER_SAMPLE_BYTES);
+        batch.item.deadLetters.push({
+          source: this.name,
+          offset: chunkOffset + start - t.pendingBytes,
+          reason: `line longer than max_line_bytes (${this.opts.maxLineBytes}); dropped, first ${sample.length} bytes kept here`,
+          data: sample,
+        });
+        this.counters.dropped++;
+        t.pending = [];
+        t.pendingBytes = 0;
+        t.skipping = true;
+      } else {
+        t.pending.push(rest);
+        t.pendingBytes += rest.length;
+      }
+    }
+    if (batch.endOffset > 0 || batch.item.deadLetters.length > 0) await this.send(t, batch);
+  }
+
+  private newBatch(t: Tracked): { item: PipelineItem; endOffset: number; generation: number } {
+    return {
+      item: { source: this.name, events: [], deadLetters: [], retry: true },
+      endOffset: 0,
+      generation: t.generation,
+    };
+  }
+
+  private handleLine(batch: { item: PipelineItem; endOffset: number }, raw: Buffer, endOffset: number): void {
+    batch.endOffset = endOffset;
+    let line = raw;
+    if (line.length > 0 && line[line.length - 1] === 0x0d) line = line.subarray(0, line.length - 1);
+    if (line.length === 0) return;
+    const r = this.opts.prepare.line(line);
+    for (const e of r.events) batch.item.events.push(e);
+    this.counters.truncated += r.truncated;
+    if (r.malformed !== undefined) {
+      this.counters.malformed++;
+      const entry: DeadLetterEntry = {
+        source: this.name,
+        offset: endOffset - raw.length - 1,
+        reason: r.malformed,
+        data: line.length > DEAD_LETTER_SAMPLE_BYTES ? line.subarray(0, DEAD_LETTER_SAMPLE_BYTES) : line,
+      };
+      batch.item.deadLetters.push(entry);
+    }
+  }
+
+  private async send(
+    t: Tracked,
+    batch: { item: PipelineItem; endOffset: number; generation: number },
+  ): Promise<void> {
+    const { endOffset, generation } = batch;
+    const events = batch.item.events.length;
+    t.inFlight++;
+    batch.item.done = (err?: Error) => {
+      t.inFlight--;
+      if (err !== undefined || t.generation !== generation) return;
+      this.counters.events += events;
+      if (endOffset > t.ackedOffset) {
+        t.ackedOffset = endOffset;
+        t.cp.offset = endOffset;
+        t.cp.updatedAt = new Date().toISOString();
+        while (t.samples.length > 0 && (t.samples[0]?.size ?? 0) <= endOffset) t.samples.shift();
+        this.opts.registry.markDirty();
+      }
+    };
+    await this.opts.offer(batch.item);
+  }
+
+  /** A rotated file is complete: its unterminated last line will not be finished by anyone. */
+  private async flushPending(t: Tracked): Promise<void> {
+    if (t.pendingBytes === 0 && !t.skipping) return;
+    const batch = this.newBatch(t);
+    if (t.pendingBytes > 0) this.handleLine(batch, Buffer.concat(t.pending, t.pendingBytes), t.readOffset);
+    batch.endOffset = t.readOffset;
+    t.pending = [];
+    t.pendingBytes = 0;
+    t.skipping = false;
+    await this.send(t, batch);
+  }
+
+  /** Lets go of a rotated file once it is drained, idle, and every event of it is stored. */
+  private async maybeRelease(t: Tracked): Promise<void> {
+    if (!t.rotated) return;
+    if (!t.gz) {
+      if (t.readOffset < t.size || Date.now() - t.lastChangeAt < this.rotatedIdleMs) return;
+      if (!t.finished) {
+        await this.flushPending(t);
+        t.finished = true;
+      }
+    }
+    if (!t.finished || t.inFlight > 0) return;
+    t.cp.complete = true;
+    t.cp.updatedAt = new Date().toISOString();
+    this.opts.registry.markDirty();
+    this.done.add(`${keyOf(t.dev, t.ino)}:${t.size}:${t.mtimeMs}`);
+    this.opts.log.info('finished rotated file', { source: this.name, path: t.path, offset: t.ackedOffset });
+    await this.untrack(t);
+  }
+
+  private async untrack(t: Tracked): Promise<void> {
+    this.tracked.delete(keyOf(t.dev, t.ino));
+    await t.fh?.close().catch(() => undefined);
+    t.fh = undefined;
+  }
+}

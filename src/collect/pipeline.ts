@@ -1,0 +1,311 @@
+import type { Store } from '../store/store.js';
+import type { Logger } from './logger.js';
+
+/** What model/prepare.ts returns for one line or one parsed body. */
+export interface PreparedLine {
+  events: Buffer[];
+  truncated: number;
+  malformed?: string;
+}
+
+/** Decoding, deriving and redacting, bound to the agent's options (max event size, redaction). */
+export interface Preparer {
+  line(line: Buffer): PreparedLine;
+  value(value: unknown): PreparedLine;
+}
+
+export interface DeadLetterEntry {
+  source: string;
+  offset?: number;
+  reason: string;
+  data: Buffer | string;
+}
+
+/** The part of collect/dead-letter.ts the pipeline uses. */
+export interface DeadLetterSink {
+  add(entry: DeadLetterEntry): Promise<void>;
+  /** Makes the entries durable; called before the input they came from is acknowledged. */
+  sync?(): Promise<void>;
+  readonly count: number;
+}
+
+export interface PipelineItem {
+  source: string;
+  events: Buffer[];
+  /** Lines that are not audit events; written to the dead-letter file when the batch is stored. */
+  deadLetters: DeadLetterEntry[];
+  /** performance.now() when the item entered the queue; set by the pipeline. */
+  enqueuedAt?: number;
+  /**
+   * File items are retried until the store takes them (their checkpoint waits); webhook items fail at
+   * once so the caller answers 5xx and kube-apiserver retries.
+   */
+  retry: boolean;
+  /** Called once: with no error when every event is durably stored, else with the reason. */
+  done?: (err?: Error) => void;
+}
+
+export interface PipelineOptions {
+  store: Store;
+  cluster: string;
+  queueEvents: number;
+  queueBytes: number;
+  batchEvents: number;
+  flushIntervalMs: number;
+  deadLetter: DeadLetterSink;
+  log: Logger;
+}
+
+export interface PipelineStats {
+  queuedEvents: number;
+  queuedBytes: number;
+  queueEvents: number;
+  queueBytes: number;
+  batches: number;
+  eventsStored: number;
+  duplicates: number;
+  rejected: number;
+  deadLettered: number;
+  storeErrors: number;
+  storeError: string | undefined;
+  lastWriteAt: string | undefined;
+  latencyAvgMs: number;
+  latencyPeakMs: number;
+}
+
+const MAX_BACKOFF_MS = 10_000;
+
+function itemBytes(item: PipelineItem): number {
+  let n = 0;
+  for (const e of item.events) n += e.length;
+  return n;
+}
+
+/**
+ * The stage between sources and the store, shaped like OpenTelemetry's BatchSpanProcessor: a bounded
+ * queue, batches cut by size or age, one write in flight. A full queue slows file sources (`offer`
+ * waits) and refuses webhook requests (`tryOffer` is false) instead of growing memory.
+ */
+export class Pipeline {
+  private readonly queue: { item: PipelineItem; bytes: number }[] = [];
+  private queuedEvents = 0;
+  private queuedBytes = 0;
+  private readonly roomWaiters: (() => void)[] = [];
+  private wakeFlusher: (() => void) | undefined;
+  private stopping = false;
+  private loop: Promise<void> | undefined;
+  private abortDeadline = Number.POSITIVE_INFINITY;
+  private readonly counters = {
+    batches: 0,
+    eventsStored: 0,
+    duplicates: 0,
+    rejected: 0,
+    deadLettered: 0,
+    storeErrors: 0,
+  };
+  private latencySumMs = 0;
+  private latencyCount = 0;
+  private latencyPeakMs = 0;
+  private storeError: string | undefined;
+  private lastWriteAt: Date | undefined;
+
+  constructor(private readonly opts: PipelineOptions) {}
+
+  start(): void {
+    this.loop ??= this.run();
+  }
+
+  private hasRoom(events: number, bytes: number): boolean {
+    if (this.queue.length === 0) return true;
+    return (
+      this.queuedEvents + events <= this.opts.queueEvents && this.queuedBytes + bytes <= this.opts.queueBytes
+    );
+  }
+
+  private push(item: PipelineItem, bytes: number): void {
+    item.enqueuedAt = performance.now();
+    this.queue.push({ item, bytes });
+    this.queuedEvents += item.events.length;
+    this.queuedBytes += bytes;
+    if (this.queuedEvents >= this.opts.batchEvents || this.queue.length === 1) this.wakeFlusher?.();
+  }
+
+  /** Waits for room, then queues the item. */
+  async offer(item: PipelineItem): Promise<void> {
+    if (this.stopping && this.abortDeadline !== Number.POSITIVE_INFINITY) {
+      throw new Error('pipeline is shutting down');
+    }
+    const bytes = itemBytes(item);
+    while (!this.hasRoom(item.events.length, bytes)) {
+      await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
+    }
+    this.push(item, bytes);
+  }
+
+  /** Queues the item if there is room now; false when the queue is full or shutting down. */
+  tryOffer(item: PipelineItem): boolean {
+    if (this.stopping) return false;
+    const bytes = itemBytes(item);
+    if (!this.hasRoom(item.events.length, bytes)) return false;
+    this.push(item, bytes);
+    return true;
+  }
+
+  /** Stops after the queue is written; gives up retrying a failing store after `timeoutMs`. */
+  async shutdown(timeoutMs = 15_000): Promise<void> {
+    this.stopping = true;
+    this.abortDeadline = Date.now() + timeoutMs;
+    this.wakeFlusher?.();
+    await this.loop;
+    for (const { item } of this.queue.splice(0))
+      item.done?.(new Error('agent stopped before the store took it'));
+  }
+
+  stats(): PipelineStats {
+    return {
+      queuedEvents: this.queuedEvents,
+      queuedBytes: this.queuedBytes,
+      queueEvents: this.opts.queueEvents,
+      queueBytes: this.opts.queueBytes,
+      ...this.counters,
+      storeError: this.storeError,
+      lastWriteAt: this.lastWriteAt?.toISOString(),
+      latencyAvgMs: this.latencyCount === 0 ? 0 : this.latencySumMs / this.latencyCount,
+      latencyPeakMs: this.latencyPeakMs,
+    };
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      const self = this;
+      function done(): void {
+        clearTimeout(timer);
+        if (self.wakeFlusher === done) self.wakeFlusher = undefined;
+        resolve();
+      }
+      this.wakeFlusher = done;
+    });
+  }
+
+  private async run(): Promise<void> {
+    let backoffMs = 250;
+    for (;;) {
+      const head = this.queue[0];
+      if (head === undefined) {
+        if (this.stopping) return;
+        await this.sleep(60_000);
+        continue;
+      }
+      const age = performance.now() - (head.item.enqueuedAt ?? 0);
+      if (!this.stopping && this.queuedEvents < this.opts.batchEvents && age < this.opts.flushIntervalMs) {
+        await this.sleep(this.opts.flushIntervalMs - age);
+        continue;
+      }
+      const ok = await this.writeBatch();
+      if (ok) {
+        backoffMs = 250;
+        continue;
+      }
+      if (this.stopping && Date.now() >= this.abortDeadline) return;
+      await this.sleep(backoffMs);
+      backoffMs = Math.min(backoffMs * 2, MAX_BACKOFF_MS);
+    }
+  }
+
+  /** Writes the head of the queue as one batch; false when the store failed. */
+  private async writeBatch(): Promise<boolean> {
+    const taken: { item: PipelineItem; bytes: number }[] = [];
+    let n = 0;
+    for (const entry of this.queue) {
+      if (taken.length > 0 && n + entry.item.events.length > this.opts.batchEvents) break;
+      taken.push(entry);
+      n += entry.item.events.length;
+    }
+    const events: Buffer[] = [];
+    for (const { item } of taken) for (const e of item.events) events.push(e);
+    let result: Awaited<ReturnType<Store['write']>> | undefined;
+    try {
+      if (events.length > 0) result = await this.opts.store.write({ events, cluster: this.opts.cluster });
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      if (this.storeError === undefined)
+        this.opts.log.error('store write failed; will retry', { error: message });
+      this.storeError = message;
+      this.counters.storeErrors++;
+      // Webhook items are refused now (the client retries); file items stay queued, their checkpoints wait.
+      for (let i = this.queue.length - 1; i >= 0; i--) {
+        const entry = this.queue[i];
+        if (entry !== undefined && taken.includes(entry) && !entry.item.retry) {
+          this.remove(i);
+          entry.item.done?.(new Error(`store unavailable: ${message}`));
+        }
+      }
+      return false;
+    }
+    if (this.storeError !== undefined) this.opts.log.info('store writes recovered');
+    this.storeError = undefined;
+    this.lastWriteAt = new Date();
+    this.counters.batches++;
+    if (result !== undefined) {
+      this.counters.eventsStored += result.stored;
+      this.counters.duplicates += result.duplicates;
+      this.counters.rejected += result.rejected.length;
+    }
+
+    const rejectedByItem = new Map<PipelineItem, DeadLetterEntry[]>();
+    if (result !== undefined && result.rejected.length > 0) {
+      const owner: PipelineItem[] = [];
+      for (const { item } of taken) for (let i = 0; i < item.events.length; i++) owner.push(item);
+      for (const r of result.rejected) {
+        const item = owner[r.index];
+        const data = events[r.index];
+        if (item === undefined || data === undefined) continue;
+        const list = rejectedByItem.get(item) ?? [];
+        list.push({ source: item.source, reason: r.reason, data });
+        rejectedByItem.set(item, list);
+      }
+    }
+    const now = performance.now();
+    let lettered = 0;
+    for (const entry of taken) {
+      const { item } = entry;
+      const letters = [...item.deadLetters, ...(rejectedByItem.get(item) ?? [])];
+      for (const letter of letters) {
+        try {
+          await this.opts.deadLetter.add(letter);
+          this.counters.deadLettered++;
+          lettered++;
+        } catch (err) {
+          this.opts.log.error('dead-letter write failed', { error: String(err), source: letter.source });
+        }
+      }
+      const latency = now - (item.enqueuedAt ?? now);
+      if (item.events.length > 0) {
+        this.latencySumMs += latency;
+        this.latencyCount++;
+        if (latency > this.latencyPeakMs) this.latencyPeakMs = latency;
+      }
+    }
+    if (lettered > 0) {
+      await this.opts.deadLetter.sync?.().catch((err: unknown) => {
+        this.opts.log.error('dead-letter sync failed', { error: String(err) });
+      });
+    }
+    for (const entry of taken) {
+      const i = this.queue.indexOf(entry);
+      if (i >= 0) this.remove(i);
+      entry.item.done?.();
+    }
+    return true;
+  }
+
+  private remove(index: number): void {
+    const [entry] = this.queue.splice(index, 1);
+    if (entry === undefined) return;
+    this.queuedEvents -= entry.item.events.length;
+    this.queuedBytes -= entry.bytes;
+    const waiters = this.roomWaiters.splice(0);
+    for (const w of waiters) w();
+  }
+}

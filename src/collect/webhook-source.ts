@@ -1,0 +1,375 @@
+import { timingSafeEqual } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import { createGunzip } from 'node:zlib';
+import { UserError } from '../model/errors.js';
+import { formatListen, type WebhookSourceConfig } from './agent-config.js';
+import type { Logger } from './logger.js';
+import type { PipelineItem, Preparer } from './pipeline.js';
+
+/** What the TLS layer learnt about the client; absent on plain HTTP. */
+export interface ClientCertificate {
+  /** The certificate chains to client_ca. */
+  authorized: boolean;
+  /** Subject CN and DNS/URI SANs. */
+  names: string[];
+}
+
+export interface WebhookHandlerOptions {
+  config: WebhookSourceConfig;
+  prepare: Preparer;
+  /** Queues an item if there is room now (the pipeline's tryOffer). */
+  tryOffer: (item: PipelineItem) => boolean;
+  /** Bearer token the client must send; undefined when no token_file is configured. */
+  token?: string;
+  log: Logger;
+}
+
+export interface WebhookStatus {
+  name: string;
+  type: 'webhook';
+  listen: string;
+  path: string;
+  source: string;
+  service: string;
+  status: 'OK' | 'Error';
+  error?: string;
+  requests: number;
+  events: number;
+  truncated: number;
+  malformed: number;
+  dropped: number;
+  /** Answers by HTTP status code. */
+  responses: Record<string, number>;
+  lastRequestAt: string | null;
+}
+
+/** Seconds kube-apiserver's webhook backend is asked to wait when the pipeline is full. */
+const RETRY_AFTER_SECONDS = 1;
+/** Compressed bodies may expand to this multiple of max_body_bytes before they are refused. */
+const GZIP_EXPANSION_LIMIT = 8;
+
+class BodyTooLarge extends Error {}
+
+function json(status: number, body: Record<string, unknown>, headers: Record<string, string> = {}): Response {
+  return new Response(`${JSON.stringify(body)}\n`, {
+    status,
+    headers: { 'content-type': 'application/json', ...headers },
+  });
+}
+
+async function readLimited(stream: ReadableStream<Uint8Array> | null, limit: number): Promise<Buffer> {
+  if (stream === null) return Buffer.alloc(0);
+  const chunks: Buffer[] = [];
+  let n = 0;
+  const reader = stream.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    n += value.length;
+    if (n > limit) {
+      await reader.cancel().catch(() => undefined);
+      throw new BodyTooLarge();
+    }
+    chunks.push(Buffer.from(value.buffer, value.byteOffset, value.length));
+  }
+  return Buffer.concat(chunks, n);
+}
+
+async function gunzipLimited(body: Buffer, limit: number): Promise<Buffer> {
+  const gunzip = createGunzip();
+  const chunks: Buffer[] = [];
+  let n = 0;
+  gunzip.end(body);
+  for await (const chunk of gunzip as AsyncIterable<Buffer>) {
+    n += chunk.length;
+    if (n > limit) {
+      gunzip.destroy();
+      throw new BodyTooLarge();
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, n);
+}
+
+function safeEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/**
+ * The receiver for kube-apiserver's `--audit-webhook-config-file`, as a fetch-style handler so it can
+ * be tested with `handler(new Request(...))` and no socket. 200 is sent only once the store has the
+ * batch: kube-apiserver's webhook backend retries 429 and 5xx and drops the batch on anything else.
+ */
+export class WebhookHandler {
+  private readonly counters = { requests: 0, events: 0, truncated: 0, malformed: 0, dropped: 0 };
+  private readonly responses: Record<string, number> = {};
+  private lastRequestAt: Date | undefined;
+  error: string | undefined;
+
+  constructor(private readonly opts: WebhookHandlerOptions) {}
+
+  status(): WebhookStatus {
+    const c = this.opts.config;
+    const s: WebhookStatus = {
+      name: c.name,
+      type: 'webhook',
+      listen: formatListen(c.listen),
+      path: c.path,
+      source: c.source,
+      service: c.service,
+      status: this.error === undefined ? 'OK' : 'Error',
+      ...this.counters,
+      responses: { ...this.responses },
+      lastRequestAt: this.lastRequestAt?.toISOString() ?? null,
+    };
+    if (this.error !== undefined) s.error = this.error;
+    return s;
+  }
+
+  fetch = async (req: Request, client?: ClientCertificate): Promise<Response> => {
+    const res = await this.handle(req, client);
+    this.responses[res.status] = (this.responses[res.status] ?? 0) + 1;
+    return res;
+  };
+
+  private authenticate(req: Request, client: ClientCertificate | undefined): Response | undefined {
+    const { config, token } = this.opts;
+    const wantsCert = config.tls?.clientCa !== undefined;
+    if (!wantsCert && token === undefined) return undefined;
+    if (token !== undefined) {
+      const header = req.headers.get('authorization') ?? '';
+      const m = /^Bearer\s+(.+)$/i.exec(header.trim());
+      if (m?.[1] !== undefined && safeEqual(m[1], token)) return undefined;
+    }
+    if (wantsCert && client?.authorized) {
+      const allowed = config.tls?.allowedNames ?? [];
+      if (allowed.length === 0 || client.names.some((n) => allowed.includes(n))) return undefined;
+      return json(403, {
+        error: `client certificate ${client.names.join(', ')} is not in tls.allowed_names of this receiver`,
+      });
+    }
+    const what = [
+      token !== undefined ? 'a valid bearer token' : '',
+      wantsCert ? 'a client certificate signed by client_ca' : '',
+    ]
+      .filter(Boolean)
+      .join(' or ');
+    return json(401, { error: `authentication required: send ${what}` }, { 'www-authenticate': 'Bearer' });
+  }
+
+  private async handle(req: Request, client: ClientCertificate | undefined): Promise<Response> {
+    const { config } = this.opts;
+    const url = new URL(req.url);
+    if (url.pathname !== config.path)
+      return json(404, { error: `not found; audit events go to ${config.path}` });
+    if (req.method !== 'POST') return json(405, { error: 'use POST' }, { allow: 'POST' });
+    this.counters.requests++;
+    this.lastRequestAt = new Date();
+    const denied = this.authenticate(req, client);
+    if (denied !== undefined) return denied;
+
+    const limit = config.maxBodyBytes;
+    const declared = Number(req.headers.get('content-length') ?? Number.NaN);
+    if (Number.isFinite(declared) && declared > limit) {
+      await req.body?.cancel().catch(() => undefined);
+      return json(413, {
+        error: `body of ${declared} bytes is over the limit of ${limit} bytes (max_body_bytes)`,
+      });
+    }
+    let body: Buffer;
+    try {
+      body = await readLimited(req.body, limit);
+      const encoding = (req.headers.get('content-encoding') ?? '').toLowerCase();
+      if (encoding === 'gzip') body = await gunzipLimited(body, limit * GZIP_EXPANSION_LIMIT);
+      else if (encoding !== '' && encoding !== 'identity') {
+        return json(415, { error: `content-encoding ${encoding} is not supported; use gzip or none` });
+      }
+    } catch (err) {
+      if (err instanceof BodyTooLarge) {
+        return json(413, { error: `body is over the limit of ${limit} bytes (max_body_bytes)` });
+      }
+      return json(400, { error: `cannot read body: ${err instanceof Error ? err.message : String(err)}` });
+    }
+
+    let value: unknown;
+    try {
+      value = JSON.parse(body.toString('utf8'));
+    } catch (err) {
+      this.counters.malformed++;
+      return json(400, {
+        error: `body is not JSON (${err instanceof Error ? err.message : String(err)}); expected an audit.k8s.io EventList, an array of Events or one Event`,
+      });
+    }
+    const prepared = this.opts.prepare.value(value);
+    if (prepared.events.length === 0) {
+      this.counters.malformed++;
+      return json(400, {
+        error: `body holds no audit events: ${prepared.malformed ?? 'empty'}; expected an audit.k8s.io EventList, an array of Events or one Event`,
+      });
+    }
+    this.counters.truncated += prepared.truncated;
+    const item: PipelineItem = {
+      source: config.name,
+      events: prepared.events,
+      deadLetters: [],
+      retry: false,
+    };
+    if (prepared.malformed !== undefined) {
+      // The well-formed events are kept; the body is kept for the rest.
+      this.counters.malformed++;
+      item.deadLetters.push({
+        source: config.name,
+        reason: prepared.malformed,
+        data: body.subarray(0, 64 * 1024),
+      });
+    }
+    const stored = new Promise<Error | undefined>((resolve) => {
+      item.done = (err) => resolve(err);
+    });
+    if (!this.opts.tryOffer(item)) {
+      this.counters.dropped += prepared.events.length;
+      return json(
+        429,
+        { error: 'the pipeline is full; retry later' },
+        { 'retry-after': String(RETRY_AFTER_SECONDS) },
+      );
+    }
+    const err = await stored;
+    if (err !== undefined) {
+      this.counters.dropped += prepared.events.length;
+      return json(503, { error: err.message }, { 'retry-after': String(RETRY_AFTER_SECONDS) });
+    }
+    this.counters.events += prepared.events.length;
+    return json(200, { stored: prepared.events.length });
+  }
+}
+
+function certificateNames(socket: TLSSocket): string[] {
+  const cert = socket.getPeerCertificate();
+  if (cert === null || Object.keys(cert).length === 0) return [];
+  const names: string[] = [];
+  const cn = cert.subject?.CN;
+  if (typeof cn === 'string') names.push(cn);
+  else if (Array.isArray(cn)) names.push(...cn);
+  for (const part of (cert.subjectaltname ?? '').split(/,\s*/)) {
+    const m = /^(?:DNS|URI|email):(.+)$/.exec(part);
+    if (m?.[1] !== undefined) names.push(m[1]);
+  }
+  return names;
+}
+
+/** Serves a WebhookHandler on a real socket, over TLS when configured. */
+export class WebhookServer {
+  private server: http.Server | undefined;
+  readonly handler: WebhookHandler;
+
+  constructor(
+    private readonly config: WebhookSourceConfig,
+    prepare: Preparer,
+    tryOffer: (item: PipelineItem) => boolean,
+    private readonly log: Logger,
+  ) {
+    const opts: WebhookHandlerOptions = { config, prepare, tryOffer, log };
+    if (config.tokenFile !== undefined) {
+      const token = readFileSync(config.tokenFile, 'utf8').trim();
+      if (token === '') {
+        throw new UserError('KAUDIT_CONFIG_INVALID', `token_file ${config.tokenFile} is empty`);
+      }
+      opts.token = token;
+    }
+    this.handler = new WebhookHandler(opts);
+  }
+
+  async start(): Promise<AddressInfo> {
+    const { config } = this;
+    const listener = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+      void this.serve(req, res);
+    };
+    if (config.tls !== undefined) {
+      const tlsOptions: https.ServerOptions = {
+        cert: readFileSync(config.tls.cert),
+        key: readFileSync(config.tls.key),
+      };
+      if (config.tls.clientCa !== undefined) {
+        tlsOptions.ca = readFileSync(config.tls.clientCa);
+        tlsOptions.requestCert = true;
+        // Verified here, not in the handshake, so a bad certificate gets an HTTP 401 that names the problem.
+        tlsOptions.rejectUnauthorized = false;
+      }
+      this.server = https.createServer(tlsOptions, listener);
+    } else {
+      this.server = http.createServer(listener);
+    }
+    const server = this.server;
+    server.requestTimeout = 120_000;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err: NodeJS.ErrnoException) => {
+        reject(
+          new UserError(
+            'KAUDIT_LISTEN_FAILED',
+            `webhook ${config.name} cannot listen on ${formatListen(config.listen)}: ${err.message}`,
+          ),
+        );
+      });
+      server.listen(config.listen.port, config.listen.host, () => resolve());
+    });
+    server.on('error', (err) => {
+      this.handler.error = err.message;
+    });
+    const address = server.address() as AddressInfo;
+    this.log.info('webhook listening', {
+      source: config.name,
+      address: `${config.tls ? 'https' : 'http'}://${formatListen({ host: address.address, port: address.port })}${config.path}`,
+    });
+    return address;
+  }
+
+  private async serve(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    try {
+      let client: ClientCertificate | undefined;
+      const socket = req.socket as TLSSocket;
+      if (typeof socket.getPeerCertificate === 'function') {
+        client = { authorized: socket.authorized, names: certificateNames(socket) };
+      }
+      const headers = new Headers();
+      for (const [k, v] of Object.entries(req.headers)) {
+        if (typeof v === 'string') headers.set(k, v);
+        else if (Array.isArray(v)) for (const x of v) headers.append(k, x);
+      }
+      const hasBody = req.method !== 'GET' && req.method !== 'HEAD';
+      const init: RequestInit & { duplex?: 'half' } = { method: req.method ?? 'GET', headers };
+      if (hasBody) {
+        init.body = Readable.toWeb(req) as ReadableStream<Uint8Array>;
+        init.duplex = 'half';
+      }
+      const request = new Request(`http://${req.headers.host ?? 'localhost'}${req.url ?? '/'}`, init);
+      const response = await this.handler.fetch(request, client);
+      const out = Buffer.from(await response.arrayBuffer());
+      res.writeHead(response.status, Object.fromEntries(response.headers.entries()));
+      res.end(out);
+      // A refused upload may still be arriving; do not read megabytes that will be thrown away.
+      if (response.status === 413 && !req.complete) req.socket.destroySoon?.();
+    } catch (err) {
+      this.log.error('webhook request failed', { error: String(err) });
+      if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
+      res.end('{"error":"internal error"}\n');
+    }
+  }
+
+  /** Stops accepting connections; requests in flight finish as the pipeline drains. */
+  async stop(): Promise<void> {
+    const server = this.server;
+    if (server === undefined) return;
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeIdleConnections?.();
+    });
+  }
+}
