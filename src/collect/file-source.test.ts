@@ -1,0 +1,280 @@
+import {
+  appendFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  truncateSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { auditLine, auditLines, backupName } from '../../test/fixtures/agent/make-events.js';
+import { DEFAULT_MAX_EVENT_BYTES, prepareLine, prepareValue } from '../model/prepare.js';
+import type { FileSourceConfig } from './agent-config.js';
+import { CheckpointRegistry } from './checkpoint-registry.js';
+import { FileSource } from './file-source.js';
+import { memoryLogger } from './logger.js';
+import { MemoryStore } from './memory-store.js';
+import { type DeadLetterEntry, Pipeline, type Preparer } from './pipeline.js';
+
+let dir: string;
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'kaudit-tail-'));
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+function preparer(maxEventBytes = DEFAULT_MAX_EVENT_BYTES): Preparer {
+  const opts = { maxEventBytes, redact: true };
+  return { line: (b) => prepareLine(b, opts), value: (v) => prepareValue(v, opts) };
+}
+
+/** One agent lifetime over `dir`: registry, pipeline, in-memory store (shared across lifetimes), file source. */
+function harness(
+  store: MemoryStore,
+  opts: {
+    path?: string;
+    startPosition?: 'beginning' | 'end';
+    maxEventBytes?: number;
+    maxLineBytes?: number;
+  } = {},
+) {
+  const letters: DeadLetterEntry[] = [];
+  const deadLetter = {
+    count: 0,
+    async add(e: DeadLetterEntry) {
+      letters.push(e);
+      this.count++;
+    },
+  };
+  const log = memoryLogger();
+  const registry = CheckpointRegistry.open(join(dir, 'run'));
+  const pipeline = new Pipeline({
+    store,
+    cluster: 'test',
+    queueEvents: 10_000,
+    queueBytes: 64 << 20,
+    batchEvents: 5000,
+    flushIntervalMs: 20,
+    deadLetter,
+    log,
+  });
+  const config: FileSourceConfig = {
+    type: 'file',
+    name: 'audit',
+    path: opts.path ?? join(dir, 'logs', 'audit.log'),
+    source: 'kubernetes.audit',
+    service: 'audit',
+    startPosition: opts.startPosition ?? 'beginning',
+  };
+  const source = new FileSource({
+    config,
+    registry,
+    offer: (item) => pipeline.offer(item),
+    prepare: preparer(opts.maxEventBytes),
+    maxLineBytes: opts.maxLineBytes ?? 64 << 20,
+    log,
+    scanIntervalMs: 100,
+    pollIntervalMs: 20,
+    rotatedIdleMs: 200,
+  });
+  pipeline.start();
+  source.start();
+  return {
+    source,
+    registry,
+    letters,
+    log,
+    async stop() {
+      await source.stop();
+      await pipeline.shutdown();
+      registry.markDirty();
+      await registry.commit();
+    },
+  };
+}
+
+async function waitFor(what: string, cond: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+function logs(...parts: string[]): string {
+  return join(dir, 'logs', ...parts);
+}
+
+function ids(store: MemoryStore): string[] {
+  return [...store.rows.keys()].map((k) => k.split('/')[0] ?? '').sort();
+}
+
+function expectedIds(prefix: string, from: number, to: number): string[] {
+  const out: string[] = [];
+  for (let i = from; i < to; i++) out.push(`${prefix}-${i}`);
+  return out;
+}
+
+describe('FileSource', () => {
+  beforeEach(() => {
+    mkdirSync(logs(), { recursive: true });
+  });
+
+  it('reads a file from the start, follows appends, and checkpoints only what the store acknowledged', async () => {
+    const store = new MemoryStore();
+    writeFileSync(logs('audit.log'), auditLines('a', 0, 500));
+    const h = harness(store);
+    await waitFor('500 rows', () => store.rows.size === 500);
+    appendFileSync(logs('audit.log'), auditLines('a', 500, 800));
+    await waitFor('800 rows', () => store.rows.size === 800);
+    await h.stop();
+    const cp = JSON.parse(readFileSync(join(dir, 'run', 'checkpoints.json'), 'utf8'));
+    expect(cp.sources.audit.files[0].offset).toBe(readFileSync(logs('audit.log')).length);
+    expect(h.source.status().events).toBe(800);
+  });
+
+  it('does not consume a last line without a newline until it is complete', async () => {
+    const store = new MemoryStore();
+    const full = auditLines('p', 0, 10);
+    const partial = auditLine('p-10');
+    writeFileSync(logs('audit.log'), full + partial.slice(0, 100));
+    const h = harness(store);
+    await waitFor('10 rows', () => store.rows.size === 10);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(store.rows.size).toBe(10);
+    await h.stop();
+    // The checkpoint stops before the partial line, so a restart reads it again once complete.
+    const cp = JSON.parse(readFileSync(join(dir, 'run', 'checkpoints.json'), 'utf8'));
+    expect(cp.sources.audit.files[0].offset).toBe(Buffer.byteLength(full));
+    appendFileSync(logs('audit.log'), partial.slice(100));
+    const h2 = harness(store);
+    await waitFor('11 rows', () => store.rows.size === 11);
+    expect(h2.source.status().malformed).toBe(0);
+    await h2.stop();
+  });
+
+  it('drains a file renamed by rotation, then reads the new one', async () => {
+    const store = new MemoryStore();
+    writeFileSync(logs('audit.log'), auditLines('r', 0, 100));
+    const h = harness(store);
+    await waitFor('100 rows', () => store.rows.size === 100);
+    const backup = logs(backupName('audit.log', new Date('2026-11-26T10:00:00Z')));
+    renameSync(logs('audit.log'), backup);
+    // Written to the old file after the rename, before the reader noticed: still read.
+    appendFileSync(backup, auditLines('r', 100, 150));
+    writeFileSync(logs('audit.log'), auditLines('r', 150, 300));
+    await waitFor('300 rows', () => store.rows.size === 300);
+    await waitFor('backup let go', () => h.source.status().filesTailed === 1);
+    expect(ids(store)).toEqual(expectedIds('r', 0, 300).sort());
+    expect(h.source.status().rotations).toBe(1);
+    await h.stop();
+  });
+
+  it('after downtime reads rotated backups (plain and gzip) from their checkpoints, oldest first', async () => {
+    const store = new MemoryStore();
+    writeFileSync(logs('audit.log'), auditLines('d', 0, 100));
+    const h = harness(store);
+    await waitFor('100 rows', () => store.rows.size === 100);
+    await h.stop();
+
+    // While stopped: the tailed file grows and is rotated three times; the oldest backup is gzipped.
+    appendFileSync(logs('audit.log'), auditLines('d', 100, 200));
+    const b1 = logs(backupName('audit.log', new Date('2026-11-26T10:00:00Z')));
+    renameSync(logs('audit.log'), b1);
+    writeFileSync(logs('audit.log'), auditLines('d', 200, 300));
+    const b2 = logs(backupName('audit.log', new Date('2026-11-26T10:05:00Z')));
+    renameSync(logs('audit.log'), b2);
+    writeFileSync(logs('audit.log'), auditLines('d', 300, 400));
+    const b3 = logs(backupName('audit.log', new Date('2026-11-26T10:10:00Z')));
+    renameSync(logs('audit.log'), b3);
+    writeFileSync(logs('audit.log'), auditLines('d', 400, 450));
+    writeFileSync(`${b1}.gz`, gzipSync(readFileSync(b1)));
+    const old = new Date(Date.now() - 60_000);
+    utimesSync(`${b1}.gz`, old, old);
+    rmSync(b1);
+
+    const h2 = harness(store);
+    await waitFor('450 rows', () => store.rows.size === 450);
+    expect(ids(store)).toEqual(expectedIds('d', 0, 450).sort());
+    // Resumed at each checkpoint (inside the gzip too): nothing stored before was read again.
+    const status = h2.source.status();
+    expect(status.events).toBe(350);
+    await h2.stop();
+  });
+
+  it('detects truncation (copytruncate) and reads the file again from its start', async () => {
+    const store = new MemoryStore();
+    writeFileSync(logs('audit.log'), auditLines('t', 0, 200));
+    const h = harness(store);
+    await waitFor('200 rows', () => store.rows.size === 200);
+    writeFileSync(logs('audit.log.1'), readFileSync(logs('audit.log')));
+    truncateSync(logs('audit.log'), 0);
+    await new Promise((r) => setTimeout(r, 200));
+    appendFileSync(logs('audit.log'), auditLines('t', 200, 250));
+    await waitFor('250 rows', () => store.rows.size === 250);
+    expect(h.source.status().truncations).toBe(1);
+    await h.stop();
+  });
+
+  it('keeps a 2 MiB line whole, truncates one over max_event_bytes, drops one over max_line_bytes, and goes on', async () => {
+    const store = new MemoryStore();
+    const big = 'x'.repeat(2 * 1024 * 1024);
+    const lines = [
+      auditLine('big-0', { level: 'RequestResponse', requestObject: { data: big } }),
+      auditLine('big-1', { level: 'RequestResponse', requestObject: { data: 'y'.repeat(5 * 1024 * 1024) } }),
+      auditLine('big-2', { level: 'RequestResponse', requestObject: { data: 'z'.repeat(9 * 1024 * 1024) } }),
+      'not json at all\n',
+      auditLine('big-3'),
+    ];
+    writeFileSync(logs('audit.log'), lines.join(''));
+    const h = harness(store, { maxLineBytes: 8 * 1024 * 1024 });
+    await waitFor('3 rows', () => store.rows.size === 3);
+    await waitFor('dead letters', () => h.letters.length === 2);
+    const whole = store.rows.get('big-0/ResponseComplete') ?? '';
+    expect(whole.length).toBeGreaterThan(2 * 1024 * 1024);
+    const cut = JSON.parse(store.rows.get('big-1/ResponseComplete') ?? '{}');
+    expect(cut.requestObject).toBeUndefined();
+    expect(cut.annotations['audit.k8s.io/truncated']).toBe('true');
+    expect(store.rows.has('big-2/ResponseComplete')).toBe(false);
+    expect(store.rows.has('big-3/ResponseComplete')).toBe(true);
+    const s = h.source.status();
+    expect(s).toMatchObject({ truncated: 1, dropped: 1, malformed: 1 });
+    expect(h.letters.map((l) => l.reason).join('\n')).toMatch(/max_line_bytes[\s\S]*not JSON/);
+    await h.stop();
+    const cp = JSON.parse(readFileSync(join(dir, 'run', 'checkpoints.json'), 'utf8'));
+    expect(cp.sources.audit.files[0].offset).toBe(Buffer.byteLength(lines.join('')));
+  });
+
+  it('start_position end skips what a never-seen file holds, then reads what is appended', async () => {
+    const store = new MemoryStore();
+    writeFileSync(logs('audit.log'), auditLines('e', 0, 100) + auditLine('e-100').slice(0, 50));
+    const h = harness(store, { startPosition: 'end' });
+    await waitFor('scan', () => h.source.status().filesTailed === 1);
+    await new Promise((r) => setTimeout(r, 200));
+    appendFileSync(logs('audit.log'), auditLine('e-100').slice(50) + auditLines('e', 101, 110));
+    await waitFor('9 rows', () => store.rows.size === 9);
+    expect(ids(store)).toEqual(expectedIds('e', 101, 110).sort());
+    expect(h.source.status().malformed).toBe(0);
+    await h.stop();
+  });
+
+  it('picks up new files matching a glob within two seconds', async () => {
+    const store = new MemoryStore();
+    mkdirSync(logs('a'), { recursive: true });
+    writeFileSync(logs('a', 'audit.log'), auditLines('g', 0, 10));
+    const h = harness(store, { path: join(dir, 'logs', '*', 'audit.log') });
+    await waitFor('10 rows', () => store.rows.size === 10);
+    mkdirSync(logs('b'));
+    const t0 = Date.now();
+    writeFileSync(logs('b', 'audit.log'), auditLines('g', 10, 20));
+    await waitFor('20 rows', () => store.rows.size === 20, 2000);
+    expect(Date.now() - t0).toBeLessThan(2000);
+    expect(h.source.status().filesMatching).toBe(2);
+    await h.stop();
+  });
+});

@@ -1,0 +1,67 @@
+import type { SearchFilter } from '../store/search-filter.js';
+import type { EventBatch, QueryResult, Store, StoreStats, WriteResult } from '../store/store.js';
+
+/**
+ * A Store in memory, idempotent on (auditID, stage) like the real ones, with knobs to be slow or to
+ * fail: the test sink of the pipeline (as OpenTelemetry ships InMemorySpanExporter).
+ */
+export class MemoryStore implements Store {
+  readonly backend = 'memory';
+  readonly location = 'memory';
+  readonly capabilities = { sql: false, concurrentProcesses: true, retention: false };
+  /** `${auditID}/${stage}` -> event JSON. */
+  readonly rows = new Map<string, string>();
+  writes = 0;
+  /** Each write waits this long first. */
+  delayMs = 0;
+  /** Writes fail while this is set. */
+  failWith: Error | undefined;
+
+  async write(batch: EventBatch): Promise<WriteResult> {
+    this.writes++;
+    if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
+    if (this.failWith !== undefined) throw this.failWith;
+    let stored = 0;
+    let duplicates = 0;
+    const rejected: { index: number; reason: string }[] = [];
+    batch.events.forEach((buf, index) => {
+      let e: { auditID?: unknown; stage?: unknown };
+      try {
+        e = JSON.parse(buf.toString('utf8')) as typeof e;
+      } catch {
+        rejected.push({ index, reason: 'not JSON' });
+        return;
+      }
+      if (typeof e.auditID !== 'string' || typeof e.stage !== 'string') {
+        rejected.push({ index, reason: 'no auditID or stage' });
+        return;
+      }
+      const key = `${e.auditID}/${e.stage}`;
+      if (this.rows.has(key)) duplicates++;
+      else {
+        this.rows.set(key, buf.toString('utf8'));
+        stored++;
+      }
+    });
+    return { stored, duplicates, rejected };
+  }
+
+  async query(_sql: string): Promise<QueryResult> {
+    throw new Error('MemoryStore has no SQL');
+  }
+
+  async search(filter: SearchFilter): Promise<QueryResult> {
+    const rows = [...this.rows.values()].slice(0, filter.limit).map((json) => ({ json }));
+    return { columns: ['json'], rows };
+  }
+
+  async stats(): Promise<StoreStats> {
+    return { rows: this.rows.size, bytes: null, oldest: null, newest: null };
+  }
+
+  async deleteOlderThan(_days: number): Promise<number> {
+    return 0;
+  }
+
+  async close(): Promise<void> {}
+}
