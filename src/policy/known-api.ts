@@ -118,6 +118,20 @@ export const BUILTIN_SUBRESOURCES = [
   'approval',
 ] as const;
 
+/** Resources (and subresources) that only serve create, so they are never listed or watched. */
+export const CREATE_ONLY_RESOURCES = new Set([
+  'tokenreviews',
+  'selfsubjectreviews',
+  'subjectaccessreviews',
+  'localsubjectaccessreviews',
+  'selfsubjectaccessreviews',
+  'selfsubjectrulesreviews',
+  'bindings',
+  'pods/binding',
+  'pods/eviction',
+  'serviceaccounts/token',
+]);
+
 /** Resources whose bodies hold credentials or secret data. */
 export const SENSITIVE_RESOURCES: readonly {
   group: string;

@@ -6,6 +6,7 @@ import {
   AUTHORIZATION_ONLY_VERBS,
   BUILTIN_RESOURCES,
   BUILTIN_SUBRESOURCES,
+  CREATE_ONLY_RESOURCES,
   closest,
   REQUEST_VERBS,
   RESOURCE_VERBS,
@@ -246,7 +247,13 @@ export function lintPolicy(policy: Policy, f: PolicyFeatures = policyFeatures())
       }
     }
 
-    if (rule.level === 'RequestResponse') {
+    const createOnly =
+      entries.length > 0 &&
+      entries.every(
+        (e) =>
+          (e.resources ?? []).length > 0 && (e.resources ?? []).every((r) => CREATE_ONLY_RESOURCES.has(r)),
+      );
+    if (rule.level === 'RequestResponse' && !createOnly) {
       const candidates = ruleVerbs.filter((v) => v === 'list' || v === 'watch');
       const verbs = verbsReaching(
         policy,
