@@ -22,11 +22,11 @@ function generateLog(n: number): AuditEvent[] {
       groups: ['system:serviceaccounts'],
     },
   ];
-  const targets = [
-    { resource: 'endpoints', apiGroup: undefined },
-    { resource: 'secrets', apiGroup: undefined },
-    { resource: 'configmaps', apiGroup: undefined },
-    { resource: 'pods', apiGroup: undefined },
+  const targets: { resource?: string; apiGroup?: string; path?: string }[] = [
+    { resource: 'endpoints' },
+    { resource: 'secrets' },
+    { resource: 'configmaps' },
+    { resource: 'pods' },
     { resource: 'deployments', apiGroup: 'apps' },
     { path: '/healthz/etcd' },
     { path: '/metrics' },
@@ -34,20 +34,20 @@ function generateLog(n: number): AuditEvent[] {
   const verbs = ['get', 'list', 'watch', 'create', 'update', 'delete'];
   const out: AuditEvent[] = [];
   for (let i = 0; i < n; i++) {
-    const user = users[rand(users.length)] ?? users[0];
+    const user = users[rand(users.length)] ?? { username: 'nobody', groups: [] };
     const t = targets[rand(targets.length)] ?? {};
-    const verb = 'path' in t ? 'get' : (verbs[rand(verbs.length)] ?? 'get');
+    const verb = t.path ? 'get' : (verbs[rand(verbs.length)] ?? 'get');
     const ts = new Date(Date.UTC(2026, 0, 1) + i * 1000).toISOString();
     const base = {
       kind: 'Event' as const,
       apiVersion: 'audit.k8s.io/v1' as const,
       level: 'RequestResponse' as Level,
       auditID: `id-${i}`,
-      requestURI: 'path' in t && t.path ? t.path : `/api/v1/namespaces/ns${i % 3}/${t.resource}`,
+      requestURI: t.path ?? `/api/v1/namespaces/ns${i % 3}/${t.resource}`,
       verb,
       user,
       requestReceivedTimestamp: ts,
-      ...('resource' in t
+      ...(t.resource
         ? {
             objectRef: {
               resource: t.resource,
@@ -80,7 +80,7 @@ function generateLog(n: number): AuditEvent[] {
               },
             }
           : {}),
-        ...(done && 'resource' in t
+        ...(done && t.resource
           ? { responseObject: { kind: 'X', metadata: { name: `obj${i}` }, spec: 'y'.repeat(rand(500)) } }
           : {}),
       });
