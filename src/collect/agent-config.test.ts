@@ -1,0 +1,119 @@
+import { describe, expect, it } from 'vitest';
+import { parseAgentConfig, parseListen } from './agent-config.js';
+
+const GOOD = `cluster: prod-eu-1
+run_path: /var/lib/kaudit/run
+data: /var/lib/kaudit/data
+logs:
+  - type: file
+    path: /var/log/kubernetes/apiserver/audit.log
+    source: kubernetes.audit
+    service: audit
+  - type: webhook
+    listen: 0.0.0.0:8443
+    path: /audit
+    token_file: /etc/kaudit/token
+`;
+
+describe('parseAgentConfig', () => {
+  it('reads the Datadog-shaped config with defaults', () => {
+    const { config, diagnostics } = parseAgentConfig(GOOD, { file: 'kaudit.yaml' });
+    expect(diagnostics).toEqual([]);
+    expect(config).toMatchObject({
+      cluster: 'prod-eu-1',
+      runPath: '/var/lib/kaudit/run',
+      dataDir: '/var/lib/kaudit/data',
+      logsEnabled: true,
+      admin: { host: '127.0.0.1', port: 5599 },
+      maxEventBytes: 4 * 1024 * 1024,
+    });
+    expect(config?.logs[0]).toMatchObject({ type: 'file', startPosition: 'beginning', service: 'audit' });
+    expect(config?.logs[1]).toMatchObject({
+      type: 'webhook',
+      listen: { host: '0.0.0.0', port: 8443 },
+      tokenFile: '/etc/kaudit/token',
+      maxBodyBytes: 12 * 1024 * 1024,
+    });
+  });
+
+  it('reports every problem at once, each with its line and field', () => {
+    const text = `cluster: x
+run_path: /r
+data: /d
+colour: blue
+logs:
+  - type: file
+    start_position: middle
+  - type: webhook
+    listen: nowhere
+  - type: syslog
+  - type: webhook
+    listen: 0.0.0.0:9000
+`;
+    const { config, diagnostics } = parseAgentConfig(text, { file: 'k.yaml' });
+    expect(config).toBeUndefined();
+    const got = diagnostics.map((d) => `${d.line}:${d.path}`);
+    expect(got).toEqual([
+      '4:colour',
+      '6:logs[0].path',
+      '7:logs[0].start_position',
+      '9:logs[1].listen',
+      '10:logs[2].type',
+      '11:logs[3]',
+    ]);
+    expect(diagnostics.every((d) => d.file === 'k.yaml')).toBe(true);
+    expect(diagnostics[5]?.message).toMatch(/needs tls.client_ca or token_file/);
+  });
+
+  it('lets KAUDIT_* variables override, and KAUDIT_LOGS_ENABLED=false turn collection off', () => {
+    const { config } = parseAgentConfig(GOOD, {
+      env: {
+        KAUDIT_CLUSTER: 'staging',
+        KAUDIT_DATA: '/tmp/d',
+        KAUDIT_ADMIN_LISTEN: '127.0.0.1:0',
+        KAUDIT_LOGS_ENABLED: 'false',
+        KAUDIT_MAX_EVENT_BYTES: '65536',
+      },
+    });
+    expect(config).toMatchObject({
+      cluster: 'staging',
+      dataDir: '/tmp/d',
+      admin: { host: '127.0.0.1', port: 0 },
+      logsEnabled: false,
+      maxEventBytes: 65536,
+    });
+  });
+
+  it('reports a bad environment value by its name', () => {
+    const { diagnostics } = parseAgentConfig(GOOD, { env: { KAUDIT_LOGS_ENABLED: 'perhaps' } });
+    expect(diagnostics.map((d) => d.message)).toEqual([
+      'KAUDIT_LOGS_ENABLED: must be true or false, got "perhaps"',
+    ]);
+  });
+
+  it('requires run_path and data unless the environment gives them', () => {
+    expect(parseAgentConfig('logs: []\n').diagnostics.map((d) => d.path)).toEqual(['run_path', 'data']);
+    expect(
+      parseAgentConfig('logs: []\n', { env: { KAUDIT_RUN_PATH: '/r', KAUDIT_DATA: '/d' } }).diagnostics,
+    ).toEqual([]);
+  });
+
+  it('resolves relative paths against the config file', () => {
+    const { config } = parseAgentConfig(
+      'run_path: run\ndata: data\nlogs: [{type: file, path: logs/*.log}]\n',
+      {
+        file: '/etc/kaudit/kaudit.yaml',
+      },
+    );
+    expect(config?.runPath).toBe('/etc/kaudit/run');
+    expect(config?.logs[0]).toMatchObject({ path: '/etc/kaudit/logs/*.log' });
+  });
+
+  it('parses listen addresses', () => {
+    expect(parseListen('0.0.0.0:8443')).toEqual({ host: '0.0.0.0', port: 8443 });
+    expect(parseListen(':8443')).toEqual({ host: '0.0.0.0', port: 8443 });
+    expect(parseListen('[::1]:9')).toEqual({ host: '::1', port: 9 });
+    expect(parseListen('8443')).toBeUndefined();
+    expect(parseListen('h:99999')).toBeUndefined();
+  });
+});

@@ -1,0 +1,97 @@
+import { describe, expect, it } from 'vitest';
+import { auditLine } from '../../test/fixtures/agent/make-events.js';
+import { memoryLogger } from './logger.js';
+import { MemoryStore } from './memory-store.js';
+import { type DeadLetterEntry, Pipeline, type PipelineItem } from './pipeline.js';
+
+function setup(store: MemoryStore, queueEvents = 100) {
+  const letters: DeadLetterEntry[] = [];
+  const pipeline = new Pipeline({
+    store,
+    cluster: 'test',
+    queueEvents,
+    queueBytes: 64 << 20,
+    batchEvents: 50,
+    flushIntervalMs: 10,
+    deadLetter: {
+      count: 0,
+      async add(e) {
+        letters.push(e);
+      },
+    },
+    log: memoryLogger(),
+  });
+  pipeline.start();
+  return { pipeline, letters };
+}
+
+function item(ids: string[], retry = true): PipelineItem & { result: Promise<Error | undefined> } {
+  let done: (err?: Error) => void = () => {};
+  const result = new Promise<Error | undefined>((resolve) => {
+    done = resolve;
+  });
+  return {
+    source: 'test',
+    events: ids.map((id) => Buffer.from(auditLine(id).trim())),
+    deadLetters: [],
+    retry,
+    done,
+    result,
+  };
+}
+
+describe('Pipeline', () => {
+  it('makes a producer wait while the queue is full, so memory stays bounded under a slow store', async () => {
+    const store = new MemoryStore();
+    store.delayMs = 30;
+    const { pipeline } = setup(store, 100);
+    let peak = 0;
+    for (let i = 0; i < 40; i++) {
+      await pipeline.offer(item(Array.from({ length: 10 }, (_, j) => `b-${i}-${j}`)));
+      peak = Math.max(peak, pipeline.stats().queuedEvents);
+    }
+    await pipeline.shutdown();
+    expect(peak).toBeLessThanOrEqual(100);
+    expect(store.rows.size).toBe(400);
+  });
+
+  it('refuses with tryOffer when full and counts nothing as stored', async () => {
+    const store = new MemoryStore();
+    store.delayMs = 200;
+    const { pipeline } = setup(store, 20);
+    expect(pipeline.tryOffer(item(Array.from({ length: 15 }, (_, j) => `f-${j}`)))).toBe(true);
+    expect(pipeline.tryOffer(item(Array.from({ length: 15 }, (_, j) => `g-${j}`)))).toBe(false);
+    await pipeline.shutdown();
+    expect(store.rows.size).toBe(15);
+  });
+
+  it('fails webhook items at once when the store fails, and retries file items until it recovers', async () => {
+    const store = new MemoryStore();
+    store.failWith = new Error('disk full');
+    const { pipeline } = setup(store);
+    const hook = item(['w-1'], false);
+    const file = item(['f-1'], true);
+    pipeline.tryOffer(hook);
+    await pipeline.offer(file);
+    expect((await hook.result)?.message).toMatch(/store unavailable: disk full/);
+    expect(pipeline.stats().storeError).toBe('disk full');
+    store.failWith = undefined;
+    expect(await file.result).toBeUndefined();
+    expect([...store.rows.keys()]).toEqual(['f-1/ResponseComplete']);
+    expect(pipeline.stats().storeErrors).toBeGreaterThan(0);
+    await pipeline.shutdown();
+  });
+
+  it('dead-letters what the store rejects, naming the source', async () => {
+    const store = new MemoryStore();
+    const { pipeline, letters } = setup(store);
+    const it1 = item(['ok-1']);
+    it1.events.push(Buffer.from('{"kind":"Event"}'));
+    await pipeline.offer(it1);
+    await it1.result;
+    await pipeline.shutdown();
+    expect(letters).toHaveLength(1);
+    expect(letters[0]?.reason).toMatch(/auditID/);
+    expect(pipeline.stats()).toMatchObject({ eventsStored: 1, rejected: 1, deadLettered: 1 });
+  });
+});

@@ -1,0 +1,147 @@
+import { gzipSync } from 'node:zlib';
+import { describe, expect, it } from 'vitest';
+import { auditEvent } from '../../test/fixtures/agent/make-events.js';
+import { DEFAULT_PREPARE_OPTIONS, prepareLine, prepareValue } from '../model/prepare.js';
+import type { WebhookSourceConfig } from './agent-config.js';
+import { memoryLogger } from './logger.js';
+import type { PipelineItem } from './pipeline.js';
+import { WebhookHandler } from './webhook-source.js';
+
+const config: WebhookSourceConfig = {
+  type: 'webhook',
+  name: 'hook',
+  listen: { host: '127.0.0.1', port: 0 },
+  path: '/audit',
+  source: 'kubernetes.audit',
+  service: 'audit',
+  maxBodyBytes: 64 * 1024,
+};
+
+function handler(
+  opts: { token?: string; accept?: 'store' | 'full' | 'fail'; cfg?: WebhookSourceConfig } = {},
+) {
+  const offered: PipelineItem[] = [];
+  const h = new WebhookHandler({
+    config: opts.cfg ?? config,
+    prepare: {
+      line: (b) => prepareLine(b, DEFAULT_PREPARE_OPTIONS),
+      value: (v) => prepareValue(v, DEFAULT_PREPARE_OPTIONS),
+    },
+    tryOffer: (item) => {
+      if (opts.accept === 'full') return false;
+      offered.push(item);
+      setTimeout(
+        () => item.done?.(opts.accept === 'fail' ? new Error('store unavailable: disk full') : undefined),
+        5,
+      );
+      return true;
+    },
+    log: memoryLogger(),
+    ...(opts.token === undefined ? {} : { token: opts.token }),
+  });
+  return { h, offered };
+}
+
+const eventList = (n: number) => ({
+  kind: 'EventList',
+  apiVersion: 'audit.k8s.io/v1',
+  items: Array.from({ length: n }, (_, i) => auditEvent(`w-${i}`)),
+});
+
+function post(body: string | Buffer, headers: Record<string, string> = {}): Request {
+  return new Request('http://127.0.0.1/audit', { method: 'POST', body, headers });
+}
+
+describe('WebhookHandler', () => {
+  it('answers 200 with an EventList once the pipeline stored it', async () => {
+    const { h, offered } = handler();
+    const res = await h.fetch(post(JSON.stringify(eventList(3))));
+    expect(res.status).toBe(200);
+    expect(offered[0]?.events).toHaveLength(3);
+    expect(h.status()).toMatchObject({ requests: 1, events: 3, responses: { 200: 1 } });
+  });
+
+  it('accepts a JSON array, a single Event and a gzip body', async () => {
+    const { h, offered } = handler();
+    expect((await h.fetch(post(JSON.stringify([auditEvent('a'), auditEvent('b')])))).status).toBe(200);
+    expect((await h.fetch(post(JSON.stringify(auditEvent('c'))))).status).toBe(200);
+    const gz = gzipSync(Buffer.from(JSON.stringify(eventList(2))));
+    expect((await h.fetch(post(gz, { 'content-encoding': 'gzip' }))).status).toBe(200);
+    expect(offered.map((i) => i.events.length)).toEqual([2, 1, 2]);
+  });
+
+  it('answers 400 naming what is wrong for bodies that are not audit events', async () => {
+    const { h, offered } = handler();
+    const garbage = await h.fetch(post('this is not json'));
+    expect(garbage.status).toBe(400);
+    expect(((await garbage.json()) as { error: string }).error).toMatch(/not JSON/);
+    const notEvents = await h.fetch(post(JSON.stringify({ kind: 'Pod', apiVersion: 'v1' })));
+    expect(notEvents.status).toBe(400);
+    expect(((await notEvents.json()) as { error: string }).error).toMatch(/no audit events/);
+    expect(offered).toHaveLength(0);
+  });
+
+  it('answers 401 without or with a wrong bearer token', async () => {
+    const { h, offered } = handler({ token: 's3cret' });
+    const body = JSON.stringify(eventList(1));
+    expect((await h.fetch(post(body))).status).toBe(401);
+    expect((await h.fetch(post(body, { authorization: 'Bearer wrong' }))).status).toBe(401);
+    expect((await h.fetch(post(body, { authorization: 'Bearer s3cret' }))).status).toBe(200);
+    expect(offered).toHaveLength(1);
+  });
+
+  it('answers 401 without a verified client certificate and 403 for one not allowed', async () => {
+    const cfg: WebhookSourceConfig = {
+      ...config,
+      tls: { cert: 'c', key: 'k', clientCa: 'ca', allowedNames: ['kube-apiserver'] },
+    };
+    const { h } = handler({ cfg });
+    const body = JSON.stringify(eventList(1));
+    expect((await h.fetch(post(body))).status).toBe(401);
+    expect((await h.fetch(post(body), { authorized: false, names: ['kube-apiserver'] })).status).toBe(401);
+    expect((await h.fetch(post(body), { authorized: true, names: ['someone'] })).status).toBe(403);
+    expect((await h.fetch(post(body), { authorized: true, names: ['kube-apiserver'] })).status).toBe(200);
+  });
+
+  it('answers 413 over the body limit, by Content-Length or by counting, also after gunzip', async () => {
+    const { h, offered } = handler();
+    const big = JSON.stringify(eventList(300));
+    expect(Buffer.byteLength(big)).toBeGreaterThan(64 * 1024);
+    expect((await h.fetch(post(big))).status).toBe(413);
+    const stream = new ReadableStream<Uint8Array>({
+      start(c) {
+        c.enqueue(new TextEncoder().encode(big));
+        c.close();
+      },
+    });
+    const chunked = new Request('http://127.0.0.1/audit', {
+      method: 'POST',
+      body: stream,
+      duplex: 'half',
+    } as RequestInit);
+    expect((await h.fetch(chunked)).status).toBe(413);
+    const bomb = gzipSync(Buffer.alloc(64 * 1024 * 9, 0x20));
+    expect((await h.fetch(post(bomb, { 'content-encoding': 'gzip' }))).status).toBe(413);
+    expect(offered).toHaveLength(0);
+  });
+
+  it('answers 429 with Retry-After when the pipeline is full, 503 when the store fails', async () => {
+    const full = handler({ accept: 'full' }).h;
+    const r429 = await full.fetch(post(JSON.stringify(eventList(2))));
+    expect(r429.status).toBe(429);
+    expect(r429.headers.get('retry-after')).toBe('1');
+    expect(full.status().dropped).toBe(2);
+    const failing = handler({ accept: 'fail' }).h;
+    const r503 = await failing.fetch(post(JSON.stringify(eventList(2))));
+    expect(r503.status).toBe(503);
+    expect(failing.status().events).toBe(0);
+  });
+
+  it('answers 404 elsewhere and 405 for other methods', async () => {
+    const { h } = handler();
+    expect(
+      (await h.fetch(new Request('http://127.0.0.1/other', { method: 'POST', body: '[]' }))).status,
+    ).toBe(404);
+    expect((await h.fetch(new Request('http://127.0.0.1/audit'))).status).toBe(405);
+  });
+});
