@@ -104,6 +104,7 @@ export class AdminHandler {
       res.writeHead(response.status, Object.fromEntries(response.headers.entries()));
       res.end(Buffer.from(await response.arrayBuffer()));
     } catch (err) {
+      if (res.writableEnded) return;
       if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
       res.end(`${JSON.stringify({ error: String(err) })}\n`);
     }

@@ -332,6 +332,7 @@ export class WebhookServer {
   }
 
   private async serve(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    res.on('error', (err) => this.log.debug('webhook response failed', { error: err.message }));
     try {
       let client: ClientCertificate | undefined;
       const socket = req.socket as TLSSocket;
@@ -352,12 +353,14 @@ export class WebhookServer {
       const request = new Request(`http://${req.headers.host ?? 'localhost'}${req.url ?? '/'}`, init);
       const response = await this.handler.fetch(request, client);
       const out = Buffer.from(await response.arrayBuffer());
-      res.writeHead(response.status, Object.fromEntries(response.headers.entries()));
+      const outHeaders = Object.fromEntries(response.headers.entries());
+      // A refused upload may still be arriving: close the connection rather than read what is thrown away.
+      if (!req.complete) outHeaders.connection = 'close';
+      res.writeHead(response.status, outHeaders);
       res.end(out);
-      // A refused upload may still be arriving; do not read megabytes that will be thrown away.
-      if (response.status === 413 && !req.complete) req.socket.destroySoon?.();
     } catch (err) {
       this.log.error('webhook request failed', { error: String(err) });
+      if (res.writableEnded) return;
       if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
       res.end('{"error":"internal error"}\n');
     }
