@@ -28,6 +28,38 @@ export interface DuckDBStoreOptions {
 
 const US = 0x1f;
 const NL = 0x0a;
+const NEWLINE = Buffer.from('\n');
+const AUDIT_ID = Buffer.from('"auditID":"');
+const STAGE = Buffer.from('"stage":"');
+const RECEIVED = Buffer.from('"requestReceivedTimestamp":"');
+
+function stringAfter(ev: Buffer, mark: Buffer): string | null {
+  const at = ev.indexOf(mark);
+  if (at < 0) return null;
+  const start = at + mark.length;
+  const end = ev.indexOf(0x22, start);
+  if (end < 0 || ev[end - 1] === 0x5c) return null;
+  return ev.toString('latin1', start, end);
+}
+
+/**
+ * (auditID, stage) and the receive time found by byte search, for de-duplicating within a batch
+ * and bounding the anti-join. kube-apiserver (and JSON.stringify of a normalised event) writes
+ * these fields before any body, so the first match is the event's own. Null when not found: the
+ * event is then left to the SQL checks.
+ */
+function eventKey(ev: Buffer): { id: string; tsMs: number } | null {
+  const id = stringAfter(ev, AUDIT_ID);
+  const stage = stringAfter(ev, STAGE);
+  const ts = stringAfter(ev, RECEIVED);
+  if (id === null || stage === null || ts === null) return null;
+  const tsMs = Date.parse(ts);
+  return Number.isNaN(tsMs) ? null : { id: `${id}\u0000${stage}`, tsMs };
+}
+
+function tsLiteral(ms: number): string {
+  return new Date(ms).toISOString().replace('T', ' ').replace('Z', '');
+}
 
 /** Translates DuckDB's lock error into something the user can act on. */
 function openError(file: string, err: unknown): Error {
@@ -92,36 +124,58 @@ export class DuckDBStore implements Store {
 
   private async writeNow(batch: EventBatch): Promise<WriteResult> {
     if (batch.events.length === 0) return { stored: 0, duplicates: 0, rejected: [] };
-    const rejected: RejectedEvent[] = [];
-    // A raw unit separator or newline cannot occur in valid JSON; such a line is malformed anyway.
+    const early: RejectedEvent[] = [];
+    const seen = new Set<string>();
+    let batchDuplicates = 0;
+    let minTs = Number.POSITIVE_INFINITY;
+    let maxTs = Number.NEGATIVE_INFINITY;
     const staging = join(this.dataDir, `.staging-${process.pid}-${this.stagingSeq++}.tsv`);
     const fh = await open(staging, 'w');
+    let staged = 0;
     try {
       const parts: Buffer[] = [];
       let size = 0;
-      const flush = async () => {
-        if (parts.length === 0) return;
-        await fh.write(Buffer.concat(parts, size));
-        parts.length = 0;
-        size = 0;
-      };
       for (let i = 0; i < batch.events.length; i++) {
         const ev = batch.events[i] as Buffer;
+        // A raw unit separator or newline cannot occur in valid JSON; such a line is malformed anyway.
         if (ev.indexOf(US) >= 0 || ev.indexOf(NL) >= 0) {
-          rejected.push({ index: i, reason: 'not JSON: raw control character in the event' });
+          early.push({ index: i, reason: 'not JSON: raw control character in the event' });
           continue;
         }
+        const key = eventKey(ev);
+        if (key !== null) {
+          if (seen.has(key.id)) {
+            batchDuplicates++;
+            continue;
+          }
+          seen.add(key.id);
+          if (key.tsMs < minTs) minTs = key.tsMs;
+          if (key.tsMs > maxTs) maxTs = key.tsMs;
+        } else {
+          minTs = Number.NaN;
+        }
         const head = Buffer.from(`${i}\x1f`);
-        parts.push(head, ev, Buffer.from('\n'));
+        parts.push(head, ev, NEWLINE);
         size += head.length + ev.length + 1;
-        if (size > 8 << 20) await flush();
+        staged++;
+        if (size > 8 << 20) {
+          await fh.write(Buffer.concat(parts, size));
+          parts.length = 0;
+          size = 0;
+        }
       }
-      await flush();
+      if (size > 0) await fh.write(Buffer.concat(parts, size));
     } finally {
       await fh.close();
     }
     try {
-      return await this.importStaging(staging, batch, rejected);
+      return await this.importStaging(staging, batch.cluster, {
+        staged,
+        batchDuplicates,
+        early,
+        minTs,
+        maxTs,
+      });
     } finally {
       await rm(staging, { force: true });
     }
@@ -129,43 +183,35 @@ export class DuckDBStore implements Store {
 
   private async importStaging(
     staging: string,
-    batch: EventBatch,
-    rejected: RejectedEvent[],
+    cluster: string,
+    s: { staged: number; batchDuplicates: number; early: RejectedEvent[]; minTs: number; maxTs: number },
   ): Promise<WriteResult> {
-    const conn = this.conn;
-    await conn.run('BEGIN TRANSACTION');
-    try {
-      await conn.run(
-        `CREATE OR REPLACE TEMP TABLE kaudit_staged AS ${stagingSelect(staging, batch.cluster)}`,
-      );
-      const bad = await conn.runAndReadAll(
-        'SELECT i, reject FROM kaudit_staged WHERE reject IS NOT NULL ORDER BY i',
-      );
+    if (s.staged === 0) return { stored: 0, duplicates: s.batchDuplicates, rejected: s.early };
+    const select = stagingSelect(staging, cluster);
+    // Idempotence on (auditID, stage): every stage of a request shares requestReceivedTimestamp, so
+    // the anti-join only reads stored rows within the batch's time range (zone maps skip the rest).
+    const range = Number.isFinite(s.minTs)
+      ? ` AND t.ts BETWEEN TIMESTAMP '${tsLiteral(s.minTs - 1000)}' AND TIMESTAMP '${tsLiteral(s.maxTs + 1000)}'`
+      : '';
+    const inserted = await this.conn.run(`
+      INSERT INTO audit_events
+      SELECT ts, stage_ts, audit_id, stage, level, verb, username, user_uid, groups, impersonated_user, subject,
+        source_ip, source_ips, user_agent, api_group, api_version, resource, subresource, namespace, name,
+        request_uri, code, decision, reason, latency_ms, long_running, latency_breakdown, truncated, cluster,
+        now()::TIMESTAMP, raw
+      FROM (${select}) s
+      WHERE reject IS NULL
+        AND NOT EXISTS (SELECT 1 FROM audit_events t WHERE t.audit_id = s.audit_id AND t.stage = s.stage${range})`);
+    const stored = inserted.rowsChanged;
+    const rejected = [...s.early];
+    // Only when rows are missing is it worth a second pass to tell rejects from stored duplicates.
+    if (stored < s.staged) {
+      const bad = await this.conn.runAndReadAll(`SELECT i, reject FROM (${select}) WHERE reject IS NOT NULL`);
       for (const [i, reason] of bad.getRows()) rejected.push({ index: Number(i), reason: String(reason) });
-      const valid = batch.events.length - rejected.length;
-      // Idempotence on (auditID, stage): every stage of a request shares requestReceivedTimestamp,
-      // so the anti-join only looks at stored rows within the batch's time range (zone maps skip the rest).
-      const inserted = await conn.run(`
-        INSERT INTO audit_events
-        SELECT ts, stage_ts, audit_id, stage, level, verb, username, user_uid, groups, impersonated_user, subject,
-          source_ip, source_ips, user_agent, api_group, api_version, resource, subresource, namespace, name,
-          request_uri, code, decision, reason, latency_ms, long_running, latency_breakdown, truncated, cluster,
-          now()::TIMESTAMP, raw
-        FROM kaudit_staged s
-        WHERE reject IS NULL
-          AND NOT EXISTS (
-            SELECT 1 FROM audit_events t
-            WHERE t.audit_id = s.audit_id AND t.stage = s.stage
-              AND t.ts BETWEEN (SELECT min(ts) FROM kaudit_staged) AND (SELECT max(ts) FROM kaudit_staged))
-        QUALIFY row_number() OVER (PARTITION BY audit_id, stage ORDER BY i) = 1`);
-      const stored = inserted.rowsChanged;
-      await conn.run('DROP TABLE kaudit_staged');
-      await conn.run('COMMIT');
-      return { stored, duplicates: valid - stored, rejected: rejected.sort((a, b) => a.index - b.index) };
-    } catch (err) {
-      await conn.run('ROLLBACK').catch(() => undefined);
-      throw err;
     }
+    rejected.sort((a, b) => a.index - b.index);
+    const duplicates = s.batchDuplicates + (s.staged - stored - (rejected.length - s.early.length));
+    return { stored, duplicates, rejected };
   }
 
   async query(sql: string): Promise<QueryResult> {

@@ -82,6 +82,11 @@ const EVENT_STRUCTURE = JSON.stringify({
 export const CREATE_MACROS = `
 CREATE OR REPLACE TEMP MACRO kaudit_go_duration_ms(s) AS (
   CASE WHEN s IN ('0', '0s') THEN 0.0
+       WHEN suffix(s, 'ms') AND try_cast(s[:-3] AS DOUBLE) IS NOT NULL THEN try_cast(s[:-3] AS DOUBLE)
+       WHEN (suffix(s, 'µs') OR suffix(s, 'μs')) AND try_cast(s[:-3] AS DOUBLE) IS NOT NULL THEN try_cast(s[:-3] AS DOUBLE) / 1000.0
+       WHEN suffix(s, 'us') AND try_cast(s[:-3] AS DOUBLE) IS NOT NULL THEN try_cast(s[:-3] AS DOUBLE) / 1000.0
+       WHEN suffix(s, 'ns') AND try_cast(s[:-3] AS DOUBLE) IS NOT NULL THEN try_cast(s[:-3] AS DOUBLE) / 1e6
+       WHEN suffix(s, 's') AND try_cast(s[:-2] AS DOUBLE) IS NOT NULL THEN try_cast(s[:-2] AS DOUBLE) * 1000.0
        WHEN regexp_full_match(s, '-?([0-9]*\\.?[0-9]+(ns|us|µs|μs|ms|s|m|h))+') THEN
          (CASE WHEN starts_with(s, '-') THEN -1.0 ELSE 1.0 END) * list_sum(list_transform(
            regexp_extract_all(s, '([0-9]*\\.?[0-9]+)(ns|us|µs|μs|ms|s|m|h)', 0),
@@ -149,10 +154,9 @@ SELECT
   -- kube-apiserver BasicLongRunningRequestCheck: verbs watch, proxy; subresources attach, exec, proxy, log, portforward
   coalesce(e.verb IN ('watch', 'proxy') OR e.objectRef.subresource IN ('attach', 'exec', 'proxy', 'log', 'portforward'), false)
     AS long_running,
-  map_from_entries(list_transform(
-    list_filter(map_entries(coalesce(e.annotations, MAP {}::MAP(VARCHAR, VARCHAR))),
-      x -> starts_with(x.key, 'apiserver.latency.k8s.io/') AND kaudit_go_duration_ms(x.value) IS NOT NULL),
-    x -> {'key': substr(x.key, 26), 'value': kaudit_go_duration_ms(x.value)})) AS latency_breakdown,
+  CASE WHEN contains(j, '"apiserver.latency.k8s.io/') THEN map_from_entries(list_transform(
+    list_filter(map_entries(e.annotations), x -> starts_with(x.key, 'apiserver.latency.k8s.io/')),
+    x -> {'key': substr(x.key, 26), 'value': kaudit_go_duration_ms(x.value)})) END AS latency_breakdown,
   coalesce(e.annotations['audit.k8s.io/truncated'] = 'true', false) AS truncated,
   '${clusterLit}' AS cluster,
   j AS raw

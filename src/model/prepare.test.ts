@@ -1,0 +1,59 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { prepareLine } from './prepare.js';
+
+const lines = (name: string) =>
+  readFileSync(new URL(`../../test/fixtures/${name}`, import.meta.url))
+    .toString()
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => Buffer.from(l));
+
+const opts = { maxEventBytes: 4 * 1024 * 1024, redact: true };
+
+describe('prepareLine', () => {
+  it('passes a plain v1 line through untouched (the fast path)', () => {
+    const [line] = lines('watch-long-running.jsonl');
+    if (!line) throw new Error('fixture empty');
+    const p = prepareLine(line, opts);
+    expect(p.events).toHaveLength(1);
+    expect(p.events[0]).toBe(line);
+  });
+
+  it('parses and redacts lines that carry secrets', () => {
+    for (const line of lines('secret-request-response.jsonl')) {
+      const p = prepareLine(line, opts);
+      expect(p.events[0]).not.toBe(line);
+      const text = p.events[0]?.toString() ?? '';
+      expect(text).not.toMatch(/aHVudGVyMg==|bmV3LXBhc3N3b3Jk|eyJhbGciOiJSUzI1NiJ9|sk-live/);
+    }
+  });
+
+  it('redacts nothing with redaction off', () => {
+    const [line] = lines('secret-request-response.jsonl');
+    if (!line) throw new Error('fixture empty');
+    expect(prepareLine(line, { ...opts, redact: false }).events[0]?.toString()).toContain('aHVudGVyMg==');
+  });
+
+  it('keeps an oversized event with its bodies stripped and marked truncated', () => {
+    const big = {
+      ...JSON.parse(lines('watch-long-running.jsonl')[0]?.toString() ?? '{}'),
+      level: 'RequestResponse',
+      requestObject: { blob: 'x'.repeat(2048) },
+    };
+    const p = prepareLine(Buffer.from(JSON.stringify(big)), { ...opts, maxEventBytes: 1024 });
+    expect(p.truncated).toBe(1);
+    const out = JSON.parse(p.events[0]?.toString() ?? '{}');
+    expect(out.requestObject).toBeUndefined();
+    expect(out.annotations['audit.k8s.io/truncated']).toBe('true');
+    expect(out.auditID).toBe(big.auditID);
+  });
+
+  it('reports malformed lines with a reason and ignores blank ones', () => {
+    expect(prepareLine(Buffer.from('{"kind":"Event", oops'), opts).malformed).toMatch(/^not JSON/);
+    expect(prepareLine(Buffer.from('{"hello":"world"}'), opts).malformed).toBe(
+      'not an audit Event: missing field auditID',
+    );
+    expect(prepareLine(Buffer.from('   \r'), opts)).toEqual({ events: [], truncated: 0 });
+  });
+});

@@ -1,0 +1,164 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { deriveFields } from '../../model/derive.js';
+import type { AuditEvent } from '../../model/event.js';
+import { prepareLine } from '../../model/prepare.js';
+import { DuckDBStore } from './duckdb-store.js';
+
+const fixture = (name: string) =>
+  readFileSync(new URL(`../../../test/fixtures/${name}`, import.meta.url))
+    .toString()
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => Buffer.from(l));
+
+const opts = { maxEventBytes: 4 << 20, redact: true };
+const prepared = (lines: Buffer[]) => lines.flatMap((l) => prepareLine(l, opts).events);
+
+let dir: string;
+let store: DuckDBStore;
+
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'kaudit-store-'));
+  store = await DuckDBStore.open({ dataDir: dir });
+});
+
+afterEach(async () => {
+  await store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('DuckDBStore.write', () => {
+  it('is idempotent on (auditID, stage), within a batch and across batches', async () => {
+    const events = prepared(fixture('watch-long-running.jsonl'));
+    const first = await store.write({ events: [...events, ...events], cluster: 'c1' });
+    expect(first).toEqual({ stored: 4, duplicates: 4, rejected: [] });
+    const second = await store.write({ events, cluster: 'c1' });
+    expect(second).toEqual({ stored: 0, duplicates: 4, rejected: [] });
+    expect((await store.stats()).rows).toBe(4);
+  });
+
+  it('returns the index and reason of events it cannot store, and stores the rest', async () => {
+    const [good] = prepared(fixture('watch-long-running.jsonl'));
+    if (!good) throw new Error('fixture empty');
+    const r = await store.write({
+      events: [
+        Buffer.from('{"kind":"Event","apiVersion":"audit.k8s.io/v1",'),
+        good,
+        Buffer.from('{"auditID":"x"}'),
+      ],
+      cluster: 'c1',
+    });
+    expect(r.stored).toBe(1);
+    expect(r.rejected).toEqual([
+      { index: 0, reason: 'not JSON' },
+      { index: 2, reason: 'not an audit Event: missing or unknown stage' },
+    ]);
+  });
+
+  it('computes the same derived fields in SQL as the reference in model/derive.ts', async () => {
+    const lines = [...fixture('watch-long-running.jsonl'), ...fixture('secret-request-response.jsonl')];
+    const events = prepared(lines);
+    await store.write({ events, cluster: 'prod' });
+    const { rows } = await store.query(
+      `SELECT audit_id, stage, epoch_us(ts) AS ts_us, latency_ms, long_running, subject, username, api_group, resource,
+         subresource, namespace, name, code, decision, reason, source_ip, user_agent, cluster, truncated, latency_breakdown
+       FROM events ORDER BY ts, stage`,
+    );
+    const expected = events
+      .map((b) => deriveFields(JSON.parse(b.toString()) as AuditEvent, 'prod'))
+      .sort((a, b) => a.ts.localeCompare(b.ts) || a.stage.localeCompare(b.stage));
+    expect(rows).toHaveLength(expected.length);
+    rows.forEach((row, i) => {
+      const d = expected[i];
+      if (!d) throw new Error('missing expectation');
+      expect(row).toMatchObject({
+        audit_id: d.audit_id,
+        stage: d.stage,
+        long_running: d.long_running,
+        subject: d.subject,
+        username: d.username,
+        api_group: d.api_group,
+        resource: d.resource,
+        subresource: d.subresource,
+        namespace: d.namespace,
+        name: d.name,
+        code: d.code,
+        decision: d.decision,
+        reason: d.reason,
+        source_ip: d.source_ip,
+        user_agent: d.user_agent,
+        cluster: 'prod',
+        truncated: d.truncated,
+      });
+      expect(row.latency_ms).toBeCloseTo(d.latency_ms ?? Number.NaN, 6);
+      const breakdown = Object.fromEntries(
+        ((row.latency_breakdown as { key: string; value: number }[] | null) ?? []).map((x) => [
+          x.key,
+          x.value,
+        ]),
+      );
+      expect(Object.keys(breakdown).sort()).toEqual(Object.keys(d.latency_breakdown).sort());
+      for (const [k, v] of Object.entries(d.latency_breakdown)) expect(breakdown[k]).toBeCloseTo(v, 6);
+    });
+  });
+
+  it('keeps microseconds in latency_ms and marks watches and exec long-running', async () => {
+    await store.write({ events: prepared(fixture('watch-long-running.jsonl')), cluster: 'c' });
+    const { rows } = await store.query(
+      'SELECT verb, subresource, stage, latency_ms, long_running FROM events ORDER BY ts, stage',
+    );
+    expect(rows[0]).toMatchObject({ verb: 'watch', stage: 'ResponseComplete', long_running: true });
+    expect(rows[1]).toMatchObject({
+      verb: 'watch',
+      stage: 'ResponseStarted',
+      long_running: true,
+      latency_ms: 1.25,
+    });
+    expect(rows.find((r) => r.subresource === 'exec')).toMatchObject({ long_running: true });
+    expect(rows.find((r) => r.verb === 'list')).toMatchObject({ long_running: false, latency_ms: 1734.512 });
+  });
+});
+
+describe('DuckDBStore.query', () => {
+  it('refuses statements that write, and more than one statement', async () => {
+    await expect(store.query('DELETE FROM audit_events')).rejects.toMatchObject({
+      code: 'KAUDIT_QUERY_READONLY',
+    });
+    await expect(store.query('SELECT 1; SELECT 2')).rejects.toMatchObject({ code: 'KAUDIT_QUERY_INVALID' });
+    await expect(store.query('SELEC 1')).rejects.toMatchObject({ code: 'KAUDIT_QUERY_INVALID' });
+  });
+});
+
+describe('DuckDBStore retention and locking', () => {
+  it('deletes events older than the retention', async () => {
+    await store.write({ events: prepared(fixture('v1beta1-event.jsonl')), cluster: 'c' });
+    await store.write({ events: prepared(fixture('watch-long-running.jsonl')), cluster: 'c' });
+    // The 2019 events are older than any retention; the 2026 fixtures are older than 1 day too.
+    const days = (Date.now() - Date.parse('2020-01-01T00:00:00Z')) / 86_400_000;
+    expect(await store.deleteOlderThan(days)).toBe(2);
+    expect((await store.stats()).rows).toBe(4);
+  });
+
+  // The second process runs the built store (npm test builds first).
+  it('names the file and the holder when another process has it open', async () => {
+    await store.checkpoint();
+    const script = `
+      import('${new URL('../../../dist/store/duckdb/duckdb-store.js', import.meta.url).pathname}').then(async ({ DuckDBStore }) => {
+        try { await DuckDBStore.open({ dataDir: ${JSON.stringify(dir)} }); console.log('opened'); }
+        catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })); }
+      });`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+      encoding: 'utf8',
+    });
+    const out = r.stdout.trim();
+    expect(out).not.toBe('opened');
+    const parsed = JSON.parse(out.split('\n').pop() ?? '{}');
+    expect(parsed.code).toBe('KAUDIT_STORE_LOCKED');
+    expect(parsed.message).toContain(join(dir, 'kaudit.duckdb'));
+    expect(parsed.message).toContain(`PID ${process.pid}`);
+  });
+});
