@@ -1,0 +1,107 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { Option } from 'commander';
+import { UserError } from '../../model/errors.js';
+import { type ReadEvent, readAuditEvents } from '../../model/read-events.js';
+import {
+  formatKubeVersion,
+  NEWEST_KUBERNETES_VERSION,
+  type PolicyFeatures,
+  parseKubeVersion,
+  policyFeatures,
+} from '../../policy/kube-version.js';
+import { loadPolicyOrThrow } from '../../policy/load.js';
+import type { Policy } from '../../policy/types.js';
+
+export interface PolicySourceFlags {
+  kubernetesVersion?: string;
+  fragment?: boolean;
+  entry?: string;
+}
+
+export function kubernetesVersionOption(): Option {
+  return new Option(
+    '--kubernetes-version <v>',
+    `the kube-apiserver version whose behaviour to reproduce (default ${formatKubeVersion(NEWEST_KUBERNETES_VERSION)})`,
+  );
+}
+
+export function fragmentOption(): Option {
+  return new Option(
+    '--fragment',
+    'the file is a bare list of rules (a template fragment): check it as the rules of a Policy',
+  );
+}
+
+export function entryOption(): Option {
+  return new Option(
+    '--entry <key>',
+    'for a ConfigMap holding several policies: the data key of the one to use',
+  );
+}
+
+export function featuresFrom(flags: PolicySourceFlags): PolicyFeatures {
+  return policyFeatures(
+    flags.kubernetesVersion === undefined ? undefined : parseKubeVersion(flags.kubernetesVersion),
+  );
+}
+
+export function readTextFile(path: string, what: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new UserError('KAUDIT_FILE_UNREADABLE', `cannot read ${what} ${path}: ${code ?? String(err)}`, {
+      ...(code === 'ENOENT' ? { hint: 'check the path' } : {}),
+      cause: err,
+    });
+  }
+}
+
+/** Reads and loads one valid policy; every problem goes into the UserError. */
+export function readPolicy(
+  path: string,
+  flags: PolicySourceFlags,
+): { policy: Policy; features: PolicyFeatures } {
+  const features = featuresFrom(flags);
+  const opts = {
+    file: path,
+    features,
+    fragment: flags.fragment === true,
+    ...(flags.entry === undefined ? {} : { entry: flags.entry }),
+  };
+  return { policy: loadPolicyOrThrow(readTextFile(path, 'policy'), opts), features };
+}
+
+/** Every event of the given audit logs, in order; malformed records are counted and reported on stderr. */
+export async function* readLogs(paths: readonly string[]): AsyncGenerator<ReadEvent> {
+  for (const path of paths) {
+    if (!existsSync(path))
+      throw new UserError('KAUDIT_FILE_UNREADABLE', `cannot read audit log ${path}: ENOENT`, {
+        hint: 'check the path',
+      });
+  }
+  for (const path of paths) {
+    let malformed = 0;
+    let first = '';
+    yield* readAuditEvents(path, {
+      onMalformed: (m) => {
+        malformed++;
+        if (first === '') first = `at byte ${m.offset}: ${m.reason}`;
+      },
+    });
+    if (malformed > 0)
+      process.stderr.write(`kaudit: ${path}: skipped ${malformed} malformed record(s), first ${first}\n`);
+  }
+}
+
+export function formatBytes(n: number | null): string {
+  if (n === null) return '-';
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return u === 0 ? `${v} B` : `${v.toFixed(1)} ${units[u]}`;
+}

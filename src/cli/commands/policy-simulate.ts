@@ -1,0 +1,125 @@
+import type { Command } from 'commander';
+import { simulatePolicy } from '../../policy/simulate.js';
+import { parseIntFlag } from '../common.js';
+import { formatTable, toJson } from '../output.js';
+import {
+  entryOption,
+  formatBytes,
+  fragmentOption,
+  kubernetesVersionOption,
+  type PolicySourceFlags,
+  readLogs,
+  readPolicy,
+} from './policy-files.js';
+
+interface SimulateFlags extends PolicySourceFlags {
+  json?: boolean;
+  top: string;
+}
+
+const pct = (part: number, whole: number) => (whole > 0 ? `${((part / whole) * 100).toFixed(1)}%` : '-');
+
+export function registerPolicySimulate(policy: Command): void {
+  policy
+    .command('simulate')
+    .description(
+      'Apply a policy to captured audit events: what each rule keeps, the new volume, what is lost',
+    )
+    .argument('<policy>', 'policy file')
+    .argument('<log...>', 'captured audit logs (JSON lines, EventList, gzip, ...)')
+    .addOption(kubernetesVersionOption())
+    .addOption(fragmentOption())
+    .addOption(entryOption())
+    .option('--top <n>', 'list this many of the dropped request kinds', '10')
+    .option('--json', 'the whole report as one JSON object')
+    .addHelpText(
+      'after',
+      `
+Sizes are estimates: an event keeps its captured size minus the bodies its new level does not log. Events the
+capture does not hold (a stage or body the old policy left out) cannot be added.
+
+Examples:
+  kaudit policy simulate new-policy.yaml /var/log/kubernetes/audit/audit.log
+  kaudit policy simulate new-policy.yaml audit-*.log.gz --json`,
+    )
+    .action(async (file: string, logs: string[], flags: SimulateFlags) => {
+      const { policy: p, features } = readPolicy(file, flags);
+      const topDropped = parseIntFlag('--top', flags.top, 0);
+      const r = await simulatePolicy(p, readLogs(logs), { features, topDropped });
+      if (flags.json) {
+        process.stdout.write(`${toJson(r)}\n`);
+        return;
+      }
+      const out = process.stdout;
+      out.write(
+        formatTable(
+          ['', 'events', 'requests', 'bytes', 'per_day'],
+          [
+            {
+              '': 'captured',
+              events: r.input.events,
+              requests: r.input.requests,
+              bytes: formatBytes(r.input.bytes),
+              per_day: formatBytes(r.input.bytesPerDay),
+            },
+            {
+              '': 'with policy',
+              events: r.output.events,
+              requests: r.output.requests,
+              bytes: formatBytes(r.output.bytes),
+              per_day: formatBytes(r.output.bytesPerDay),
+            },
+          ],
+        ),
+      );
+      out.write(
+        `\nThe policy keeps ${pct(r.output.bytes, r.input.bytes)} of the captured bytes (${r.input.from ?? '?'} to ${r.input.to ?? '?'}).\n\n`,
+      );
+      out.write(
+        formatTable(
+          ['rule', 'level', 'matched', 'kept_events', 'bytes', 'share'],
+          [
+            ...r.rules.map((x) => ({
+              rule: `rules[${x.index}]`,
+              level: x.level,
+              matched: x.matched,
+              kept_events: x.events,
+              bytes: formatBytes(x.bytes),
+              share: pct(x.bytes, r.output.bytes),
+            })),
+            {
+              rule: 'no rule',
+              level: 'None',
+              matched: r.unmatched.events,
+              kept_events: 0,
+              bytes: formatBytes(0),
+              share: '-',
+            },
+          ],
+        ),
+      );
+      const sensitive = Object.entries(r.sensitiveBodies.byResource)
+        .map(([k, n]) => `${k} ${n}`)
+        .join(', ');
+      out.write(
+        `\nEvents with bodies of secret-like resources: ${r.sensitiveBodies.events}${sensitive ? ` (${sensitive})` : ''}\n`,
+      );
+      if (r.bodiesNotCaptured > 0) {
+        out.write(
+          `Events logged at a higher level than captured (their bodies are missing from the estimate): ${r.bodiesNotCaptured}\n`,
+        );
+      }
+      out.write(
+        `Requests dropped entirely: ${r.dropped.requests} of ${r.input.requests} (${r.dropped.events} events)\n`,
+      );
+      if (r.dropped.top.length > 0) {
+        out.write(
+          `\n${formatTable(
+            ['requests', 'user', 'verb', 'resource'],
+            r.dropped.top.map((g) => ({ ...g })),
+            70,
+          )}`,
+        );
+      }
+    });
+}

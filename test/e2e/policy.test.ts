@@ -1,0 +1,399 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+// Runs the built CLI (npm test builds it first; or run `npx tsc -p tsconfig.build.json`).
+// KAUDIT_E2E_BIN points at another build, e.g. one in a private directory.
+const REPO = fileURLToPath(new URL('../../', import.meta.url));
+const BIN = process.env.KAUDIT_E2E_BIN ?? join(REPO, 'dist/cli/bin.js');
+const SHARED = join(REPO, '../shared/data');
+const FIXTURES = join(REPO, 'test/fixtures/policy');
+
+function kaudit(args: string[], input?: string): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], {
+    cwd: REPO,
+    encoding: 'utf8',
+    env: { ...process.env, NO_COLOR: '1' },
+    ...(input === undefined ? {} : { input }),
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+const jsonLines = (s: string) =>
+  s
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+
+beforeAll(() => {
+  if (!existsSync(BIN)) throw new Error('build the CLI first: npx tsc -p tsconfig.build.json');
+});
+
+describe('kaudit policy lint', () => {
+  it('prints warnings with file:line:column and exits 0 when kube-apiserver would load the policy', () => {
+    const r = kaudit(['policy', 'lint', join(SHARED, 'policies/kubernetes-docs-audit-policy.yaml')]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(
+      'kubernetes-docs-audit-policy.yaml:13:5: warning[KAUDIT_LINT_PODS_SUBRESOURCES] rules[0].resources[0].resources:',
+    );
+    expect(r.stdout).toContain('hint: write "pods/*"');
+    expect(r.stderr).toBe('kaudit: 0 error(s), 3 warning(s)\n');
+  });
+
+  it('exits 1 and lists every error at once', () => {
+    const r = kaudit(['policy', 'lint', join(FIXTURES, 'invalid-many.yaml')]);
+    expect(r.code).toBe(1);
+    const errors = r.stdout.split('\n').filter((l) => l.includes(': error['));
+    expect(errors).toHaveLength(5);
+    expect(errors[0]).toMatch(
+      /invalid-many\.yaml:3:14: error\[KAUDIT_POLICY_STAGE\] omitStages\[0\]: unknown stage "RequestRecieved"$/,
+    );
+  });
+
+  it('--fail-on warning turns warnings into exit 1', () => {
+    const r = kaudit([
+      'policy',
+      'lint',
+      '--fail-on',
+      'warning',
+      join(SHARED, 'policies/audit2rbac-demo-policy.yaml'),
+    ]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('KAUDIT_LINT_NO_CATCH_ALL');
+  });
+
+  it('--json prints one diagnostic per line', () => {
+    const r = kaudit([
+      'policy',
+      'lint',
+      '--json',
+      join(SHARED, 'policies/falcosecurity-plugins-k8saudit-audit-policy.yaml'),
+    ]);
+    expect(r.code).toBe(0);
+    const lines = jsonLines(r.stdout);
+    expect(lines).toContainEqual(
+      expect.objectContaining({
+        severity: 'warning',
+        code: 'KAUDIT_LINT_WRONG_GROUP',
+        path: 'rules[0].resources[0].resources[1]',
+        line: 13,
+        column: 27,
+      }),
+    );
+  });
+
+  it('refuses v1beta1 policies unless checking against Kubernetes 1.23', () => {
+    const file = join(SHARED, 'policies/openshift-library-go/default.yaml');
+    const now = kaudit(['policy', 'lint', file]);
+    expect(now.code).toBe(1);
+    expect(now.stdout).toContain(
+      'error[KAUDIT_POLICY_API_VERSION] apiVersion: audit.k8s.io/v1beta1 was removed in Kubernetes 1.24',
+    );
+    const old = kaudit(['policy', 'lint', '--kubernetes-version', '1.23', file]);
+    expect(old.code).toBe(0);
+    expect(old.stdout).toBe('');
+    expect(old.stderr).toContain('no problems found');
+  });
+
+  it('checks a rule fragment only with --fragment', () => {
+    const file = join(
+      SHARED,
+      'policies/openshift-library-go/fragments-current/writerequestbodies-rules.yaml',
+    );
+    expect(kaudit(['policy', 'lint', file]).stdout).toContain('KAUDIT_POLICY_FRAGMENT');
+    const r = kaudit(['policy', 'lint', '--fragment', file]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('KAUDIT_LINT_SENSITIVE_BODY');
+  });
+
+  it('exits 2 on a missing file or a bad version', () => {
+    const missing = kaudit(['policy', 'lint', 'no-such-policy.yaml']);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('error[KAUDIT_FILE_UNREADABLE]');
+    expect(missing.stdout).toBe('');
+    const bad = kaudit([
+      'policy',
+      'lint',
+      '--kubernetes-version',
+      'banana',
+      join(FIXTURES, 'invalid-many.yaml'),
+    ]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('KAUDIT_BAD_KUBERNETES_VERSION');
+  });
+});
+
+describe('kaudit policy eval', () => {
+  const docs = join(SHARED, 'policies/kubernetes-docs-audit-policy.yaml');
+
+  it('evaluates one request given by flags', () => {
+    const r = kaudit([
+      'policy',
+      'eval',
+      docs,
+      '--user',
+      'alice',
+      '--group',
+      'devs',
+      '--verb',
+      'get',
+      '--namespace',
+      'default',
+      '--resource',
+      'pods/log',
+      '--json',
+    ]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(
+      '{"level":"Metadata","omitStages":["RequestReceived"],"omitManagedFields":false,"rule":1}\n',
+    );
+  });
+
+  it('evaluates a non-resource request and prints a table by default', () => {
+    const r = kaudit([
+      'policy',
+      'eval',
+      docs,
+      '--user',
+      'bob',
+      '--group',
+      'system:authenticated',
+      '--path',
+      '/version',
+    ]);
+    expect(r.code).toBe(0);
+    expect(r.stdout.split('\n')[0]).toMatch(/^REQUEST\s+LEVEL\s+OMIT_STAGES\s+OMIT_MANAGED_FIELDS\s+RULE$/);
+    expect(r.stdout).toMatch(/bob get \/version\s+None\s+RequestReceived\s+false\s+rules\[4\]/);
+  });
+
+  it('evaluates a batch of events and request records', () => {
+    const r = kaudit([
+      'policy',
+      'eval',
+      docs,
+      '--requests',
+      join(FIXTURES, 'requests-mixed.jsonl'),
+      '--json',
+    ]);
+    expect(r.code).toBe(0);
+    expect(jsonLines(r.stdout)).toEqual([
+      { level: 'Metadata', omitStages: ['RequestReceived'], omitManagedFields: false, rule: 1 },
+      { level: 'Metadata', omitStages: ['RequestReceived'], omitManagedFields: false, rule: 8 },
+      { level: 'Metadata', omitStages: ['RequestReceived'], omitManagedFields: false, rule: 6 },
+    ]);
+  });
+
+  it('reads requests from stdin and reports a bad line with its number', () => {
+    const r = kaudit(
+      ['policy', 'eval', docs, '--requests', '-'],
+      '{"verb":"get","path":"/metrics"}\nnot json\n',
+    );
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('-:2: not JSON');
+  });
+
+  it('refuses an invalid policy, listing its errors', () => {
+    const r = kaudit(['policy', 'eval', join(FIXTURES, 'invalid-many.yaml'), '--verb', 'get', '--path', '/']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('error[KAUDIT_POLICY_INVALID]');
+    expect(r.stderr).toContain(
+      'invalid-many.yaml:11:9: error[KAUDIT_POLICY_GROUP] rules[2].resources[0].group',
+    );
+  });
+
+  it('needs --entry for a ConfigMap of several policies', () => {
+    const cm = join(FIXTURES, 'configmap-two-policies.yaml');
+    const r = kaudit(['policy', 'eval', cm, '--path', '/x']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('hint: choose one with --entry: good.yaml, bad.yaml');
+    const ok = kaudit(['policy', 'eval', cm, '--entry', 'good.yaml', '--path', '/x', '--json']);
+    expect(ok.stdout).toBe('{"level":"Metadata","omitStages":[],"omitManagedFields":false,"rule":0}\n');
+  });
+
+  it('applies group "*" only from Kubernetes 1.36', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kaudit-eval-'));
+    const policy = join(dir, 'star.yaml');
+    writeFileSync(
+      policy,
+      'apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n  - level: Request\n    resources: [{group: "*", resources: ["*/status"]}]\n',
+    );
+    const args = [
+      'policy',
+      'eval',
+      policy,
+      '--verb',
+      'update',
+      '--api-group',
+      'apps',
+      '--resource',
+      'deployments/status',
+      '--namespace',
+      'a',
+      '--json',
+    ];
+    expect(jsonLines(kaudit(args).stdout)[0]).toMatchObject({ level: 'Request', rule: 0 });
+    const old = kaudit([...args, '--kubernetes-version', '1.35']);
+    expect(old.code).toBe(2);
+    expect(old.stderr).toContain('group "*" needs Kubernetes 1.36 or newer');
+  });
+});
+
+describe('kaudit policy simulate', () => {
+  it('reports per-rule counts that match a direct count of a generated log', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kaudit-sim-'));
+    const log = join(dir, 'audit.log');
+    const lines: string[] = [];
+    const want = { health: 0, secrets: 0, other: 0 };
+    for (let i = 0; i < 300; i++) {
+      const kind = i % 5 === 0 ? 'health' : i % 3 === 0 ? 'secrets' : 'other';
+      want[kind]++;
+      const resource = kind === 'secrets' ? 'secrets' : 'pods';
+      const e = {
+        kind: 'Event',
+        apiVersion: 'audit.k8s.io/v1',
+        level: 'RequestResponse',
+        auditID: `r${i}`,
+        stage: 'ResponseComplete',
+        requestURI: kind === 'health' ? '/healthz' : `/api/v1/namespaces/a/${resource}`,
+        verb: kind === 'health' ? 'get' : 'create',
+        user: { username: 'alice', groups: ['system:authenticated'] },
+        ...(kind === 'health'
+          ? {}
+          : {
+              objectRef: { resource, namespace: 'a', apiVersion: 'v1' },
+              requestObject: { data: 'x'.repeat(i) },
+            }),
+        requestReceivedTimestamp: new Date(Date.UTC(2026, 0, 1, 0, 0, i)).toISOString(),
+        stageTimestamp: new Date(Date.UTC(2026, 0, 1, 0, 0, i)).toISOString(),
+      };
+      lines.push(JSON.stringify(e));
+    }
+    writeFileSync(log, `${lines.join('\n')}\n`);
+    const policy = join(dir, 'policy.yaml');
+    writeFileSync(
+      policy,
+      'apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: None\n  nonResourceURLs: ["/healthz*"]\n- level: Request\n  resources: [{resources: [secrets]}]\n- level: Metadata\n',
+    );
+    const r = kaudit(['policy', 'simulate', policy, log, '--json']);
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout) as {
+      input: { events: number; bytes: number };
+      output: { events: number; bytes: number };
+      rules: { index: number; level: string; events: number; bytes: number }[];
+      unmatched: { events: number };
+      sensitiveBodies: { events: number };
+    };
+    expect(report.input).toMatchObject({
+      events: 300,
+      bytes: lines.reduce((n, l) => n + Buffer.byteLength(l), 0),
+    });
+    expect(report.rules.map((x) => [x.index, x.level, x.events])).toEqual([
+      [0, 'None', 0],
+      [1, 'Request', want.secrets],
+      [2, 'Metadata', want.other],
+    ]);
+    expect(report.output.events).toBe(want.secrets + want.other);
+    expect(report.unmatched.events).toBe(0);
+    expect(report.sensitiveBodies.events).toBe(want.secrets);
+    expect(report.output.bytes).toBeLessThan(report.input.bytes);
+
+    const table = kaudit(['policy', 'simulate', policy, log]);
+    expect(table.code).toBe(0);
+    expect(table.stdout).toMatch(/rules\[1\]\s+Request\s+\d+\s+\d+/);
+    expect(table.stdout).toContain(`Requests dropped entirely: ${want.health} of 300`);
+  });
+
+  it('runs on real captured samples', () => {
+    const r = kaudit([
+      'policy',
+      'simulate',
+      join(SHARED, 'policies/gce-create-master-audit-policy.rendered.yaml'),
+      join(SHARED, 'samples/audit2rbac-demo.log'),
+      '--json',
+    ]);
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout) as { input: { events: number } };
+    expect(report.input.events).toBe(
+      readFileSync(join(SHARED, 'samples/audit2rbac-demo.log'), 'utf8').trim().split('\n').length,
+    );
+  });
+
+  it('exits 2 when a log is missing', () => {
+    const r = kaudit([
+      'policy',
+      'simulate',
+      join(SHARED, 'policies/audit2rbac-demo-policy.yaml'),
+      'missing.log',
+    ]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('cannot read audit log missing.log');
+  });
+});
+
+describe('kaudit policy generate', () => {
+  it('prints the recommended policy, which lints clean', () => {
+    const r = kaudit(['policy', 'generate']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^# kaudit's recommended audit policy/);
+    const dir = mkdtempSync(join(tmpdir(), 'kaudit-gen-'));
+    writeFileSync(join(dir, 'p.yaml'), r.stdout);
+    const lint = kaudit(['policy', 'lint', join(dir, 'p.yaml')]);
+    expect(lint.code).toBe(0);
+    expect(lint.stdout).toBe('');
+  });
+
+  it('prints the seed page policy with its verbs on the rule', () => {
+    const r = kaudit(['policy', 'generate', '--preset', 'seed']);
+    expect(r.stdout).toContain('- group: authorization.k8s.io\n        resources: [subjectaccessreviews]');
+    expect(r.stdout).toContain(
+      'verbs: [create, patch, update, delete]\n    resources:\n      - group: ""\n        resources: [pods]',
+    );
+  });
+
+  it('tunes to observed traffic with --from, dropping heavy system reads only', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kaudit-gen-'));
+    const log = join(dir, 'audit.log');
+    const ev = (i: number, user: string, verb: string, resource: string) =>
+      JSON.stringify({
+        kind: 'Event',
+        apiVersion: 'audit.k8s.io/v1',
+        level: 'Metadata',
+        auditID: `g${i}`,
+        stage: 'ResponseComplete',
+        requestURI: `/api/v1/${resource}`,
+        verb,
+        user: { username: user, groups: [] },
+        objectRef: { resource, apiVersion: 'v1' },
+        responseStatus: { code: 200 },
+        requestReceivedTimestamp: '2026-01-01T00:00:00Z',
+        stageTimestamp: '2026-01-01T00:00:00Z',
+      });
+    const lines = [
+      ...Array.from({ length: 200 }, (_, i) =>
+        ev(i, 'system:serviceaccount:kube-system:poller', 'list', 'namespaces'),
+      ),
+      ...Array.from({ length: 200 }, (_, i) =>
+        ev(1000 + i, 'system:serviceaccount:kube-system:writer', 'update', 'namespaces'),
+      ),
+    ];
+    writeFileSync(log, `${lines.join('\n')}\n`);
+    const r = kaudit(['policy', 'generate', '--from', log]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain(
+      'kaudit: dropping system:serviceaccount:kube-system:poller list namespaces: 200 events',
+    );
+    expect(r.stdout).toContain('users: [system:serviceaccount:kube-system:poller]\n    verbs: [list]');
+    expect(r.stdout).not.toContain('kube-system:writer');
+    const json = kaudit(['policy', 'generate', '--from', log, '--json']);
+    expect((JSON.parse(json.stdout) as { tuned: unknown[] }).tuned).toHaveLength(1);
+  });
+
+  it('rejects an unknown preset', () => {
+    const r = kaudit(['policy', 'generate', '--preset', 'loud']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('Allowed choices are recommended, seed, gke, minimal');
+  });
+});
