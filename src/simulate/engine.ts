@@ -87,6 +87,15 @@ const RR_RESOURCES = new Set([
   'clusterrolebindings',
   'serviceaccounts',
 ]);
+/** Creates that never reach etcd: reviews are answered by the authenticator or authorizer. */
+const NO_STORAGE = new Set([
+  'tokenreviews',
+  'subjectaccessreviews',
+  'selfsubjectaccessreviews',
+  'selfsubjectrulesreviews',
+  'selfsubjectreviews',
+  'localsubjectaccessreviews',
+]);
 const WRITE_VERBS = new Set(['create', 'update', 'patch', 'delete', 'deletecollection']);
 
 /**
@@ -184,18 +193,25 @@ export class Engine {
     const prng = this.prng;
     const auditID = prng.uuid();
     const start = this.nowUs + Math.round(offsetUs);
+    const ref = req.ref;
     let latency = Math.max(1, Math.round(req.latencyUs));
     let step = this.currentStep;
     let etcdNs = 0;
     const slow = this.etcdSlow;
-    if (slow !== undefined && start >= slow.fromUs && start < slow.toUs && WRITE_VERBS.has(req.verb)) {
+    if (
+      slow !== undefined &&
+      start >= slow.fromUs &&
+      start < slow.toUs &&
+      WRITE_VERBS.has(req.verb) &&
+      !req.longRunning &&
+      !NO_STORAGE.has(ref?.resource ?? '')
+    ) {
       const extraUs = Math.round(prng.logNormal(2_500_000, 0.45));
       latency += extraUs;
       etcdNs = extraUs * 1000 + prng.int(1_000_000);
       step ??= slow.step;
     }
     const end = start + latency;
-    const ref = req.ref;
     const level = req.level ?? levelFor(req.verb, ref);
     const code = req.failure?.code ?? req.code ?? (req.verb === 'create' ? 201 : 200);
 

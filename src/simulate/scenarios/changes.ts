@@ -195,21 +195,22 @@ export function scheduleChanges(k: ScenarioKit): void {
       });
       if (deleted.expect.kind === 'change') deleted.expect.primaryAuditID = id;
       let offset = 100_000;
-      const resources: [string | undefined, string, string][] = [
-        [undefined, 'v1', 'configmaps'],
-        [undefined, 'v1', 'secrets'],
-        [undefined, 'v1', 'services'],
-        [undefined, 'v1', 'pods'],
-        [undefined, 'v1', 'serviceaccounts'],
-        ['apps', 'v1', 'deployments'],
-        ['apps', 'v1', 'replicasets'],
-        ['discovery.k8s.io', 'v1', 'endpointslices'],
-        ['networking.k8s.io', 'v1', 'ingresses'],
-        ['rbac.authorization.k8s.io', 'v1', 'rolebindings'],
-        ['rbac.authorization.k8s.io', 'v1', 'roles'],
+      const resources: [string | undefined, string, string, string][] = [
+        [undefined, 'v1', 'configmaps', 'ConfigMap'],
+        [undefined, 'v1', 'secrets', 'Secret'],
+        [undefined, 'v1', 'services', 'Service'],
+        [undefined, 'v1', 'pods', 'Pod'],
+        [undefined, 'v1', 'serviceaccounts', 'ServiceAccount'],
+        ['apps', 'v1', 'deployments', 'Deployment'],
+        ['apps', 'v1', 'replicasets', 'ReplicaSet'],
+        ['discovery.k8s.io', 'v1', 'endpointslices', 'EndpointSlice'],
+        ['networking.k8s.io', 'v1', 'ingresses', 'Ingress'],
+        ['rbac.authorization.k8s.io', 'v1', 'rolebindings', 'RoleBinding'],
+        ['rbac.authorization.k8s.io', 'v1', 'roles', 'Role'],
       ];
-      for (const [group, version, resource] of resources) {
+      for (const [group, version, resource, kind] of resources) {
         const r = group === undefined ? core(resource, preview) : grouped(group, version, resource, preview);
+        const apiVersion = group === undefined ? version : `${group}/${version}`;
         engine.emit(
           {
             actor: ctl['namespace-controller'],
@@ -217,6 +218,9 @@ export function scheduleChanges(k: ScenarioKit): void {
             uri: refPath(r),
             ref: r,
             latencyUs: latency.delete(c),
+            requestObject: '{"kind":"DeleteOptions","apiVersion":"v1","propagationPolicy":"Background"}',
+            // The namespace was a short-lived preview: what it held is gone by now.
+            responseObject: `{"kind":"${kind}List","apiVersion":"${apiVersion}","metadata":{"resourceVersion":"${c.currentRv()}"},"items":[]}`,
           },
           offset,
         );
