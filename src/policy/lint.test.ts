@@ -212,6 +212,38 @@ describe('lint of the real policies in ../shared/data/policies', () => {
     expect(got).toEqual({ '': ['KAUDIT_POLICY_FRAGMENT '] });
   });
 
+  it('reads YAML 1.1 as kube-apiserver does: an unquoted "no" is not a namespace name', () => {
+    const [r] = lintPolicyText(
+      'apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: None\n  namespaces: [no]\n- level: Metadata\n',
+    );
+    expect(r?.diagnostics[0]).toMatchObject({
+      severity: 'error',
+      code: 'KAUDIT_POLICY_TYPE',
+      path: 'rules[0].namespaces[0]',
+      line: 5,
+      column: 16,
+    });
+  });
+
+  it('reads only the first YAML document, as kube-apiserver does', () => {
+    const [r, ...more] = lintPolicyText(
+      'apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n---\nrules: []\n',
+    );
+    expect(more).toEqual([]);
+    expect(r?.diagnostics.map((d) => `${d.code} ${d.line}`)).toEqual([
+      'KAUDIT_LINT_REQUEST_RECEIVED 4',
+      'KAUDIT_POLICY_MULTIPLE_DOCUMENTS 5',
+    ]);
+  });
+
+  it('only informs about token requests at Request: their request body holds no token', () => {
+    const [r] = lintPolicyText(readFileSync(`${SHARED_POLICIES}kubernetes-docs-audit-policy.yaml`, 'utf8'));
+    const token = r?.diagnostics.filter(
+      (d) => d.code === 'KAUDIT_LINT_SENSITIVE_BODY' && d.message.includes('serviceaccounts/token'),
+    );
+    expect(token?.map((d) => [d.severity, d.path])).toEqual([['info', 'rules[7]']]);
+  });
+
   it('points at the line and column of each finding', () => {
     const [r] = lintPolicyText(
       readFileSync(`${SHARED_POLICIES}falcosecurity-plugins-k8saudit-audit-policy.yaml`, 'utf8'),

@@ -1,4 +1,4 @@
-import { isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
+import { Document, isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseAllDocuments } from 'yaml';
 import { type Diagnostic, formatDiagnostic, UserError } from '../model/errors.js';
 import { type PolicyFeatures, policyFeatures } from './kube-version.js';
 import type { GroupResources, Policy, PolicyRule } from './types.js';
@@ -90,7 +90,11 @@ class Decoder {
   }
 
   typeError(path: string, want: string, got: unknown): void {
-    this.problem('error', 'KAUDIT_POLICY_TYPE', path, `expected ${want}, found ${describe(got)}`);
+    const hint =
+      typeof got === 'boolean' || typeof got === 'number'
+        ? 'quote the value: kube-apiserver reads YAML 1.1, where no, yes, on, off and numbers are not strings'
+        : undefined;
+    this.problem('error', 'KAUDIT_POLICY_TYPE', path, `expected ${want}, found ${describe(got)}`, hint);
   }
 
   unknownFields(
@@ -297,7 +301,15 @@ function loadText(
 ): LoadedPolicy[] {
   const features = opts.features ?? policyFeatures();
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
+  // kube-apiserver converts YAML with go-yaml v2, which follows YAML 1.1 (unquoted no/yes/on/off are booleans).
+  const docs = parseAllDocuments(text, {
+    lineCounter,
+    uniqueKeys: true,
+    prettyErrors: false,
+    version: '1.1',
+  });
+  const all = Array.isArray(docs) ? docs : [];
+  const doc = all[0] ?? new Document(null);
   const where = (offset: number | undefined): Position | undefined => {
     if (offset === undefined) return undefined;
     const p = lineCounter.linePos(offset);
@@ -321,6 +333,17 @@ function loadText(
     return [loaded];
   };
 
+  if (all.length > 1) {
+    // kube-apiserver's YAML-to-JSON step reads only the first document of a file.
+    const second = all[1]?.range[0];
+    decoder.diagnostics.push({
+      severity: 'warning',
+      code: 'KAUDIT_POLICY_MULTIPLE_DOCUMENTS',
+      message: `the file holds ${all.length} YAML documents; kube-apiserver reads only the first`,
+      hint: 'keep one policy per file',
+      ...where(second),
+    });
+  }
   for (const e of doc.errors) {
     const pos = where(e.pos[0]);
     const message = e.message.split('\n')[0] ?? e.message;
