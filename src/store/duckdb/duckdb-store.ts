@@ -1,7 +1,13 @@
 import { mkdirSync } from 'node:fs';
 import { open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type DuckDBConnection, DuckDBInstance, StatementType } from '@duckdb/node-api';
+import {
+  type DuckDBConnection,
+  DuckDBInstance,
+  type DuckDBResultReader,
+  DuckDBTypeId,
+  StatementType,
+} from '@duckdb/node-api';
 import { UserError } from '../../model/errors.js';
 import type { SearchFilter } from '../search-filter.js';
 import type {
@@ -55,6 +61,30 @@ function eventKey(ev: Buffer): { id: string; tsMs: number } | null {
   if (id === null || stage === null || ts === null) return null;
   const tsMs = Date.parse(ts);
   return Number.isNaN(tsMs) ? null : { id: `${id}\u0000${stage}`, tsMs };
+}
+
+const INTEGER_TYPES = new Set([
+  DuckDBTypeId.BIGINT,
+  DuckDBTypeId.UBIGINT,
+  DuckDBTypeId.HUGEINT,
+  DuckDBTypeId.UHUGEINT,
+]);
+
+/** JSON-ready rows; 64-bit integers (count(*), sums) become numbers when they fit exactly. */
+function toQueryResult(reader: DuckDBResultReader): QueryResult {
+  const columns = reader.columnNames();
+  const types = reader.columnTypes();
+  const big = columns.filter((_c, i) => INTEGER_TYPES.has(types[i]?.typeId ?? DuckDBTypeId.INVALID));
+  const rows = reader.getRowObjectsJson() as Row[];
+  if (big.length > 0) {
+    for (const row of rows) {
+      for (const c of big) {
+        const v = row[c];
+        if (typeof v === 'string' && Number.isSafeInteger(Number(v))) row[c] = Number(v);
+      }
+    }
+  }
+  return { columns, rows };
 }
 
 function tsLiteral(ms: number): string {
@@ -238,8 +268,7 @@ export class DuckDBStore implements Store {
       );
     }
     try {
-      const reader = await prepared.runAndReadAll();
-      return { columns: reader.columnNames(), rows: reader.getRowObjectsJson() as Row[] };
+      return toQueryResult(await prepared.runAndReadAll());
     } catch (err) {
       throw new UserError('KAUDIT_QUERY_FAILED', `query failed: ${(err as Error).message}`, { cause: err });
     }
@@ -247,8 +276,7 @@ export class DuckDBStore implements Store {
 
   async search(filter: SearchFilter): Promise<QueryResult> {
     const { sql, params } = buildSearchSql(filter);
-    const reader = await this.conn.runAndReadAll(sql, params);
-    return { columns: reader.columnNames(), rows: reader.getRowObjectsJson() as Row[] };
+    return toQueryResult(await this.conn.runAndReadAll(sql, params));
   }
 
   async stats(): Promise<StoreStats> {

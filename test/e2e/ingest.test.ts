@@ -1,0 +1,246 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { FIXTURES, ndjson, runCli, SHARED_DATA } from '../helpers/cli.js';
+
+let dir: string;
+let data: string;
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'kaudit-e2e-'));
+  data = join(dir, 'data');
+});
+afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+async function ingestJson(...args: string[]): Promise<Record<string, number | string>> {
+  const r = await runCli(['ingest', '--data', data, '--json', ...args]);
+  expect(r.stderr).toBe('');
+  expect(r.code).toBe(0);
+  return JSON.parse(r.stdout) as Record<string, number | string>;
+}
+
+async function query(sql: string): Promise<Record<string, unknown>[]> {
+  const r = await runCli(['query', '--data', data, '--json', sql]);
+  expect(r.stderr).toBe('');
+  expect(r.code).toBe(0);
+  return ndjson(r.stdout);
+}
+
+// Expected counts, one event per (auditID, stage), checked by reading each file by hand.
+const SAMPLES: [string, number][] = [
+  ['audit2rbac-demo.log', 37],
+  ['openshift-apiaudit-5.log', 5],
+  ['raw_audit_kubernetes.json', 1],
+  ['raw_audit_oauth-apiserver.json', 1],
+  ['raw_audit_openshift.json', 1],
+];
+
+describe('kaudit ingest', () => {
+  it.each(SAMPLES)('stores every event of the public sample %s', async (name, count) => {
+    const s = await ingestJson(join(SHARED_DATA, 'samples', name));
+    expect(s).toMatchObject({ stored: count, events: count, duplicates: 0, malformed: 0, truncated: 0 });
+    expect(await query('SELECT count(*) AS n FROM events')).toEqual([{ n: count }]);
+  });
+
+  it('adds no rows when the same files are ingested twice', async () => {
+    const first = await ingestJson(join(SHARED_DATA, 'samples'));
+    expect(first.stored).toBe(45);
+    const second = await ingestJson(join(SHARED_DATA, 'samples'));
+    expect(second).toMatchObject({ stored: 0, duplicates: 45 });
+    expect(await query('SELECT count(*) AS n FROM events')).toEqual([{ n: 45 }]);
+  });
+
+  it('dead-letters a malformed line in the middle with its offset and stores the rest', async () => {
+    const lines = readFileSync(join(FIXTURES, 'watch-long-running.jsonl'), 'utf8').split('\n');
+    const bad = '{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID": oops}';
+    const text = [lines[0], lines[1], bad, lines[2], lines[3], 'not json at all', ''].join('\n');
+    const file = join(dir, 'audit.log');
+    writeFileSync(file, text);
+    const s = await ingestJson(file);
+    expect(s).toMatchObject({ stored: 4, malformed: 2 });
+    // Lines the store rejects are dead-lettered after its batch returns, so order by offset.
+    const dead = ndjson(readFileSync(join(data, 'dead-letter.ndjson'), 'utf8')).sort(
+      (a, b) => Number(a.offset) - Number(b.offset),
+    );
+    expect(dead).toHaveLength(2);
+    expect(dead[0]).toMatchObject({ source: file, offset: Buffer.from(text).indexOf(bad), data: bad });
+    expect(dead[0]?.reason).toMatch(/^not JSON/);
+    expect(dead[1]).toMatchObject({ offset: Buffer.from(text).indexOf('not json at all') });
+    expect(s.deadLetter).toBe(join(data, 'dead-letter.ndjson'));
+  });
+
+  it('stores a 10 MiB line truncated, counted, with the truncation annotation', async () => {
+    const [line] = readFileSync(join(FIXTURES, 'watch-long-running.jsonl'), 'utf8').split('\n');
+    const event = JSON.parse(line ?? '{}');
+    event.level = 'RequestResponse';
+    event.auditID = 'big-0000-0000-0000-000000000001';
+    event.responseObject = {
+      kind: 'ConfigMapList',
+      items: [{ data: { blob: 'x'.repeat(10 * 1024 * 1024) } }],
+    };
+    const file = join(dir, 'big.log');
+    writeFileSync(file, `${JSON.stringify(event)}\n${line}\n`);
+    const s = await ingestJson(file);
+    expect(s).toMatchObject({ stored: 2, truncated: 1, malformed: 0 });
+    const rows = await query(
+      "SELECT truncated, length(raw) AS len, json_extract_string(raw, '$.annotations.\"audit.k8s.io/truncated\"') AS ann FROM events WHERE audit_id LIKE 'big-%'",
+    );
+    expect(rows[0]).toMatchObject({ truncated: true, ann: 'true' });
+    expect(Number(rows[0]?.len)).toBeLessThan(10_000);
+  });
+
+  it("removes a Secret's values from raw before storing", async () => {
+    await ingestJson(join(FIXTURES, 'secret-request-response.jsonl'));
+    const rows = await query('SELECT raw, request_uri FROM events');
+    expect(rows).toHaveLength(5);
+    const all = JSON.stringify(rows);
+    for (const secret of [
+      'aHVudGVyMg==',
+      'YWRtaW4=',
+      'sk-live',
+      'bmV3LXBhc3N3b3Jk',
+      'eyJhbGciOiJSUzI1NiJ9',
+    ]) {
+      expect(all).not.toContain(secret);
+    }
+    expect(all).toContain('password');
+  });
+
+  it('keeps secrets only when told to with --no-redact', async () => {
+    await ingestJson('--no-redact', join(FIXTURES, 'secret-request-response.jsonl'));
+    expect(JSON.stringify(await query('SELECT raw FROM events'))).toContain('aHVudGVyMg==');
+  });
+
+  it('marks a watch long-running', async () => {
+    await ingestJson(join(FIXTURES, 'watch-long-running.jsonl'));
+    const rows = await query("SELECT DISTINCT long_running FROM events WHERE verb = 'watch'");
+    expect(rows).toEqual([{ long_running: true }]);
+  });
+
+  it('lands v1beta1, GKE and AKS records with the same columns as v1', async () => {
+    const s = await ingestJson(
+      '--cluster',
+      'legacy',
+      join(FIXTURES, 'v1beta1-event.jsonl'),
+      join(FIXTURES, 'gke-cloud-audit-entries.jsonl'),
+      join(FIXTURES, 'aks-diagnostic-records.json'),
+    );
+    expect(s).toMatchObject({ stored: 5, malformed: 0 });
+    const rows = await query(
+      'SELECT subject, verb, resource, namespace, name, code, decision, source_ip, cluster, api_group FROM events ORDER BY ts',
+    );
+    expect(rows).toHaveLength(5);
+    for (const row of rows) {
+      expect(row).toEqual({
+        subject: 'bob',
+        verb: 'get',
+        resource: 'configmaps',
+        namespace: 'default',
+        name: 'app-config',
+        code: 403,
+        decision: 'forbid',
+        source_ip: '203.0.113.9',
+        cluster: 'legacy',
+        api_group: '',
+      });
+    }
+  });
+
+  it('reads gzip files, EventList documents and standard input', async () => {
+    const text = readFileSync(join(FIXTURES, 'watch-long-running.jsonl'), 'utf8');
+    writeFileSync(join(dir, 'audit-1.log.gz'), gzipSync(text));
+    const items = text
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l));
+    writeFileSync(
+      join(dir, 'list.json'),
+      JSON.stringify({ kind: 'EventList', apiVersion: 'audit.k8s.io/v1', items }, null, 2),
+    );
+    expect(await ingestJson(join(dir, 'audit-1.log.gz'))).toMatchObject({ stored: 4 });
+    expect(await ingestJson(join(dir, 'list.json'))).toMatchObject({ stored: 0, duplicates: 4 });
+    const r = await runCli(['ingest', '--data', data, '--json', '--cluster', 'stdin', '-'], {
+      input: readFileSync(join(FIXTURES, 'secret-request-response.jsonl')),
+    });
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ stored: 5 });
+  });
+
+  it('exits 2 naming a path that does not exist', async () => {
+    const r = await runCli(['ingest', '--data', data, join(dir, 'nope.log')]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(join(dir, 'nope.log'));
+    expect(r.stdout).toBe('');
+  });
+});
+
+describe('kaudit search and query', () => {
+  beforeEach(async () => {
+    await ingestJson(join(SHARED_DATA, 'samples'), join(FIXTURES, 'watch-long-running.jsonl'));
+  });
+
+  it('filters by subject, verb, resource/subresource, code and time, newest first', async () => {
+    const r = await runCli(['search', '--data', data, '--json', '--subject', 'bob', '--code', '403']);
+    expect(r.code).toBe(0);
+    const rows = ndjson(r.stdout);
+    expect(rows.length).toBeGreaterThan(0);
+    for (const row of rows) expect(row).toMatchObject({ subject: 'bob', code: 403 });
+    const ts = rows.map((x) => String(x.ts));
+    expect([...ts].sort().reverse()).toEqual(ts);
+
+    const exec = ndjson(
+      (await runCli(['search', '--data', data, '--json', '--resource', 'pods/exec'])).stdout,
+    );
+    expect(exec.map((x) => x.audit_id)).toEqual(['4d0c2a8b-7e51-4f0a-9d6b-1c2b3a4f5e61']);
+
+    const window = ndjson(
+      (
+        await runCli([
+          'search',
+          '--data',
+          data,
+          '--json',
+          '--since',
+          '2026-03-01T10:00:30Z',
+          '--until',
+          '2026-03-01T10:01:30Z',
+        ])
+      ).stdout,
+    );
+    expect(window.map((x) => x.verb)).toEqual(['create']);
+  });
+
+  it('prints a table by default and honours --limit', async () => {
+    const r = await runCli(['search', '--data', data, '--verb', 'list', '--limit', '2']);
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trimEnd().split('\n');
+    expect(lines[0]).toMatch(/^TS\s+SUBJECT\s+VERB/);
+    expect(lines).toHaveLength(3);
+  });
+
+  it('rejects a bad --since with exit 2', async () => {
+    const r = await runCli(['search', '--data', data, '--since', 'yesterday']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--since "yesterday"');
+  });
+
+  it('runs read-only SQL and refuses writes', async () => {
+    const rows = ndjson(
+      (
+        await runCli([
+          'query',
+          '--data',
+          data,
+          '--json',
+          'SELECT verb, count(*) AS n FROM events GROUP BY verb ORDER BY verb',
+        ])
+      ).stdout,
+    );
+    expect(rows.find((r) => r.verb === 'watch')).toEqual({ verb: 'watch', n: 2 });
+    const bad = await runCli(['query', '--data', data, 'DROP VIEW events']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('KAUDIT_QUERY_READONLY');
+  });
+});
