@@ -321,6 +321,25 @@ describe('kaudit policy simulate', () => {
     );
   });
 
+  it('simulates over the store with --data exactly as over the log it was ingested from', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kaudit-sim-data-'));
+    const log = join(SHARED, 'samples/audit2rbac-demo.log');
+    const ingest = kaudit(['ingest', '--data', dir, '--no-progress', '--no-redact', log]);
+    expect(ingest.code).toBe(0);
+    const policy = join(SHARED, 'policies/kubernetes-docs-audit-policy.yaml');
+    const fromStore = kaudit(['policy', 'simulate', policy, '--data', dir, '--json']);
+    const fromLog = kaudit(['policy', 'simulate', policy, log, '--json']);
+    expect(fromStore.code).toBe(0);
+    const a = JSON.parse(fromStore.stdout) as { input: { events: number }; rules: unknown[] };
+    const b = JSON.parse(fromLog.stdout) as { input: { events: number }; rules: unknown[] };
+    expect(a.input.events).toBe(37);
+    expect(a.rules).toEqual(b.rules);
+    expect(a.input).toEqual(b.input);
+    const neither = kaudit(['policy', 'simulate', policy]);
+    expect(neither.code).toBe(2);
+    expect(neither.stderr).toContain('KAUDIT_SIMULATE_NO_INPUT');
+  });
+
   it('exits 2 when a log is missing', () => {
     const r = kaudit([
       'policy',

@@ -1,7 +1,11 @@
 import type { Command } from 'commander';
+import { UserError } from '../../model/errors.js';
+import { normalizeValue } from '../../model/normalize.js';
+import type { ReadEvent } from '../../model/read-events.js';
 import { simulatePolicy } from '../../policy/simulate.js';
-import { parseIntFlag } from '../common.js';
+import { dataOption, parseIntFlag, resolveDataDir } from '../common.js';
 import { formatTable, toJson } from '../output.js';
+import { openReadStore } from '../store-access.js';
 import {
   entryOption,
   formatBytes,
@@ -15,6 +19,31 @@ import {
 interface SimulateFlags extends PolicySourceFlags {
   json?: boolean;
   top: string;
+  data?: string;
+}
+
+const STORE_PAGE_ROWS = 5000;
+
+/** Every event held in the store (redacted, as ingest stored it), with its stored size. */
+async function* storeEvents(dataDir: string): AsyncGenerator<ReadEvent> {
+  const store = await openReadStore({ dataDir });
+  try {
+    for (let offset = 0; ; offset += STORE_PAGE_ROWS) {
+      const page = await store.query(
+        `SELECT raw FROM events ORDER BY audit_id, stage LIMIT ${STORE_PAGE_ROWS} OFFSET ${offset}`,
+      );
+      for (const row of page.rows) {
+        if (typeof row.raw !== 'string') continue;
+        // The store keeps each event as it arrived; decode it as the log readers do.
+        const n = normalizeValue(JSON.parse(row.raw));
+        if (!n.ok) continue;
+        for (const event of n.events) yield { event, bytes: Buffer.byteLength(row.raw) };
+      }
+      if (page.rows.length < STORE_PAGE_ROWS) break;
+    }
+  } finally {
+    await store.close();
+  }
 }
 
 const pct = (part: number, whole: number) => (whole > 0 ? `${((part / whole) * 100).toFixed(1)}%` : '-');
@@ -26,7 +55,12 @@ export function registerPolicySimulate(policy: Command): void {
       'Apply a policy to captured audit events: what each rule keeps, the new volume, what is lost',
     )
     .argument('<policy>', 'policy file')
-    .argument('<log...>', 'captured audit logs (JSON lines, EventList, gzip, ...)')
+    .argument('[log...]', 'captured audit logs (JSON lines, EventList, gzip, ...)')
+    .addOption(
+      dataOption()
+        .default(undefined)
+        .argParser((v: string) => v),
+    )
     .addOption(kubernetesVersionOption())
     .addOption(fragmentOption())
     .addOption(entryOption())
@@ -40,12 +74,23 @@ capture does not hold (a stage or body the old policy left out) cannot be added.
 
 Examples:
   kaudit policy simulate new-policy.yaml /var/log/kubernetes/audit/audit.log
-  kaudit policy simulate new-policy.yaml audit-*.log.gz --json`,
+  kaudit policy simulate new-policy.yaml audit-*.log.gz --json
+  kaudit policy simulate new-policy.yaml --data ./kaudit-data     # everything ingested so far`,
     )
     .action(async (file: string, logs: string[], flags: SimulateFlags) => {
       const { policy: p, features } = readPolicy(file, flags);
       const topDropped = parseIntFlag('--top', flags.top, 0);
-      const r = await simulatePolicy(p, readLogs(logs), { features, topDropped });
+      if ((logs.length === 0) === (flags.data === undefined)) {
+        throw new UserError(
+          'KAUDIT_SIMULATE_NO_INPUT',
+          'give either audit log files or --data DIR (the store), not both or neither',
+          {
+            hint: 'kaudit policy simulate policy.yaml audit.log, or kaudit policy simulate policy.yaml --data ./kaudit-data',
+          },
+        );
+      }
+      const events = flags.data === undefined ? readLogs(logs) : storeEvents(resolveDataDir(flags.data));
+      const r = await simulatePolicy(p, events, { features, topDropped });
       if (flags.json) {
         process.stdout.write(`${toJson(r)}\n`);
         return;
