@@ -373,6 +373,26 @@ describe('ruleCovers', () => {
     ).toBe(false);
     expect(ruleCovers({ level: 'None', verbs: ['get'] }, { level: 'None' }, f)).toBe(false);
   });
+  it('finds a rule shadowed by several earlier rules together', () => {
+    const policy: Policy = {
+      omitStages: ['RequestReceived'],
+      rules: [
+        { level: 'None', verbs: ['get'], resources: [{ resources: ['pods/*'] }] },
+        { level: 'Metadata', verbs: ['list', 'watch'] },
+        { level: 'Request', verbs: ['get', 'list'], resources: [{ resources: ['pods', 'pods/log'] }] },
+        { level: 'Request', verbs: ['get', 'create'], resources: [{ resources: ['pods'] }] },
+        { level: 'Metadata' },
+      ],
+    };
+    const shadowed = lintPolicy(policy).filter((d) => d.code === 'KAUDIT_LINT_SHADOWED');
+    expect(shadowed.map((d) => [d.path, d.message])).toEqual([
+      [
+        'rules[2]',
+        'rules[2] can never match: between them rules[0], rules[1] come first and match every request it would',
+      ],
+    ]);
+  });
+
   it('does not call a rule shadowed when the earlier rule restricts names', () => {
     const policy: Policy = {
       rules: [

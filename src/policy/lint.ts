@@ -102,6 +102,35 @@ export function ruleCovers(a: PolicyRule, b: PolicyRule, f: PolicyFeatures = pol
   });
 }
 
+const MAX_PIECES = 4096;
+
+/**
+ * Splits a rule into rules that each allow one value per list (users, groups, verbs, namespaces, URLs,
+ * resource patterns). Every list is an "any of", so the rule matches exactly the union of its pieces.
+ * Undefined when there would be too many pieces to check.
+ */
+function splitRule(rule: PolicyRule): PolicyRule[] | undefined {
+  let parts: PolicyRule[] = [rule];
+  for (const key of ['users', 'userGroups', 'verbs', 'namespaces', 'nonResourceURLs'] as const) {
+    parts = parts.flatMap((p) => {
+      const values = p[key];
+      return nonEmpty(values) ? values.map((v) => ({ ...p, [key]: [v] })) : [p];
+    });
+    if (parts.length > MAX_PIECES) return undefined;
+  }
+  parts = parts.flatMap((p) => {
+    const entries = p.resources ?? [];
+    if (entries.length === 0) return [p];
+    return entries.flatMap((e) => {
+      const res = e.resources ?? [];
+      return res.length === 0
+        ? [{ ...p, resources: [e] }]
+        : res.map((r) => ({ ...p, resources: [{ ...e, resources: [r] }] }));
+    });
+  });
+  return parts.length > MAX_PIECES ? undefined : parts;
+}
+
 function isCatchAll(r: PolicyRule): boolean {
   return !nonEmpty(r.users) && !nonEmpty(r.userGroups) && !nonEmpty(r.verbs) && kindOf(r) === 'any';
 }
@@ -166,18 +195,37 @@ export function lintPolicy(policy: Policy, f: PolicyFeatures = policyFeatures())
   const rules = policy.rules;
 
   rules.forEach((rule, j) => {
-    const i = rules.slice(0, j).findIndex((earlier) => ruleCovers(earlier, rule, f));
-    if (i < 0) return;
-    const earlier = rules[i];
-    const same = earlier?.level === rule.level;
+    const earlier = rules.slice(0, j);
+    const i = earlier.findIndex((e) => ruleCovers(e, rule, f));
+    if (i >= 0) {
+      out.push(
+        warning(
+          'KAUDIT_LINT_SHADOWED',
+          `rules[${j}]`,
+          `rules[${j}] can never match: rules[${i}] comes first and matches every request it would`,
+          rules[i]?.level === rule.level
+            ? `rules[${i}] already logs these requests at ${rule.level}; delete rules[${j}]`
+            : `move rules[${j}] above rules[${i}], or narrow rules[${i}]`,
+        ),
+      );
+      return;
+    }
+    // Several earlier rules may take a piece each (one verb, one resource, ...) and together all of it.
+    const pieces = splitRule(rule);
+    if (pieces === undefined || pieces.length < 2) return;
+    const takers = new Set<number>();
+    for (const piece of pieces) {
+      const k = earlier.findIndex((e) => ruleCovers(e, piece, f));
+      if (k < 0) return;
+      takers.add(k);
+    }
+    const list = [...takers].sort((a, b) => a - b).map((k) => `rules[${k}]`);
     out.push(
       warning(
         'KAUDIT_LINT_SHADOWED',
         `rules[${j}]`,
-        `rules[${j}] can never match: rules[${i}] comes first and matches every request it would`,
-        same
-          ? `rules[${i}] already logs these requests at ${rule.level}; delete rules[${j}]`
-          : `move rules[${j}] above rules[${i}], or narrow rules[${i}]`,
+        `rules[${j}] can never match: between them ${list.join(', ')} come first and match every request it would`,
+        `move rules[${j}] above them, or delete it`,
       ),
     );
   });
