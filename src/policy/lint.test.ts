@@ -347,6 +347,12 @@ describe('ruleCovers', () => {
       ),
     ).toBe(true);
   });
+  it('knows "*/*" matches nothing, so it covers nothing', () => {
+    const starStar = { level: 'None', resources: [{ resources: ['*/*'] }] };
+    expect(ruleCovers(starStar, { level: 'None', resources: [{ resources: ['pods/*'] }] }, f)).toBe(false);
+    expect(ruleCovers(starStar, { level: 'None', resources: [{ resources: ['pods/log'] }] }, f)).toBe(false);
+  });
+
   it('treats group "*" as every group only from Kubernetes 1.36', () => {
     const star = { level: 'None', resources: [{ group: '*' }] };
     const apps = { level: 'None', resources: [{ group: 'apps', resources: ['deployments'] }] };

@@ -42,8 +42,10 @@ function urlCovers(outer: string, inner: string): boolean {
 /** Every request for resource pattern `inner` is matched by resource pattern `outer` (checker.go semantics). */
 function resourcePatternCovers(outer: string, inner: string): boolean {
   if (outer === '*' || outer === inner) return true;
-  if (outer.startsWith('*/'))
-    return inner.includes('/') && inner.slice(inner.indexOf('/')) === outer.slice(1);
+  // checker.go: "*/*" matches no request (no subresource is named "*", no resource is named "*").
+  if (outer.startsWith('*/')) {
+    return outer !== '*/*' && inner.includes('/') && inner.slice(inner.indexOf('/')) === outer.slice(1);
+  }
   if (outer.endsWith('/*')) {
     const base = outer.slice(0, -2);
     return inner === base || inner.startsWith(`${base}/`);
