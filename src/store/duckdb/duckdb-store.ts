@@ -20,7 +20,7 @@ import type {
   StoreStats,
   WriteResult,
 } from '../store.js';
-import { CREATE_MACROS, CREATE_TABLES, SCHEMA_VERSION, stagingSelect } from './schema.js';
+import { CREATE_MACROS, CREATE_TABLES, INSERT_LIST, SCHEMA_VERSION, stagingSelect } from './schema.js';
 import { buildSearchSql } from './search-sql.js';
 
 export const DUCKDB_FILE = 'kaudit.duckdb';
@@ -225,10 +225,7 @@ export class DuckDBStore implements Store {
       : '';
     const inserted = await this.conn.run(`
       INSERT INTO audit_events
-      SELECT ts, stage_ts, audit_id, stage, level, verb, username, user_uid, groups, impersonated_user, subject,
-        source_ip, source_ips, user_agent, api_group, api_version, resource, subresource, namespace, name,
-        request_uri, code, decision, reason, latency_ms, long_running, latency_breakdown, truncated, cluster,
-        now()::TIMESTAMP, raw
+      SELECT ${INSERT_LIST}
       FROM (${select}) s
       WHERE reject IS NULL
         AND NOT EXISTS (SELECT 1 FROM audit_events t WHERE t.audit_id = s.audit_id AND t.stage = s.stage${range})`);

@@ -98,28 +98,39 @@ CREATE OR REPLACE TEMP MACRO kaudit_go_duration_ms(s) AS (
 CREATE OR REPLACE TEMP MACRO kaudit_ts(s) AS try_cast(try_cast(s AS TIMESTAMPTZ) AS TIMESTAMP);
 `;
 
-/**
- * Reads one staging file (`index<US>json` per line) and extracts every column. Rows that are not
- * valid audit events keep their index and get a `reject` reason instead.
- */
+/** The SQL literal for a string. */
+export function sqlString(s: string): string {
+  return `'${s.replaceAll("'", "''")}'`;
+}
+
+/** Rows `(i, j)` from a staging file written by the store: `index<US>json` per line. */
+export function stagingSource(stagingPath: string): string {
+  return `SELECT i, j FROM read_csv(${sqlString(stagingPath)}, delim = '\x1f', quote = '', escape = '', header = false,
+    columns = {'i': 'INTEGER', 'j': 'VARCHAR'}, auto_detect = false, max_line_size = 1073741824)`;
+}
+
 export function stagingSelect(stagingPath: string, cluster: string): string {
-  const path = stagingPath.replaceAll("'", "''");
-  const clusterLit = cluster.replaceAll("'", "''");
+  return eventsSelect(stagingSource(stagingPath), cluster);
+}
+
+/**
+ * Extracts every column from rows `(i, j)` of event JSON text. Rows that are not valid audit
+ * events keep their index and get a `reject` reason instead. Also used by the ingest benchmark,
+ * with DuckDB reading the log itself, as the native baseline.
+ */
+export function eventsSelect(source: string, cluster: string): string {
   return `
-WITH src AS (
-  SELECT i, j, json_valid(j) AS ok FROM read_csv('${path}', delim = '\x1f', quote = '', escape = '', header = false,
-    columns = {'i': 'INTEGER', 'j': 'VARCHAR'}, auto_detect = false, max_line_size = 1073741824)
-), parsed AS (
-  SELECT i, j, ok, CASE WHEN ok THEN json_transform(j, '${EVENT_STRUCTURE}') END AS e FROM src
+WITH parsed AS (
+  -- try(): malformed JSON gives NULL instead of failing the batch; one parse per row.
+  SELECT i, j, try(json_transform(j, '${EVENT_STRUCTURE}')) AS e FROM (${source})
 ), typed AS (
-  SELECT i, j, ok, e, kaudit_ts(coalesce(e.requestReceivedTimestamp, e.timestamp)) AS ts,
+  SELECT i, j, e, kaudit_ts(coalesce(e.requestReceivedTimestamp, e.timestamp)) AS ts,
     kaudit_ts(coalesce(e.stageTimestamp, e.requestReceivedTimestamp, e.timestamp)) AS stage_ts FROM parsed
 )
 SELECT
   i,
   CASE
-    WHEN NOT ok THEN 'not JSON'
-    WHEN json_type(j) <> 'OBJECT' THEN 'not an audit Event: not a JSON object'
+    WHEN e IS NULL THEN 'not JSON'
     WHEN e.auditID IS NULL OR e.auditID = '' THEN 'not an audit Event: missing field auditID'
     WHEN e.stage IS NULL OR e.stage NOT IN ('RequestReceived', 'ResponseStarted', 'ResponseComplete', 'Panic')
       THEN 'not an audit Event: missing or unknown stage'
@@ -158,10 +169,16 @@ SELECT
     list_filter(map_entries(e.annotations), x -> starts_with(x.key, 'apiserver.latency.k8s.io/')),
     x -> {'key': substr(x.key, 26), 'value': kaudit_go_duration_ms(x.value)})) END AS latency_breakdown,
   coalesce(e.annotations['audit.k8s.io/truncated'] = 'true', false) AS truncated,
-  '${clusterLit}' AS cluster,
+  ${sqlString(cluster)} AS cluster,
   j AS raw
 FROM typed`;
 }
+
+/** Columns of audit_events in table order, as the SELECT list that fills them from eventsSelect(). */
+export const INSERT_LIST = `ts, stage_ts, audit_id, stage, level, verb, username, user_uid, groups, impersonated_user, subject,
+  source_ip, source_ips, user_agent, api_group, api_version, resource, subresource, namespace, name,
+  request_uri, code, decision, reason, latency_ms, long_running, latency_breakdown, truncated, cluster,
+  now()::TIMESTAMP, raw`;
 
 export const EVENT_COLUMNS = [
   'ts',
