@@ -36,6 +36,7 @@ const bytes = statSync(log).size;
 process.stderr.write('baseline (a): split + JSON.parse ...\n');
 const a = await timedNode([join(root, 'bench/ingest-parse.mjs'), log]);
 const aRes = JSON.parse(a.stdout);
+if (aRes.lines !== events) throw new Error(`baseline (a) parsed ${aRes.lines} lines, expected ${events}`);
 
 process.stderr.write('baseline (b): DuckDB read_json_objects + json_transform ...\n');
 const b = await timedNode([join(root, 'bench/ingest-native.mjs'), log, join(out, 'native')]);
