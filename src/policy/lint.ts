@@ -245,7 +245,7 @@ export function lintPolicy(policy: Policy, f: PolicyFeatures = policyFeatures())
 
   if (!(policy.omitStages ?? []).includes('RequestReceived')) {
     const logging = rules.flatMap((r, i) =>
-      r.level !== 'None' && !(r.omitStages ?? []).includes('RequestReceived') ? [i] : [],
+      levelRank(r.level) > 0 && !(r.omitStages ?? []).includes('RequestReceived') ? [i] : [],
     );
     if (logging.length > 0) {
       out.push(

@@ -112,7 +112,7 @@ class Decoder {
         'KAUDIT_POLICY_UNKNOWN_FIELD',
         path,
         `unknown field ${JSON.stringify(k)}: kube-apiserver ignores it`,
-        hint?.(k) ?? `known fields here: ${[...known].join(', ')}`,
+        hint?.(k) ?? caseHint(k, known) ?? `known fields here: ${[...known].join(', ')}`,
       );
     }
   }
@@ -125,7 +125,9 @@ class Decoder {
     }
     const out: string[] = [];
     v.forEach((x, i) => {
-      if (typeof x === 'string') out.push(x);
+      // Go's JSON decoding leaves a null list element as the empty string.
+      if (x === null) out.push('');
+      else if (typeof x === 'string') out.push(x);
       else this.typeError(`${path}[${i}]`, 'a string', x);
     });
     return out;
@@ -277,6 +279,11 @@ class Decoder {
     }
     return policy;
   }
+}
+
+function caseHint(k: string, known: ReadonlySet<string>): string | undefined {
+  const match = [...known].find((x) => x.toLowerCase() === k.toLowerCase());
+  return match === undefined ? undefined : `field names are case-sensitive: did you mean "${match}"?`;
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {
