@@ -100,27 +100,37 @@ export class Simulation implements Iterable<SimulatedEvent> {
     return this.emitted;
   }
 
-  *[Symbol.iterator](): Iterator<SimulatedEvent> {
+  [Symbol.iterator](): Iterator<SimulatedEvent> {
     if (this.used) throw new Error('a Simulation can be iterated only once');
     this.used = true;
     const engine = this.setUp();
     const { count, endUs } = this;
-    for (;;) {
-      const nextTask = engine.nextTaskTime() ?? Number.POSITIVE_INFINITY;
-      const horizon = Math.min(nextTask, endUs);
-      for (let p = engine.pending.peek(); p !== undefined && p.t <= horizon; p = engine.pending.peek()) {
-        if (p.t >= endUs) return;
-        engine.pending.pop();
-        const step = p.step;
-        if (step !== undefined) record(step, p.t, p.auditID, p.counted);
-        this.emitted++;
-        this.lastUs = p.t;
-        yield p;
-        if (this.emitted >= count) return;
+    let finished = false;
+    // A hand-written iterator reusing one result object: the loop runs once per event.
+    const result: { done: boolean; value: SimulatedEvent } = { done: false, value: undefined as never };
+    const done = { done: true as const, value: undefined };
+    const next = (): IteratorResult<SimulatedEvent> => {
+      if (finished || this.emitted >= count) return done;
+      for (;;) {
+        const nextTask = engine.nextTaskTime() ?? Number.POSITIVE_INFINITY;
+        const p = engine.pending.peek();
+        if (p !== undefined && p.t <= nextTask && p.t <= endUs) {
+          if (p.t >= endUs) break;
+          engine.pending.pop();
+          const step = p.step;
+          if (step !== undefined) record(step, p.t, p.auditID, p.counted);
+          this.emitted++;
+          this.lastUs = p.t;
+          result.value = p;
+          return result;
+        }
+        if (nextTask >= endUs) break;
+        engine.runNextTask();
       }
-      if (nextTask >= endUs) return;
-      engine.runNextTask();
-    }
+      finished = true;
+      return done;
+    };
+    return { next };
   }
 
   private setUp(): Engine {

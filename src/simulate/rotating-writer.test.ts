@@ -118,9 +118,16 @@ describe('RotatingWriter', () => {
 });
 
 describe('simulateToFile', () => {
-  it('writes the log and its truth beside it', () => {
+  it('writes the log and its truth beside it, in the background, in order', async () => {
     const path = join(dir, 'audit.log');
-    const result = simulateToFile(new Simulation({ seed: 1, count: 2000 }), { path });
+    const result = await simulateToFile(new Simulation({ seed: 1, count: 2000 }), {
+      path,
+      bufferBytes: 64 * 1024,
+      maxBytes: 512 * 1024,
+    });
+    expect(result.rotations).toBeGreaterThan(2);
+    const lines = readAll(result.files);
+    expect(lines).toEqual([...new Simulation({ seed: 1, count: 2000 })].map((e) => e.line.trimEnd()));
     expect(result.lines).toBe(2000);
     expect(existsSync(`${path}.truth.json`)).toBe(true);
     const truth = JSON.parse(readFileSync(`${path}.truth.json`, 'utf8')) as { events: number };

@@ -8,6 +8,7 @@ import {
   renameSync,
   rmSync,
   writeFileSync,
+  write as writeAsync,
   writeSync,
 } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
@@ -25,6 +26,11 @@ export interface RotatingWriterOptions {
   readonly compress?: boolean;
   /** Bytes gathered in memory before a write(2); 0 writes every line through. Default 4 MiB. */
   readonly bufferBytes?: number;
+  /**
+   * Write full buffers on libuv's thread pool while the caller fills the next one. `write` may
+   * then return a promise, which must settle before the next call; end with `finish()`.
+   */
+  readonly writeBehind?: boolean;
 }
 
 export interface RotationSummary {
@@ -93,6 +99,11 @@ export class RotatingWriter {
   private lines = 0;
   private rotations = 0;
   private lastBackupMs = Number.NEGATIVE_INFINITY;
+  private readonly writeBehind: boolean;
+  /** The buffer being written in the background, if any. */
+  private inflight: Promise<void> | undefined;
+  private spare: Buffer | undefined;
+  private failure: unknown;
 
   constructor(options: RotatingWriterOptions) {
     this.path = options.path;
@@ -101,29 +112,36 @@ export class RotatingWriter {
     this.maxBackups = Math.max(0, Math.floor(options.maxBackups ?? 0));
     this.compress = options.compress ?? false;
     this.bufferBytes = Math.max(0, options.bufferBytes ?? 4 * MEGABYTE);
+    this.writeBehind = options.writeBehind ?? false;
     this.buf = Buffer.allocUnsafe(Math.max(this.bufferBytes, 64 * 1024));
     try {
       mkdirSync(dirname(this.path), { recursive: true });
       this.fd = openSync(this.path, 'w', 0o644);
     } catch (cause) {
-      throw new UserError(
-        'KAUDIT_SIMULATE_OUTPUT',
-        `cannot open ${this.path} for writing: ${String(cause)}`,
-        {
-          hint: 'check that the directory is writable',
-          cause,
-        },
-      );
+      throw new UserError('KAUDIT_SIMULATE_OUTPUT', `cannot open ${this.path} for writing: ${String(cause)}`, {
+        hint: 'check that the directory is writable',
+        cause,
+      });
     }
   }
 
-  /** Appends one line (ending in a newline) that carries simulated time `tUs` (epoch µs). */
-  write(line: string, tUs: number): void {
+  /**
+   * Appends one line (ending in a newline) that carries simulated time `tUs` (epoch µs). Returns
+   * a promise only with `writeBehind`, when the caller must wait for the disk.
+   */
+  write(line: string, tUs: number): Promise<void> | undefined {
+    if (this.failure !== undefined) throw this.failure;
     // Encode straight into the buffer: one pass gives both the bytes and their count.
     const worst = line.length * 3;
     if (this.buf.length - this.used < worst) {
-      this.flush();
-      if (this.buf.length < worst) this.buf = Buffer.allocUnsafe(worst * 2);
+      if (this.writeBehind) {
+        const bigger = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.used + worst * 2));
+        this.buf.copy(bigger, 0, 0, this.used);
+        this.buf = bigger;
+      } else {
+        this.flush();
+        if (this.buf.length < worst) this.buf = Buffer.allocUnsafe(worst * 2);
+      }
     }
     const at = this.used;
     const bytes = this.buf.write(line, at);
@@ -135,20 +153,82 @@ export class RotatingWriter {
       );
     }
     if (this.size + bytes > this.maxBytes) {
-      this.writeOut(0, at);
-      this.buf.copyWithin(0, at, at + bytes);
-      this.used = 0;
-      this.rotate(Math.floor(tUs / 1000));
+      const inflight = this.inflight;
+      if (inflight !== undefined) {
+        return inflight.then(() => {
+          this.inflight = undefined;
+          this.rotateAt(at, bytes, tUs);
+          return this.account(bytes);
+        });
+      }
+      this.rotateAt(at, bytes, tUs);
     }
+    return this.account(bytes);
+  }
+
+  private account(bytes: number): Promise<void> | undefined {
     this.used += bytes;
     this.size += bytes;
     this.totalBytes += bytes;
     this.lines++;
-    if (this.used >= this.bufferBytes) this.flush();
+    if (this.used < this.bufferBytes) return undefined;
+    if (!this.writeBehind) {
+      this.flush();
+      return undefined;
+    }
+    return this.handOff();
   }
 
-  /** Writes what is buffered to the file. */
+  /** Starts writing the full buffer in the background and continues in the spare one. */
+  private handOff(): Promise<void> | undefined {
+    const inflight = this.inflight;
+    if (inflight !== undefined) {
+      return inflight.then(() => {
+        this.inflight = undefined;
+        return this.handOff();
+      });
+    }
+    const full = this.buf;
+    const length = this.used;
+    this.buf = this.spare ?? Buffer.allocUnsafe(full.length);
+    this.spare = undefined;
+    this.used = 0;
+    this.inflight = writeFully(this.fd, full, length).then(
+      () => {
+        this.spare = full;
+      },
+      (err: unknown) => {
+        this.failure = err;
+      },
+    );
+    return undefined;
+  }
+
+  /** Moves the line at `at` to a fresh file: what precedes it stays in the old one. */
+  private rotateAt(at: number, bytes: number, tUs: number): void {
+    this.writeOut(0, at);
+    this.buf.copyWithin(0, at, at + bytes);
+    this.used = 0;
+    this.rotate(Math.floor(tUs / 1000));
+  }
+
+  /** Waits for background writes and writes everything buffered; then the file is complete. */
+  async drain(): Promise<void> {
+    if (this.inflight !== undefined) await this.inflight;
+    this.inflight = undefined;
+    if (this.failure !== undefined) throw this.failure;
+    this.flush();
+  }
+
+  /** `drain()` then `close()`: the way to end a write-behind writer. */
+  async finish(): Promise<RotationSummary> {
+    await this.drain();
+    return this.close();
+  }
+
+  /** Writes what is buffered to the file (synchronous writers; write-behind ones use `drain()`). */
   flush(): void {
+    if (this.inflight !== undefined) throw new Error('RotatingWriter.flush() while a write is in flight; use drain()');
     this.writeOut(0, this.used);
     this.used = 0;
   }
@@ -158,7 +238,9 @@ export class RotatingWriter {
     while (off < to) off += writeSync(this.fd, this.buf, off, to - off);
   }
 
+  /** Closes the file (synchronous writers; write-behind ones end with `finish()`). */
   close(): RotationSummary {
+    if (this.inflight !== undefined) throw new Error('RotatingWriter.close() while a write is in flight; use finish()');
     this.flush();
     closeSync(this.fd);
     this.fd = -1;
@@ -209,4 +291,17 @@ export class RotatingWriter {
       }
     }
   }
+}
+
+function writeFully(fd: number, buf: Buffer, length: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const step = (offset: number): void => {
+      if (offset >= length) return resolve();
+      writeAsync(fd, buf, offset, length - offset, null, (err, written) => {
+        if (err) reject(err);
+        else step(offset + written);
+      });
+    };
+    step(0);
+  });
 }

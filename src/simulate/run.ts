@@ -69,7 +69,7 @@ export async function drive(sim: Simulation, sink: EventSink, options: DriveOpti
 export function fileSink(writer: RotatingWriter): EventSink {
   return {
     write: (e) => writer.write(e.line, e.t),
-    flush: () => writer.flush(),
+    flush: () => writer.drain(),
   };
 }
 
@@ -104,12 +104,16 @@ export interface SimulateToFileResult extends RotationSummary {
 
 /**
  * Runs `sim` to `options.path` as fast as possible, rotating as configured, and writes the truth
- * beside it (`<path>.truth.json`). Synchronous: the simplest way to get a large, reproducible log.
+ * beside it (`<path>.truth.json`). Full buffers are written in the background while the next
+ * events are generated.
  */
-export function simulateToFile(sim: Simulation, options: RotatingWriterOptions): SimulateToFileResult {
-  const writer = new RotatingWriter(options);
-  for (const e of sim) writer.write(e.line, e.t);
-  const summary = writer.close();
+export async function simulateToFile(sim: Simulation, options: RotatingWriterOptions): Promise<SimulateToFileResult> {
+  const writer = new RotatingWriter({ writeBehind: true, ...options });
+  for (const e of sim) {
+    const wait = writer.write(e.line, e.t);
+    if (wait !== undefined) await wait;
+  }
+  const summary = await writer.finish();
   const truth = sim.truth();
   const truthPath = `${options.path}.truth.json`;
   writeTruth(truthPath, truth);

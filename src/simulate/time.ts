@@ -9,15 +9,24 @@ function pad(n: number, width: number): string {
   return String(n).padStart(width, '0');
 }
 
+let lastSecond = Number.NaN;
+let lastPrefix = '';
+
 /** `2006-01-02T15:04:05.000000Z`, the layout of metav1.MicroTime in audit events. */
 export function formatMicroTime(us: number): string {
   const second = Math.floor(us / 1_000_000);
-  let prefix = prefixCache.get(second);
-  if (prefix === undefined) {
-    // Events of one second interleave with watches ending minutes later; keep a small window.
-    if (prefixCache.size > 4096) prefixCache.clear();
-    prefix = `${new Date(second * 1000).toISOString().slice(0, 19)}.`;
-    prefixCache.set(second, prefix);
+  let prefix: string | undefined;
+  if (second === lastSecond) prefix = lastPrefix;
+  else {
+    prefix = prefixCache.get(second);
+    if (prefix === undefined) {
+      // Events of one second interleave with watches ending minutes later; keep a small window.
+      if (prefixCache.size > 4096) prefixCache.clear();
+      prefix = `${new Date(second * 1000).toISOString().slice(0, 19)}.`;
+      prefixCache.set(second, prefix);
+    }
+    lastSecond = second;
+    lastPrefix = prefix;
   }
   return `${prefix}${(1_000_000 + us - second * 1_000_000).toString().slice(1)}Z`;
 }

@@ -213,6 +213,7 @@ async function run(plan: Plan): Promise<void> {
       maxBackups: plan.maxBackups,
       compress: plan.compress,
       bufferBytes: plan.follow ? 64 * 1024 : 4 * 1024 * 1024,
+      writeBehind: true,
     });
     sink = fileSink(writer);
   } else if (plan.webhook !== undefined) {
@@ -248,7 +249,7 @@ async function run(plan: Plan): Promise<void> {
     process.off('SIGTERM', onSignal);
   }
   const seconds = (performance.now() - started) / 1000;
-  const rotation = writer?.close();
+  const rotation = await writer?.finish();
   const truth = sim.truth();
   if (plan.truthPath !== undefined) writeTruth(plan.truthPath, truth);
 
