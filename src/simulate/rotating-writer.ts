@@ -7,8 +7,8 @@ import {
   readFileSync,
   renameSync,
   rmSync,
-  writeFileSync,
   write as writeAsync,
+  writeFileSync,
   writeSync,
 } from 'node:fs';
 import { basename, dirname, extname, join } from 'node:path';
@@ -118,10 +118,14 @@ export class RotatingWriter {
       mkdirSync(dirname(this.path), { recursive: true });
       this.fd = openSync(this.path, 'w', 0o644);
     } catch (cause) {
-      throw new UserError('KAUDIT_SIMULATE_OUTPUT', `cannot open ${this.path} for writing: ${String(cause)}`, {
-        hint: 'check that the directory is writable',
-        cause,
-      });
+      throw new UserError(
+        'KAUDIT_SIMULATE_OUTPUT',
+        `cannot open ${this.path} for writing: ${String(cause)}`,
+        {
+          hint: 'check that the directory is writable',
+          cause,
+        },
+      );
     }
   }
 
@@ -228,7 +232,8 @@ export class RotatingWriter {
 
   /** Writes what is buffered to the file (synchronous writers; write-behind ones use `drain()`). */
   flush(): void {
-    if (this.inflight !== undefined) throw new Error('RotatingWriter.flush() while a write is in flight; use drain()');
+    if (this.inflight !== undefined)
+      throw new Error('RotatingWriter.flush() while a write is in flight; use drain()');
     this.writeOut(0, this.used);
     this.used = 0;
   }
@@ -240,7 +245,8 @@ export class RotatingWriter {
 
   /** Closes the file (synchronous writers; write-behind ones end with `finish()`). */
   close(): RotationSummary {
-    if (this.inflight !== undefined) throw new Error('RotatingWriter.close() while a write is in flight; use finish()');
+    if (this.inflight !== undefined)
+      throw new Error('RotatingWriter.close() while a write is in flight; use finish()');
     this.flush();
     closeSync(this.fd);
     this.fd = -1;

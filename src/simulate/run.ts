@@ -1,4 +1,4 @@
-import { writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
 import type { SimulatedEvent, Simulation } from './generator.js';
 import { RotatingWriter, type RotatingWriterOptions, type RotationSummary } from './rotating-writer.js';
 import type { Truth } from './truth.js';
@@ -93,8 +93,11 @@ export function webhookSink(
   };
 }
 
+/** Writes the truth file atomically, so a reader never sees half of it (follow mode rewrites it). */
 export function writeTruth(path: string, truth: Truth): void {
-  writeFileSync(path, `${JSON.stringify(truth, null, 2)}\n`);
+  const tmp = `${path}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify(truth, null, 2)}\n`);
+  renameSync(tmp, path);
 }
 
 export interface SimulateToFileResult extends RotationSummary {
@@ -107,7 +110,10 @@ export interface SimulateToFileResult extends RotationSummary {
  * beside it (`<path>.truth.json`). Full buffers are written in the background while the next
  * events are generated.
  */
-export async function simulateToFile(sim: Simulation, options: RotatingWriterOptions): Promise<SimulateToFileResult> {
+export async function simulateToFile(
+  sim: Simulation,
+  options: RotatingWriterOptions,
+): Promise<SimulateToFileResult> {
   const writer = new RotatingWriter({ writeBehind: true, ...options });
   for (const e of sim) {
     const wait = writer.write(e.line, e.t);

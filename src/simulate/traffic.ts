@@ -7,7 +7,7 @@ import {
   podStatusPatchJson,
   secretJson,
 } from './bodies.js';
-import { type Actor, APP_NAMESPACES, type Pod } from './cluster.js';
+import { type Actor, APP_NAMESPACES, type Pod, rbacReason } from './cluster.js';
 import { core, grouped, latency, refPath, type SimContext, watchTimeout } from './context.js';
 import type { Ref } from './engine.js';
 import { formatMicroTime } from './time.js';
@@ -383,7 +383,7 @@ function buildMix(c: SimContext): Mix[] {
         });
       },
     },
-    { weight: 2, run: () => humanCommand(c) },
+    { weight: 1.2, run: () => humanCommand(c) },
     {
       weight: 3,
       run: () => {
@@ -590,8 +590,26 @@ function humanCommand(c: SimContext): void {
   const pods = cluster.pods.filter((p) => p.namespace === ns);
   const pod = prng.pick(pods.length > 0 ? pods : cluster.pods);
   const actor = human.actor;
-  const what = prng.int(10);
-  if (what < 4) {
+  const what = prng.int(20);
+  if (prng.chance(0.2)) {
+    // kubectl refreshes its discovery cache every few minutes.
+    const reason = rbacReason(
+      { kind: 'ClusterRoleBinding' },
+      'system:discovery',
+      { kind: 'ClusterRole', name: 'system:discovery' },
+      { kind: 'Group', name: 'system:authenticated' },
+    );
+    for (const path of ['/api', '/apis']) {
+      engine.emit({
+        actor,
+        verb: 'get',
+        uri: `${path}?timeout=32s`,
+        latencyUs: latency.get(c),
+        authz: { decision: 'allow', reason },
+      });
+    }
+  }
+  if (what < 8) {
     const ref = core('pods', ns);
     engine.emit({
       actor,
@@ -600,7 +618,7 @@ function humanCommand(c: SimContext): void {
       ref,
       latencyUs: latency.etcdList(c, pods.length),
     });
-  } else if (what < 6) {
+  } else if (what < 12) {
     const ref = core('pods', ns, pod.name);
     engine.emit({ actor, verb: 'get', uri: refPath(ref), ref, latencyUs: latency.get(c) });
     const ev = core('events', ns);
@@ -614,7 +632,7 @@ function humanCommand(c: SimContext): void {
       },
       30_000,
     );
-  } else if (what < 8) {
+  } else if (what < 16) {
     const ref = core('pods', ns, pod.name, 'log');
     const follow = prng.chance(0.3);
     engine.emit({
@@ -625,7 +643,7 @@ function humanCommand(c: SimContext): void {
       latencyUs: follow ? prng.range(20, 600) * SECOND : prng.logNormal(60_000, 0.5),
       longRunning: follow,
     });
-  } else if (what < 9) {
+  } else if (what < 17) {
     execInto(c, actor, pod, ['sh', '-c', 'env | grep -i feature'], prng.range(5, 30) * SECOND);
   } else {
     const w = pod.workload;

@@ -243,7 +243,18 @@ async function run(plan: Plan): Promise<void> {
   const started = performance.now();
   let events: number;
   try {
-    events = await drive(sim, sink, { follow: plan.follow, signal: stop.signal });
+    let truthWrittenAt = performance.now();
+    const truthPath = plan.truthPath;
+    events = await drive(sim, sink, {
+      follow: plan.follow,
+      signal: stop.signal,
+      // A live run keeps its truth current, so a demo can compare findings while it runs.
+      onProgress: () => {
+        if (!plan.follow || truthPath === undefined || performance.now() - truthWrittenAt < 10_000) return;
+        writeTruth(truthPath, sim.truth());
+        truthWrittenAt = performance.now();
+      },
+    });
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
