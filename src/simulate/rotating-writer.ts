@@ -302,7 +302,10 @@ export class RotatingWriter {
 function writeFully(fd: number, buf: Buffer, length: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const step = (offset: number): void => {
-      if (offset >= length) return resolve();
+      if (offset >= length) {
+        resolve();
+        return;
+      }
       writeAsync(fd, buf, offset, length - offset, null, (err, written) => {
         if (err) reject(err);
         else step(offset + written);
