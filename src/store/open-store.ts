@@ -6,6 +6,8 @@ export interface OpenStoreOptions {
   /** Delete rows older than this many days when opening. */
   retentionDays?: number;
   threads?: number;
+  /** DuckDB's memory limit (it spills beyond it), e.g. `1GB`; default 1GB. */
+  memoryLimit?: string;
 }
 
 /** The embedded default: one DuckDB file under the data directory. */
@@ -13,6 +15,7 @@ export async function openStore(opts: OpenStoreOptions): Promise<Store> {
   const store = await DuckDBStore.open({
     dataDir: opts.dataDir,
     ...(opts.threads === undefined ? {} : { threads: opts.threads }),
+    memoryLimit: opts.memoryLimit ?? '1GB',
   });
   if (opts.retentionDays !== undefined) await store.deleteOlderThan(opts.retentionDays);
   return store;

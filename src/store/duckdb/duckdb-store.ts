@@ -162,6 +162,7 @@ export class DuckDBStore implements Store {
     const staging = join(this.dataDir, `.staging-${process.pid}-${this.stagingSeq++}.tsv`);
     const fh = await open(staging, 'w');
     let staged = 0;
+    let longest = 0;
     try {
       const parts: Buffer[] = [];
       let size = 0;
@@ -188,6 +189,7 @@ export class DuckDBStore implements Store {
         parts.push(head, ev, NEWLINE);
         size += head.length + ev.length + 1;
         staged++;
+        if (ev.length > longest) longest = ev.length;
         if (size > 8 << 20) {
           await fh.write(Buffer.concat(parts, size));
           parts.length = 0;
@@ -201,6 +203,7 @@ export class DuckDBStore implements Store {
     try {
       return await this.importStaging(staging, batch.cluster, {
         staged,
+        longest,
         batchDuplicates,
         early,
         minTs,
@@ -214,10 +217,10 @@ export class DuckDBStore implements Store {
   private async importStaging(
     staging: string,
     cluster: string,
-    s: { staged: number; batchDuplicates: number; early: RejectedEvent[]; minTs: number; maxTs: number },
+    s: { staged: number; longest: number; batchDuplicates: number; early: RejectedEvent[]; minTs: number; maxTs: number },
   ): Promise<WriteResult> {
     if (s.staged === 0) return { stored: 0, duplicates: s.batchDuplicates, rejected: s.early };
-    const select = stagingSelect(staging, cluster);
+    const select = stagingSelect(staging, cluster, s.longest);
     // Idempotence on (auditID, stage): every stage of a request shares requestReceivedTimestamp, so
     // the anti-join only reads stored rows within the batch's time range (zone maps skip the rest).
     const range = Number.isFinite(s.minTs)
