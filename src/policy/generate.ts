@@ -54,7 +54,13 @@ export function renderPolicyYaml(p: Preset): string {
   }
   visit(doc, {
     Seq(_, node) {
-      if (node.items.every((x) => isScalar(x))) node.flow = true;
+      // Short lists of strings on one line, as in the upstream examples; long ones one item per line.
+      const width = node.items.reduce((n, x) => n + (isScalar(x) ? String(x.value).length + 4 : 1000), 0);
+      if (width <= 90) node.flow = true;
+    },
+    // Quoted as the upstream examples do, so no YAML reader takes ":" or "*" for syntax.
+    Scalar(_, node) {
+      if (typeof node.value === 'string' && /^\/|[:*]/.test(node.value)) node.type = 'QUOTE_DOUBLE';
     },
   });
   return doc.toString({ lineWidth: 120, flowCollectionPadding: false });

@@ -404,7 +404,7 @@ describe('kaudit policy generate', () => {
     expect(r.stderr).toContain(
       'kaudit: dropping system:serviceaccount:kube-system:poller list namespaces: 200 events',
     );
-    expect(r.stdout).toContain('users: [system:serviceaccount:kube-system:poller]\n    verbs: [list]');
+    expect(r.stdout).toContain('users: ["system:serviceaccount:kube-system:poller"]\n    verbs: [list]');
     expect(r.stdout).not.toContain('kube-system:writer');
     const json = kaudit(['policy', 'generate', '--from', log, '--json']);
     expect((JSON.parse(json.stdout) as { tuned: unknown[] }).tuned).toHaveLength(1);
