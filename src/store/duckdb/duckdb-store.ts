@@ -1,5 +1,5 @@
 import { mkdirSync } from 'node:fs';
-import { open, rm } from 'node:fs/promises';
+import { open, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   type DuckDBConnection,
@@ -217,7 +217,14 @@ export class DuckDBStore implements Store {
   private async importStaging(
     staging: string,
     cluster: string,
-    s: { staged: number; longest: number; batchDuplicates: number; early: RejectedEvent[]; minTs: number; maxTs: number },
+    s: {
+      staged: number;
+      longest: number;
+      batchDuplicates: number;
+      early: RejectedEvent[];
+      minTs: number;
+      maxTs: number;
+    },
   ): Promise<WriteResult> {
     if (s.staged === 0) return { stored: 0, duplicates: s.batchDuplicates, rejected: s.early };
     const select = stagingSelect(staging, cluster, s.longest);
@@ -284,13 +291,17 @@ export class DuckDBStore implements Store {
       "SELECT count(*) AS n, strftime(min(ts), '%Y-%m-%dT%H:%M:%S.%fZ') AS oldest, strftime(max(ts), '%Y-%m-%dT%H:%M:%S.%fZ') AS newest FROM audit_events",
     );
     const row = r.getRowObjectsJson()[0] ?? {};
-    const size = await this.conn.runAndReadAll(
-      'SELECT sum(total_blocks * block_size) AS b FROM pragma_database_size()',
-    );
-    const bytes = size.getRowObjectsJson()[0]?.b;
+    let bytes: number | null = null;
+    for (const f of [this.location, `${this.location}.wal`]) {
+      try {
+        bytes = (bytes ?? 0) + (await stat(f)).size;
+      } catch {
+        // no WAL after a checkpoint
+      }
+    }
     return {
       rows: Number(row.n ?? 0),
-      bytes: bytes === null || bytes === undefined ? null : Number(bytes),
+      bytes,
       oldest: (row.oldest as string | null) ?? null,
       newest: (row.newest as string | null) ?? null,
     };
