@@ -55,7 +55,10 @@ export function renderPolicyYaml(p: Preset): string {
   visit(doc, {
     Seq(_, node) {
       // Short lists of strings on one line, as in the upstream examples; long ones one item per line.
-      const width = node.items.reduce((n, x) => n + (isScalar(x) ? String(x.value).length + 4 : 1000), 0);
+      const width = node.items.reduce<number>(
+        (n, x) => n + (isScalar(x) ? String(x.value).length + 4 : 1000),
+        0,
+      );
       if (width <= 90) node.flow = true;
     },
     // Quoted as the upstream examples do, so no YAML reader takes ":" or "*" for syntax.

@@ -1,5 +1,6 @@
 import { UserError } from '../model/errors.js';
 import type { AuditEvent } from '../model/event.js';
+import { normalizeValue } from '../model/normalize.js';
 import type { RequestAttributes } from './types.js';
 
 function str(v: unknown, field: string, where: string): string {
@@ -86,13 +87,22 @@ export function attributesFromRecord(x: Record<string, unknown>, where = 'reques
   };
 }
 
-/** One line of a `--requests` file: an audit Event, or a request-attributes record. */
-export function attributesFromJson(x: unknown, where: string): RequestAttributes {
+/**
+ * One line of a `--requests` file: an audit Event in any form the model reads (v1, v1beta1, EventList,
+ * cloud export records), or a request-attributes record. An EventList yields one entry per event.
+ */
+export function attributesFromJson(x: unknown, where: string): RequestAttributes[] {
   if (typeof x !== 'object' || x === null || Array.isArray(x)) {
     throw new UserError('KAUDIT_BAD_REQUEST_ATTRIBUTES', `${where}: expected a JSON object`);
   }
   const o = x as Record<string, unknown>;
-  if (o.kind === 'Event' && typeof o.verb === 'string')
-    return attributesFromEvent(o as unknown as AuditEvent);
-  return attributesFromRecord(o, where);
+  const n = normalizeValue(o);
+  if (n.ok) return n.events.map(attributesFromEvent);
+  if ('kind' in o || 'auditID' in o || 'protoPayload' in o) {
+    throw new UserError(
+      'KAUDIT_BAD_REQUEST_ATTRIBUTES',
+      `${where}: looks like an audit event but cannot be read: ${n.reason}`,
+    );
+  }
+  return [attributesFromRecord(o, where)];
 }

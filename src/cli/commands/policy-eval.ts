@@ -119,7 +119,7 @@ Examples:
       };
       if (flags.requests !== undefined) {
         for await (const { value, where } of requestLines(flags.requests))
-          emit(attributesFromJson(value, where));
+          for (const a of attributesFromJson(value, where)) emit(a);
       } else {
         emit(attributesFromFlags(flags));
       }
