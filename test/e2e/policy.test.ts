@@ -43,6 +43,15 @@ describe('kaudit policy lint', () => {
     expect(r.stderr).toBe('kaudit: 0 error(s), 3 warning(s)\n');
   });
 
+  it('reads the policy from stdin with -', () => {
+    const r = kaudit(
+      ['policy', 'lint', '-'],
+      readFileSync(join(SHARED, 'policies/audit2rbac-demo-policy.yaml'), 'utf8'),
+    );
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^-:4:3: warning\[KAUDIT_LINT_NO_CATCH_ALL\] rules\[0\]:/);
+  });
+
   it('exits 1 and lists every error at once', () => {
     const r = kaudit(['policy', 'lint', join(FIXTURES, 'invalid-many.yaml')]);
     expect(r.code).toBe(1);

@@ -87,7 +87,7 @@ export function registerPolicyEval(policy: Command): void {
   policy
     .command('eval')
     .description('Show the level, omitted stages and matching rule a policy gives a request')
-    .argument('<policy>', 'policy file')
+    .argument('<policy>', 'policy file (- for stdin)')
     .addOption(kubernetesVersionOption())
     .addOption(fragmentOption())
     .addOption(entryOption())

@@ -47,7 +47,7 @@ export function featuresFrom(flags: PolicySourceFlags): PolicyFeatures {
 
 export function readTextFile(path: string, what: string): string {
   try {
-    return readFileSync(path, 'utf8');
+    return readFileSync(path === '-' ? 0 : path, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     throw new UserError('KAUDIT_FILE_UNREADABLE', `cannot read ${what} ${path}: ${code ?? String(err)}`, {

@@ -25,7 +25,7 @@ export function registerPolicyLint(policy: Command): void {
     )
     .argument(
       '<policy...>',
-      'policy files (a Policy, a ConfigMap of policies, or a rule list with --fragment)',
+      'policy files (a Policy, a ConfigMap of policies, or a rule list with --fragment); - for stdin',
     )
     .addOption(kubernetesVersionOption())
     .addOption(fragmentOption())
