@@ -51,7 +51,8 @@ beforeAll(async () => {
 }, 120_000);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-describe('kaudit simulate --out', () => {
+// Each test spawns its own process into its own directory, so they can run side by side.
+describe.concurrent('kaudit simulate --out', () => {
   it('writes rotated, gzipped files named like kube-apiserver, a truth file, and a JSON summary', async () => {
     const cwd = tempDir('simulate-out');
     const r = await kaudit(
