@@ -160,6 +160,22 @@ describe('simulatePolicy', () => {
     expect(report.input.bytesPerDay).toBeGreaterThan(report.output.bytesPerDay ?? Number.POSITIVE_INFINITY);
   });
 
+  it('measures the span of the capture by instant, whatever the timestamp precision', async () => {
+    const [first] = generateLog(1);
+    if (!first) throw new Error('no event');
+    const at = (received: string, stage: string) => ({
+      event: { ...first, requestReceivedTimestamp: received, stageTimestamp: stage },
+      bytes: 1000,
+    });
+    const report = await simulatePolicy({ rules: [{ level: 'Metadata' }] }, [
+      at('2026-01-01T00:00:00.500000Z', '2026-01-01T00:00:00.600000Z'),
+      at('2026-01-01T00:00:00Z', '2026-01-01T09:00:00+09:00'),
+      at('2026-01-01T06:00:00Z', '2026-01-01T06:00:00Z'),
+    ]);
+    expect([report.input.from, report.input.to]).toEqual(['2026-01-01T00:00:00Z', '2026-01-01T06:00:00Z']);
+    expect(report.input.bytesPerDay).toBe(3000 * 4);
+  });
+
   it('counts secret bodies and requests dropped entirely', async () => {
     const secretCreate = generateLog(2000).filter(
       (e) => e.objectRef?.resource === 'secrets' && e.verb === 'create',

@@ -145,6 +145,8 @@ export async function simulatePolicy(
   let bodiesNotCaptured = 0;
   let from: string | null = null;
   let to: string | null = null;
+  let fromMs = Number.POSITIVE_INFINITY;
+  let toMs = Number.NEGATIVE_INFINITY;
   const requests = new Map<string, { kept: boolean; events: number; key: string }>();
 
   for await (const { event: e, bytes } of events) {
@@ -152,8 +154,17 @@ export async function simulatePolicy(
     input.bytes += bytes;
     const start = e.requestReceivedTimestamp ?? e.stageTimestamp;
     const end = e.stageTimestamp ?? e.requestReceivedTimestamp;
-    if (start && (from === null || start < from)) from = start;
-    if (end && (to === null || end > to)) to = end;
+    // Compared as instants: timestamps differ in precision and may carry offsets.
+    const startMs = start ? Date.parse(start) : Number.NaN;
+    const endMs = end ? Date.parse(end) : Number.NaN;
+    if (start && Number.isFinite(startMs) && startMs < fromMs) {
+      fromMs = startMs;
+      from = start;
+    }
+    if (end && Number.isFinite(endMs) && endMs > toMs) {
+      toMs = endMs;
+      to = end;
+    }
 
     const d = evaluatePolicy(policy, attributesFromEvent(e), f);
     const kept = d.level !== 'None' && !d.omitStages.includes(e.stage);
