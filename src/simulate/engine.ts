@@ -135,6 +135,12 @@ function failureJson(f: Failure): string {
   return `${s},"code":${f.code}}`;
 }
 
+/** Indexes into the parts array `emit` joins into a line. */
+const STAGE = 5;
+const RESPONSE_KEY = 17;
+const RESPONSE = 18;
+const STAGE_TIME = 22;
+
 /** Requests slower than this get `apiserver.latency.k8s.io/*` annotations, as kube-apiserver does. */
 export const SLOW_REQUEST_US = 500_000;
 
@@ -215,24 +221,12 @@ export class Engine {
     const level = req.level ?? levelFor(req.verb, ref);
     const code = req.failure?.code ?? req.code ?? (req.verb === 'create' ? 201 : 200);
 
-    let head = `{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"${level}","auditID":"${auditID}","stage":"`;
-    let mid = `","requestURI":${quote(req.uri)},"verb":"${req.verb}",${req.userJson ?? req.actor.json}`;
-    if (ref !== undefined) mid += `,"objectRef":${refJson(ref)}`;
     const status =
       req.statusJson !== undefined
         ? req.statusJson
         : req.failure !== undefined
           ? failureJson(req.failure)
           : (OK_STATUS[code] ?? `{"metadata":{},"code":${code}}`);
-    mid += `,"responseStatus":${status}`;
-    const rr = level === 'RequestResponse' || level === 'Request';
-    let bodies = '';
-    if (rr && req.requestObject !== undefined) bodies += `,"requestObject":${req.requestObject}`;
-    let responseBody = '';
-    if (level === 'RequestResponse' && req.responseObject !== undefined) {
-      responseBody = `,"responseObject":${req.responseObject}`;
-    }
-
     let ann: string;
     if (
       req.authz === undefined &&
@@ -243,15 +237,46 @@ export class Engine {
     } else {
       ann = this.annotationsJson(req, latency, etcdNs);
     }
-    const received = formatMicroTime(start);
+    const rr = level === 'RequestResponse' || level === 'Request';
     const counted = step === undefined ? undefined : { done: false };
 
+    // One array joined once: a flat string without the cons-string tree template literals build.
+    const parts: string[] = [
+      '{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"',
+      level,
+      '","auditID":"',
+      auditID,
+      '","stage":"',
+      'ResponseComplete',
+      '","requestURI":',
+      quote(req.uri),
+      ',"verb":"',
+      req.verb,
+      '",',
+      req.userJson ?? req.actor.json,
+      ref === undefined ? '' : `,"objectRef":${refJson(ref)}`,
+      ',"responseStatus":',
+      status,
+      rr && req.requestObject !== undefined ? ',"requestObject":' : '',
+      rr && req.requestObject !== undefined ? req.requestObject : '',
+      '',
+      '',
+      ',"requestReceivedTimestamp":"',
+      formatMicroTime(start),
+      '","stageTimestamp":"',
+      '',
+      '"',
+      ann,
+      '}\n',
+    ];
     if (req.longRunning || req.startedOnly) {
       const startedAt = start + Math.min(latency, 200 + prng.int(3000));
+      parts[STAGE] = 'ResponseStarted';
+      parts[STAGE_TIME] = formatMicroTime(startedAt);
       this.pending.push({
         t: startedAt,
         seq: this.seq++,
-        line: `${head}ResponseStarted${mid}${bodies},"requestReceivedTimestamp":"${received}","stageTimestamp":"${formatMicroTime(startedAt)}"${ann}}\n`,
+        line: parts.join(''),
         auditID,
         stage: 'ResponseStarted',
         level,
@@ -259,12 +284,17 @@ export class Engine {
         counted,
       });
       if (req.startedOnly) return auditID;
+      parts[STAGE] = 'ResponseComplete';
     }
-    head = `${head}ResponseComplete${mid}${bodies}${responseBody}`;
+    if (level === 'RequestResponse' && req.responseObject !== undefined) {
+      parts[RESPONSE_KEY] = ',"responseObject":';
+      parts[RESPONSE] = req.responseObject;
+    }
+    parts[STAGE_TIME] = formatMicroTime(end);
     this.pending.push({
       t: end,
       seq: this.seq++,
-      line: `${head},"requestReceivedTimestamp":"${received}","stageTimestamp":"${formatMicroTime(end)}"${ann}}\n`,
+      line: parts.join(''),
       auditID,
       stage: 'ResponseComplete',
       level,
