@@ -1,3 +1,5 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import type { AuditEvent } from '../model/event.js';
 import { evaluatePolicy } from './evaluate.js';
@@ -12,7 +14,20 @@ const lintCodes = (name: string) =>
     'not loaded',
   ];
 
+const GOLDEN = fileURLToPath(new URL('../../test/fixtures/policy/golden/', import.meta.url));
+
+/** Compares with a golden file; KAUDIT_UPDATE_GOLDEN=1 rewrites it. */
+function expectGolden(name: string, actual: string): void {
+  const file = `${GOLDEN}${name}`;
+  if (process.env.KAUDIT_UPDATE_GOLDEN === '1') writeFileSync(file, actual);
+  expect(actual).toBe(readFileSync(file, 'utf8'));
+}
+
 describe('presets', () => {
+  it.each(Object.keys(PRESETS))('%s prints as its golden file', (name) => {
+    expectGolden(`preset-${name}.yaml`, renderPolicyYaml(getPreset(name)));
+  });
+
   it.each(Object.keys(PRESETS))('%s renders to YAML that loads back to the same policy', (name) => {
     const preset = getPreset(name);
     const [loaded] = loadPolicyText(renderPolicyYaml(preset));

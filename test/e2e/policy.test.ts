@@ -315,6 +315,19 @@ describe('kaudit policy simulate', () => {
     expect(table.stdout).toContain(`Requests dropped entirely: ${want.health} of 300`);
   });
 
+  it('prints its table report as the golden file', () => {
+    const r = kaudit([
+      'policy',
+      'simulate',
+      join(SHARED, 'policies/gce-create-master-audit-policy.rendered.yaml'),
+      join(SHARED, 'samples/audit2rbac-demo.log'),
+    ]);
+    expect(r.code).toBe(0);
+    const golden = join(FIXTURES, 'golden/simulate-gce-audit2rbac-demo.txt');
+    if (process.env.KAUDIT_UPDATE_GOLDEN === '1') writeFileSync(golden, r.stdout);
+    expect(r.stdout).toBe(readFileSync(golden, 'utf8'));
+  });
+
   it('runs on real captured samples', () => {
     const r = kaudit([
       'policy',

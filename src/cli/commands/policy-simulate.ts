@@ -98,17 +98,17 @@ Examples:
       const out = process.stdout;
       out.write(
         formatTable(
-          ['', 'events', 'requests', 'bytes', 'per_day'],
+          ['log', 'events', 'requests', 'bytes', 'per_day'],
           [
             {
-              '': 'captured',
+              log: 'captured',
               events: r.input.events,
               requests: r.input.requests,
               bytes: formatBytes(r.input.bytes),
               per_day: formatBytes(r.input.bytesPerDay),
             },
             {
-              '': 'with policy',
+              log: 'with policy',
               events: r.output.events,
               requests: r.output.requests,
               bytes: formatBytes(r.output.bytes),
