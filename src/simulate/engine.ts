@@ -1,6 +1,6 @@
 import type { Level } from '../model/event.js';
 import type { Actor } from './cluster.js';
-import { TimeHeap } from './heap.js';
+import { SplitTimeHeap, TimeHeap } from './heap.js';
 import type { Prng } from './prng.js';
 import { formatGoDuration, formatMicroTime } from './time.js';
 
@@ -151,7 +151,7 @@ export const SLOW_REQUEST_US = 500_000;
 export class Engine {
   readonly prng: Prng;
   private readonly tasks = new TimeHeap<Task>();
-  readonly pending = new TimeHeap<PendingEvent>();
+  readonly pending = new SplitTimeHeap<PendingEvent>(2_000_000);
   private seq = 0;
   nowUs: number;
   /** The step new requests are attributed to while a scenario task runs. */
@@ -273,16 +273,19 @@ export class Engine {
       const startedAt = start + Math.min(latency, 200 + prng.int(3000));
       parts[STAGE] = 'ResponseStarted';
       parts[STAGE_TIME] = formatMicroTime(startedAt);
-      this.pending.push({
-        t: startedAt,
-        seq: this.seq++,
-        line: parts.join(''),
-        auditID,
-        stage: 'ResponseStarted',
-        level,
-        step,
-        counted,
-      });
+      this.pending.push(
+        {
+          t: startedAt,
+          seq: this.seq++,
+          line: parts.join(''),
+          auditID,
+          stage: 'ResponseStarted',
+          level,
+          step,
+          counted,
+        },
+        this.nowUs,
+      );
       if (req.startedOnly) return auditID;
       parts[STAGE] = 'ResponseComplete';
     }
@@ -291,16 +294,19 @@ export class Engine {
       parts[RESPONSE] = req.responseObject;
     }
     parts[STAGE_TIME] = formatMicroTime(end);
-    this.pending.push({
-      t: end,
-      seq: this.seq++,
-      line: parts.join(''),
-      auditID,
-      stage: 'ResponseComplete',
-      level,
-      step,
-      counted,
-    });
+    this.pending.push(
+      {
+        t: end,
+        seq: this.seq++,
+        line: parts.join(''),
+        auditID,
+        stage: 'ResponseComplete',
+        level,
+        step,
+        counted,
+      },
+      this.nowUs,
+    );
     return auditID;
   }
 

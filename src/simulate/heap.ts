@@ -59,3 +59,40 @@ export class TimeHeap<T extends Keyed> {
 function less(a: Keyed, b: Keyed): boolean {
   return a.t < b.t || (a.t === b.t && a.seq < b.seq);
 }
+
+/**
+ * Two heaps with the order of one: items due within `horizon` of now go to a small heap, the
+ * long-running rest (watch completions minutes ahead) to another, so most pushes and pops touch
+ * a heap of a few hundred items instead of thousands.
+ */
+export class SplitTimeHeap<T extends Keyed> {
+  private readonly near = new TimeHeap<T>();
+  private readonly far = new TimeHeap<T>();
+
+  constructor(private readonly horizon: number) {}
+
+  get size(): number {
+    return this.near.size + this.far.size;
+  }
+
+  push(item: T, now: number): void {
+    if (item.t - now > this.horizon) this.far.push(item);
+    else this.near.push(item);
+  }
+
+  peek(): T | undefined {
+    const a = this.near.peek();
+    const b = this.far.peek();
+    if (a === undefined) return b;
+    if (b === undefined) return a;
+    return less(b, a) ? b : a;
+  }
+
+  pop(): T | undefined {
+    const a = this.near.peek();
+    const b = this.far.peek();
+    if (a === undefined) return this.far.pop();
+    if (b === undefined || less(a, b)) return this.near.pop();
+    return this.far.pop();
+  }
+}

@@ -9,6 +9,7 @@ function pad(n: number, width: number): string {
   return String(n).padStart(width, '0');
 }
 
+const DIGITS3: readonly string[] = Array.from({ length: 1000 }, (_, i) => String(i).padStart(3, '0'));
 let lastSecond = Number.NaN;
 let lastPrefix = '';
 
@@ -28,7 +29,9 @@ export function formatMicroTime(us: number): string {
     lastSecond = second;
     lastPrefix = prefix;
   }
-  return `${prefix}${(1_000_000 + us - second * 1_000_000).toString().slice(1)}Z`;
+  const micros = us - second * 1_000_000;
+  const hi = Math.floor(micros / 1000);
+  return `${prefix}${DIGITS3[hi] ?? '000'}${DIGITS3[micros - hi * 1000] ?? '000'}Z`;
 }
 
 /** Parses an RFC 3339 timestamp into epoch microseconds, or undefined when it is not one. */
