@@ -65,6 +65,8 @@ export interface PendingEvent {
   auditID: string;
   stage: 'ResponseStarted' | 'ResponseComplete';
   level: Level;
+  /** The line is pure ASCII, so writers may copy it as Latin-1 instead of encoding UTF-8. */
+  ascii: boolean;
   step: StepSink | undefined;
   /** Shared by both stages of one request so the step lists the auditID once. */
   counted: { done: boolean } | undefined;
@@ -228,6 +230,8 @@ export class Engine {
           ? failureJson(req.failure)
           : (OK_STATUS[code] ?? `{"metadata":{},"code":${code}}`);
     let ann: string;
+    // Everything the simulator renders is ASCII except Go's "µs" in latency annotations.
+    let ascii = true;
     if (
       req.authz === undefined &&
       req.annotations === undefined &&
@@ -236,6 +240,7 @@ export class Engine {
       ann = req.actor.allowAnnotationsJson;
     } else {
       ann = this.annotationsJson(req, latency, etcdNs);
+      ascii = !ann.includes('µ');
     }
     const rr = level === 'RequestResponse' || level === 'Request';
     const counted = step === undefined ? undefined : { done: false };
@@ -281,6 +286,7 @@ export class Engine {
           auditID,
           stage: 'ResponseStarted',
           level,
+          ascii,
           step,
           counted,
         },
@@ -302,6 +308,7 @@ export class Engine {
         auditID,
         stage: 'ResponseComplete',
         level,
+        ascii,
         step,
         counted,
       },

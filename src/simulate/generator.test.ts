@@ -8,9 +8,13 @@ import { validateAuditEvent } from './validate.js';
 function run(options: ConstructorParameters<typeof Simulation>[0]) {
   const sim = new Simulation(options);
   const lines: string[] = [];
-  for (const e of sim) lines.push(e.line);
+  const flags: boolean[] = [];
+  for (const e of sim) {
+    lines.push(e.line);
+    flags.push(e.ascii);
+  }
   const events = lines.map((l) => JSON.parse(l) as AuditEvent);
-  return { sim, lines, events, truth: sim.truth() };
+  return { sim, lines, flags, events, truth: sim.truth() };
 }
 
 const micros = (t: string): number => Date.parse(t) * 1000 + (Number(t.slice(20, 26)) % 1000);
@@ -27,6 +31,10 @@ describe('Simulation', () => {
     const invalid = all.events.map(validateAuditEvent).filter((p) => p.length > 0);
     expect(invalid).toEqual([]);
     for (const l of all.lines) expect(l.indexOf('\n')).toBe(l.length - 1);
+    // Writers copy lines flagged ASCII as Latin-1; a wrong flag would corrupt the UTF-8 output.
+    const flagged = all.flags.filter((ascii, i) => ascii && /[^\x00-\x7f]/.test(all.lines[i] ?? ''));
+    expect(flagged).toEqual([]);
+    expect(all.lines.some((l) => l.includes('µs'))).toBe(true);
     const stamps = all.events.map((e) => e.stageTimestamp);
     expect(stamps).toEqual([...stamps].sort());
   });

@@ -44,6 +44,8 @@ export interface SimulatedEvent {
   readonly auditID: string;
   readonly stage: 'ResponseStarted' | 'ResponseComplete';
   readonly level: Level;
+  /** True when `line` is pure ASCII (a writer may then skip UTF-8 encoding). */
+  readonly ascii: boolean;
 }
 
 export const DEFAULT_START_MS = Date.UTC(2026, 0, 15, 9, 0, 0);

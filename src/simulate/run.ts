@@ -68,7 +68,7 @@ export async function drive(sim: Simulation, sink: EventSink, options: DriveOpti
 
 export function fileSink(writer: RotatingWriter): EventSink {
   return {
-    write: (e) => writer.write(e.line, e.t),
+    write: (e) => writer.write(e.line, e.t, e.ascii),
     flush: () => writer.drain(),
   };
 }
@@ -116,7 +116,7 @@ export async function simulateToFile(
 ): Promise<SimulateToFileResult> {
   const writer = new RotatingWriter({ writeBehind: true, ...options });
   for (const e of sim) {
-    const wait = writer.write(e.line, e.t);
+    const wait = writer.write(e.line, e.t, e.ascii);
     if (wait !== undefined) await wait;
   }
   const summary = await writer.finish();
