@@ -2,7 +2,6 @@ import { appendFileSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileS
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { auditLine, backupName } from '../fixtures/agent/make-events.js';
 import {
   type AgentProcess,
   buildOnce,
@@ -13,6 +12,7 @@ import {
   waitFor,
   writeConfig,
 } from '../fixtures/agent/harness.js';
+import { auditLine, backupName } from '../fixtures/agent/make-events.js';
 
 const EVENTS = 200_000;
 const ROTATE_BYTES = 4 * 1024 * 1024;

@@ -76,7 +76,7 @@ function demoConfig(dataDir: string, workDir: string): AgentConfig {
   };
 }
 
-function startSimulator(workDir: string, rate: string, log: Logger): ChildProcess {
+function startSimulator(workDir: string, rate: string, log: Logger, stopping: () => boolean): ChildProcess {
   const bin = fileURLToPath(new URL('../bin.js', import.meta.url));
   const args = [
     bin,
@@ -173,6 +173,7 @@ Examples:
         version: VERSION,
       });
       let simulator: ChildProcess | undefined;
+      let stopping = false;
       let retention: NodeJS.Timeout | undefined;
       try {
         await agent.start();
@@ -186,11 +187,12 @@ Examples:
           }, RETENTION_EVERY_MS);
         }
         if (workDir !== undefined) {
-          simulator = startSimulator(workDir, flags.demoRate, log);
+          simulator = startSimulator(workDir, flags.demoRate, log, () => stopping);
           process.stderr.write(demoBanner(agent, config, flags.data));
         }
         await waitForSignal(log);
       } finally {
+        stopping = true;
         if (retention !== undefined) clearInterval(retention);
         simulator?.kill('SIGTERM');
         await agent.stop();
