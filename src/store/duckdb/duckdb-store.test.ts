@@ -121,6 +121,19 @@ describe('DuckDBStore.write', () => {
     expect(rows.find((r) => r.subresource === 'exec')).toMatchObject({ long_running: true });
     expect(rows.find((r) => r.verb === 'list')).toMatchObject({ long_running: false, latency_ms: 1734.512 });
   });
+
+  it('converts timestamps with an offset to UTC', async () => {
+    const [line] = fixture('watch-long-running.jsonl');
+    const e = JSON.parse(line?.toString() ?? '{}');
+    e.auditID = 'offset-1';
+    e.requestReceivedTimestamp = '2026-03-01T12:00:00.5+02:00';
+    e.stageTimestamp = '2026-03-01T12:00:01.5+02:00';
+    await store.write({ events: [Buffer.from(JSON.stringify(e))], cluster: 'c' });
+    const { rows } = await store.query(
+      "SELECT strftime(ts, '%Y-%m-%dT%H:%M:%S.%f') AS ts, latency_ms FROM events",
+    );
+    expect(rows).toEqual([{ ts: '2026-03-01T10:00:00.500000', latency_ms: 1000 }]);
+  });
 });
 
 describe('DuckDBStore.query', () => {
