@@ -171,6 +171,14 @@ export class Agent {
     });
     this.admin = server;
     this.adminAddress = server.address() as AddressInfo;
+    if (!/^(127\.|::1$|localhost$)/.test(host)) {
+      this.opts.log.warn(
+        'the admin API has no authentication and answers queries over the store; keep it on loopback',
+        {
+          listen: formatListen({ host, port }),
+        },
+      );
+    }
   }
 
   async status(): Promise<AgentStatus> {

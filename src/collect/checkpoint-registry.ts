@@ -117,6 +117,17 @@ export class CheckpointRegistry {
     this.dirty = true;
   }
 
+  /** Moves an entry to another file (a backup compressed into a new inode), replacing that inode's stale entry. */
+  rekey(source: string, cp: FileCheckpoint, dev: number, ino: number, path: string): void {
+    const entry = this.data.sources[source];
+    if (entry === undefined) return;
+    entry.files = entry.files.filter((f) => f === cp || f.dev !== dev || f.ino !== ino);
+    cp.dev = dev;
+    cp.ino = ino;
+    cp.path = path;
+    this.dirty = true;
+  }
+
   remove(source: string, cp: FileCheckpoint): void {
     const entry = this.data.sources[source];
     if (entry === undefined) return;

@@ -476,10 +476,11 @@ export class FileSource {
     for (const t of this.tracked.values()) {
       if (!t.gz && headMatches(head, t.cp)) return; // the uncompressed original is still being read
     }
-    let cp =
-      registry.findByInode(this.name, dev, ino) ??
-      registry.findByFingerprint(this.name, (c) => headMatches(head, c));
-    if (cp !== undefined && !headMatches(head, cp)) cp = undefined;
+    // By inode first (a .gz seen before), else by content: the entry of the file it was compressed from.
+    let cp = registry.findByInode(this.name, dev, ino);
+    if (cp === undefined || !headMatches(head, cp)) {
+      cp = registry.findByFingerprint(this.name, (c) => headMatches(head, c));
+    }
     if (cp?.complete) {
       this.done.add(doneKey);
       return;
@@ -502,10 +503,7 @@ export class FileSource {
       }
     } else {
       // The entry of the uncompressed original now follows its compressed copy.
-      cp.dev = dev;
-      cp.ino = ino;
-      cp.path = path;
-      registry.markDirty();
+      registry.rekey(this.name, cp, dev, ino, path);
     }
     this.opts.log.info('reading compressed file', { source: this.name, path, offset: cp.offset });
     const t = this.newTracked(path, dev, ino, size, mtimeMs, rotated, true, cp, undefined);

@@ -94,7 +94,7 @@ function startSimulator(workDir: string, rate: string, log: Logger, stopping: ()
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   child.stderr?.on('data', (d: Buffer) => process.stderr.write(`[simulate] ${d.toString()}`));
   child.on('exit', (code, signal) => {
-    if (signal !== 'SIGTERM')
+    if (!stopping())
       log.warn('the demo simulator exited', { code: code ?? undefined, signal: signal ?? undefined });
   });
   return child;

@@ -1,0 +1,130 @@
+import { describe, expect, it } from 'vitest';
+import { UserError } from '../model/errors.js';
+import { decodeValue, encodeQueryResult } from '../store/remote-store.js';
+import type { QueryResult } from '../store/store.js';
+import { AdminHandler } from './admin-handler.js';
+import type { AgentStatus } from './agent.js';
+import { MemoryStore } from './memory-store.js';
+
+function fakeStatus(over: Partial<AgentStatus['store']> = {}): AgentStatus {
+  return {
+    agent: {
+      pid: 1,
+      version: '0.1.0',
+      cluster: 'c',
+      startedAt: '2026-11-26T10:00:00.000Z',
+      uptimeSeconds: 5,
+      runPath: '/r',
+      dataDir: '/d',
+      admin: 'http://127.0.0.1:1',
+      config: null,
+      logsEnabled: true,
+    },
+    logs: [
+      {
+        name: 'audit "main"',
+        type: 'file',
+        path: '/var/log/audit.log',
+        source: 'kubernetes.audit',
+        service: 'audit',
+        status: 'OK',
+        filesMatching: 3,
+        filesTailed: 1,
+        bytesRead: 1000,
+        events: 7,
+        lagBytes: 10,
+        lagSeconds: 0.5,
+        lastCheckpoint: null,
+        rotations: 2,
+        truncations: 0,
+        truncated: 1,
+        malformed: 0,
+        dropped: 0,
+        files: [],
+      },
+    ],
+    pipeline: {
+      queuedEvents: 0,
+      queuedBytes: 0,
+      queueEvents: 100,
+      queueBytes: 1000,
+      batches: 1,
+      eventsStored: 7,
+      duplicates: 0,
+      rejected: 0,
+      deadLettered: 0,
+      storeErrors: 0,
+      storeError: undefined,
+      lastWriteAt: undefined,
+      latencyAvgMs: 12,
+      latencyPeakMs: 30,
+      deadLetterPath: null,
+    },
+    store: {
+      backend: 'memory',
+      location: 'memory',
+      status: 'OK',
+      rows: 7,
+      oldest: null,
+      newest: null,
+      ...over,
+    },
+  };
+}
+
+class SqlStore extends MemoryStore {
+  override async query(sql: string): Promise<QueryResult> {
+    if (sql.startsWith('DROP'))
+      throw new UserError('KAUDIT_QUERY_INVALID', 'only SELECT', { hint: 'read-only' });
+    return { columns: ['n', 'ts'], rows: [{ n: 12n, ts: new Date('2026-11-26T10:00:00Z') }] };
+  }
+}
+
+describe('AdminHandler', () => {
+  it('serves Prometheus metrics with escaped labels', async () => {
+    const h = new AdminHandler({ status: async () => fakeStatus() }, new MemoryStore());
+    const res = await h.fetch(new Request('http://x/metrics'));
+    expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0.0.4/);
+    const text = await res.text();
+    expect(text).toContain('# TYPE kaudit_source_events_total counter');
+    expect(text).toContain('kaudit_source_events_total{source="audit \\"main\\"",type="file"} 7');
+    expect(text).toContain('kaudit_file_lag_bytes{source="audit \\"main\\"",type="file"} 10');
+    expect(text).toContain('kaudit_pipeline_latency_peak_seconds 0.03');
+  });
+
+  it('answers /healthz 200 when all is OK and 503 naming the failing part', async () => {
+    const ok = new AdminHandler({ status: async () => fakeStatus() }, new MemoryStore());
+    expect((await ok.fetch(new Request('http://x/healthz'))).status).toBe(200);
+    const bad = new AdminHandler(
+      { status: async () => fakeStatus({ status: 'Error', error: 'disk full' }) },
+      new MemoryStore(),
+    );
+    const res = await bad.fetch(new Request('http://x/healthz'));
+    expect(res.status).toBe(503);
+    expect(await res.json()).toEqual({ status: 'error', errors: ['disk full'] });
+  });
+
+  it('answers queries with bigint and Date kept, and a UserError as 400 with its code and hint', async () => {
+    const h = new AdminHandler({ status: async () => fakeStatus() }, new SqlStore());
+    const res = await h.fetch(
+      new Request('http://x/api/v1/query', { method: 'POST', body: JSON.stringify({ sql: 'SELECT 1' }) }),
+    );
+    const body = (await res.json()) as { rows: unknown[] };
+    expect(body.rows).toEqual([{ n: { $bigint: '12' }, ts: { $date: '2026-11-26T10:00:00.000Z' } }]);
+    expect(decodeValue(body.rows[0])).toEqual({ n: 12n, ts: new Date('2026-11-26T10:00:00Z') });
+    const err = await h.fetch(
+      new Request('http://x/api/v1/query', { method: 'POST', body: JSON.stringify({ sql: 'DROP TABLE x' }) }),
+    );
+    expect(err.status).toBe(400);
+    expect(await err.json()).toEqual({
+      error: 'only SELECT',
+      code: 'KAUDIT_QUERY_INVALID',
+      hint: 'read-only',
+    });
+  });
+
+  it('encodes nested values and objects with toJSON', () => {
+    const r = encodeQueryResult({ columns: ['a'], rows: [{ a: [1n, { b: 2n }], c: { toJSON: () => 'x' } }] });
+    expect(r.rows).toEqual([{ a: [{ $bigint: '1' }, { b: { $bigint: '2' } }], c: 'x' }]);
+  });
+});
