@@ -8,20 +8,27 @@ import type { Prng } from './prng.js';
  */
 
 const RV = '\u0000RV\u0000';
-const cache = new WeakMap<object, string[]>();
+const NAME = '\u0000NAME\u0000';
+const UID = '\u0000UID\u0000';
+const SLOT = /\u0000(RV|NAME|UID)\u0000/;
 
-function withRv(template: string[], rv: number): string {
-  return template.join(String(rv));
+/** JSON text split at its slots: even entries are text, odd ones the slot names. */
+type Template = string[];
+
+function compile(json: string): Template {
+  return json.split(SLOT);
 }
 
-function render(key: object, build: () => unknown): string[] {
-  let t = cache.get(key);
-  if (t === undefined) {
-    t = JSON.stringify(build()).split(RV);
-    cache.set(key, t);
+function fill(t: Template, rv: number, name = '', uid = ''): string {
+  let out = '';
+  for (let i = 0; i < t.length; i++) {
+    const part = t[i] ?? '';
+    out += i % 2 === 0 ? part : part === 'RV' ? String(rv) : part === 'NAME' ? name : uid;
   }
-  return t;
+  return out;
 }
+
+const podTemplates = new WeakMap<Pod, Template>();
 
 const CREATED = '2026-01-05T09:12:44Z';
 
@@ -53,10 +60,10 @@ function podObject(pod: Pod): unknown {
     kind: 'Pod',
     apiVersion: 'v1',
     metadata: {
-      name: pod.name,
+      name: NAME,
       generateName: `${w.name}-${w.replicaSetHash}-`,
       namespace: pod.namespace,
-      uid: pod.uid,
+      uid: UID,
       resourceVersion: RV,
       creationTimestamp: CREATED,
       labels: { app: w.name, 'pod-template-hash': w.replicaSetHash },
@@ -178,11 +185,14 @@ function podObject(pod: Pod): unknown {
   };
 }
 
-export function podJson(pod: Pod, rv: number): string {
-  return withRv(
-    render(pod, () => podObject(pod)),
-    rv,
-  );
+/** The pod as the API returns it; `as` renders a sibling of the same ReplicaSet under another name. */
+export function podJson(pod: Pod, rv: number, as: { name: string; uid: string } = pod): string {
+  let t = podTemplates.get(pod);
+  if (t === undefined) {
+    t = compile(JSON.stringify(podObject(pod)));
+    podTemplates.set(pod, t);
+  }
+  return fill(t, rv, as.name, as.uid);
 }
 
 /** The strategic-merge patch kubelet sends to pods/status when a condition changes. */
@@ -251,17 +261,17 @@ function deploymentObject(w: Workload, image: string, generation: number, rvMark
   };
 }
 
-const deploymentCache = new Map<string, string[]>();
+const deploymentCache = new Map<string, Template>();
 
 export function deploymentJson(w: Workload, rv: number, image = w.image): string {
   const key = `${w.uid}/${image}/${w.generation}`;
   let t = deploymentCache.get(key);
   if (t === undefined) {
     if (deploymentCache.size > 1000) deploymentCache.clear();
-    t = JSON.stringify(deploymentObject(w, image, w.generation, RV)).split(RV);
+    t = compile(JSON.stringify(deploymentObject(w, image, w.generation, RV)));
     deploymentCache.set(key, t);
   }
-  return withRv(t, rv);
+  return fill(t, rv);
 }
 
 /** The server-side-apply body a GitOps tool or `kubectl apply --server-side` sends for a deployment. */

@@ -540,7 +540,7 @@ function podChurn(c: SimContext): void {
     ref: list,
     latencyUs: latency.write(c),
     requestObject: podJson(pod, 0).replace(/"resourceVersion":"0",/, ''),
-    responseObject: podJson(created, rv),
+    responseObject: podJson(pod, rv, created),
   });
   const binding = core('pods', pod.namespace, created.name, 'binding');
   engine.emit(
@@ -563,7 +563,7 @@ function podChurn(c: SimContext): void {
       ref: status,
       latencyUs: latency.write(c),
       requestObject: podStatusPatchJson(created, formatMicroTime(engine.nowUs).slice(0, 19) + 'Z', false),
-      responseObject: podJson(created, rv),
+      responseObject: podJson(pod, rv, created),
     },
     1_800_000,
   );

@@ -68,7 +68,7 @@ export function scheduleChanges(k: ScenarioKit): void {
             ref: pods,
             latencyUs: latency.write(c),
             requestObject: podJson(old, 0),
-            responseObject: podJson(fresh, c.nextRv()),
+            responseObject: podJson(old, c.nextRv(), fresh),
           },
           offset,
         );
