@@ -7,10 +7,11 @@ import type { Prng } from './prng.js';
  * bodies cost a concatenation rather than a JSON.stringify per event.
  */
 
-const RV = '\u0000RV\u0000';
-const NAME = '\u0000NAME\u0000';
-const UID = '\u0000UID\u0000';
-const SLOT = /\u0000(RV|NAME|UID)\u0000/;
+// Slot markers must survive JSON.stringify unescaped and never occur in real content.
+const RV = '@@RV@@';
+const NAME = '@@NAME@@';
+const UID = '@@UID@@';
+const SLOT = /@@(RV|NAME|UID)@@/;
 
 /** JSON text split at its slots: even entries are text, odd ones the slot names. */
 type Template = string[];

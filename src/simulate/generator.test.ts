@@ -102,6 +102,29 @@ describe('Simulation', () => {
     expect(completed).toBeGreaterThan(10);
   });
 
+  it('fills every body with concrete names, uids and resourceVersions', () => {
+    const bodies = all.events
+      .flatMap((e) => [e.requestObject, e.responseObject])
+      .filter((b) => b !== undefined);
+    expect(bodies.length).toBeGreaterThan(500);
+    const text = JSON.stringify(bodies);
+    expect(text).not.toMatch(/@@|\\u0000/);
+    const objects = bodies as { metadata?: { resourceVersion?: string; name?: string; uid?: string } }[];
+    for (const o of objects) {
+      if (o.metadata?.resourceVersion !== undefined) expect(o.metadata.resourceVersion).toMatch(/^\d+$/);
+      if (o.metadata?.uid !== undefined) expect(o.metadata.uid).toMatch(/^[0-9a-f-]{36}$/);
+    }
+    // A pod status patch answers with the pod it patched.
+    const patched = all.events.filter(
+      (e) => e.objectRef?.subresource === 'status' && e.objectRef.resource === 'pods',
+    );
+    expect(patched.length).toBeGreaterThan(20);
+    for (const e of patched) {
+      const pod = e.responseObject as { metadata: { name: string } };
+      expect(pod.metadata.name).toBe(e.objectRef?.name);
+    }
+  });
+
   it('is deterministic: the same seed gives the same bytes, another seed other bytes', () => {
     const hash = (seed: number): string => {
       const h = createHash('sha256');
