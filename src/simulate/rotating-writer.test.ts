@@ -4,8 +4,7 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Simulation } from './generator.js';
-import { backupName, RotatingWriter } from './rotating-writer.js';
-import { simulateToFile } from './run.js';
+import { backupName, RotatingWriter, simulateToFile } from './rotating-writer.js';
 
 let dir: string;
 beforeEach(() => {

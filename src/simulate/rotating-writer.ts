@@ -14,6 +14,8 @@ import {
 import { basename, dirname, extname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { UserError } from '../model/errors.js';
+import type { Simulation } from './generator.js';
+import { type Truth, writeTruth } from './truth.js';
 
 export interface RotatingWriterOptions {
   /** The active log file, e.g. `/var/log/kubernetes/audit.log`. */
@@ -315,4 +317,30 @@ function writeFully(fd: number, buf: Buffer, length: number): Promise<void> {
     };
     step(0);
   });
+}
+
+export interface SimulateToFileResult extends RotationSummary {
+  readonly truth: Truth;
+  readonly truthPath: string;
+}
+
+/**
+ * Runs `sim` to `options.path` as fast as possible, rotating as configured, and writes the truth
+ * beside it (`<path>.truth.json`). Full buffers are written in the background while the next
+ * events are generated.
+ */
+export async function simulateToFile(
+  sim: Simulation,
+  options: RotatingWriterOptions,
+): Promise<SimulateToFileResult> {
+  const writer = new RotatingWriter({ writeBehind: true, ...options });
+  for (const e of sim) {
+    const wait = writer.write(e.line, e.t, e.ascii);
+    if (wait !== undefined) await wait;
+  }
+  const summary = await writer.finish();
+  const truth = sim.truth();
+  const truthPath = `${options.path}.truth.json`;
+  writeTruth(truthPath, truth);
+  return { ...summary, truth, truthPath };
 }

@@ -1,7 +1,5 @@
-import { renameSync, writeFileSync } from 'node:fs';
 import type { SimulatedEvent, Simulation } from './generator.js';
-import { RotatingWriter, type RotatingWriterOptions, type RotationSummary } from './rotating-writer.js';
-import type { Truth } from './truth.js';
+import type { RotatingWriter } from './rotating-writer.js';
 import type { WebhookSender } from './webhook-sender.js';
 
 export interface DriveOptions {
@@ -93,35 +91,5 @@ export function webhookSink(
   };
 }
 
-/** Writes the truth file atomically, so a reader never sees half of it (follow mode rewrites it). */
-export function writeTruth(path: string, truth: Truth): void {
-  const tmp = `${path}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(truth, null, 2)}\n`);
-  renameSync(tmp, path);
-}
-
-export interface SimulateToFileResult extends RotationSummary {
-  readonly truth: Truth;
-  readonly truthPath: string;
-}
-
-/**
- * Runs `sim` to `options.path` as fast as possible, rotating as configured, and writes the truth
- * beside it (`<path>.truth.json`). Full buffers are written in the background while the next
- * events are generated.
- */
-export async function simulateToFile(
-  sim: Simulation,
-  options: RotatingWriterOptions,
-): Promise<SimulateToFileResult> {
-  const writer = new RotatingWriter({ writeBehind: true, ...options });
-  for (const e of sim) {
-    const wait = writer.write(e.line, e.t, e.ascii);
-    if (wait !== undefined) await wait;
-  }
-  const summary = await writer.finish();
-  const truth = sim.truth();
-  const truthPath = `${options.path}.truth.json`;
-  writeTruth(truthPath, truth);
-  return { ...summary, truth, truthPath };
-}
+export { type SimulateToFileResult, simulateToFile } from './rotating-writer.js';
+export { writeTruth } from './truth.js';

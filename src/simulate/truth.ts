@@ -1,3 +1,4 @@
+import { renameSync, writeFileSync } from 'node:fs';
 import type { Subject } from './cluster.js';
 import type { StepSink } from './engine.js';
 
@@ -126,4 +127,11 @@ export interface StepRecord extends StepSink {
   readonly scenario: Exclude<ScenarioName, 'normal'>;
   readonly title: string;
   expect: Expectation;
+}
+
+/** Writes the truth file atomically, so a reader never sees half of it (follow mode rewrites it). */
+export function writeTruth(path: string, truth: Truth): void {
+  const tmp = `${path}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify(truth, null, 2)}\n`);
+  renameSync(tmp, path);
 }
