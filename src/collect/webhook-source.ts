@@ -345,8 +345,11 @@ export class WebhookServer {
         else if (Array.isArray(v)) for (const x of v) headers.append(k, x);
       }
       const hasBody = req.method !== 'GET' && req.method !== 'HEAD';
+      // Refused on its Content-Length alone; the body is read and discarded below so the client, still
+      // sending, gets the 413 instead of a broken pipe.
+      const oversized = Number(req.headers['content-length'] ?? 0) > this.config.maxBodyBytes;
       const init: RequestInit & { duplex?: 'half' } = { method: req.method ?? 'GET', headers };
-      if (hasBody) {
+      if (hasBody && !oversized) {
         init.body = Readable.toWeb(req) as ReadableStream<Uint8Array>;
         init.duplex = 'half';
       }
@@ -354,10 +357,11 @@ export class WebhookServer {
       const response = await this.handler.fetch(request, client);
       const out = Buffer.from(await response.arrayBuffer());
       const outHeaders = Object.fromEntries(response.headers.entries());
-      // A refused upload may still be arriving: close the connection rather than read what is thrown away.
-      if (!req.complete) outHeaders.connection = 'close';
+      // A body refused part way may still be arriving: close the connection rather than read it.
+      if (!req.complete && !oversized) outHeaders.connection = 'close';
       res.writeHead(response.status, outHeaders);
       res.end(out);
+      if (oversized) req.resume();
     } catch (err) {
       this.log.error('webhook request failed', { error: String(err) });
       if (res.writableEnded) return;
