@@ -225,6 +225,17 @@ describe('Simulation', () => {
     expect(truth.events).toBe(300);
   });
 
+  it('repeats the scenarios every ten minutes when nothing bounds the run', () => {
+    const sim = new Simulation({ seed: 3, scenarios: ['attack'] });
+    const stopUs = sim.startUs + 25 * 60_000_000;
+    for (const e of sim) if (e.t > stopUs) break;
+    const ids = sim.truth().steps.map((s) => s.id);
+    expect(ids).toContain('attack/exec');
+    expect(ids).toContain('attack/exec#2');
+    expect(ids).toContain('attack/exec#3');
+    expect(ids).not.toContain('attack/exec#4');
+  });
+
   it('runs scenarios alone and stops at --duration in simulated time', () => {
     const { events, truth } = run({ seed: 2, durationMs: 60_000, scenarios: ['denials'] });
     expect(events.length).toBeGreaterThan(0);

@@ -51,8 +51,8 @@ export interface SimulatedEvent {
 export const DEFAULT_START_MS = Date.UTC(2026, 0, 15, 9, 0, 0);
 export const DEFAULT_RATE_PER_S = 100;
 export const DEFAULT_NODES = 10;
-/** Without --count or --duration the scenarios repeat every hour. */
-const OPEN_ENDED_WINDOW_US = 3_600_000_000;
+/** Without --count or --duration (a live demo) the scenarios repeat every ten minutes. */
+const OPEN_ENDED_WINDOW_US = 600_000_000;
 
 /**
  * A deterministic stream of audit events: base control-plane traffic with the chosen scenarios
