@@ -7,7 +7,7 @@ import { UserError } from '../model/errors.js';
 /** Bytes at the start of a file hashed to tell two files with the same inode apart (inode reuse, gzip copies). */
 export const FINGERPRINT_BYTES = 1024;
 /** Entries of files that are gone are kept so a later `.gz` of them is recognised; bounded by count, never by age. */
-const MAX_GONE_ENTRIES_PER_SOURCE = 2000;
+const MAX_GONE_ENTRIES_PER_SOURCE = 200;
 
 /** Where one file was read to; `offset` counts uncompressed bytes acknowledged by the store. */
 export interface FileCheckpoint {
@@ -138,14 +138,17 @@ export class CheckpointRegistry {
     }
   }
 
-  /** Drops the oldest entries of completed files beyond a fixed count. */
-  prune(source: string): void {
+  /**
+   * Drops the oldest entries of completed files that are no longer on disk, beyond a fixed count.
+   * Entries of files still present are kept, so a restart never reads a finished backup again.
+   */
+  prune(source: string, present: ReadonlySet<string>): void {
     const entry = this.data.sources[source];
     if (entry === undefined) return;
-    const complete = entry.files.filter((f) => f.complete);
-    if (complete.length <= MAX_GONE_ENTRIES_PER_SOURCE) return;
-    complete.sort((a, b) => a.updatedAt.localeCompare(b.updatedAt));
-    const drop = new Set(complete.slice(0, complete.length - MAX_GONE_ENTRIES_PER_SOURCE));
+    const gone = entry.files.filter((f) => f.complete && !present.has(`${f.dev}:${f.ino}`));
+    if (gone.length <= MAX_GONE_ENTRIES_PER_SOURCE) return;
+    gone.sort((a, b) => a.updatedAt.localeCompare(b.updatedAt));
+    const drop = new Set(gone.slice(0, gone.length - MAX_GONE_ENTRIES_PER_SOURCE));
     entry.files = entry.files.filter((f) => !drop.has(f));
     this.dirty = true;
   }

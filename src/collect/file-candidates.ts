@@ -49,7 +49,7 @@ async function expandDirs(pattern: string): Promise<string[]> {
       const re = new RegExp(`^${globSegmentSource(part)}$`);
       for (const d of dirs) {
         for (const e of await readdirSafe(d))
-          if (e.isDirectory() && re.test(e.name)) next.push(join(d, e.name));
+          if ((e.isDirectory() || e.isSymbolicLink()) && re.test(e.name)) next.push(join(d, e.name));
       }
     }
     dirs = next;
@@ -102,7 +102,8 @@ export class FileCandidates {
     const out: Candidate[] = [];
     for (const dir of await expandDirs(this.dirPattern)) {
       for (const e of await readdirSafe(dir)) {
-        if (!e.isFile()) continue;
+        // Symbolic links are followed (kubelet links container logs); stat() later sees the target.
+        if (!e.isFile() && !e.isSymbolicLink()) continue;
         const b = this.backup.exec(e.name);
         if (b) out.push({ path: join(dir, e.name), rotated: true, gz: b[1] !== undefined });
         else if (this.live.test(e.name)) {

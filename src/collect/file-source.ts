@@ -284,6 +284,7 @@ export class FileSource {
     for (const c of list) {
       try {
         const st = await stat(c.path);
+        if (!st.isFile()) continue;
         found.push({ c, dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs });
         seen.add(keyOf(st.dev, st.ino));
       } catch {
@@ -327,7 +328,7 @@ export class FileSource {
         await this.discoverPlain(f.c.path, f.dev, f.ino, f.size, f.mtimeMs, f.c.rotated, firstRun, doneKey);
     }
     registry.markInitialised(name);
-    registry.prune(name);
+    registry.prune(name, seen);
   }
 
   private newTracked(
