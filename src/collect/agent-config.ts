@@ -70,8 +70,8 @@ export interface AgentConfig {
 }
 
 export const DEFAULT_PIPELINE: PipelineConfig = {
-  queueEvents: 100_000,
-  queueBytes: 256 * 1024 * 1024,
+  queueEvents: 50_000,
+  queueBytes: 128 * 1024 * 1024,
   batchEvents: 20_000,
   flushIntervalMs: 250,
 };
