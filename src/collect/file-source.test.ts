@@ -201,6 +201,9 @@ describe('FileSource', () => {
     const h2 = harness(store);
     await waitFor('450 rows', () => store.rows.size === 450);
     expect(ids(store)).toEqual(expectedIds('d', 0, 450).sort());
+    // Oldest first: the store saw them in the order kube-apiserver wrote them.
+    const order = [...store.rows.keys()].map((k) => k.split('/')[0]);
+    expect(order.slice(100)).toEqual(expectedIds('d', 100, 450));
     // Resumed at each checkpoint (inside the gzip too): nothing stored before was read again.
     const status = h2.source.status();
     expect(status.events).toBe(350);

@@ -93,11 +93,17 @@ describe('kaudit agent under kill -9', () => {
     expect(readdirSync(logDir).filter((n) => n.endsWith('.log.gz')).length).toBeGreaterThan(10);
 
     const current = agent;
+    let rows: number | null = null;
     await waitFor(
       `${written.size} rows (killed at ${kills.join(' s, ')} s)`,
-      async () => (await status(current.admin)).store.rows === written.size,
+      async () => {
+        rows = (await status(current.admin)).store.rows;
+        return rows === written.size;
+      },
       150_000,
-    );
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}; stored ${rows}\n${current.stderr()}`);
+    });
     expect((await status(current.admin)).logs[0]).toMatchObject({ status: 'OK', lagBytes: 0 });
     current.child.kill('SIGTERM');
     expect(await current.exited).toBe(0);
@@ -118,5 +124,5 @@ describe('kaudit agent under kill -9', () => {
     expect(stored.length).toBe(new Set(stored).size);
     expect(stored.length).toBe(written.size);
     expect(stored.filter((k) => !written.has(k))).toEqual([]);
-  });
+  }, 300_000);
 });

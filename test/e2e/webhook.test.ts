@@ -1,4 +1,4 @@
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import { join } from 'node:path';
@@ -12,9 +12,10 @@ import {
   status,
   type TestCerts,
   tempDir,
+  waitFor,
   writeConfig,
 } from '../fixtures/agent/harness.js';
-import { auditEvent } from '../fixtures/agent/make-events.js';
+import { auditEvent, auditLines } from '../fixtures/agent/make-events.js';
 
 interface Reply {
   status: number;
@@ -202,5 +203,65 @@ describe('webhook receiver with a full pipeline', () => {
     expect((await first).status).toBe(200);
     expect(await countIds(agent.admin, 'q1')).toBe(1);
     expect(await countIds(agent.admin, 'q2')).toBe(0);
+  });
+});
+
+describe('webhook receiver while the store fails', () => {
+  const dir = tempDir('webhook-down');
+  let agent: AgentProcess;
+  let url: string;
+  const blockers: string[] = [];
+
+  beforeAll(async () => {
+    await buildOnce();
+    const port = await freePort();
+    url = `http://127.0.0.1:${port}/audit`;
+    mkdirSync(join(dir, 'logs'));
+    writeFileSync(join(dir, 'logs', 'audit.log'), '');
+    const config = writeConfig(
+      dir,
+      `  - type: webhook\n    listen: 127.0.0.1:${port}\n  - type: file\n    path: logs/audit.log\n`,
+    );
+    agent = await startAgent(config);
+  });
+  afterAll(async () => {
+    agent?.child.kill('SIGTERM');
+    await agent?.exited;
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('answers 503 and stores nothing it did not acknowledge; file events wait and arrive once it recovers', async () => {
+    // The DuckDB store stages each batch in <data>/.staging-<pid>-<n>.tsv; directories in the way make
+    // every write fail, as a full or read-only disk would.
+    const pid = agent.child.pid ?? 0;
+    for (let n = 0; n < 500; n++) {
+      const p = join(dir, 'data', `.staging-${pid}-${n}.tsv`);
+      mkdirSync(p);
+      blockers.push(p);
+    }
+    const refused = await send(url, eventList('down', 4));
+    expect(refused.status).toBe(503);
+    expect(refused.headers['retry-after']).toBe('1');
+    appendFileSync(join(dir, 'logs', 'audit.log'), auditLines('file', 0, 50));
+    await waitFor('the file source to read', async () => {
+      const s = await status(agent.admin);
+      return (s.logs.find((l) => l.type === 'file')?.bytesRead as number) > 0;
+    });
+    const unhealthy = await fetch(`${agent.admin}/healthz`);
+    expect(unhealthy.status).toBe(503);
+    const st = await kaudit(['status', '--admin', agent.admin]);
+    expect(st.code).toBe(1);
+    expect(st.stdout).toMatch(/Status: Error \(.*EISDIR/);
+
+    for (const p of blockers) rmSync(p, { recursive: true });
+    await waitFor(
+      'file events stored after recovery',
+      async () => (await countIds(agent.admin, 'file')) === 50,
+    );
+    const accepted = await send(url, eventList('up', 4));
+    expect(accepted.status).toBe(200);
+    expect(await countIds(agent.admin, 'up')).toBe(4);
+    expect(await countIds(agent.admin, 'down')).toBe(0);
+    expect((await fetch(`${agent.admin}/healthz`)).status).toBe(200);
   });
 });
