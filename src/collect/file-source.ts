@@ -1,5 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { type FileHandle, open, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import type { FileSourceConfig } from './agent-config.js';
 import {
@@ -90,6 +91,21 @@ interface Tracked {
   /** (time first seen, size) pairs: the age of the oldest unacknowledged byte gives lag in seconds. */
   samples: { at: number; size: number }[];
   finished: boolean;
+}
+
+const backupKey = (t: Tracked): string => t.path.replace(/\.gz$/, '');
+
+/**
+ * Backups before the live file; backups of one file by the timestamp in their names (which sort as
+ * text), since gzip gives a backup a later mtime; anything else by mtime.
+ */
+function byAge(a: Tracked, b: Tracked): number {
+  if (a.rotated !== b.rotated) return a.rotated ? -1 : 1;
+  if (a.rotated && dirname(a.path) === dirname(b.path)) {
+    const c = backupKey(a).localeCompare(backupKey(b));
+    if (c !== 0) return c;
+  }
+  return a.mtimeMs - b.mtimeMs || a.path.localeCompare(b.path);
 }
 
 function keyOf(dev: number, ino: number): string {
@@ -253,10 +269,7 @@ export class FileSource {
       }
       let progressed = false;
       // Backups first, oldest first, then the live file: the order kube-apiserver wrote them.
-      const order = [...this.tracked.values()].sort(
-        (a, b) =>
-          Number(a.rotated) - Number(b.rotated) || a.mtimeMs - b.mtimeMs || a.path.localeCompare(b.path),
-      );
+      const order = [...this.tracked.values()].sort(byAge);
       for (const t of order) {
         if (!this.running) break;
         try {
