@@ -4,7 +4,8 @@
 // bytes, which is what any tailer has to do at least.
 //
 // Env: BENCH_EVENTS (default 200000) events for the throughput run, BENCH_SECONDS (default 10) per
-// freshness run, BENCH_OUT (default bench/out) where the JSON summary goes.
+// freshness run, BENCH_RATES and BENCH_PIPELINE (below), BENCH_OUT (default bench/out) where the
+// JSON summary goes.
 import { execFileSync, spawn } from 'node:child_process';
 import {
   closeSync,
@@ -27,6 +28,12 @@ const BIN = join(ROOT, 'dist', 'cli', 'bin.js');
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 200_000);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const OUT = resolve(process.env.BENCH_OUT ?? join(ROOT, 'bench', 'out'));
+// BENCH_PIPELINE: a `pipeline:` mapping for the agent config, e.g. '{batch_events: 50000}'.
+const PIPELINE = process.env.BENCH_PIPELINE ? `pipeline: ${process.env.BENCH_PIPELINE}\n` : '';
+// BENCH_RATES: the freshness runs, e.g. '20000' or '5000,20000,max'.
+const RATES = (process.env.BENCH_RATES ?? '5000,20000,max')
+  .split(',')
+  .map((r) => (r.trim() === 'max' ? Number.POSITIVE_INFINITY : Number(r)));
 const TARGETS = { eventsPerSecond: 50_000, freshnessP99AtRate20kMs: 2000, rssMb: 500 };
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -72,7 +79,7 @@ function baseline(file) {
 async function startAgent(dir, logPath) {
   writeFileSync(
     join(dir, 'kaudit.yaml'),
-    `cluster: bench\nrun_path: run\ndata: data\nadmin: {listen: "127.0.0.1:0"}\nlogs:\n  - type: file\n    path: ${logPath}\n`,
+    `cluster: bench\nrun_path: run\ndata: data\nadmin: {listen: "127.0.0.1:0"}\n${PIPELINE}logs:\n  - type: file\n    path: ${logPath}\n`,
   );
   const child = spawn(
     process.execPath,
@@ -294,7 +301,7 @@ try {
   const tp = await throughput(head, EVENTS);
   log(`throughput: ${tp.eventsPerSecond.toFixed(0)} events/s, peak RSS ${tp.peakRssMb.toFixed(0)} MiB`);
   const runs = [];
-  for (const rate of [5000, 20_000, Infinity]) {
+  for (const rate of RATES) {
     const r = await freshness(all, rate);
     runs.push(r);
     log(
