@@ -230,9 +230,12 @@ export class Agent {
   private async doStop(): Promise<void> {
     const { log, config } = this.opts;
     log.info('agent stopping: draining the pipeline');
+    // Sources stop taking input while the queue drains; a reader blocked on a full queue is freed
+    // when the pipeline shuts down, even if the store never recovers.
+    for (const f of this.files) f.requestStop();
     const webhooksClosed = Promise.all(this.webhooks.map((w) => w.stop()));
-    await Promise.all(this.files.map((f) => f.stop()));
     await this.pipeline.shutdown();
+    await Promise.all(this.files.map((f) => f.stop()));
     await webhooksClosed;
     if (this.commitTimer !== undefined) clearInterval(this.commitTimer);
     this.registry.markDirty();

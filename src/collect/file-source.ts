@@ -192,10 +192,15 @@ export class FileSource {
     });
   }
 
-  /** Stops reading; what was handed to the pipeline is still acknowledged into checkpoints. */
-  async stop(): Promise<void> {
+  /** Asks the reader to stop after what it is doing; `stop` waits for it. */
+  requestStop(): void {
     this.running = false;
     this.wake?.();
+  }
+
+  /** Stops reading; what was handed to the pipeline is still acknowledged into checkpoints. */
+  async stop(): Promise<void> {
+    this.requestStop();
     await this.loop;
     for (const t of this.tracked.values()) await t.fh?.close().catch(() => undefined);
   }

@@ -94,4 +94,19 @@ describe('Pipeline', () => {
     expect(letters[0]?.reason).toMatch(/auditID/);
     expect(pipeline.stats()).toMatchObject({ eventsStored: 1, rejected: 1, deadLettered: 1 });
   });
+
+  it('on shutdown with a failing store gives up after the timeout, frees blocked producers, acknowledges nothing', async () => {
+    const store = new MemoryStore();
+    store.failWith = new Error('disk full');
+    const { pipeline } = setup(store, 10);
+    const first = item(Array.from({ length: 10 }, (_, j) => `s-${j}`));
+    await pipeline.offer(first);
+    const blocked = pipeline.offer(item(['s-10']));
+    const t0 = Date.now();
+    await pipeline.shutdown(300);
+    expect(Date.now() - t0).toBeLessThan(5000);
+    await expect(blocked).rejects.toThrow(/shut down/);
+    expect((await first.result)?.message).toMatch(/stopped before the store took it/);
+    expect(store.rows.size).toBe(0);
+  });
 });

@@ -93,6 +93,7 @@ export class Pipeline {
   private readonly roomWaiters: (() => void)[] = [];
   private wakeFlusher: (() => void) | undefined;
   private stopping = false;
+  private closed = false;
   private loop: Promise<void> | undefined;
   private abortDeadline = Number.POSITIVE_INFINITY;
   private readonly counters = {
@@ -130,13 +131,12 @@ export class Pipeline {
     if (this.queuedEvents >= this.opts.batchEvents || this.queue.length === 1) this.wakeFlusher?.();
   }
 
-  /** Waits for room, then queues the item. */
+  /** Waits for room, then queues the item; throws once the pipeline has shut down. */
   async offer(item: PipelineItem): Promise<void> {
-    if (this.stopping && this.abortDeadline !== Number.POSITIVE_INFINITY) {
-      throw new Error('pipeline is shutting down');
-    }
     const bytes = itemBytes(item);
-    while (!this.hasRoom(item.events.length, bytes)) {
+    for (;;) {
+      if (this.closed) throw new Error('the pipeline has shut down');
+      if (this.hasRoom(item.events.length, bytes)) break;
       await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
     }
     this.push(item, bytes);
@@ -144,21 +144,28 @@ export class Pipeline {
 
   /** Queues the item if there is room now; false when the queue is full or shutting down. */
   tryOffer(item: PipelineItem): boolean {
-    if (this.stopping) return false;
+    if (this.stopping || this.closed) return false;
     const bytes = itemBytes(item);
     if (!this.hasRoom(item.events.length, bytes)) return false;
     this.push(item, bytes);
     return true;
   }
 
-  /** Stops after the queue is written; gives up retrying a failing store after `timeoutMs`. */
+  /**
+   * Stops after the queue is written (sources may still add while it drains); gives up retrying a
+   * failing store after `timeoutMs`. What is left is reported as not stored, so no checkpoint moves.
+   */
   async shutdown(timeoutMs = 15_000): Promise<void> {
     this.stopping = true;
     this.abortDeadline = Date.now() + timeoutMs;
     this.wakeFlusher?.();
     await this.loop;
+    this.closed = true;
+    for (const w of this.roomWaiters.splice(0)) w();
     for (const { item } of this.queue.splice(0))
       item.done?.(new Error('agent stopped before the store took it'));
+    this.queuedEvents = 0;
+    this.queuedBytes = 0;
   }
 
   stats(): PipelineStats {

@@ -144,4 +144,32 @@ describe('WebhookHandler', () => {
     ).toBe(404);
     expect((await h.fetch(new Request('http://127.0.0.1/audit'))).status).toBe(405);
   });
+
+  it('answers 429 beyond 8 requests in flight, holding no more bodies than that', async () => {
+    const held: PipelineItem[] = [];
+    let release = false;
+    const h = new WebhookHandler({
+      config,
+      prepare: {
+        line: (b) => prepareLine(b, DEFAULT_PREPARE_OPTIONS),
+        value: (v) => prepareValue(v, DEFAULT_PREPARE_OPTIONS),
+      },
+      tryOffer: (item) => {
+        if (release) setTimeout(() => item.done?.(), 1);
+        else held.push(item);
+        return true;
+      },
+      log: memoryLogger(),
+    });
+    const pending = Array.from({ length: 8 }, (_, i) =>
+      h.fetch(post(JSON.stringify(eventList(1)).replace('w-0', `p-${i}`))),
+    );
+    await new Promise((r) => setTimeout(r, 50));
+    expect(held).toHaveLength(8);
+    expect((await h.fetch(post(JSON.stringify(eventList(1))))).status).toBe(429);
+    release = true;
+    for (const item of held) item.done?.();
+    expect((await Promise.all(pending)).map((r) => r.status)).toEqual(Array(8).fill(200));
+    expect((await h.fetch(post(JSON.stringify(eventList(1))))).status).toBe(200);
+  });
 });

@@ -50,6 +50,8 @@ export interface WebhookStatus {
 
 /** Seconds kube-apiserver's webhook backend is asked to wait when the pipeline is full. */
 const RETRY_AFTER_SECONDS = 1;
+/** Requests whose bodies are read and stored at once; more get 429. */
+const MAX_BODIES_IN_FLIGHT = 8;
 /** Compressed bodies may expand to this multiple of max_body_bytes before they are refused. */
 const GZIP_EXPANSION_LIMIT = 8;
 
@@ -111,6 +113,7 @@ export class WebhookHandler {
   private readonly counters = { requests: 0, events: 0, truncated: 0, malformed: 0, dropped: 0 };
   private readonly responses: Record<string, number> = {};
   private lastRequestAt: Date | undefined;
+  private reading = 0;
   error: string | undefined;
 
   constructor(private readonly opts: WebhookHandlerOptions) {}
@@ -175,6 +178,25 @@ export class WebhookHandler {
     const denied = this.authenticate(req, client);
     if (denied !== undefined) return denied;
 
+    // Bodies are held whole while they are parsed: bound how many at once, so memory stays bounded.
+    if (this.reading >= MAX_BODIES_IN_FLIGHT) {
+      await req.body?.cancel().catch(() => undefined);
+      return json(
+        429,
+        { error: 'too many requests in flight; retry later' },
+        { 'retry-after': String(RETRY_AFTER_SECONDS) },
+      );
+    }
+    this.reading++;
+    try {
+      return await this.receive(req);
+    } finally {
+      this.reading--;
+    }
+  }
+
+  private async receive(req: Request): Promise<Response> {
+    const { config } = this.opts;
     const limit = config.maxBodyBytes;
     const declared = Number(req.headers.get('content-length') ?? Number.NaN);
     if (Number.isFinite(declared) && declared > limit) {
