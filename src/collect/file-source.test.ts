@@ -5,6 +5,7 @@ import {
   readFileSync,
   renameSync,
   rmSync,
+  statSync,
   truncateSync,
   utimesSync,
   writeFileSync,
@@ -136,6 +137,22 @@ describe('FileSource', () => {
     const cp = JSON.parse(readFileSync(join(dir, 'run', 'checkpoints.json'), 'utf8'));
     expect(cp.sources.audit.files[0].offset).toBe(readFileSync(logs('audit.log')).length);
     expect(h.source.status().events).toBe(800);
+  });
+
+  it('completes the fingerprint of a file found empty even when it is rotated before the next scan', async () => {
+    const store = new MemoryStore();
+    writeFileSync(logs('audit.log'), '');
+    const h = harness(store);
+    await waitFor('tracked', () => h.source.status().filesTailed === 1);
+    const { ino } = statSync(logs('audit.log'));
+    appendFileSync(logs('audit.log'), auditLines('f', 0, 100));
+    renameSync(logs('audit.log'), logs(backupName('audit.log', new Date('2026-11-26T10:00:00Z'))));
+    await waitFor('100 rows', () => store.rows.size === 100);
+    await h.stop();
+    const cp = JSON.parse(readFileSync(join(dir, 'run', 'checkpoints.json'), 'utf8'));
+    const entry = cp.sources.audit.files.find((f: { ino: number }) => f.ino === ino);
+    // A short fingerprint would match any later file given the same inode, and skip it.
+    expect(entry.fingerprintBytes).toBe(1024);
   });
 
   it('does not consume a last line without a newline until it is complete', async () => {

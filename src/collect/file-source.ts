@@ -574,6 +574,16 @@ export class FileSource {
     if (fh === undefined || t.finished) return false;
     const st = await fh.stat();
     if (st.size < t.readOffset) this.truncated(t, await readHead(fh));
+    else if (t.cp.fingerprintBytes < FINGERPRINT_BYTES && st.size > t.cp.fingerprintBytes) {
+      // Found short (often empty, just created): complete the fingerprint before any offset past it
+      // is checkpointed, or a later file reusing this inode would be taken for this one.
+      const head = await readHead(fh);
+      if (headMatches(head, t.cp)) {
+        t.cp.fingerprint = fingerprintOf(head);
+        t.cp.fingerprintBytes = head.length;
+        this.opts.registry.markDirty();
+      } else this.truncated(t, head);
+    }
     this.noteSize(t, st.size, st.mtimeMs);
     let progressed = false;
     while (this.running && t.readOffset < t.size) {

@@ -1,4 +1,4 @@
-import { appendFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import { join } from 'node:path';
@@ -227,17 +227,21 @@ describe('webhook receiver while the store fails', () => {
   afterAll(async () => {
     agent?.child.kill('SIGTERM');
     await agent?.exited;
+    for (const p of blockers) rmSync(p, { recursive: true, force: true });
     rmSync(dir, { recursive: true, force: true });
   });
 
   it('answers 503 and stores nothing it did not acknowledge; file events wait and arrive once it recovers', async () => {
-    // The DuckDB store stages each batch in <data>/.staging-<pid>-<n>.tsv; directories in the way make
-    // every write fail, as a full or read-only disk would.
+    // The DuckDB store stages each batch in .staging-<pid>-<n>.tsv, in /dev/shm when it can, else in
+    // the data directory; directories in the way make every write fail, as a full disk would.
     const pid = agent.child.pid ?? 0;
-    for (let n = 0; n < 500; n++) {
-      const p = join(dir, 'data', `.staging-${pid}-${n}.tsv`);
-      mkdirSync(p);
-      blockers.push(p);
+    for (const stagingDir of [join(dir, 'data'), '/dev/shm']) {
+      if (!existsSync(stagingDir)) continue;
+      for (let n = 0; n < 500; n++) {
+        const p = join(stagingDir, `.staging-${pid}-${n}.tsv`);
+        mkdirSync(p);
+        blockers.push(p);
+      }
     }
     const refused = await send(url, eventList('down', 4));
     expect(refused.status).toBe(503);
@@ -253,7 +257,7 @@ describe('webhook receiver while the store fails', () => {
     expect(st.code).toBe(1);
     expect(st.stdout).toMatch(/Status: Error \(.*EISDIR/);
 
-    for (const p of blockers) rmSync(p, { recursive: true });
+    for (const p of blockers) rmSync(p, { recursive: true, force: true });
     await waitFor(
       'file events stored after recovery',
       async () => (await countIds(agent.admin, 'file')) === 50,
