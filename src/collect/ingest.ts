@@ -54,7 +54,7 @@ export interface IngestSummary {
   eventsPerSecond: number;
 }
 
-const DEFAULT_BATCH_BYTES = 48 << 20;
+const DEFAULT_BATCH_BYTES = 128 << 20;
 
 /** Expands directories (recursively, sorted by name) into the files to read. */
 export async function expandInputs(

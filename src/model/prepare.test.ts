@@ -29,6 +29,37 @@ describe('prepareLine', () => {
     }
   });
 
+  it('keeps Pod bodies with secret volumes and token paths on the fast path', () => {
+    const [line] = lines('watch-long-running.jsonl');
+    const pod = {
+      ...JSON.parse(line?.toString() ?? '{}'),
+      level: 'RequestResponse',
+      objectRef: { resource: 'pods', namespace: 'prod', name: 'web', apiVersion: 'v1' },
+      requestObject: {
+        kind: 'Pod',
+        spec: {
+          volumes: [
+            { name: 'tls', secret: { secretName: 'web-tls' } },
+            { projected: { sources: [{ serviceAccountToken: { path: 'token' } }] } },
+          ],
+        },
+      },
+    };
+    const buf = Buffer.from(JSON.stringify(pod));
+    expect(prepareLine(buf, opts).events[0]).toBe(buf);
+  });
+
+  it('finds a Secret body however the JSON after the prefix is spaced', () => {
+    const [line] = lines('secret-request-response.jsonl');
+    const text = line?.toString() ?? '';
+    const prefix = '{"kind":"Event","apiVersion":"audit.k8s.io/v1",';
+    expect(text.startsWith(prefix)).toBe(true);
+    const spaced = Buffer.from(prefix + text.slice(prefix.length).replaceAll('":', '" : '));
+    const out = prepareLine(spaced, opts).events[0]?.toString() ?? '';
+    expect(out).toContain('db-credentials');
+    expect(out).not.toContain('aHVudGVyMg==');
+  });
+
   it('redacts nothing with redaction off', () => {
     const [line] = lines('secret-request-response.jsonl');
     if (!line) throw new Error('fixture empty');

@@ -34,12 +34,22 @@ export const DEFAULT_PREPARE_OPTIONS: PrepareOptions = {
 
 // kube-apiserver's JSON serializer writes TypeMeta first, so a v1 event line starts with this.
 const V1_PREFIX = Buffer.from('{"kind":"Event","apiVersion":"audit.k8s.io/v1",');
-const BODY_MARK = Buffer.from('Object":');
+// `"requestObject"` / `"responseObject"`, however the colon is spaced.
+const BODY_MARK = Buffer.from('Object"');
 const REQUEST_URI = Buffer.from('"requestURI":"');
-// Substrings that may mean a Secret or token body (secrets, Secret, SecretList, TokenReview, token).
-const SENSITIVE_MARKS = ['ecret', 'okenReview', 'okenreview', 'TokenRequest', '"token"'].map((s) =>
-  Buffer.from(s),
-);
+// Whole JSON string tokens that mean a body redact.ts must see: the resources and kinds it
+// handles. Whole tokens (quotes included) keep Pod bodies, whose volumes say "secret" and
+// "token", on the fast path; spacing around colons does not matter.
+const SENSITIVE_TOKENS = [
+  '"secrets"',
+  '"Secret"',
+  '"SecretList"',
+  '"tokenreviews"',
+  '"TokenReview"',
+  '"TokenRequest"',
+].map((s) => Buffer.from(s));
+const SERVICEACCOUNTS = Buffer.from('"serviceaccounts"');
+const TOKEN = Buffer.from('"token"');
 const URI_SENSITIVE = /token|secret|passw|key|sig|code=/i;
 
 function isSpace(b: number | undefined): boolean {
@@ -67,7 +77,8 @@ function needsParse(line: Buffer, opts: PrepareOptions): boolean {
   if (line[line.length - 1] !== 0x7d) return true;
   if (!opts.redact) return false;
   if (line.indexOf(BODY_MARK) >= 0) {
-    for (const mark of SENSITIVE_MARKS) if (line.indexOf(mark) >= 0) return true;
+    for (const mark of SENSITIVE_TOKENS) if (line.indexOf(mark) >= 0) return true;
+    if (line.indexOf(SERVICEACCOUNTS) >= 0 && line.indexOf(TOKEN) >= 0) return true;
   }
   const u = line.indexOf(REQUEST_URI);
   if (u >= 0) {

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { accessSync, constants, mkdirSync } from 'node:fs';
 import { open, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
@@ -35,6 +35,32 @@ export interface DuckDBStoreOptions {
 const US = 0x1f;
 const NL = 0x0a;
 const NEWLINE = Buffer.from('\n');
+const WRITEV_MAX = 1023;
+
+interface Staged {
+  /** The staging file, or null when nothing was left to import. */
+  path: string | null;
+  staged: number;
+  longest: number;
+  batchDuplicates: number;
+  early: RejectedEvent[];
+  minTs: number;
+  maxTs: number;
+}
+
+/**
+ * Staging files go to a RAM-backed directory when the system has one: they are written once,
+ * read once by DuckDB and deleted, so they need not touch the disk.
+ */
+function defaultStagingDir(dataDir: string): string {
+  try {
+    accessSync(SHM_DIR, constants.W_OK);
+    return SHM_DIR;
+  } catch {
+    return dataDir;
+  }
+}
+const SHM_DIR = '/dev/shm';
 const AUDIT_ID = Buffer.from('"auditID":"');
 const STAGE = Buffer.from('"stage":"');
 const RECEIVED = Buffer.from('"requestReceivedTimestamp":"');
@@ -114,6 +140,7 @@ export class DuckDBStore implements Store {
   readonly location: string;
   private stagingSeq = 0;
   private writing: Promise<unknown> = Promise.resolve();
+  private readonly stagingDir: string;
 
   private constructor(
     private readonly instance: DuckDBInstance,
@@ -121,6 +148,7 @@ export class DuckDBStore implements Store {
     private readonly dataDir: string,
   ) {
     this.location = join(dataDir, DUCKDB_FILE);
+    this.stagingDir = defaultStagingDir(dataDir);
   }
 
   static async open(opts: DuckDBStoreOptions): Promise<DuckDBStore> {
@@ -146,88 +174,78 @@ export class DuckDBStore implements Store {
   }
 
   /** Writes are serialised: one staging file and one transaction at a time. */
+  /**
+   * Staging starts at once, so the next batch's file is written while the previous one is being
+   * imported; imports run one at a time.
+   */
   write(batch: EventBatch): Promise<WriteResult> {
-    const run = this.writing.then(() => this.writeNow(batch));
+    const staged = this.stage(batch);
+    const run = this.writing.then(async () => {
+      const s = await staged;
+      try {
+        return await this.importStaging(s, batch.cluster);
+      } finally {
+        if (s.path !== null) await rm(s.path, { force: true });
+      }
+    });
     this.writing = run.catch(() => undefined);
     return run;
   }
 
-  private async writeNow(batch: EventBatch): Promise<WriteResult> {
-    if (batch.events.length === 0) return { stored: 0, duplicates: 0, rejected: [] };
-    const early: RejectedEvent[] = [];
+  private async stage(batch: EventBatch): Promise<Staged> {
+    const s: Staged = {
+      path: null,
+      staged: 0,
+      longest: 0,
+      batchDuplicates: 0,
+      early: [],
+      minTs: Number.POSITIVE_INFINITY,
+      maxTs: Number.NEGATIVE_INFINITY,
+    };
+    if (batch.events.length === 0) return s;
     const seen = new Set<string>();
-    let batchDuplicates = 0;
-    let minTs = Number.POSITIVE_INFINITY;
-    let maxTs = Number.NEGATIVE_INFINITY;
-    const staging = join(this.dataDir, `.staging-${process.pid}-${this.stagingSeq++}.tsv`);
-    const fh = await open(staging, 'w');
-    let staged = 0;
-    let longest = 0;
-    try {
-      const parts: Buffer[] = [];
-      let size = 0;
-      for (let i = 0; i < batch.events.length; i++) {
-        const ev = batch.events[i] as Buffer;
-        // A raw unit separator or newline cannot occur in valid JSON; such a line is malformed anyway.
-        if (ev.indexOf(US) >= 0 || ev.indexOf(NL) >= 0) {
-          early.push({ index: i, reason: 'not JSON: raw control character in the event' });
+    const parts: Buffer[] = [];
+    for (let i = 0; i < batch.events.length; i++) {
+      const ev = batch.events[i] as Buffer;
+      // A raw unit separator or newline cannot occur in valid JSON; such a line is malformed anyway.
+      if (ev.indexOf(US) >= 0 || ev.indexOf(NL) >= 0) {
+        s.early.push({ index: i, reason: 'not JSON: raw control character in the event' });
+        continue;
+      }
+      const key = eventKey(ev);
+      if (key !== null) {
+        if (seen.has(key.id)) {
+          s.batchDuplicates++;
           continue;
         }
-        const key = eventKey(ev);
-        if (key !== null) {
-          if (seen.has(key.id)) {
-            batchDuplicates++;
-            continue;
-          }
-          seen.add(key.id);
-          if (key.tsMs < minTs) minTs = key.tsMs;
-          if (key.tsMs > maxTs) maxTs = key.tsMs;
-        } else {
-          minTs = Number.NaN;
-        }
-        const head = Buffer.from(`${i}\x1f`);
-        parts.push(head, ev, NEWLINE);
-        size += head.length + ev.length + 1;
-        staged++;
-        if (ev.length > longest) longest = ev.length;
-        if (size > 8 << 20) {
-          await fh.write(Buffer.concat(parts, size));
-          parts.length = 0;
-          size = 0;
-        }
+        seen.add(key.id);
+        if (key.tsMs < s.minTs) s.minTs = key.tsMs;
+        if (key.tsMs > s.maxTs) s.maxTs = key.tsMs;
+      } else {
+        s.minTs = Number.NaN;
       }
-      if (size > 0) await fh.write(Buffer.concat(parts, size));
+      parts.push(Buffer.from(`${i}\x1f`), ev, NEWLINE);
+      s.staged++;
+      if (ev.length > s.longest) s.longest = ev.length;
+    }
+    if (s.staged === 0) return s;
+    const path = join(this.stagingDir, `.staging-${process.pid}-${this.stagingSeq++}.tsv`);
+    const fh = await open(path, 'w');
+    s.path = path;
+    try {
+      for (let k = 0; k < parts.length; k += WRITEV_MAX) await fh.writev(parts.slice(k, k + WRITEV_MAX));
+    } catch (err) {
+      await rm(path, { force: true });
+      throw err;
     } finally {
       await fh.close();
     }
-    try {
-      return await this.importStaging(staging, batch.cluster, {
-        staged,
-        longest,
-        batchDuplicates,
-        early,
-        minTs,
-        maxTs,
-      });
-    } finally {
-      await rm(staging, { force: true });
-    }
+    return s;
   }
 
-  private async importStaging(
-    staging: string,
-    cluster: string,
-    s: {
-      staged: number;
-      longest: number;
-      batchDuplicates: number;
-      early: RejectedEvent[];
-      minTs: number;
-      maxTs: number;
-    },
-  ): Promise<WriteResult> {
-    if (s.staged === 0) return { stored: 0, duplicates: s.batchDuplicates, rejected: s.early };
-    const select = stagingSelect(staging, cluster, s.longest);
+  private async importStaging(s: Staged, cluster: string): Promise<WriteResult> {
+    if (s.path === null) return { stored: 0, duplicates: s.batchDuplicates, rejected: s.early };
+    const select = stagingSelect(s.path, cluster, s.longest);
     // Idempotence on (auditID, stage): every stage of a request shares requestReceivedTimestamp, so
     // the anti-join only reads stored rows within the batch's time range (zone maps skip the rest).
     const range = Number.isFinite(s.minTs)
