@@ -97,14 +97,16 @@ describe('kaudit agent under kill -9', () => {
     await waitFor(
       `${written.size} rows (killed at ${kills.join(' s, ')} s)`,
       async () => {
-        rows = (await status(current.admin)).store.rows;
-        return rows === written.size;
+        const s = await status(current.admin);
+        rows = s.store.rows;
+        // Rows can be complete while lines already stored are still being read again (duplicates).
+        return rows === written.size && s.logs[0]?.lagBytes === 0;
       },
       150_000,
     ).catch((err: Error) => {
       throw new Error(`${err.message}; stored ${rows}\n${current.stderr()}`);
     });
-    expect((await status(current.admin)).logs[0]).toMatchObject({ status: 'OK', lagBytes: 0 });
+    expect((await status(current.admin)).logs[0]).toMatchObject({ status: 'OK' });
     current.child.kill('SIGTERM');
     expect(await current.exited).toBe(0);
 
