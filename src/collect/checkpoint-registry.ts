@@ -33,6 +33,11 @@ interface RegistryFile {
   sources: Record<string, SourceEntry>;
 }
 
+function detach(cp: FileCheckpoint): void {
+  cp.dev = -1;
+  cp.ino = -1;
+}
+
 export function fingerprintOf(head: Buffer): string {
   return createHash('sha256').update(head).digest('hex').slice(0, 32);
 }
@@ -121,10 +126,19 @@ export class CheckpointRegistry {
   rekey(source: string, cp: FileCheckpoint, dev: number, ino: number, path: string): void {
     const entry = this.data.sources[source];
     if (entry === undefined) return;
-    entry.files = entry.files.filter((f) => f === cp || f.dev !== dev || f.ino !== ino);
+    for (const f of entry.files) if (f !== cp && f.dev === dev && f.ino === ino) detach(f);
     cp.dev = dev;
     cp.ino = ino;
     cp.path = path;
+    this.dirty = true;
+  }
+
+  /**
+   * The inode now belongs to another file: the entry stays, found only by its fingerprint, so a gzip
+   * copy of the content it describes still resumes where it was.
+   */
+  detach(cp: FileCheckpoint): void {
+    detach(cp);
     this.dirty = true;
   }
 
@@ -145,7 +159,7 @@ export class CheckpointRegistry {
   prune(source: string, present: ReadonlySet<string>): void {
     const entry = this.data.sources[source];
     if (entry === undefined) return;
-    const gone = entry.files.filter((f) => f.complete && !present.has(`${f.dev}:${f.ino}`));
+    const gone = entry.files.filter((f) => (f.complete || f.ino === -1) && !present.has(`${f.dev}:${f.ino}`));
     if (gone.length <= MAX_GONE_ENTRIES_PER_SOURCE) return;
     gone.sort((a, b) => a.updatedAt.localeCompare(b.updatedAt));
     const drop = new Set(gone.slice(0, gone.length - MAX_GONE_ENTRIES_PER_SOURCE));

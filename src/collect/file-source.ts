@@ -411,7 +411,7 @@ export class FileSource {
     let cp = registry.findByInode(this.name, dev, ino);
     if (cp !== undefined && !headMatches(head, cp)) {
       // Same inode, other content: the number was reused by a new file (or it was rewritten).
-      registry.remove(this.name, cp);
+      registry.detach(cp);
       cp = undefined;
     }
     if (cp?.complete) {
