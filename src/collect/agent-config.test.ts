@@ -84,6 +84,15 @@ logs:
     });
   });
 
+  it('takes the store memory limit from the file or KAUDIT_STORE_MEMORY_LIMIT and checks it is a size', () => {
+    expect(parseAgentConfig(`${GOOD}store_memory_limit: 512MB\n`).config?.storeMemoryLimit).toBe('512MB');
+    expect(
+      parseAgentConfig(GOOD, { env: { KAUDIT_STORE_MEMORY_LIMIT: '2GB' } }).config?.storeMemoryLimit,
+    ).toBe('2GB');
+    const bad = parseAgentConfig(`${GOOD}store_memory_limit: lots\n`);
+    expect(bad.diagnostics.map((d) => `${d.line}:${d.path}`)).toEqual(['13:store_memory_limit']);
+  });
+
   it('reports a bad environment value by its name', () => {
     const { diagnostics } = parseAgentConfig(GOOD, { env: { KAUDIT_LOGS_ENABLED: 'perhaps' } });
     expect(diagnostics.map((d) => d.message)).toEqual([

@@ -65,6 +65,8 @@ export interface AgentConfig {
   maxLineBytes: number;
   redact: boolean;
   retentionDays?: number;
+  /** DuckDB's memory limit, e.g. `512MB`; the store's default when unset. */
+  storeMemoryLimit?: string;
   pipeline: PipelineConfig;
   logs: SourceConfig[];
 }
@@ -86,6 +88,7 @@ export const ENV_VARS = {
   KAUDIT_MAX_EVENT_BYTES: 'max_event_bytes',
   KAUDIT_REDACT: 'redact',
   KAUDIT_RETENTION_DAYS: 'retention_days',
+  KAUDIT_STORE_MEMORY_LIMIT: 'store_memory_limit',
 } as const;
 
 const TOP_KEYS = new Set([
@@ -98,6 +101,7 @@ const TOP_KEYS = new Set([
   'max_line_bytes',
   'redact',
   'retention_days',
+  'store_memory_limit',
   'pipeline',
   'logs',
 ]);
@@ -306,6 +310,15 @@ export function parseAgentConfig(text: string, options: ParseConfigOptions = {})
   const redact = envBool('KAUDIT_REDACT') ?? bool(get(root, 'redact'), 'redact') ?? true;
   const retentionDays =
     envInt('KAUDIT_RETENTION_DAYS', 1) ?? int(get(root, 'retention_days'), 'retention_days', 1);
+  const memoryRaw =
+    envStr('KAUDIT_STORE_MEMORY_LIMIT') ?? str(get(root, 'store_memory_limit'), 'store_memory_limit');
+  if (memoryRaw !== undefined && !/^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i.test(memoryRaw)) {
+    report(
+      'store_memory_limit',
+      `must be a size such as 512MB or 2GB, got "${memoryRaw}"`,
+      get(root, 'store_memory_limit'),
+    );
+  }
 
   const pipeNode = get(root, 'pipeline');
   unknownKeys(pipeNode, PIPELINE_KEYS, 'pipeline.');
@@ -484,6 +497,7 @@ export function parseAgentConfig(text: string, options: ParseConfigOptions = {})
   };
   if (file !== undefined) config.file = file;
   if (retentionDays !== undefined) config.retentionDays = retentionDays;
+  if (memoryRaw !== undefined) config.storeMemoryLimit = memoryRaw;
   return { config, diagnostics };
 }
 

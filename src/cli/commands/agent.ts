@@ -24,7 +24,7 @@ import {
   prepareLine,
   prepareValue,
 } from '../../model/prepare.js';
-import { openStore } from '../../store/open-store.js';
+import { type OpenStoreOptions, openStore } from '../../store/open-store.js';
 import { dataOption, resolveDataDir } from '../common.js';
 import { VERSION } from '../version.js';
 
@@ -160,8 +160,9 @@ Examples:
         if (flags.data !== undefined) config.dataDir = resolve(flags.data);
       }
 
-      const storeOpts: { dataDir: string; retentionDays?: number } = { dataDir: config.dataDir };
+      const storeOpts: OpenStoreOptions = { dataDir: config.dataDir };
       if (config.retentionDays !== undefined) storeOpts.retentionDays = config.retentionDays;
+      if (config.storeMemoryLimit !== undefined) storeOpts.memoryLimit = config.storeMemoryLimit;
       const store = await openStore(storeOpts);
       const deadLetter = new DeadLetter(config.dataDir);
       const agent = new Agent({
