@@ -6,7 +6,7 @@ export interface OpenStoreOptions {
   /** Delete rows older than this many days when opening. */
   retentionDays?: number;
   threads?: number;
-  /** DuckDB's memory limit (it spills beyond it), e.g. `1GB`; default 1GB. */
+  /** DuckDB's memory limit (it spills beyond it), e.g. `1GB`; default 768MB. */
   memoryLimit?: string;
 }
 
@@ -15,7 +15,7 @@ export async function openStore(opts: OpenStoreOptions): Promise<Store> {
   const store = await DuckDBStore.open({
     dataDir: opts.dataDir,
     ...(opts.threads === undefined ? {} : { threads: opts.threads }),
-    memoryLimit: opts.memoryLimit ?? '1GB',
+    memoryLimit: opts.memoryLimit ?? '768MB',
   });
   if (opts.retentionDays !== undefined) await store.deleteOlderThan(opts.retentionDays);
   return store;

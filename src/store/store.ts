@@ -25,6 +25,8 @@ export interface RejectedEvent {
   /** Index into `EventBatch.events`. */
   readonly index: number;
   readonly reason: string;
+  /** The event's bytes, so the caller can dead-letter it without keeping the whole batch. */
+  readonly data?: Buffer;
 }
 
 export interface WriteResult {

@@ -54,8 +54,12 @@ describe('DuckDBStore.write', () => {
     });
     expect(r.stored).toBe(1);
     expect(r.rejected).toEqual([
-      { index: 0, reason: 'not JSON' },
-      { index: 2, reason: 'not an audit Event: missing or unknown stage' },
+      { index: 0, reason: 'not JSON', data: Buffer.from('{"kind":"Event","apiVersion":"audit.k8s.io/v1",') },
+      {
+        index: 2,
+        reason: 'not an audit Event: missing or unknown stage',
+        data: Buffer.from('{"auditID":"x"}'),
+      },
     ]);
   });
 

@@ -209,7 +209,7 @@ export class DuckDBStore implements Store {
       const ev = batch.events[i] as Buffer;
       // A raw unit separator or newline cannot occur in valid JSON; such a line is malformed anyway.
       if (ev.indexOf(US) >= 0 || ev.indexOf(NL) >= 0) {
-        s.early.push({ index: i, reason: 'not JSON: raw control character in the event' });
+        s.early.push({ index: i, reason: 'not JSON: raw control character in the event', data: ev });
         continue;
       }
       const key = eventKey(ev);
@@ -261,8 +261,12 @@ export class DuckDBStore implements Store {
     const rejected = [...s.early];
     // Only when rows are missing is it worth a second pass to tell rejects from stored duplicates.
     if (stored < s.staged) {
-      const bad = await this.conn.runAndReadAll(`SELECT i, reject FROM (${select}) WHERE reject IS NOT NULL`);
-      for (const [i, reason] of bad.getRows()) rejected.push({ index: Number(i), reason: String(reason) });
+      const bad = await this.conn.runAndReadAll(
+        `SELECT i, reject, raw FROM (${select}) WHERE reject IS NOT NULL`,
+      );
+      for (const [i, reason, raw] of bad.getRows()) {
+        rejected.push({ index: Number(i), reason: String(reason), data: Buffer.from(String(raw)) });
+      }
     }
     rejected.sort((a, b) => a.index - b.index);
     const duplicates = s.batchDuplicates + (s.staged - stored - (rejected.length - s.early.length));
