@@ -1,7 +1,9 @@
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AGENT_FILE, type AgentLocator } from '../collect/agent.js';
 import { UserError } from '../model/errors.js';
+import { DUCKDB_FILE } from '../store/duckdb/duckdb-store.js';
 import { openStore } from '../store/open-store.js';
 import { RemoteStore } from '../store/remote-store.js';
 import type { Store } from '../store/store.js';
@@ -38,6 +40,13 @@ export function processAlive(pid: number): boolean {
  * agent's local API, which answers from the same store, so the output is the same.
  */
 export async function openReadStore(opts: { dataDir: string }): Promise<Store> {
+  // Reading must not create an empty store as a side effect of a mistyped --data.
+  const file = join(opts.dataDir, DUCKDB_FILE);
+  if (!existsSync(file)) {
+    throw new UserError('KAUDIT_STORE_MISSING', `no store at ${file}`, {
+      hint: 'load events with `kaudit ingest PATH...` or run `kaudit agent`; or point --data (KAUDIT_DATA) at an existing data directory',
+    });
+  }
   try {
     return await openStore({ dataDir: opts.dataDir });
   } catch (err) {

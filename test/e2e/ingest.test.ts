@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -218,6 +218,16 @@ describe('kaudit search and query', () => {
     const lines = r.stdout.trimEnd().split('\n');
     expect(lines[0]).toMatch(/^TS\s+SUBJECT\s+VERB/);
     expect(lines).toHaveLength(3);
+  });
+
+  it('refuses to read a store that does not exist, without creating one', async () => {
+    const missing = join(dir, 'nothing-here');
+    for (const args of [['search'], ['query', 'SELECT 1']]) {
+      const r = await runCli([...args, '--data', missing]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(`no store at ${join(missing, 'kaudit.duckdb')}`);
+    }
+    expect(existsSync(missing)).toBe(false);
   });
 
   it('rejects a bad --since with exit 2', async () => {
