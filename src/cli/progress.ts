@@ -3,6 +3,7 @@ export interface ProgressState {
   bytesRead: number;
   bytesTotal: number | null;
   events: number;
+  stored?: number;
   elapsedMs: number;
 }
 
@@ -19,13 +20,14 @@ function duration(s: number): string {
 export function formatProgress(p: ProgressState, width = 24): string {
   const secs = Math.max(p.elapsedMs / 1000, 1e-3);
   const rate = Math.round(p.events / secs);
+  const stored = p.stored === undefined ? '' : `  ${p.stored} stored`;
   if (p.bytesTotal === null || p.bytesTotal === 0) {
-    return `${p.events} events  ${mb(p.bytesRead)}  ${rate} ev/s`;
+    return `${p.events} events read${stored}  ${mb(p.bytesRead)}  ${rate} ev/s`;
   }
   const frac = Math.min(1, p.bytesRead / p.bytesTotal);
   const filled = Math.round(frac * width);
   const eta = frac > 0 ? secs / frac - secs : Number.POSITIVE_INFINITY;
-  return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${(frac * 100).toFixed(0)}%  ${p.events} events  ${mb(p.bytesRead)}/${mb(p.bytesTotal)}  ${rate} ev/s  ETA ${duration(eta)}`;
+  return `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${(frac * 100).toFixed(0)}%  ${p.events} events read${stored}  ${mb(p.bytesRead)}/${mb(p.bytesTotal)}  ${rate} ev/s  ETA ${duration(eta)}`;
 }
 
 export class ProgressBar {

@@ -27,7 +27,10 @@ export interface IngestInput {
 export interface IngestProgress {
   bytesRead: number;
   bytesTotal: number | null;
+  /** Events read and prepared so far. */
   events: number;
+  /** Events the store has acknowledged. */
+  stored: number;
   elapsedMs: number;
 }
 
@@ -191,6 +194,7 @@ export async function ingest(inputs: readonly IngestInput[], opts: IngestOptions
         bytesRead: bytesDone,
         bytesTotal,
         events: s.events,
+        stored: s.stored,
         elapsedMs: performance.now() - started,
       });
     }
