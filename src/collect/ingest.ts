@@ -84,7 +84,8 @@ export async function expandInputs(
       );
     }
     if (st.isDirectory()) {
-      const names = (await readdir(p)).filter((n) => !n.startsWith('.')).sort();
+      // Hidden files and the simulator's ground-truth files are not audit logs.
+      const names = (await readdir(p)).filter((n) => !n.startsWith('.') && !n.endsWith('.truth.json')).sort();
       out.push(...(await expandInputs(names.map((n) => join(p, n)))));
     } else if (st.isFile()) {
       out.push({ path: p, size: st.size });

@@ -168,6 +168,25 @@ describe('kaudit ingest', () => {
     expect(JSON.parse(r.stdout)).toMatchObject({ stored: 5 });
   });
 
+  it('ingests a kaudit simulate output directory, skipping its truth file', async () => {
+    const out = join(dir, 'sim');
+    const sim = await runCli([
+      'simulate',
+      '--out',
+      join(out, 'audit.log'),
+      '--count',
+      '3000',
+      '--seed',
+      '5',
+      '--rotate-mb',
+      '1',
+    ]);
+    expect(sim.code).toBe(0);
+    const s = await ingestJson(out);
+    expect(s).toMatchObject({ events: 3000, stored: 3000, malformed: 0 });
+    expect(Number(s.files)).toBeGreaterThan(1);
+  });
+
   it('exits 2 naming a path that does not exist', async () => {
     const r = await runCli(['ingest', '--data', data, join(dir, 'nope.log')]);
     expect(r.code).toBe(2);
