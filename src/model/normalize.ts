@@ -5,14 +5,11 @@
  */
 import type { AuditEvent, Stage } from './event.js';
 import { STAGES } from './event.js';
+import { isRecord } from './json.js';
 
 type Json = Record<string, unknown>;
 
 export type Normalized = { ok: true; events: AuditEvent[] } | { ok: false; reason: string };
-
-function isObject(v: unknown): v is Json {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 const SOURCE_FORMAT_ANNOTATION = 'kaudit.io/source-format';
 
@@ -29,7 +26,7 @@ function checkEvent(e: Json): string | null {
   ) {
     return 'field requestReceivedTimestamp: missing or not a timestamp';
   }
-  if (e.user !== undefined && !isObject(e.user)) return 'field user: not an object';
+  if (e.user !== undefined && !isRecord(e.user)) return 'field user: not an object';
   return null;
 }
 
@@ -99,11 +96,11 @@ function gkeObjectRef(resourceName: string): { ref: Json; uri: string } {
 function fromGke(entry: Json, p: Json): Normalized {
   const method = typeof p.methodName === 'string' ? p.methodName : '';
   const verb = method.split('.').pop() ?? '';
-  const auth = isObject(p.authenticationInfo) ? p.authenticationInfo : {};
-  const meta = isObject(p.requestMetadata) ? p.requestMetadata : {};
-  const status = isObject(p.status) ? p.status : {};
-  const labels = isObject(entry.labels) ? entry.labels : {};
-  const op = isObject(entry.operation) ? entry.operation : {};
+  const auth = isRecord(p.authenticationInfo) ? p.authenticationInfo : {};
+  const meta = isRecord(p.requestMetadata) ? p.requestMetadata : {};
+  const status = isRecord(p.status) ? p.status : {};
+  const labels = isRecord(entry.labels) ? entry.labels : {};
+  const op = isRecord(entry.operation) ? entry.operation : {};
   const id = typeof op.id === 'string' ? op.id : typeof entry.insertId === 'string' ? entry.insertId : '';
   const ts = typeof entry.timestamp === 'string' ? entry.timestamp : '';
   const { ref, uri } = gkeObjectRef(typeof p.resourceName === 'string' ? p.resourceName : '');
@@ -148,7 +145,7 @@ function fromAks(props: Json): Normalized {
       return { ok: false, reason: 'AKS record: properties.log is a string but not JSON' };
     }
   }
-  if (!isObject(log)) return { ok: false, reason: 'AKS record: properties.log is not an object' };
+  if (!isRecord(log)) return { ok: false, reason: 'AKS record: properties.log is not an object' };
   const inner = normalizeValue(log);
   if (inner.ok)
     for (const e of inner.events) e.annotations = { ...e.annotations, [SOURCE_FORMAT_ANNOTATION]: 'aks' };
@@ -166,7 +163,7 @@ export function normalizeValue(value: unknown): Normalized {
     }
     return { ok: true, events };
   }
-  if (!isObject(value))
+  if (!isRecord(value))
     return { ok: false, reason: `not an audit Event: a JSON ${value === null ? 'null' : typeof value}` };
   if (value.kind === 'EventList') {
     if (!Array.isArray(value.items)) return { ok: false, reason: 'EventList without items' };
@@ -174,8 +171,8 @@ export function normalizeValue(value: unknown): Normalized {
     return r.ok ? r : { ok: false, reason: `EventList ${r.reason}` };
   }
   if (Array.isArray(value.records)) return normalizeValue(value.records);
-  if (isObject(value.protoPayload)) return fromGke(value, value.protoPayload);
-  if (isObject(value.properties) && 'log' in value.properties) return fromAks(value.properties);
+  if (isRecord(value.protoPayload)) return fromGke(value, value.protoPayload);
+  if (isRecord(value.properties) && 'log' in value.properties) return fromAks(value.properties);
   const apiVersion = value.apiVersion;
   if (apiVersion !== undefined && typeof apiVersion === 'string' && !apiVersion.startsWith('audit.k8s.io/')) {
     return { ok: false, reason: `not an audit Event: apiVersion ${JSON.stringify(apiVersion)}` };

@@ -3,6 +3,7 @@
  * keeps the keys (what changed) and drops the values (the secret).
  */
 import type { AuditEvent } from './event.js';
+import { isRecord } from './json.js';
 
 export const REDACTED = '<redacted>';
 export const REDACTED_ANNOTATION = 'kaudit.io/redacted';
@@ -15,12 +16,8 @@ const SECRET_QUERY_PARAMS =
 
 type Json = Record<string, unknown>;
 
-function isObject(v: unknown): v is Json {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
 function blankValues(map: unknown): boolean {
-  if (!isObject(map)) return false;
+  if (!isRecord(map)) return false;
   let changed = false;
   for (const k of Object.keys(map)) {
     if (map[k] !== REDACTED) {
@@ -36,12 +33,12 @@ function redactSecretObject(obj: Json): boolean {
   let changed = blankValues(obj.data);
   changed = blankValues(obj.stringData) || changed;
   const meta = obj.metadata;
-  if (isObject(meta) && isObject(meta.annotations) && typeof meta.annotations[LAST_APPLIED] === 'string') {
+  if (isRecord(meta) && isRecord(meta.annotations) && typeof meta.annotations[LAST_APPLIED] === 'string') {
     meta.annotations[LAST_APPLIED] = REDACTED;
     changed = true;
   }
   if (Array.isArray(obj.items)) {
-    for (const item of obj.items) if (isObject(item)) changed = redactSecretObject(item) || changed;
+    for (const item of obj.items) if (isRecord(item)) changed = redactSecretObject(item) || changed;
   }
   return changed;
 }
@@ -50,9 +47,9 @@ function redactSecretObject(obj: Json): boolean {
 function redactJsonPatch(ops: unknown[]): boolean {
   let changed = false;
   for (const op of ops) {
-    if (!isObject(op) || typeof op.path !== 'string' || !('value' in op)) continue;
+    if (!isRecord(op) || typeof op.path !== 'string' || !('value' in op)) continue;
     if (/^\/(?:data|stringData)(?:\/|$)|last-applied-configuration/.test(op.path)) {
-      op.value = isObject(op.value)
+      op.value = isRecord(op.value)
         ? Object.fromEntries(Object.keys(op.value).map((k) => [k, REDACTED]))
         : REDACTED;
       changed = true;
@@ -63,12 +60,12 @@ function redactJsonPatch(ops: unknown[]): boolean {
 
 function redactBody(body: unknown, kind: 'secret' | 'tokenreview' | 'tokenrequest'): boolean {
   if (Array.isArray(body)) return kind === 'secret' ? redactJsonPatch(body) : false;
-  if (!isObject(body)) return false;
+  if (!isRecord(body)) return false;
   if (kind === 'secret') return redactSecretObject(body);
   let changed = false;
   for (const part of ['spec', 'status'] as const) {
     const sub = body[part];
-    if (isObject(sub) && typeof sub.token === 'string' && sub.token !== '') {
+    if (isRecord(sub) && typeof sub.token === 'string' && sub.token !== '') {
       sub.token = REDACTED;
       changed = true;
     }
@@ -78,7 +75,7 @@ function redactBody(body: unknown, kind: 'secret' | 'tokenreview' | 'tokenreques
 
 function bodyKind(event: AuditEvent, body: unknown): 'secret' | 'tokenreview' | 'tokenrequest' | null {
   const ref = event.objectRef;
-  const objKind = isObject(body) && typeof body.kind === 'string' ? body.kind : '';
+  const objKind = isRecord(body) && typeof body.kind === 'string' ? body.kind : '';
   if (ref?.resource === 'secrets' || objKind === 'Secret' || objKind === 'SecretList') return 'secret';
   if (ref?.resource === 'tokenreviews' || objKind === 'TokenReview') return 'tokenreview';
   if ((ref?.resource === 'serviceaccounts' && ref.subresource === 'token') || objKind === 'TokenRequest') {

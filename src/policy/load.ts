@@ -1,5 +1,6 @@
 import { Document, isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseAllDocuments } from 'yaml';
 import { type Diagnostic, formatDiagnostic, UserError } from '../model/errors.js';
+import { isRecord } from '../model/json.js';
 import { type PolicyFeatures, policyFeatures } from './kube-version.js';
 import type { GroupResources, Policy, PolicyRule } from './types.js';
 import { validatePolicy } from './validate.js';
@@ -284,10 +285,6 @@ class Decoder {
 function caseHint(k: string, known: ReadonlySet<string>): string | undefined {
   const match = [...known].find((x) => x.toLowerCase() === k.toLowerCase());
   return match === undefined ? undefined : `field names are case-sensitive: did you mean "${match}"?`;
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 function describe(v: unknown): string {
