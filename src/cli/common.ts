@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { Option } from 'commander';
 import { UserError } from '../model/errors.js';
+import { parseDurationMs } from '../simulate/time.js';
 
 export const DEFAULT_DATA_DIR = './kaudit-data';
 
@@ -16,19 +17,10 @@ export function resolveDataDir(flag: string | undefined): string {
   return resolve(flag ?? process.env.KAUDIT_DATA ?? DEFAULT_DATA_DIR);
 }
 
-const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
-
-/** `90s`, `15m`, `1h`, `2d`, `1w` -> milliseconds, or null if it is not a duration. */
-export function parseDurationMs(text: string): number | null {
-  const m = /^(\d+(?:\.\d+)?)(s|m|h|d|w)$/.exec(text.trim());
-  if (!m) return null;
-  return Number(m[1]) * (UNIT_MS[m[2] ?? ''] ?? 0);
-}
-
 /** `--since 1h` (relative to now) or an RFC3339 time -> RFC3339 UTC. */
 export function parseTimeFlag(flag: string, value: string, now = Date.now()): string {
-  const rel = parseDurationMs(value);
-  if (rel !== null) return new Date(now - rel).toISOString();
+  const rel = parseDurationMs(value.trim());
+  if (rel !== undefined) return new Date(now - rel).toISOString();
   if (/^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?$/.test(value)) {
     const t = Date.parse(value);
     if (!Number.isNaN(t)) return new Date(t).toISOString();

@@ -74,10 +74,17 @@ function fraction(value: number, unit: number, digits: number): string {
   return `${whole}.${pad(frac, digits).replace(/0+$/, '')}`;
 }
 
-/** Parses `90s`, `10m`, `1h30m`, `2d`, `500ms` into milliseconds; undefined when malformed. */
+/** Parses `90s`, `10m`, `1h30m`, `2d`, `1w`, `500ms` into milliseconds; undefined when malformed. */
 export function parseDurationMs(text: string): number | undefined {
-  const units: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-  const re = /(\d+(?:\.\d+)?)(ms|s|m|h|d)/y;
+  const units: Record<string, number> = {
+    ms: 1,
+    s: 1000,
+    m: 60_000,
+    h: 3_600_000,
+    d: 86_400_000,
+    w: 604_800_000,
+  };
+  const re = /(\d+(?:\.\d+)?)(ms|s|m|h|d|w)/y;
   let total = 0;
   let pos = 0;
   if (text.length === 0) return undefined;
