@@ -274,46 +274,24 @@ export class Engine {
       ann,
       '}\n',
     ];
-    if (req.longRunning || req.startedOnly) {
-      const startedAt = start + Math.min(latency, 200 + prng.int(3000));
-      parts[STAGE] = 'ResponseStarted';
-      parts[STAGE_TIME] = formatMicroTime(startedAt);
+    const queue = (t: number, stage: PendingEvent['stage']): void => {
+      parts[STAGE] = stage;
+      parts[STAGE_TIME] = formatMicroTime(t);
       this.pending.push(
-        {
-          t: startedAt,
-          seq: this.seq++,
-          line: parts.join(''),
-          auditID,
-          stage: 'ResponseStarted',
-          level,
-          ascii,
-          step,
-          counted,
-        },
+        { t, seq: this.seq++, line: parts.join(''), auditID, stage, level, ascii, step, counted },
         this.nowUs,
       );
+    };
+    if (req.longRunning || req.startedOnly) {
+      const startedAt = start + Math.min(latency, 200 + prng.int(3000));
+      queue(startedAt, 'ResponseStarted');
       if (req.startedOnly) return auditID;
-      parts[STAGE] = 'ResponseComplete';
     }
     if (level === 'RequestResponse' && req.responseObject !== undefined) {
       parts[RESPONSE_KEY] = ',"responseObject":';
       parts[RESPONSE] = req.responseObject;
     }
-    parts[STAGE_TIME] = formatMicroTime(end);
-    this.pending.push(
-      {
-        t: end,
-        seq: this.seq++,
-        line: parts.join(''),
-        auditID,
-        stage: 'ResponseComplete',
-        level,
-        ascii,
-        step,
-        counted,
-      },
-      this.nowUs,
-    );
+    queue(end, 'ResponseComplete');
     return auditID;
   }
 
