@@ -1,7 +1,7 @@
 import { createReadStream } from 'node:fs';
-import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import { UserError } from '../../model/errors.js';
+import { LineSplitter } from '../../model/frame.js';
 import { evaluatePolicy } from '../../policy/evaluate.js';
 import { attributesFromJson, attributesFromRecord } from '../../policy/request-attributes.js';
 import type { AuditDecision, RequestAttributes } from '../../policy/types.js';
@@ -68,19 +68,35 @@ function describeRequest(a: RequestAttributes): string {
 async function* requestLines(file: string): AsyncGenerator<{ value: unknown; where: string }> {
   if (file !== '-') readTextFile(file, 'requests file');
   const input = file === '-' ? process.stdin : createReadStream(file);
+  const splitter = new LineSplitter();
   let n = 0;
-  for await (const line of createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY })) {
+  const lines: { text: string; where: string }[] = [];
+  const take = (line: Buffer) => {
     n++;
-    if (line.trim() === '') continue;
-    const where = `${file}:${n}`;
-    try {
-      yield { value: JSON.parse(line) as unknown, where };
-    } catch (err) {
-      throw new UserError('KAUDIT_BAD_REQUEST_ATTRIBUTES', `${where}: not JSON: ${(err as Error).message}`, {
-        hint: 'each line is an audit Event or a request record {user, verb, namespace, apiGroup, resource, subresource, name, resourceRequest, path}',
-      });
+    const text = line.toString('utf8');
+    if (text.trim() !== '') lines.push({ text, where: `${file}:${n}` });
+  };
+  const drain = function* () {
+    for (const { text, where } of lines.splice(0)) {
+      try {
+        yield { value: JSON.parse(text) as unknown, where };
+      } catch (err) {
+        throw new UserError(
+          'KAUDIT_BAD_REQUEST_ATTRIBUTES',
+          `${where}: not JSON: ${(err as Error).message}`,
+          {
+            hint: 'each line is an audit Event or a request record {user, verb, namespace, apiGroup, resource, subresource, name, resourceRequest, path}',
+          },
+        );
+      }
     }
+  };
+  for await (const chunk of input as AsyncIterable<Buffer>) {
+    splitter.push(chunk, take);
+    yield* drain();
   }
+  splitter.end(take);
+  yield* drain();
 }
 
 export function registerPolicyEval(policy: Command): void {
