@@ -1,5 +1,5 @@
-/** Verbs kube-apiserver puts on requests: resource verbs, and lower-cased HTTP methods for non-resource URLs. */
-export const REQUEST_VERBS = [
+/** Verbs of requests for API resources. */
+export const RESOURCE_VERBS = [
   'get',
   'list',
   'watch',
@@ -8,12 +8,12 @@ export const REQUEST_VERBS = [
   'patch',
   'delete',
   'deletecollection',
-  'proxy',
-  'post',
-  'put',
-  'head',
-  'options',
 ] as const;
+
+export const WRITE_VERBS = ['create', 'update', 'patch', 'delete', 'deletecollection'] as const;
+
+/** Verbs kube-apiserver puts on requests: resource verbs, and lower-cased HTTP methods for non-resource URLs. */
+export const REQUEST_VERBS = [...RESOURCE_VERBS, 'proxy', 'post', 'put', 'head', 'options'] as const;
 
 /** RBAC-only verbs: authorizers check them, but no request ever carries them, so an audit rule never matches. */
 export const AUTHORIZATION_ONLY_VERBS = [
@@ -24,18 +24,6 @@ export const AUTHORIZATION_ONLY_VERBS = [
   'approve',
   'sign',
   'attest',
-] as const;
-
-export const WRITE_VERBS = ['create', 'update', 'patch', 'delete', 'deletecollection'] as const;
-export const RESOURCE_VERBS = [
-  'get',
-  'list',
-  'watch',
-  'create',
-  'update',
-  'patch',
-  'delete',
-  'deletecollection',
 ] as const;
 
 /** Built-in resources by API group (Kubernetes 1.36). Groups not listed (CRDs) are never judged. */

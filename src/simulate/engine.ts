@@ -1,4 +1,5 @@
 import type { Level } from '../model/event.js';
+import { WRITE_VERBS } from '../policy/known-api.js';
 import type { Actor } from './cluster.js';
 import { SplitTimeHeap, TimeHeap } from './heap.js';
 import type { Prng } from './prng.js';
@@ -98,14 +99,14 @@ const NO_STORAGE = new Set([
   'selfsubjectreviews',
   'localsubjectaccessreviews',
 ]);
-const WRITE_VERBS = new Set(['create', 'update', 'patch', 'delete', 'deletecollection']);
+const WRITE_VERB_SET: ReadonlySet<string> = new Set(WRITE_VERBS);
 
 /**
  * The audit policy the simulated API server runs: RequestResponse for writes to workloads,
  * configuration, secrets and RBAC; Metadata for everything else (reads, leases, nodes, events).
  */
 export function levelFor(verb: string, ref: Ref | undefined): Level {
-  if (ref === undefined || !WRITE_VERBS.has(verb)) return 'Metadata';
+  if (ref === undefined || !WRITE_VERB_SET.has(verb)) return 'Metadata';
   if (ref.subresource !== undefined && ref.subresource !== 'status') return 'Metadata';
   return RR_RESOURCES.has(ref.resource) ? 'RequestResponse' : 'Metadata';
 }
@@ -210,7 +211,7 @@ export class Engine {
       slow !== undefined &&
       start >= slow.fromUs &&
       start < slow.toUs &&
-      WRITE_VERBS.has(req.verb) &&
+      WRITE_VERB_SET.has(req.verb) &&
       !req.longRunning &&
       !NO_STORAGE.has(ref?.resource ?? '')
     ) {
