@@ -22,6 +22,7 @@ import {
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { MB, peakRss as peakRssBytes } from './lib.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(ROOT, 'dist', 'cli', 'bin.js');
@@ -111,14 +112,10 @@ async function rows(admin) {
   return Number(typeof n === 'object' ? n.$bigint : n);
 }
 
-/** Peak resident set of a process, from /proc (Linux). */
+/** Peak resident set of a process in MiB, or NaN once it has gone. */
 function peakRssMb(pid) {
-  try {
-    const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : Number.NaN;
-  } catch {
-    return Number.NaN;
-  }
+  const bytes = peakRssBytes(pid);
+  return bytes > 0 ? bytes / MB : Number.NaN;
 }
 
 async function stop(agent) {

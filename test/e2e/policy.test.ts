@@ -1,25 +1,19 @@
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
+import {
+  BIN,
+  type CliResult,
+  FIXTURES as FIXTURE_ROOT,
+  runCliSync,
+  SHARED_DATA as SHARED,
+} from '../helpers/cli.js';
 
-// Runs the built CLI (npm test builds it first; or run `npx tsc -p tsconfig.build.json`).
-// KAUDIT_E2E_BIN points at another build, e.g. one in a private directory.
-const REPO = fileURLToPath(new URL('../../', import.meta.url));
-const BIN = process.env.KAUDIT_E2E_BIN ?? join(REPO, 'dist/cli/bin.js');
-const SHARED = join(REPO, '../shared/data');
-const FIXTURES = join(REPO, 'test/fixtures/policy');
+const FIXTURES = join(FIXTURE_ROOT, 'policy');
 
-function kaudit(args: string[], input?: string): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [BIN, ...args], {
-    cwd: REPO,
-    encoding: 'utf8',
-    env: { ...process.env, NO_COLOR: '1' },
-    ...(input === undefined ? {} : { input }),
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+function kaudit(args: string[], input?: string): CliResult {
+  return runCliSync(args, input === undefined ? {} : { input });
 }
 const jsonLines = (s: string) =>
   s

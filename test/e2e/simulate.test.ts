@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -7,31 +6,12 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEvent, EventList } from '../../src/model/event.js';
-import { BIN, buildOnce, tempDir } from '../fixtures/agent/harness.js';
-
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
+import { buildOnce, tempDir } from '../fixtures/agent/harness.js';
+import { type CliResult, runCli } from '../helpers/cli.js';
 
 /** Spawns the built CLI without blocking this process, so an HTTP server here can answer it. */
-function kaudit(args: string[], cwd: string): Promise<Result> {
-  const started = performance.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, NO_COLOR: '1' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => {
-      stdout += d.toString('utf8');
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString('utf8');
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr, ms: performance.now() - started }));
-  });
+function kaudit(args: string[], cwd: string): Promise<CliResult> {
+  return runCli(args, { cwd });
 }
 
 function readLog(dir: string): string[] {
