@@ -1,10 +1,5 @@
 import type { Row } from '../store/store.js';
 
-/** Colour only on a TTY and never with NO_COLOR. */
-export function useColour(stream: NodeJS.WriteStream = process.stdout): boolean {
-  return Boolean(stream.isTTY) && process.env.NO_COLOR === undefined;
-}
-
 /** JSON.stringify that writes bigint as a number when safe, else as a string, and Dates as RFC3339. */
 export function toJson(value: unknown): string {
   return JSON.stringify(value, (_k, v: unknown) => {

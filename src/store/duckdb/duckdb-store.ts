@@ -49,6 +49,8 @@ interface Staged {
   maxTs: number;
 }
 
+const SHM_DIR = '/dev/shm';
+
 /**
  * Staging files go to a RAM-backed directory when the system has one: they are written once,
  * read once by DuckDB and deleted, so they need not touch the disk.
@@ -61,7 +63,6 @@ function defaultStagingDir(dataDir: string): string {
     return dataDir;
   }
 }
-const SHM_DIR = '/dev/shm';
 const AUDIT_ID = Buffer.from('"auditID":"');
 const STAGE = Buffer.from('"stage":"');
 const RECEIVED = Buffer.from('"requestReceivedTimestamp":"');
@@ -178,7 +179,6 @@ export class DuckDBStore implements Store {
     return new DuckDBStore(instance, conn, opts.dataDir);
   }
 
-  /** Writes are serialised: one staging file and one transaction at a time. */
   /**
    * Staging starts at once, so the next batch's file is written while the previous one is being
    * imported; imports run one at a time.
