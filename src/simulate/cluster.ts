@@ -210,12 +210,27 @@ function saActor(
   });
 }
 
-function crb(binding: string, role: string, subject: Subject): string {
+/** The RBAC reason for a ClusterRoleBinding `binding` of ClusterRole `role`. */
+export function crb(binding: string, role: string, subject: Subject): string {
   return rbacReason({ kind: 'ClusterRoleBinding' }, binding, { kind: 'ClusterRole', name: role }, subject);
 }
 
-function sa(namespace: string, name: string): Subject {
+export function sa(namespace: string, name: string): Subject {
   return { kind: 'ServiceAccount', name, namespace };
+}
+
+export function group(name: string): Subject {
+  return { kind: 'Group', name };
+}
+
+/** A team's developers edit their own namespace: RoleBinding "dev-<ns>-edit" of ClusterRole "edit" to Group "dev-<ns>". */
+function devTeamEdits(ns: string): string {
+  return rbacReason(
+    { kind: 'RoleBinding', namespace: ns },
+    `dev-${ns}-edit`,
+    { kind: 'ClusterRole', name: 'edit' },
+    group(`dev-${ns}`),
+  );
 }
 
 /** Builds the simulated cluster: nodes, namespaces, workloads and every client that talks to the API. */
@@ -231,7 +246,7 @@ export function buildCluster(prng: Prng, nodeCount: number): Cluster {
       groups: ['system:nodes', 'system:authenticated'],
       userAgent: k8sAgent('kubelet'),
       sourceIP: ip,
-      allowReason: crb('system:node', 'system:node', { kind: 'Group', name: 'system:nodes' }),
+      allowReason: crb('system:node', 'system:node', group('system:nodes')),
     });
     const node: Node = { name, ip, uid, kubelet, kubeProxy: kubelet };
     const proxyPod = { name: `kube-proxy-${prng.suffix(5)}`, uid: prng.uuid(), node };
@@ -413,10 +428,11 @@ export function buildCluster(prng: Prng, nodeCount: number): Cluster {
       groups: ['system:unauthenticated'],
       userAgent: 'ELB-HealthChecker/2.0',
       sourceIP: '10.0.0.4',
-      allowReason: crb('system:public-info-viewer', 'system:public-info-viewer', {
-        kind: 'Group',
-        name: 'system:unauthenticated',
-      }),
+      allowReason: crb(
+        'system:public-info-viewer',
+        'system:public-info-viewer',
+        group('system:unauthenticated'),
+      ),
     }),
     humans: [
       {
@@ -425,7 +441,7 @@ export function buildCluster(prng: Prng, nodeCount: number): Cluster {
           ['platform-admins'],
           '198.51.100.23',
           'darwin/arm64',
-          crb('platform-admins', 'cluster-admin', { kind: 'Group', name: 'platform-admins' }),
+          crb('platform-admins', 'cluster-admin', group('platform-admins')),
         ),
         namespaces: [...NAMESPACES],
         admin: true,
@@ -436,12 +452,7 @@ export function buildCluster(prng: Prng, nodeCount: number): Cluster {
           ['dev-payments'],
           '198.51.100.41',
           'linux/amd64',
-          rbacReason(
-            { kind: 'RoleBinding', namespace: 'payments' },
-            'dev-payments-edit',
-            { kind: 'ClusterRole', name: 'edit' },
-            { kind: 'Group', name: 'dev-payments' },
-          ),
+          devTeamEdits('payments'),
         ),
         namespaces: ['payments'],
         admin: false,
@@ -452,12 +463,7 @@ export function buildCluster(prng: Prng, nodeCount: number): Cluster {
           ['dev-catalog'],
           '198.51.100.57',
           'windows/amd64',
-          rbacReason(
-            { kind: 'RoleBinding', namespace: 'catalog' },
-            'dev-catalog-edit',
-            { kind: 'ClusterRole', name: 'edit' },
-            { kind: 'Group', name: 'dev-catalog' },
-          ),
+          devTeamEdits('catalog'),
         ),
         namespaces: ['catalog'],
         admin: false,

@@ -7,7 +7,7 @@ import {
   podStatusPatchJson,
   secretJson,
 } from './bodies.js';
-import { type Actor, APP_NAMESPACES, type Pod, rbacReason } from './cluster.js';
+import { type Actor, APP_NAMESPACES, crb, group, type Pod } from './cluster.js';
 import { core, grouped, latency, refPath, type SimContext, watchTimeout } from './context.js';
 import type { Ref } from './engine.js';
 import { formatMicroTime } from './time.js';
@@ -593,12 +593,7 @@ function humanCommand(c: SimContext): void {
   const what = prng.int(20);
   if (prng.chance(0.2)) {
     // kubectl refreshes its discovery cache every few minutes.
-    const reason = rbacReason(
-      { kind: 'ClusterRoleBinding' },
-      'system:discovery',
-      { kind: 'ClusterRole', name: 'system:discovery' },
-      { kind: 'Group', name: 'system:authenticated' },
-    );
+    const reason = crb('system:discovery', 'system:discovery', group('system:authenticated'));
     for (const path of ['/api', '/apis']) {
       engine.emit({
         actor,

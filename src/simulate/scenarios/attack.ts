@@ -1,5 +1,5 @@
 import { clusterRoleBindingJson, privilegedPodJson } from '../bodies.js';
-import { type Actor, makeActor, NAMESPACES, rbacReason } from '../cluster.js';
+import { type Actor, crb, group, makeActor, NAMESPACES, sa } from '../cluster.js';
 import { core, grouped, latency, refPath } from '../context.js';
 import type { Ref } from '../engine.js';
 import { execInto } from '../traffic.js';
@@ -58,11 +58,10 @@ export function scheduleAttack(k: ScenarioKit): void {
     groups: ['system:unauthenticated'],
     userAgent: 'python-requests/2.31.0',
     sourceIP: ATTACKER_IP,
-    allowReason: rbacReason(
-      { kind: 'ClusterRoleBinding' },
+    allowReason: crb(
       'system:public-info-viewer',
-      { kind: 'ClusterRole', name: 'system:public-info-viewer' },
-      { kind: 'Group', name: 'system:unauthenticated' },
+      'system:public-info-viewer',
+      group('system:unauthenticated'),
     ),
   });
   const probe = step(
@@ -123,12 +122,7 @@ export function scheduleAttack(k: ScenarioKit): void {
     allowReason: victimPod.actor.allowReason,
   });
   const ns = victimPod.namespace;
-  const discovery = rbacReason(
-    { kind: 'ClusterRoleBinding' },
-    'system:discovery',
-    { kind: 'ClusterRole', name: 'system:discovery' },
-    { kind: 'Group', name: 'system:authenticated' },
-  );
+  const discovery = crb('system:discovery', 'system:discovery', group('system:authenticated'));
   const tokenStep = step(
     'stolen-token',
     `The token of a ${victimPod.workload.name} pod is used from a new IP and user agent`,
@@ -179,12 +173,7 @@ export function scheduleAttack(k: ScenarioKit): void {
     ],
     ['web', 'default', 'kube-system'],
   );
-  const basicUser = rbacReason(
-    { kind: 'ClusterRoleBinding' },
-    'system:basic-user',
-    { kind: 'ClusterRole', name: 'system:basic-user' },
-    { kind: 'Group', name: 'system:authenticated' },
-  );
+  const basicUser = crb('system:basic-user', 'system:basic-user', group('system:authenticated'));
   const review = (resource: string) => (o: number) => {
     const ref = grouped('authorization.k8s.io', 'v1', resource);
     engine.emit(
@@ -218,12 +207,7 @@ export function scheduleAttack(k: ScenarioKit): void {
   ]);
 
   // 4. A leftover ClusterRoleBinding lets the storefront SA read every secret.
-  const secretReader = rbacReason(
-    { kind: 'ClusterRoleBinding' },
-    'storefront-secrets',
-    { kind: 'ClusterRole', name: 'secret-reader' },
-    stolen.subject,
-  );
+  const secretReader = crb('storefront-secrets', 'secret-reader', stolen.subject);
   const harvest = step(
     'secrets-across-namespaces',
     'Secrets listed across all namespaces',
@@ -251,11 +235,10 @@ export function scheduleAttack(k: ScenarioKit): void {
     groups: ['system:serviceaccounts', 'system:serviceaccounts:kube-system', 'system:authenticated'],
     userAgent: ATTACKER_KUBECTL,
     sourceIP: ATTACKER_IP,
-    allowReason: rbacReason(
-      { kind: 'ClusterRoleBinding' },
+    allowReason: crb(
       'argocd-manager-role-binding',
-      { kind: 'ClusterRole', name: 'argocd-manager-role' },
-      { kind: 'ServiceAccount', name: 'argocd-manager', namespace: 'kube-system' },
+      'argocd-manager-role',
+      sa('kube-system', 'argocd-manager'),
     ),
   });
 

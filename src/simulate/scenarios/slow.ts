@@ -1,4 +1,4 @@
-import { rbacReason } from '../cluster.js';
+import { crb, sa } from '../cluster.js';
 import { core, refPath } from '../context.js';
 import { formatGoDuration } from '../time.js';
 import { client, podServiceAccount, type ScenarioKit, spread } from './kit.js';
@@ -18,12 +18,7 @@ export function scheduleSlow(k: ScenarioKit): void {
     'inventory-exporter',
     'OpenAPI-Generator/29.0.0/python',
     prng.pick(cluster.nodes),
-    rbacReason(
-      { kind: 'ClusterRoleBinding' },
-      'inventory-exporter',
-      { kind: 'ClusterRole', name: 'view' },
-      { kind: 'ServiceAccount', name: 'inventory-exporter', namespace: 'monitoring' },
-    ),
+    crb('inventory-exporter', 'view', sa('monitoring', 'inventory-exporter')),
   );
   const listStep = k.step(
     'slow',
@@ -80,12 +75,7 @@ export function scheduleSlow(k: ScenarioKit): void {
     'image-scanner',
     'image-scanner/v0.4.2 (linux/amd64) kubernetes/$Format',
     prng.pick(cluster.nodes),
-    rbacReason(
-      { kind: 'ClusterRoleBinding' },
-      'image-scanner',
-      { kind: 'ClusterRole', name: 'view' },
-      { kind: 'ServiceAccount', name: 'image-scanner', namespace: 'ci' },
-    ),
+    crb('image-scanner', 'view', sa('ci', 'image-scanner')),
   );
   const apfStep = k.step(
     'slow',
