@@ -172,14 +172,9 @@ export class Engine {
   }
 
   /** Runs `run` every `periodUs` from `firstUs` with ±`jitter` (a fraction of the period). */
-  every(
-    firstUs: number,
-    periodUs: number,
-    jitter: number,
-    run: (nowUs: number) => boolean | undefined,
-  ): void {
+  every(firstUs: number, periodUs: number, jitter: number, run: (nowUs: number) => void): void {
     const tick = (now: number): void => {
-      if (run(now) === false) return;
+      run(now);
       const j = jitter === 0 ? 0 : (this.prng.float() * 2 - 1) * jitter * periodUs;
       this.at(now + periodUs + j, tick);
     };

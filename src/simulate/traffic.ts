@@ -9,7 +9,7 @@ import {
 } from './bodies.js';
 import { type Actor, APP_NAMESPACES, crb, group, type Pod } from './cluster.js';
 import { core, grouped, latency, refPath, type SimContext, watchTimeout } from './context.js';
-import type { Ref } from './engine.js';
+import type { Ref, Request } from './engine.js';
 import { formatMicroTime } from './time.js';
 
 const SECOND = 1_000_000;
@@ -25,32 +25,22 @@ export function periodicRatePerS(nodes: number): number {
 /** The control plane's clockwork: node heartbeats and leader-election renewals. */
 export function startPeriodic(c: SimContext, startUs: number): void {
   const { engine, prng, cluster } = c;
+  // A request every `periodUs`, first at a random phase; writes bump the resourceVersion first.
+  const periodic = (periodUs: number, jitter: number, request: () => Request): void => {
+    engine.every(startUs + prng.int(periodUs), periodUs, jitter, () => {
+      engine.emit(request());
+    });
+  };
+  const write = (actor: Actor, verb: string, ref: Ref, query = ''): Request => {
+    c.nextRv();
+    return { actor, verb, uri: refPath(ref) + query, ref, latencyUs: latency.write(c) };
+  };
   for (const node of cluster.nodes) {
     const lease = { ...LEASES, namespace: 'kube-node-lease', name: node.name };
     // kubelet renews its Lease every 10 s (nodeLeaseDurationSeconds 40 / 4).
-    engine.every(startUs + prng.int(10 * SECOND), 10 * SECOND, 0.02, () => {
-      c.nextRv();
-      engine.emit({
-        actor: node.kubelet,
-        verb: 'update',
-        uri: `${refPath(lease)}?timeout=10s`,
-        ref: lease,
-        latencyUs: latency.write(c),
-      });
-      return undefined;
-    });
+    periodic(10 * SECOND, 0.02, () => write(node.kubelet, 'update', lease, '?timeout=10s'));
     const status = core('nodes', undefined, node.name, 'status');
-    engine.every(startUs + prng.int(10 * SECOND), 10 * SECOND, 0.05, () => {
-      c.nextRv();
-      engine.emit({
-        actor: node.kubelet,
-        verb: 'patch',
-        uri: refPath(status),
-        ref: status,
-        latencyUs: latency.write(c),
-      });
-      return undefined;
-    });
+    periodic(10 * SECOND, 0.05, () => write(node.kubelet, 'patch', status));
   }
   const leaders: [Actor, Ref][] = [
     [cluster.kcm, { ...LEASES, namespace: 'kube-system', name: 'kube-controller-manager' }],
@@ -60,36 +50,20 @@ export function startPeriodic(c: SimContext, startUs: number): void {
   ];
   for (const [actor, ref] of leaders) {
     // client-go leader election: retryPeriod 2 s, the holder updates its lease on every retry.
-    engine.every(startUs + prng.int(2 * SECOND), 2 * SECOND, 0.01, () => {
-      c.nextRv();
-      engine.emit({
-        actor,
-        verb: 'update',
-        uri: `${refPath(ref)}?timeout=5s`,
-        ref,
-        latencyUs: latency.write(c),
-      });
-      return undefined;
-    });
+    periodic(2 * SECOND, 0.01, () => write(actor, 'update', ref, '?timeout=5s'));
   }
-  engine.every(startUs + prng.int(30 * SECOND), 30 * SECOND, 0, () => {
-    engine.emit({
-      actor: cluster.prometheus,
-      verb: 'get',
-      uri: '/metrics',
-      latencyUs: c.prng.logNormal(40_000, 0.3),
-    });
-    return undefined;
-  });
-  engine.every(startUs + prng.int(10 * SECOND), 10 * SECOND, 0, () => {
-    engine.emit({
-      actor: cluster.healthProbe,
-      verb: 'get',
-      uri: '/readyz',
-      latencyUs: c.prng.logNormal(400, 0.3),
-    });
-    return undefined;
-  });
+  periodic(30 * SECOND, 0, () => ({
+    actor: cluster.prometheus,
+    verb: 'get',
+    uri: '/metrics',
+    latencyUs: prng.logNormal(40_000, 0.3),
+  }));
+  periodic(10 * SECOND, 0, () => ({
+    actor: cluster.healthProbe,
+    verb: 'get',
+    uri: '/readyz',
+    latencyUs: prng.logNormal(400, 0.3),
+  }));
 }
 
 interface WatchTarget {
