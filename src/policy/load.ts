@@ -134,6 +134,30 @@ class Decoder {
     return out;
   }
 
+  string(v: unknown, path: string): string | undefined {
+    if (v === undefined || v === null) return undefined;
+    if (typeof v === 'string') return v;
+    this.typeError(path, 'a string', v);
+    return undefined;
+  }
+
+  /** A map whose fields outside `known` are warned about; undefined when absent or not a map (reported). */
+  map(
+    v: unknown,
+    path: string,
+    want: string,
+    known: ReadonlySet<string>,
+    hint: (k: string) => string | undefined,
+  ): Record<string, unknown> | undefined {
+    if (v === undefined || v === null) return undefined;
+    if (!isRecord(v)) {
+      this.typeError(path, want, v);
+      return undefined;
+    }
+    this.unknownFields(v, known, path, hint);
+    return v;
+  }
+
   bool(v: unknown, path: string): boolean | undefined {
     if (v === undefined || v === null) return undefined;
     if (typeof v === 'boolean') return v;
@@ -147,23 +171,17 @@ class Decoder {
       this.typeError(path, 'a list of {group, resources, resourceNames}', v);
       return undefined;
     }
-    return v.map((x: unknown, j) => {
+    return v.map((entry: unknown, j) => {
       const at = `${path}[${j}]`;
       const gr: GroupResources = {};
-      if (x === null || x === undefined) return gr;
-      if (!isRecord(x)) {
-        this.typeError(at, 'a map', x);
-        return gr;
-      }
-      this.unknownFields(x, RESOURCE_FIELDS, at, (k) =>
+      const x = this.map(entry, at, 'a map', RESOURCE_FIELDS, (k) =>
         RULE_FIELDS.has(k)
           ? `"${k}" belongs to the rule, not to a resources entry; as written the rule is not restricted by it — move it up one level`
           : undefined,
       );
-      if (x.group !== undefined && x.group !== null) {
-        if (typeof x.group === 'string') gr.group = x.group;
-        else this.typeError(`${at}.group`, 'a string', x.group);
-      }
+      if (!x) return gr;
+      const group = this.string(x.group, `${at}.group`);
+      if (group !== undefined) gr.group = group;
       const resources = this.strings(x.resources, `${at}.resources`);
       if (resources) gr.resources = resources;
       const names = this.strings(x.resourceNames, `${at}.resourceNames`);
@@ -172,22 +190,16 @@ class Decoder {
     });
   }
 
-  rule(x: unknown, at: string): PolicyRule {
+  rule(v: unknown, at: string): PolicyRule {
     const rule: PolicyRule = { level: '' };
-    if (x === null || x === undefined) return rule;
-    if (!isRecord(x)) {
-      this.typeError(at, 'a rule (a map)', x);
-      return rule;
-    }
-    this.unknownFields(x, RULE_FIELDS, at, (k) =>
+    const x = this.map(v, at, 'a rule (a map)', RULE_FIELDS, (k) =>
       RESOURCE_FIELDS.has(k)
         ? `"${k}" belongs inside a resources entry: resources: [{${k}: ...}]`
         : undefined,
     );
-    if (x.level !== undefined && x.level !== null) {
-      if (typeof x.level === 'string') rule.level = x.level;
-      else this.typeError(`${at}.level`, 'a string', x.level);
-    }
+    if (!x) return rule;
+    const level = this.string(x.level, `${at}.level`);
+    if (level !== undefined) rule.level = level;
     for (const key of [
       'users',
       'userGroups',
