@@ -8,6 +8,7 @@ import { lintPolicyText } from './lint-file.js';
 import { loadPolicyText } from './load.js';
 import { attributesFromRecord } from './request-attributes.js';
 import { tunePreset } from './tune.js';
+import type { RequestAttributes } from './types.js';
 
 const lintCodes = (name: string) =>
   lintPolicyText(renderPolicyYaml(getPreset(name)))[0]?.diagnostics.map((d) => `${d.code} ${d.path}`) ?? [
@@ -53,30 +54,21 @@ describe('presets', () => {
   it('seed keeps what the page shows, including pods subresources falling to Metadata', () => {
     expect(lintCodes('seed')).toEqual(['KAUDIT_LINT_PODS_SUBRESOURCES rules[3].resources[0].resources']);
     const policy = presetToPolicy(getPreset('seed'));
-    const attrs = (verb: string) =>
-      attributesFromRecord({
-        user: { username: 'alice', groups: [] },
-        verb,
-        namespace: 'default',
-        resource: 'pods',
-        name: 'p',
-      });
+    const attrs = (verb: string) => byAlice({ verb, namespace: 'default', resource: 'pods', name: 'p' });
     expect(evaluatePolicy(policy, attrs('create')).rule).toBe(3);
     expect(evaluatePolicy(policy, attrs('list')).rule).toBe(4);
   });
 
   it('recommended keeps secret bodies out and write bodies in', () => {
     const policy = presetToPolicy(getPreset('recommended'));
-    const secretUpdate = attributesFromRecord({
-      user: { username: 'alice', groups: [] },
+    const secretUpdate = byAlice({
       verb: 'update',
       namespace: 'a',
       resource: 'secrets',
       name: 's',
     });
     expect(evaluatePolicy(policy, secretUpdate).level).toBe('Metadata');
-    const deploymentPatch = attributesFromRecord({
-      user: { username: 'alice', groups: [] },
+    const deploymentPatch = byAlice({
       verb: 'patch',
       namespace: 'a',
       apiGroup: 'apps',
@@ -89,6 +81,11 @@ describe('presets', () => {
     });
   });
 });
+
+/** A request by a user with no groups, so only resource rules decide. */
+function byAlice(request: Record<string, unknown>): RequestAttributes {
+  return attributesFromRecord({ user: { username: 'alice', groups: [] }, ...request });
+}
 
 function event(
   i: number,
