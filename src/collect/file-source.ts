@@ -9,7 +9,7 @@ import {
   type FileCheckpoint,
   fingerprintOf,
 } from './checkpoint-registry.js';
-import { FileCandidates } from './file-candidates.js';
+import { type Candidate, FileCandidates } from './file-candidates.js';
 import type { Logger } from './logger.js';
 import type { DeadLetterEntry, PipelineItem, Preparer } from './pipeline.js';
 
@@ -147,6 +147,15 @@ function headMatches(head: Buffer, cp: FileCheckpoint): boolean {
  * the same content until its end. Offsets move to the checkpoint only when the store acknowledged
  * every event before them.
  */
+/** A candidate file as a scan found it. */
+interface Found {
+  c: Candidate;
+  dev: number;
+  ino: number;
+  size: number;
+  mtimeMs: number;
+}
+
 export class FileSource {
   private readonly candidates: FileCandidates;
   private readonly tracked = new Map<string, Tracked>();
@@ -298,7 +307,7 @@ export class FileSource {
     const list = await this.candidates.list();
     this.filesMatching = list.length;
     const seen = new Set<string>();
-    const found: { c: (typeof list)[number]; dev: number; ino: number; size: number; mtimeMs: number }[] = [];
+    const found: Found[] = [];
     for (const c of list) {
       try {
         const st = await stat(c.path);
@@ -340,32 +349,21 @@ export class FileSource {
       if (this.tracked.has(key)) continue;
       const doneKey = `${key}:${f.size}:${f.mtimeMs}`;
       if (this.done.has(doneKey)) continue;
-      if (f.c.gz)
-        await this.discoverGz(f.c.path, f.dev, f.ino, f.size, f.mtimeMs, f.c.rotated, firstRun, doneKey);
-      else
-        await this.discoverPlain(f.c.path, f.dev, f.ino, f.size, f.mtimeMs, f.c.rotated, firstRun, doneKey);
+      if (f.c.gz) await this.discoverGz(f, firstRun, doneKey);
+      else await this.discoverPlain(f, firstRun, doneKey);
     }
     registry.markInitialised(name);
     registry.prune(name, seen);
   }
 
-  private newTracked(
-    path: string,
-    dev: number,
-    ino: number,
-    size: number,
-    mtimeMs: number,
-    rotated: boolean,
-    gz: boolean,
-    cp: FileCheckpoint,
-    fh: FileHandle | undefined,
-  ): Tracked {
-    return {
-      path,
-      dev,
-      ino,
-      gz,
-      rotated,
+  /** Starts reading `f` from `cp.offset`; `size` is the file's size as last seen. */
+  private track(f: Found, size: number, cp: FileCheckpoint, fh: FileHandle | undefined): Tracked {
+    const t: Tracked = {
+      path: f.c.path,
+      dev: f.dev,
+      ino: f.ino,
+      gz: f.c.gz,
+      rotated: f.c.rotated,
       gone: false,
       fh,
       cp,
@@ -376,25 +374,35 @@ export class FileSource {
       pendingBytes: 0,
       skipping: false,
       size,
-      mtimeMs,
+      mtimeMs: f.mtimeMs,
       lastChangeAt: Date.now(),
       inFlight: 0,
       samples: size > cp.offset ? [{ at: Date.now(), size }] : [],
       finished: false,
     };
+    this.tracked.set(keyOf(f.dev, f.ino), t);
+    return t;
   }
 
-  private async discoverPlain(
-    path: string,
-    dev: number,
-    ino: number,
-    _size: number,
-    mtimeMs: number,
-    rotated: boolean,
-    firstRun: boolean,
-    doneKey: string,
-  ): Promise<void> {
+  private newCheckpoint(f: Found, head: Buffer, offset: number, complete: boolean): FileCheckpoint {
+    const cp: FileCheckpoint = {
+      path: f.c.path,
+      dev: f.dev,
+      ino: f.ino,
+      fingerprint: fingerprintOf(head),
+      fingerprintBytes: head.length,
+      offset,
+      complete,
+      updatedAt: new Date().toISOString(),
+    };
+    this.opts.registry.upsert(this.name, cp);
+    return cp;
+  }
+
+  private async discoverPlain(f: Found, firstRun: boolean, doneKey: string): Promise<void> {
     const { registry, config } = this.opts;
+    const { path } = f.c;
+    const { dev, ino } = f;
     let fh: FileHandle;
     try {
       fh = await open(path, 'r');
@@ -430,17 +438,7 @@ export class FileSource {
           skipping = last[0] !== 0x0a;
         }
       }
-      cp = {
-        path,
-        dev,
-        ino,
-        fingerprint: fingerprintOf(head),
-        fingerprintBytes: head.length,
-        offset,
-        complete: false,
-        updatedAt: new Date().toISOString(),
-      };
-      registry.upsert(this.name, cp);
+      cp = this.newCheckpoint(f, head, offset, false);
       this.opts.log.info('tailing new file', { source: this.name, path, offset });
     } else {
       cp.path = path;
@@ -459,24 +457,15 @@ export class FileSource {
       registry.markDirty();
       this.opts.log.info('resuming file', { source: this.name, path, offset: cp.offset });
     }
-    const t = this.newTracked(path, dev, ino, st.size, mtimeMs, rotated, false, cp, fh);
-    t.skipping = skipping;
-    this.tracked.set(keyOf(dev, ino), t);
+    this.track(f, st.size, cp, fh).skipping = skipping;
   }
 
-  private async discoverGz(
-    path: string,
-    dev: number,
-    ino: number,
-    size: number,
-    mtimeMs: number,
-    rotated: boolean,
-    firstRun: boolean,
-    doneKey: string,
-  ): Promise<void> {
+  private async discoverGz(f: Found, firstRun: boolean, doneKey: string): Promise<void> {
     // lumberjack writes the .gz next to the backup, then deletes the backup; a young one may be partial.
-    if (Date.now() - mtimeMs < 1000) return;
+    if (Date.now() - f.mtimeMs < 1000) return;
     const { registry, config } = this.opts;
+    const { path } = f.c;
+    const { dev, ino } = f;
     let head: Buffer;
     try {
       head = await readGzHead(path);
@@ -505,17 +494,7 @@ export class FileSource {
       return;
     }
     if (cp === undefined) {
-      cp = {
-        path,
-        dev,
-        ino,
-        fingerprint: fingerprintOf(head),
-        fingerprintBytes: head.length,
-        offset: 0,
-        complete: firstRun && config.startPosition === 'end',
-        updatedAt: new Date().toISOString(),
-      };
-      registry.upsert(this.name, cp);
+      cp = this.newCheckpoint(f, head, 0, firstRun && config.startPosition === 'end');
       if (cp.complete) {
         this.done.add(doneKey);
         return;
@@ -525,8 +504,7 @@ export class FileSource {
       registry.rekey(this.name, cp, dev, ino, path);
     }
     this.opts.log.info('reading compressed file', { source: this.name, path, offset: cp.offset });
-    const t = this.newTracked(path, dev, ino, size, mtimeMs, rotated, true, cp, undefined);
-    this.tracked.set(keyOf(dev, ino), t);
+    this.track(f, f.size, cp, undefined);
   }
 
   /** A live file whose first bytes changed, or that got shorter, was truncated (copytruncate). */
@@ -536,13 +514,18 @@ export class FileSource {
     const head = await readHead(t.fh);
     if (st.size >= t.readOffset && headMatches(head, t.cp)) {
       if (t.cp.fingerprintBytes < FINGERPRINT_BYTES && head.length > t.cp.fingerprintBytes) {
-        t.cp.fingerprint = fingerprintOf(head);
-        t.cp.fingerprintBytes = head.length;
-        this.opts.registry.markDirty();
+        this.extendFingerprint(t, head);
       }
       return;
     }
     this.truncated(t, head);
+  }
+
+  /** The file grew past a short fingerprint with the same first bytes: fingerprint the longer head. */
+  private extendFingerprint(t: Tracked, head: Buffer): void {
+    t.cp.fingerprint = fingerprintOf(head);
+    t.cp.fingerprintBytes = head.length;
+    this.opts.registry.markDirty();
   }
 
   private truncated(t: Tracked, head: Buffer): void {
@@ -578,11 +561,8 @@ export class FileSource {
       // Found short (often empty, just created): complete the fingerprint before any offset past it
       // is checkpointed, or a later file reusing this inode would be taken for this one.
       const head = await readHead(fh);
-      if (headMatches(head, t.cp)) {
-        t.cp.fingerprint = fingerprintOf(head);
-        t.cp.fingerprintBytes = head.length;
-        this.opts.registry.markDirty();
-      } else this.truncated(t, head);
+      if (headMatches(head, t.cp)) this.extendFingerprint(t, head);
+      else this.truncated(t, head);
     }
     this.noteSize(t, st.size, st.mtimeMs);
     let progressed = false;
