@@ -107,6 +107,20 @@ async function waitFor(what: string, cond: () => boolean, timeoutMs = 10_000): P
   }
 }
 
+async function storedRows(store: MemoryStore, n: number): Promise<void> {
+  await waitFor(`${n} rows`, () => store.rows.size === n);
+}
+
+/** The checkpoint file as the agent last committed it. */
+function checkpoints() {
+  return JSON.parse(readFileSync(join(dir, 'run', 'checkpoints.json'), 'utf8'));
+}
+
+/** The name lumberjack gives audit.log when it rotates the file at `iso`. */
+function rotatedName(iso: string): string {
+  return backupName('audit.log', new Date(iso));
+}
+
 function logs(...parts: string[]): string {
   return join(dir, 'logs', ...parts);
 }
@@ -130,11 +144,11 @@ describe('FileSource', () => {
     const store = new MemoryStore();
     writeFileSync(logs('audit.log'), auditLines('a', 0, 500));
     const h = harness(store);
-    await waitFor('500 rows', () => store.rows.size === 500);
+    await storedRows(store, 500);
     appendFileSync(logs('audit.log'), auditLines('a', 500, 800));
-    await waitFor('800 rows', () => store.rows.size === 800);
+    await storedRows(store, 800);
     await h.stop();
-    const cp = JSON.parse(readFileSync(join(dir, 'run', 'checkpoints.json'), 'utf8'));
+    const cp = checkpoints();
     expect(cp.sources.audit.files[0].offset).toBe(readFileSync(logs('audit.log')).length);
     expect(h.source.status().events).toBe(800);
   });
@@ -146,10 +160,10 @@ describe('FileSource', () => {
     await waitFor('tracked', () => h.source.status().filesTailed === 1);
     const { ino } = statSync(logs('audit.log'));
     appendFileSync(logs('audit.log'), auditLines('f', 0, 100));
-    renameSync(logs('audit.log'), logs(backupName('audit.log', new Date('2026-11-26T10:00:00Z'))));
-    await waitFor('100 rows', () => store.rows.size === 100);
+    renameSync(logs('audit.log'), logs(rotatedName('2026-11-26T10:00:00Z')));
+    await storedRows(store, 100);
     await h.stop();
-    const cp = JSON.parse(readFileSync(join(dir, 'run', 'checkpoints.json'), 'utf8'));
+    const cp = checkpoints();
     const entry = cp.sources.audit.files.find((f: { ino: number }) => f.ino === ino);
     // A short fingerprint would match any later file given the same inode, and skip it.
     expect(entry.fingerprintBytes).toBe(1024);
@@ -161,16 +175,16 @@ describe('FileSource', () => {
     const partial = auditLine('p-10');
     writeFileSync(logs('audit.log'), full + partial.slice(0, 100));
     const h = harness(store);
-    await waitFor('10 rows', () => store.rows.size === 10);
+    await storedRows(store, 10);
     await new Promise((r) => setTimeout(r, 300));
     expect(store.rows.size).toBe(10);
     await h.stop();
     // The checkpoint stops before the partial line, so a restart reads it again once complete.
-    const cp = JSON.parse(readFileSync(join(dir, 'run', 'checkpoints.json'), 'utf8'));
+    const cp = checkpoints();
     expect(cp.sources.audit.files[0].offset).toBe(Buffer.byteLength(full));
     appendFileSync(logs('audit.log'), partial.slice(100));
     const h2 = harness(store);
-    await waitFor('11 rows', () => store.rows.size === 11);
+    await storedRows(store, 11);
     expect(h2.source.status().malformed).toBe(0);
     await h2.stop();
   });
@@ -179,13 +193,13 @@ describe('FileSource', () => {
     const store = new MemoryStore();
     writeFileSync(logs('audit.log'), auditLines('r', 0, 100));
     const h = harness(store);
-    await waitFor('100 rows', () => store.rows.size === 100);
-    const backup = logs(backupName('audit.log', new Date('2026-11-26T10:00:00Z')));
+    await storedRows(store, 100);
+    const backup = logs(rotatedName('2026-11-26T10:00:00Z'));
     renameSync(logs('audit.log'), backup);
     // Written to the old file after the rename, before the reader noticed: still read.
     appendFileSync(backup, auditLines('r', 100, 150));
     writeFileSync(logs('audit.log'), auditLines('r', 150, 300));
-    await waitFor('300 rows', () => store.rows.size === 300);
+    await storedRows(store, 300);
     await waitFor('backup let go', () => h.source.status().filesTailed === 1);
     expect(ids(store)).toEqual(expectedIds('r', 0, 300).sort());
     expect(h.source.status().rotations).toBe(1);
@@ -196,18 +210,18 @@ describe('FileSource', () => {
     const store = new MemoryStore();
     writeFileSync(logs('audit.log'), auditLines('d', 0, 100));
     const h = harness(store);
-    await waitFor('100 rows', () => store.rows.size === 100);
+    await storedRows(store, 100);
     await h.stop();
 
     // While stopped: the tailed file grows and is rotated three times; the oldest backup is gzipped.
     appendFileSync(logs('audit.log'), auditLines('d', 100, 200));
-    const b1 = logs(backupName('audit.log', new Date('2026-11-26T10:00:00Z')));
+    const b1 = logs(rotatedName('2026-11-26T10:00:00Z'));
     renameSync(logs('audit.log'), b1);
     writeFileSync(logs('audit.log'), auditLines('d', 200, 300));
-    const b2 = logs(backupName('audit.log', new Date('2026-11-26T10:05:00Z')));
+    const b2 = logs(rotatedName('2026-11-26T10:05:00Z'));
     renameSync(logs('audit.log'), b2);
     writeFileSync(logs('audit.log'), auditLines('d', 300, 400));
-    const b3 = logs(backupName('audit.log', new Date('2026-11-26T10:10:00Z')));
+    const b3 = logs(rotatedName('2026-11-26T10:10:00Z'));
     renameSync(logs('audit.log'), b3);
     writeFileSync(logs('audit.log'), auditLines('d', 400, 450));
     writeFileSync(`${b1}.gz`, gzipSync(readFileSync(b1)));
@@ -216,7 +230,7 @@ describe('FileSource', () => {
     rmSync(b1);
 
     const h2 = harness(store);
-    await waitFor('450 rows', () => store.rows.size === 450);
+    await storedRows(store, 450);
     expect(ids(store)).toEqual(expectedIds('d', 0, 450).sort());
     // Oldest first: the store saw them in the order kube-apiserver wrote them.
     const order = [...store.rows.keys()].map((k) => k.split('/')[0]);
@@ -231,12 +245,12 @@ describe('FileSource', () => {
     const store = new MemoryStore();
     writeFileSync(logs('audit.log'), auditLines('t', 0, 200));
     const h = harness(store);
-    await waitFor('200 rows', () => store.rows.size === 200);
+    await storedRows(store, 200);
     writeFileSync(logs('audit.log.1'), readFileSync(logs('audit.log')));
     truncateSync(logs('audit.log'), 0);
     await new Promise((r) => setTimeout(r, 200));
     appendFileSync(logs('audit.log'), auditLines('t', 200, 250));
-    await waitFor('250 rows', () => store.rows.size === 250);
+    await storedRows(store, 250);
     expect(h.source.status().truncations).toBe(1);
     await h.stop();
   });
@@ -253,7 +267,7 @@ describe('FileSource', () => {
     ];
     writeFileSync(logs('audit.log'), lines.join(''));
     const h = harness(store, { maxLineBytes: 8 * 1024 * 1024 });
-    await waitFor('3 rows', () => store.rows.size === 3);
+    await storedRows(store, 3);
     await waitFor('dead letters', () => h.letters.length === 2);
     const whole = store.rows.get('big-0/ResponseComplete') ?? '';
     expect(whole.length).toBeGreaterThan(2 * 1024 * 1024);
@@ -266,7 +280,7 @@ describe('FileSource', () => {
     expect(s).toMatchObject({ truncated: 1, dropped: 1, malformed: 1 });
     expect(h.letters.map((l) => l.reason).join('\n')).toMatch(/max_line_bytes[\s\S]*not JSON/);
     await h.stop();
-    const cp = JSON.parse(readFileSync(join(dir, 'run', 'checkpoints.json'), 'utf8'));
+    const cp = checkpoints();
     expect(cp.sources.audit.files[0].offset).toBe(Buffer.byteLength(lines.join('')));
   });
 
@@ -277,7 +291,7 @@ describe('FileSource', () => {
     await waitFor('scan', () => h.source.status().filesTailed === 1);
     await new Promise((r) => setTimeout(r, 200));
     appendFileSync(logs('audit.log'), auditLine('e-100').slice(50) + auditLines('e', 101, 110));
-    await waitFor('9 rows', () => store.rows.size === 9);
+    await storedRows(store, 9);
     expect(ids(store)).toEqual(expectedIds('e', 101, 110).sort());
     expect(h.source.status().malformed).toBe(0);
     await h.stop();
@@ -288,7 +302,7 @@ describe('FileSource', () => {
     mkdirSync(logs('a'), { recursive: true });
     writeFileSync(logs('a', 'audit.log'), auditLines('g', 0, 10));
     const h = harness(store, { path: join(dir, 'logs', '*', 'audit.log') });
-    await waitFor('10 rows', () => store.rows.size === 10);
+    await storedRows(store, 10);
     mkdirSync(logs('b'));
     const t0 = Date.now();
     writeFileSync(logs('b', 'audit.log'), auditLines('g', 10, 20));
