@@ -444,6 +444,7 @@ function loadConfigMap(
   }
   const dataNode = root.get('data', true);
   const out: LoadedPolicy[] = [];
+  let lines: string[] | undefined;
   for (const [key, v] of Object.entries(data)) {
     if (typeof v !== 'string' || !isMap(dataNode)) continue;
     const node = dataNode.get(key, true);
@@ -451,14 +452,11 @@ function loadConfigMap(
     if (isScalar(node) && node.range && (node.type === 'BLOCK_LITERAL' || node.type === 'BLOCK_FOLDED')) {
       // Lines of a block scalar map one to one onto the file, shifted by the header line and the indent.
       const header = lineCounter.linePos(node.range[0]).line;
-      const firstLine =
-        text
-          .split('\n')
-          .slice(header)
-          .find((l) => l.trim() !== '') ?? '';
+      lines ??= text.split('\n');
+      const firstLine = lines.slice(header).find((l) => l.trim() !== '') ?? '';
       const indent = firstLine.length - firstLine.trimStart().length;
       shift = (p) => ({ line: p.line + header, column: p.column + indent });
-    } else if (node && isScalar(node) && node.range) {
+    } else if (isScalar(node) && node.range) {
       const at = lineCounter.linePos(node.range[0]);
       shift = () => ({ line: at.line, column: at.col });
     }
