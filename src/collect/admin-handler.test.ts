@@ -92,6 +92,24 @@ describe('AdminHandler', () => {
     expect(text).toContain('kaudit_pipeline_latency_peak_seconds 0.03');
   });
 
+  it('keeps each metric family together when there are several sources', async () => {
+    const status = fakeStatus();
+    const first = status.logs[0];
+    if (first === undefined) throw new Error('fixture has no source');
+    status.logs.push({ ...first, name: 'second', events: 3 });
+    const h = new AdminHandler({ status: async () => status }, new MemoryStore());
+    const lines = (await (await h.fetch(new Request('http://x/metrics'))).text()).trimEnd().split('\n');
+    const names = lines.filter((l) => !l.startsWith('#')).map((l) => l.replace(/[{ ].*$/, ''));
+    // A family that reappears after another one began is split, which the text format forbids.
+    const seen = new Set<string>();
+    names.forEach((n, i) => {
+      if (i > 0 && names[i - 1] !== n) expect(seen.has(n)).toBe(false);
+      seen.add(n);
+    });
+    expect(lines.filter((l) => l === '# TYPE kaudit_source_events_total counter')).toHaveLength(1);
+    expect(names.filter((n) => n === 'kaudit_source_events_total')).toHaveLength(2);
+  });
+
   it('answers /healthz 200 when all is OK and 503 naming the failing part', async () => {
     const ok = new AdminHandler({ status: async () => fakeStatus() }, new MemoryStore());
     expect((await ok.fetch(new Request('http://x/healthz'))).status).toBe(200);

@@ -11,20 +11,24 @@ function labelText(labels: Labels): string {
   return parts.length === 0 ? '' : `{${parts.join(',')}}`;
 }
 
+/**
+ * Collects samples by metric family: the text format wants every sample of a family together,
+ * under one HELP and TYPE, however the callers interleave sources.
+ */
 class MetricsWriter {
-  private readonly out: string[] = [];
-  private readonly declared = new Set<string>();
+  private readonly families = new Map<string, string[]>();
 
   add(name: string, type: 'counter' | 'gauge', help: string, value: number, labels: Labels = {}): void {
-    if (!this.declared.has(name)) {
-      this.declared.add(name);
-      this.out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    let lines = this.families.get(name);
+    if (lines === undefined) {
+      lines = [`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`];
+      this.families.set(name, lines);
     }
-    this.out.push(`${name}${labelText(labels)} ${Number.isFinite(value) ? value : 0}`);
+    lines.push(`${name}${labelText(labels)} ${Number.isFinite(value) ? value : 0}`);
   }
 
   text(): string {
-    return `${this.out.join('\n')}\n`;
+    return `${[...this.families.values()].flat().join('\n')}\n`;
   }
 }
 
