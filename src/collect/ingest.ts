@@ -6,6 +6,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
+import { setImmediate } from 'node:timers/promises';
 import { UserError } from '../model/errors.js';
 import { frameInput } from '../model/frame.js';
 import {
@@ -43,6 +44,8 @@ export interface IngestOptions {
   batchEvents?: number;
   /** ...and this many bytes. */
   batchBytes?: number;
+  /** Batches handed to the store and not yet stored; default 3 (two importing, one staging). */
+  batchesInFlight?: number;
   onProgress?: (p: IngestProgress) => void;
 }
 
@@ -63,6 +66,7 @@ export interface IngestSummary {
 // smaller ones, which leave partial row groups to merge at every checkpoint.
 const DEFAULT_BATCH_EVENTS = 122_880;
 const DEFAULT_BATCH_BYTES = 256 << 20;
+const DEFAULT_BATCHES_IN_FLIGHT = 3;
 
 /** Expands directories (recursively, sorted by name) into the files to read. */
 export async function expandInputs(
@@ -114,7 +118,8 @@ export async function ingest(inputs: readonly IngestInput[], opts: IngestOptions
   const bytesTotal = files.some((f) => f.size === null) ? null : files.reduce((a, f) => a + (f.size ?? 0), 0);
   const s = { events: 0, stored: 0, duplicates: 0, truncated: 0, malformed: 0 };
   let bytesDone = 0;
-  let inFlight: Promise<void> = Promise.resolve();
+  const maxInFlight = Math.max(1, opts.batchesInFlight ?? DEFAULT_BATCHES_IN_FLIGHT);
+  const inFlight: Promise<void>[] = [];
   let failure: unknown = null;
   let pending = newPending();
 
@@ -138,16 +143,17 @@ export async function ingest(inputs: readonly IngestInput[], opts: IngestOptions
     if (pending.events.length === 0) return;
     const { events, sources, offsets } = pending;
     pending = newPending();
-    // Hand the batch over before waiting for the one in flight: the store stages it meanwhile.
-    const next = opts.store.write({ events, cluster: opts.cluster }).then(
-      (r) => settle({ sources, offsets }, r),
-      (err: unknown) => {
-        failure = err;
-      },
+    // Hand the batch over before waiting for the oldest in flight: the store stages it meanwhile.
+    inFlight.push(
+      opts.store.write({ events, cluster: opts.cluster }).then(
+        (r) => settle({ sources, offsets }, r),
+        (err: unknown) => {
+          failure ??= err;
+        },
+      ),
     );
-    await inFlight;
+    if (inFlight.length >= maxInFlight) await inFlight.shift();
     if (failure) throw failure;
-    inFlight = next;
   };
 
   for (const file of files) {
@@ -191,6 +197,8 @@ export async function ingest(inputs: readonly IngestInput[], opts: IngestOptions
         }
         if (pending.bytes >= batchBytes || pending.events.length >= batchEvents) await flush();
       }
+      // Let the store's completions run: reads of a cached file may never leave the event loop idle.
+      await setImmediate();
       opts.onProgress?.({
         bytesRead: bytesDone,
         bytesTotal,
@@ -201,7 +209,7 @@ export async function ingest(inputs: readonly IngestInput[], opts: IngestOptions
     }
   }
   await flush();
-  await inFlight;
+  await Promise.all(inFlight);
   if (failure) throw failure;
   await opts.deadLetter.sync();
   const seconds = (performance.now() - started) / 1000;

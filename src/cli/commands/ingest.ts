@@ -55,7 +55,13 @@ Examples:
         flags.retentionDays === undefined
           ? undefined
           : parsePositiveNumberFlag('--retention-days', flags.retentionDays);
-      const store = await openStore({ dataDir, ...(retentionDays === undefined ? {} : { retentionDays }) });
+      // One thread per import: two writers then keep both cores busy, each filling whole row groups.
+      const store = await openStore({
+        dataDir,
+        threads: 1,
+        memoryLimit: process.env.KAUDIT_ML ?? '512MB',
+        ...(retentionDays === undefined ? {} : { retentionDays }),
+      });
       const deadLetter = new DeadLetter(dataDir);
       const bar = new ProgressBar();
       try {

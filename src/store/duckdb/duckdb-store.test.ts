@@ -41,6 +41,39 @@ describe('DuckDBStore.write', () => {
     expect((await store.stats()).rows).toBe(4);
   });
 
+  it('stores an event once when two writes importing at the same time both carry it', async () => {
+    const events = prepared(fixture('watch-long-running.jsonl'));
+    const [a, b] = await Promise.all([
+      store.write({ events, cluster: 'c1' }),
+      store.write({ events: [...events].reverse(), cluster: 'c1' }),
+    ]);
+    expect(a.stored + b.stored).toBe(4);
+    expect(a.duplicates + b.duplicates).toBe(4);
+    expect((await store.stats()).rows).toBe(4);
+  });
+
+  it('finds in the table what an earlier process stored', async () => {
+    const events = prepared(fixture('watch-long-running.jsonl'));
+    await store.write({ events, cluster: 'c1' });
+    await store.close();
+    store = await DuckDBStore.open({ dataDir: dir });
+    expect(await store.write({ events, cluster: 'c1' })).toEqual({ stored: 0, duplicates: 4, rejected: [] });
+    expect((await store.stats()).rows).toBe(4);
+  });
+
+  it('stores a valid event whose key an earlier, rejected event had used', async () => {
+    const [good] = prepared(fixture('watch-long-running.jsonl'));
+    if (!good) throw new Error('fixture empty');
+    const bad = Buffer.from(good.toString().replace(/"verb":"[a-z]+",/, ''));
+    const r1 = await store.write({ events: [bad], cluster: 'c1' });
+    expect(r1.rejected.map((r) => r.reason)).toEqual(['not an audit Event: missing field verb']);
+    expect(await store.write({ events: [good], cluster: 'c1' })).toEqual({
+      stored: 1,
+      duplicates: 0,
+      rejected: [],
+    });
+  });
+
   it('returns the index and reason of events it cannot store, and stores the rest', async () => {
     const [good] = prepared(fixture('watch-long-running.jsonl'));
     if (!good) throw new Error('fixture empty');

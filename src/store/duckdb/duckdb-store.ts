@@ -1,5 +1,14 @@
-import { accessSync, constants, mkdirSync } from 'node:fs';
-import { open, rm, stat } from 'node:fs/promises';
+import {
+  accessSync,
+  closeSync,
+  constants,
+  mkdirSync,
+  openSync,
+  rmSync,
+  statfsSync,
+  writevSync,
+} from 'node:fs';
+import { rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   type DuckDBConnection,
@@ -20,6 +29,8 @@ import type {
   StoreStats,
   WriteResult,
 } from '../store.js';
+import { eventKey } from './event-key.js';
+import { KeyWindow, type WindowBatch } from './key-window.js';
 import { CREATE_MACROS, CREATE_TABLES, INSERT_LIST, SCHEMA_VERSION, stagingSelect } from './schema.js';
 import { buildSearchSql } from './search-sql.js';
 
@@ -30,12 +41,25 @@ export interface DuckDBStoreOptions {
   /** DuckDB worker threads; default: all cores. */
   threads?: number;
   memoryLimit?: string;
+  /**
+   * Imports that may run at once, each on its own connection; default 2. One import of a batch of
+   * row-group size compresses on one thread, so two writers keep two cores busy.
+   */
+  writers?: number;
+  /** (auditID, stage) keys kept in memory to de-duplicate without reading the table; default 1,048,576. */
+  dedupeWindow?: number;
 }
 
 const US = 0x1f;
+const CR = 0x0d;
 const NL = 0x0a;
-const NEWLINE = Buffer.from('\n');
 const WRITEV_MAX = 1023;
+// `<US>index<NL>` for each row index, made once: a Buffer per event per batch is measurable garbage.
+const ROW_SUFFIXES: Buffer[] = [];
+function rowSuffix(i: number): Buffer {
+  for (let k = ROW_SUFFIXES.length; k <= i; k++) ROW_SUFFIXES.push(Buffer.from(`\x1f${k}\n`));
+  return ROW_SUFFIXES[i] as Buffer;
+}
 const CHECKPOINT_THRESHOLD = '256MB';
 
 interface Staged {
@@ -47,9 +71,18 @@ interface Staged {
   early: RejectedEvent[];
   minTs: number;
   maxTs: number;
+  /** Some row may already be in the table: the import must anti-join. */
+  checkTable: boolean;
+  window: WindowBatch;
+  /** Batch index -> staged row (-1: not staged), for giving back the keys of rejected rows. */
+  rowOf: Int32Array;
 }
 
+const DEFAULT_WRITERS = 2;
+const DEFAULT_DEDUPE_WINDOW = 1 << 20;
+
 const SHM_DIR = '/dev/shm';
+const SHM_MIN_FREE_BYTES = 2 * 1024 ** 3;
 
 /**
  * Staging files go to a RAM-backed directory when the system has one: they are written once,
@@ -58,39 +91,13 @@ const SHM_DIR = '/dev/shm';
 function defaultStagingDir(dataDir: string): string {
   try {
     accessSync(SHM_DIR, constants.W_OK);
-    return SHM_DIR;
+    // A container's /dev/shm is often 64 MB; a few batches in flight need far more.
+    const fs = statfsSync(SHM_DIR);
+    return fs.bavail * fs.bsize >= SHM_MIN_FREE_BYTES ? SHM_DIR : dataDir;
   } catch {
     return dataDir;
   }
 }
-const AUDIT_ID = Buffer.from('"auditID":"');
-const STAGE = Buffer.from('"stage":"');
-const RECEIVED = Buffer.from('"requestReceivedTimestamp":"');
-
-function stringAfter(ev: Buffer, mark: Buffer): string | null {
-  const at = ev.indexOf(mark);
-  if (at < 0) return null;
-  const start = at + mark.length;
-  const end = ev.indexOf(0x22, start);
-  if (end < 0 || ev[end - 1] === 0x5c) return null;
-  return ev.toString('latin1', start, end);
-}
-
-/**
- * (auditID, stage) and the receive time found by byte search, for de-duplicating within a batch
- * and bounding the anti-join. kube-apiserver (and JSON.stringify of a normalised event) writes
- * these fields before any body, so the first match is the event's own. Null when not found: the
- * event is then left to the SQL checks.
- */
-function eventKey(ev: Buffer): { id: string; tsMs: number } | null {
-  const id = stringAfter(ev, AUDIT_ID);
-  const stage = stringAfter(ev, STAGE);
-  const ts = stringAfter(ev, RECEIVED);
-  if (id === null || stage === null || ts === null) return null;
-  const tsMs = Date.parse(ts);
-  return Number.isNaN(tsMs) ? null : { id: `${id}\u0000${stage}`, tsMs };
-}
-
 const INTEGER_TYPES = new Set([
   DuckDBTypeId.BIGINT,
   DuckDBTypeId.UBIGINT,
@@ -141,16 +148,21 @@ export class DuckDBStore implements Store {
   readonly capabilities: StoreCapabilities = { sql: true, concurrentProcesses: false, retention: true };
   readonly location: string;
   private stagingSeq = 0;
-  private writing: Promise<unknown> = Promise.resolve();
   private readonly stagingDir: string;
+  private readonly idleWriters: DuckDBConnection[];
+  private readonly writerWaiters: ((conn: DuckDBConnection) => void)[] = [];
+  private readonly imports = new Set<Promise<unknown>>();
 
   private constructor(
     private readonly instance: DuckDBInstance,
     private readonly conn: DuckDBConnection,
-    private readonly dataDir: string,
+    writers: DuckDBConnection[],
+    private readonly window: KeyWindow,
+    dataDir: string,
   ) {
     this.location = join(dataDir, DUCKDB_FILE);
     this.stagingDir = defaultStagingDir(dataDir);
+    this.idleWriters = writers;
   }
 
   static async open(opts: DuckDBStoreOptions): Promise<DuckDBStore> {
@@ -165,39 +177,92 @@ export class DuckDBStore implements Store {
     } catch (err) {
       throw openError(file, err);
     }
-    const conn = await instance.connect();
-    await conn.run("SET TimeZone = 'UTC'");
-    // The default (16 MB of WAL) checkpoints after nearly every batch, recompressing the last,
-    // partly filled row group each time; 256 MB lets row groups fill first. Commits stay durable
-    // in the WAL either way.
-    await conn.run(`SET checkpoint_threshold = '${CHECKPOINT_THRESHOLD}'`);
-    await conn.run(CREATE_TABLES);
-    await conn.run(CREATE_MACROS);
-    await conn.run(
-      `INSERT INTO kaudit_meta VALUES ('schema_version', '${SCHEMA_VERSION}') ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
-    );
-    return new DuckDBStore(instance, conn, opts.dataDir);
+    const writerCount = Math.max(1, opts.writers ?? DEFAULT_WRITERS);
+    let conn: DuckDBConnection | undefined;
+    const writers: DuckDBConnection[] = [];
+    try {
+      conn = await instance.connect();
+      await conn.run("SET TimeZone = 'UTC'");
+      // The default (16 MB of WAL) checkpoints after nearly every batch, recompressing the last,
+      // partly filled row group each time; 256 MB lets row groups fill first. Commits stay durable
+      // in the WAL either way.
+      await conn.run(`SET checkpoint_threshold = '${CHECKPOINT_THRESHOLD}'`);
+      await conn.run(CREATE_TABLES);
+      await conn.run(CREATE_MACROS);
+      await conn.run(
+        `INSERT INTO kaudit_meta VALUES ('schema_version', '${SCHEMA_VERSION}') ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+      );
+      for (let i = 0; i < writerCount; i++) {
+        const w = await instance.connect();
+        await w.run("SET TimeZone = 'UTC'");
+        await w.run(CREATE_MACROS);
+        writers.push(w);
+      }
+      const newest = await conn.runAndReadAll('SELECT epoch_us(max(ts)) FROM audit_events');
+      const us = newest.getRows()[0]?.[0];
+      const floorMs =
+        us === null || us === undefined ? Number.NEGATIVE_INFINITY : Math.ceil(Number(us) / 1000);
+      const window = new KeyWindow(opts.dedupeWindow ?? DEFAULT_DEDUPE_WINDOW, floorMs);
+      return new DuckDBStore(instance, conn, writers, window, opts.dataDir);
+    } catch (err) {
+      for (const c of [conn, ...writers]) c?.closeSync();
+      instance.closeSync();
+      throw err;
+    }
   }
 
   /**
-   * Staging starts at once, so the next batch's file is written while the previous one is being
-   * imported; imports run one at a time.
+   * Staging starts at once, so later batches are written to their files while earlier ones are
+   * imported; up to `writers` imports run at once, each on its own connection.
    */
   write(batch: EventBatch): Promise<WriteResult> {
-    const staged = this.stage(batch);
-    const run = this.writing.then(async () => {
-      const s = await staged;
-      try {
-        return await this.importStaging(s, batch.cluster);
-      } finally {
-        if (s.path !== null) await rm(s.path, { force: true });
+    // Only the cluster outlives staging: the events' memory goes back as soon as they are in the file.
+    const { cluster } = batch;
+    let staged: Staged;
+    try {
+      staged = this.stage(batch);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const run = (async () => {
+      const s = staged;
+      if (s.path === null) {
+        this.window.settle(s.window);
+        return { stored: 0, duplicates: s.batchDuplicates, rejected: s.early };
       }
-    });
-    this.writing = run.catch(() => undefined);
+      const conn = await this.takeWriter();
+      try {
+        const result = await this.importStaging(conn, s, s.path, cluster);
+        this.window.settle(s.window);
+        return result;
+      } catch (err) {
+        this.window.abandon(s.window);
+        throw err;
+      } finally {
+        this.releaseWriter(conn);
+        await rm(s.path, { force: true });
+      }
+    })();
+    const tracked = run.catch(() => undefined);
+    this.imports.add(tracked);
+    void tracked.then(() => this.imports.delete(tracked));
     return run;
   }
 
-  private async stage(batch: EventBatch): Promise<Staged> {
+  private takeWriter(): Promise<DuckDBConnection> {
+    const conn = this.idleWriters.pop();
+    if (conn !== undefined) return Promise.resolve(conn);
+    return new Promise((resolve) => this.writerWaiters.push(resolve));
+  }
+
+  private releaseWriter(conn: DuckDBConnection): void {
+    const next = this.writerWaiters.shift();
+    if (next !== undefined) next(conn);
+    else this.idleWriters.push(conn);
+  }
+
+  /** Writes the batch's new events to a staging file, claiming their keys in hand-over order. */
+  private stage(batch: EventBatch): Staged {
     const s: Staged = {
       path: null,
       staged: 0,
@@ -206,71 +271,90 @@ export class DuckDBStore implements Store {
       early: [],
       minTs: Number.POSITIVE_INFINITY,
       maxTs: Number.NEGATIVE_INFINITY,
+      checkTable: false,
+      window: this.window.begin(),
+      rowOf: new Int32Array(batch.events.length).fill(-1),
     };
     if (batch.events.length === 0) return s;
-    const seen = new Set<string>();
     const parts: Buffer[] = [];
     for (let i = 0; i < batch.events.length; i++) {
       const ev = batch.events[i] as Buffer;
-      // A raw unit separator or newline cannot occur in valid JSON; such a line is malformed anyway.
-      if (ev.indexOf(US) >= 0 || ev.indexOf(NL) >= 0) {
+      // The file's separators, raw, would split the row; kube-apiserver never writes them raw (a
+      // CR is legal JSON white space, but no serializer puts one inside a line).
+      if (ev.indexOf(US) >= 0 || ev.indexOf(NL) >= 0 || ev.indexOf(CR) >= 0) {
         s.early.push({ index: i, reason: 'not JSON: raw control character in the event', data: ev });
         continue;
       }
       const key = eventKey(ev);
       if (key !== null) {
-        if (seen.has(key.id)) {
+        if (this.window.has(key.id)) {
           s.batchDuplicates++;
           continue;
         }
-        seen.add(key.id);
         if (key.tsMs < s.minTs) s.minTs = key.tsMs;
         if (key.tsMs > s.maxTs) s.maxTs = key.tsMs;
       } else {
         s.minTs = Number.NaN;
       }
-      parts.push(Buffer.from(`${i}\x1f`), ev, NEWLINE);
+      s.rowOf[i] = s.staged;
+      if (!this.window.add(s.window, key?.id ?? null, key?.tsMs ?? 0)) s.checkTable = true;
+      parts.push(ev, rowSuffix(i));
       s.staged++;
       if (ev.length > s.longest) s.longest = ev.length;
     }
     if (s.staged === 0) return s;
     const path = join(this.stagingDir, `.staging-${process.pid}-${this.stagingSeq++}.tsv`);
-    const fh = await open(path, 'w');
-    s.path = path;
+    // Written synchronously: it is a memory copy on tmpfs, and async writes would wait for the
+    // event loop, which a busy producer (ingest's parse loop) keeps to itself.
     try {
-      for (let k = 0; k < parts.length; k += WRITEV_MAX) await fh.writev(parts.slice(k, k + WRITEV_MAX));
+      const fd = openSync(path, 'w');
+      try {
+        for (let k = 0; k < parts.length; k += WRITEV_MAX) writevSync(fd, parts.slice(k, k + WRITEV_MAX));
+      } finally {
+        closeSync(fd);
+      }
     } catch (err) {
-      await rm(path, { force: true });
+      this.window.abandon(s.window);
+      rmSync(path, { force: true });
       throw err;
-    } finally {
-      await fh.close();
     }
+    s.path = path;
     return s;
   }
 
-  private async importStaging(s: Staged, cluster: string): Promise<WriteResult> {
-    if (s.path === null) return { stored: 0, duplicates: s.batchDuplicates, rejected: s.early };
-    const select = stagingSelect(s.path, cluster, s.longest);
-    // Idempotence on (auditID, stage): every stage of a request shares requestReceivedTimestamp, so
-    // the anti-join only reads stored rows within the batch's time range (zone maps skip the rest).
-    const range = Number.isFinite(s.minTs)
-      ? ` AND t.ts BETWEEN TIMESTAMP '${tsLiteral(s.minTs - 1000)}' AND TIMESTAMP '${tsLiteral(s.maxTs + 1000)}'`
-      : '';
-    const inserted = await this.conn.run(`
+  private async importStaging(
+    conn: DuckDBConnection,
+    s: Staged,
+    path: string,
+    cluster: string,
+  ): Promise<WriteResult> {
+    const select = stagingSelect(path, cluster, s.longest);
+    // Idempotence on (auditID, stage). The key window has already dropped what this instance wrote;
+    // only rows that may predate it are looked up in the table. Every stage of a request shares
+    // requestReceivedTimestamp, so the anti-join reads stored rows within the batch's time range
+    // (zone maps skip the rest).
+    let antiJoin = '';
+    if (s.checkTable) {
+      const range = Number.isFinite(s.minTs)
+        ? ` AND t.ts BETWEEN TIMESTAMP '${tsLiteral(s.minTs - 1000)}' AND TIMESTAMP '${tsLiteral(s.maxTs + 1000)}'`
+        : '';
+      antiJoin = ` AND NOT EXISTS (SELECT 1 FROM audit_events t WHERE t.audit_id = s.audit_id AND t.stage = s.stage${range})`;
+    }
+    const inserted = await conn.run(`
       INSERT INTO audit_events
       SELECT ${INSERT_LIST}
       FROM (${select}) s
-      WHERE reject IS NULL
-        AND NOT EXISTS (SELECT 1 FROM audit_events t WHERE t.audit_id = s.audit_id AND t.stage = s.stage${range})`);
+      WHERE reject IS NULL${antiJoin}`);
     const stored = inserted.rowsChanged;
     const rejected = [...s.early];
     // Only when rows are missing is it worth a second pass to tell rejects from stored duplicates.
     if (stored < s.staged) {
-      const bad = await this.conn.runAndReadAll(
-        `SELECT i, reject, raw FROM (${select}) WHERE reject IS NOT NULL`,
-      );
+      const bad = await conn.runAndReadAll(`SELECT i, reject, raw FROM (${select}) WHERE reject IS NOT NULL`);
       for (const [i, reason, raw] of bad.getRows()) {
-        rejected.push({ index: Number(i), reason: String(reason), data: Buffer.from(String(raw)) });
+        const index = Number(i);
+        rejected.push({ index, reason: String(reason), data: Buffer.from(String(raw)) });
+        const row = s.rowOf[index];
+        if (row !== undefined && row >= 0) this.window.giveBack(s.window, row);
       }
     }
     rejected.sort((a, b) => a.index - b.index);
@@ -351,12 +435,13 @@ export class DuckDBStore implements Store {
   }
 
   async close(): Promise<void> {
-    await this.writing;
+    while (this.imports.size > 0) await Promise.all([...this.imports]);
     try {
       await this.conn.run('CHECKPOINT');
     } catch {
       // closing anyway; the WAL is replayed at the next open
     }
+    for (const w of this.idleWriters) w.closeSync();
     this.conn.closeSync();
     this.instance.closeSync();
   }

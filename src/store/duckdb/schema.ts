@@ -110,12 +110,12 @@ export function sqlString(s: string): string {
   return `'${s.replaceAll("'", "''")}'`;
 }
 
-/** Rows `(i, j)` from a staging file written by the store: `index<US>json` per line. */
+/** Rows `(i, j)` from a staging file written by the store: `json<US>index` per line. */
 export function stagingSource(stagingPath: string, maxLineBytes: number): string {
   // DuckDB sizes its read buffers from max_line_size, so it follows the batch's longest line.
   const maxLine = Math.max(2 << 20, maxLineBytes + 64);
   return `SELECT i, j FROM read_csv(${sqlString(stagingPath)}, delim = '\x1f', quote = '', escape = '', header = false,
-    columns = {'i': 'INTEGER', 'j': 'VARCHAR'}, auto_detect = false, max_line_size = ${maxLine})`;
+    columns = {'j': 'VARCHAR', 'i': 'INTEGER'}, auto_detect = false, max_line_size = ${maxLine})`;
 }
 
 export function stagingSelect(stagingPath: string, cluster: string, maxLineBytes: number): string {

@@ -1,0 +1,73 @@
+import { describe, expect, it } from 'vitest';
+import { eventKey } from './event-key.js';
+
+const id = '7b5bcf9e-4a43-4b1c-9c3d-2f1b7a8e0d11';
+
+/** A v1 event in kube-apiserver's field order, with a body big enough to take the string path. */
+function apiserverLine(opts: { received?: string; body?: object; stage?: string } = {}): Buffer {
+  const received = opts.received ?? '2026-11-26T10:00:00.123456Z';
+  const body = JSON.stringify(opts.body ?? { kind: 'ConfigMap', data: { big: 'x'.repeat(2000) } });
+  return Buffer.from(
+    `{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"RequestResponse","auditID":"${id}","stage":"${opts.stage ?? 'ResponseComplete'}",` +
+      `"requestURI":"/api/v1/namespaces/ns/configmaps","verb":"create","user":{"username":"alice"},"sourceIPs":["10.0.0.1"],` +
+      `"objectRef":{"resource":"configmaps","namespace":"ns","apiVersion":"v1"},"responseStatus":{"metadata":{},"code":201},` +
+      `"requestObject":${body},"requestReceivedTimestamp":"${received}","stageTimestamp":"2026-11-26T10:00:00.200000Z",` +
+      `"annotations":{"authorization.k8s.io/decision":"allow","authorization.k8s.io/reason":""}}`,
+  );
+}
+
+describe('eventKey', () => {
+  it('reads auditID, stage and the receive time from kube-apiserver output', () => {
+    const key = eventKey(apiserverLine());
+    expect(key).toEqual({
+      id: `${id}","stage":"ResponseComplete`,
+      tsMs: Date.parse('2026-11-26T10:00:00.123Z'),
+    });
+  });
+
+  it('gives the same key for the same event in another field order or size', () => {
+    const line = apiserverLine();
+    const reordered = JSON.parse(line.toString());
+    const { auditID, ...rest } = reordered;
+    const other = Buffer.from(JSON.stringify({ ...rest, auditID }));
+    expect(eventKey(other)).toEqual(eventKey(line));
+    const small = apiserverLine({ body: {} });
+    expect(small.length).toBeLessThan(700);
+    expect(eventKey(small)).toEqual(eventKey(line));
+  });
+
+  it('tells stages apart', () => {
+    expect(eventKey(apiserverLine({ stage: 'ResponseStarted' }))?.id).not.toBe(eventKey(apiserverLine())?.id);
+  });
+
+  it('takes the top-level timestamp, not one inside a body', () => {
+    const body = {
+      kind: 'Thing',
+      spec: { requestReceivedTimestamp: '2001-01-01T00:00:00Z', pad: 'y'.repeat(1000) },
+    };
+    expect(eventKey(apiserverLine({ body }))?.tsMs).toBe(Date.parse('2026-11-26T10:00:00.123Z'));
+  });
+
+  it('reads every timestamp form to the millisecond', () => {
+    const at = (received: string) => eventKey(apiserverLine({ received }))?.tsMs;
+    expect(at('2026-11-26T10:00:00Z')).toBe(Date.parse('2026-11-26T10:00:00Z'));
+    expect(at('2026-11-26T10:00:00.5Z')).toBe(Date.parse('2026-11-26T10:00:00.500Z'));
+    expect(at('2026-11-26T10:00:00.999999999Z')).toBe(Date.parse('2026-11-26T10:00:00.999Z'));
+    expect(at('2026-11-26T12:00:00.250+02:00')).toBe(Date.parse('2026-11-26T10:00:00.250Z'));
+  });
+
+  it('is null when a field is missing, escaped or not a time', () => {
+    expect(
+      eventKey(Buffer.from('{"stage":"ResponseComplete","requestReceivedTimestamp":"2026-11-26T10:00:00Z"}')),
+    ).toBeNull();
+    expect(
+      eventKey(
+        Buffer.from(
+          '{"auditID":"a\\"b","stage":"ResponseComplete","requestReceivedTimestamp":"2026-11-26T10:00:00Z"}',
+        ),
+      ),
+    ).toBeNull();
+    expect(eventKey(apiserverLine({ received: 'yesterday' }))).toBeNull();
+    expect(eventKey(Buffer.from('{"auditID":"abc'))).toBeNull();
+  });
+});
