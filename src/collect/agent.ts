@@ -87,6 +87,7 @@ export class Agent {
       queueBytes: config.pipeline.queueBytes,
       batchEvents: config.pipeline.batchEvents,
       flushIntervalMs: config.pipeline.flushIntervalMs,
+      writesInFlight: opts.store.capabilities.parallelWrites,
       deadLetter: opts.deadLetter,
       log: opts.log,
     });

@@ -8,18 +8,21 @@ import type { EventBatch, QueryResult, Store, StoreStats, WriteResult } from '..
 export class MemoryStore implements Store {
   readonly backend = 'memory';
   readonly location = 'memory';
-  readonly capabilities = { sql: false, concurrentProcesses: true, retention: false };
+  readonly capabilities = { sql: false, concurrentProcesses: true, retention: false, parallelWrites: 1 };
   /** `${auditID}/${stage}` -> event JSON. */
   readonly rows = new Map<string, string>();
   writes = 0;
-  /** Each write waits this long first. */
+  /** Each write waits this long first... */
   delayMs = 0;
+  /** ...or, while this has entries, as long as the next one says. */
+  delaysMs: number[] = [];
   /** Writes fail while this is set. */
   failWith: Error | undefined;
 
   async write(batch: EventBatch): Promise<WriteResult> {
     this.writes++;
-    if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs));
+    const delay = this.delaysMs.shift() ?? this.delayMs;
+    if (delay > 0) await new Promise((r) => setTimeout(r, delay));
     if (this.failWith !== undefined) throw this.failWith;
     let stored = 0;
     let duplicates = 0;

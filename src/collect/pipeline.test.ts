@@ -2,9 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { auditLine } from '../../test/fixtures/agent/make-events.js';
 import { memoryLogger } from './logger.js';
 import { MemoryStore } from './memory-store.js';
-import { type DeadLetterEntry, Pipeline, type PipelineItem } from './pipeline.js';
+import { type DeadLetterEntry, Pipeline, type PipelineItem, type PipelineOptions } from './pipeline.js';
 
-function setup(store: MemoryStore, queueEvents = 100) {
+function setup(store: MemoryStore, queueEvents = 100, more: Partial<PipelineOptions> = {}) {
   const letters: DeadLetterEntry[] = [];
   const pipeline = new Pipeline({
     store,
@@ -20,6 +20,7 @@ function setup(store: MemoryStore, queueEvents = 100) {
       },
     },
     log: memoryLogger(),
+    ...more,
   });
   pipeline.start();
   return { pipeline, letters };
@@ -53,6 +54,31 @@ describe('Pipeline', () => {
     await pipeline.shutdown();
     expect(peak).toBeLessThanOrEqual(100);
     expect(store.rows.size).toBe(400);
+  });
+
+  it('acknowledges items in the order offered even when a later batch is stored first', async () => {
+    const store = new MemoryStore();
+    store.delaysMs = [150, 0];
+    const { pipeline } = setup(store, 100, { batchEvents: 1, flushIntervalMs: 0, writesInFlight: 2 });
+    const acked: string[] = [];
+    const first = item(['first']);
+    const second = item(['second']);
+    for (const [name, it] of [
+      ['first', first],
+      ['second', second],
+    ] as const) {
+      const done = it.done;
+      it.done = (err) => {
+        acked.push(name);
+        done?.(err);
+      };
+    }
+    await pipeline.offer(first);
+    await pipeline.offer(second);
+    await Promise.all([first.result, second.result]);
+    await pipeline.shutdown();
+    expect([...store.rows.keys()]).toEqual(['second/ResponseComplete', 'first/ResponseComplete']);
+    expect(acked).toEqual(['first', 'second']);
   });
 
   it('refuses with tryOffer when full and counts nothing as stored', async () => {

@@ -52,6 +52,8 @@ export interface PipelineOptions {
   queueBytes: number;
   batchEvents: number;
   flushIntervalMs: number;
+  /** Batches handed to the store at once (the DuckDB store imports two side by side); default 1. */
+  writesInFlight?: number;
   deadLetter: DeadLetterSink;
   log: Logger;
 }
@@ -73,6 +75,7 @@ export interface PipelineStats {
   latencyPeakMs: number;
 }
 
+const INITIAL_BACKOFF_MS = 250;
 const MAX_BACKOFF_MS = 10_000;
 
 function itemBytes(item: PipelineItem): number {
@@ -81,21 +84,36 @@ function itemBytes(item: PipelineItem): number {
   return n;
 }
 
+interface Entry {
+  item: PipelineItem;
+  bytes: number;
+  /** Offer order: acknowledgements go out in it, so a file's checkpoint never passes a gap. */
+  seq: number;
+  state: 'queued' | 'writing' | 'stored';
+}
+
 /**
  * The stage between sources and the store, shaped like OpenTelemetry's BatchSpanProcessor: a bounded
- * queue, batches cut by size or age, one write in flight. A full queue slows file sources (`offer`
- * waits) and refuses webhook requests (`tryOffer` is false) instead of growing memory.
+ * queue, batches cut by size or age, up to `writesInFlight` writes at once. A full queue slows file
+ * sources (`offer` waits) and refuses webhook requests (`tryOffer` is false) instead of growing
+ * memory. Items count against the queue until they are acknowledged, and are acknowledged in the
+ * order they were offered even when a later batch is stored first.
  */
 export class Pipeline {
-  private readonly queue: { item: PipelineItem; bytes: number }[] = [];
+  /** Every item not yet acknowledged, in offer order. */
+  private readonly queue: Entry[] = [];
+  private seq = 0;
   private queuedEvents = 0;
   private queuedBytes = 0;
+  private writing = 0;
   private readonly roomWaiters: (() => void)[] = [];
   private wakeFlusher: (() => void) | undefined;
   private stopping = false;
   private closed = false;
   private loop: Promise<void> | undefined;
   private abortDeadline = Number.POSITIVE_INFINITY;
+  private retryAt = 0;
+  private backoffMs = INITIAL_BACKOFF_MS;
   private readonly counters = {
     batches: 0,
     eventsStored: 0,
@@ -125,7 +143,7 @@ export class Pipeline {
 
   private push(item: PipelineItem, bytes: number): void {
     item.enqueuedAt = performance.now();
-    this.queue.push({ item, bytes });
+    this.queue.push({ item, bytes, seq: this.seq++, state: 'queued' });
     this.queuedEvents += item.events.length;
     this.queuedBytes += bytes;
     if (this.queuedEvents >= this.opts.batchEvents || this.queue.length === 1) this.wakeFlusher?.();
@@ -196,39 +214,55 @@ export class Pipeline {
   }
 
   private async run(): Promise<void> {
-    let backoffMs = 250;
+    const maxWriting = Math.max(1, this.opts.writesInFlight ?? 1);
     for (;;) {
-      const head = this.queue[0];
+      const waiting = this.queue.filter((e) => e.state === 'queued');
+      const head = waiting[0];
       if (head === undefined) {
-        if (this.stopping) return;
+        if (this.stopping && this.writing === 0) return;
         await this.sleep(60_000);
         continue;
       }
+      if (this.writing >= maxWriting) {
+        await this.sleep(60_000);
+        continue;
+      }
+      const now = Date.now();
+      if (now < this.retryAt) {
+        if (this.stopping && now >= this.abortDeadline) {
+          if (this.writing === 0) return;
+          await this.sleep(60_000);
+          continue;
+        }
+        const until = this.stopping ? Math.min(this.retryAt, this.abortDeadline) : this.retryAt;
+        await this.sleep(Math.max(1, until - now));
+        continue;
+      }
+      let waitingEvents = 0;
+      for (const e of waiting) waitingEvents += e.item.events.length;
       const age = performance.now() - (head.item.enqueuedAt ?? 0);
-      if (!this.stopping && this.queuedEvents < this.opts.batchEvents && age < this.opts.flushIntervalMs) {
+      if (!this.stopping && waitingEvents < this.opts.batchEvents && age < this.opts.flushIntervalMs) {
         await this.sleep(this.opts.flushIntervalMs - age);
         continue;
       }
-      const ok = await this.writeBatch();
-      if (ok) {
-        backoffMs = 250;
-        continue;
+      const taken: Entry[] = [];
+      let n = 0;
+      for (const entry of waiting) {
+        if (taken.length > 0 && n + entry.item.events.length > this.opts.batchEvents) break;
+        entry.state = 'writing';
+        taken.push(entry);
+        n += entry.item.events.length;
       }
-      if (this.stopping && Date.now() >= this.abortDeadline) return;
-      await this.sleep(backoffMs);
-      backoffMs = Math.min(backoffMs * 2, MAX_BACKOFF_MS);
+      this.writing++;
+      void this.writeBatch(taken).finally(() => {
+        this.writing--;
+        this.wakeFlusher?.();
+      });
     }
   }
 
-  /** Writes the head of the queue as one batch; false when the store failed. */
-  private async writeBatch(): Promise<boolean> {
-    const taken: { item: PipelineItem; bytes: number }[] = [];
-    let n = 0;
-    for (const entry of this.queue) {
-      if (taken.length > 0 && n + entry.item.events.length > this.opts.batchEvents) break;
-      taken.push(entry);
-      n += entry.item.events.length;
-    }
+  /** Writes one batch; on failure webhook items are refused and file items queued again. */
+  private async writeBatch(taken: Entry[]): Promise<void> {
     const events: Buffer[] = [];
     for (const { item } of taken) for (const e of item.events) events.push(e);
     let result: Awaited<ReturnType<Store['write']>> | undefined;
@@ -240,18 +274,24 @@ export class Pipeline {
         this.opts.log.error('store write failed; will retry', { error: message });
       this.storeError = message;
       this.counters.storeErrors++;
-      // Webhook items are refused now (the client retries); file items stay queued, their checkpoints wait.
-      for (let i = this.queue.length - 1; i >= 0; i--) {
-        const entry = this.queue[i];
-        if (entry !== undefined && taken.includes(entry) && !entry.item.retry) {
-          this.remove(i);
+      this.retryAt = Date.now() + this.backoffMs;
+      this.backoffMs = Math.min(this.backoffMs * 2, MAX_BACKOFF_MS);
+      // Webhook items are refused now (the client retries); file items wait, and so do their checkpoints.
+      for (const entry of taken) {
+        if (entry.item.retry) {
+          entry.state = 'queued';
+        } else {
+          this.remove(entry);
           entry.item.done?.(new Error(`store unavailable: ${message}`));
         }
       }
-      return false;
+      this.acknowledge();
+      return;
     }
     if (this.storeError !== undefined) this.opts.log.info('store writes recovered');
     this.storeError = undefined;
+    this.backoffMs = INITIAL_BACKOFF_MS;
+    this.retryAt = 0;
     this.lastWriteAt = new Date();
     this.counters.batches++;
     if (result !== undefined) {
@@ -266,7 +306,7 @@ export class Pipeline {
       for (const { item } of taken) for (let i = 0; i < item.events.length; i++) owner.push(item);
       for (const r of result.rejected) {
         const item = owner[r.index];
-        const data = events[r.index];
+        const data = r.data ?? events[r.index];
         if (item === undefined || data === undefined) continue;
         const list = rejectedByItem.get(item) ?? [];
         list.push({ source: item.source, reason: r.reason, data });
@@ -299,17 +339,23 @@ export class Pipeline {
         this.opts.log.error('dead-letter sync failed', { error: String(err) });
       });
     }
-    for (const entry of taken) {
-      const i = this.queue.indexOf(entry);
-      if (i >= 0) this.remove(i);
-      entry.item.done?.();
-    }
-    return true;
+    for (const entry of taken) entry.state = 'stored';
+    this.acknowledge();
   }
 
-  private remove(index: number): void {
-    const [entry] = this.queue.splice(index, 1);
-    if (entry === undefined) return;
+  /** Acknowledges stored items from the front of the queue, stopping at the first that is not. */
+  private acknowledge(): void {
+    while (this.queue[0]?.state === 'stored') {
+      const entry = this.queue[0];
+      this.remove(entry);
+      entry.item.done?.();
+    }
+  }
+
+  private remove(entry: Entry): void {
+    const index = this.queue.indexOf(entry);
+    if (index < 0) return;
+    this.queue.splice(index, 1);
     this.queuedEvents -= entry.item.events.length;
     this.queuedBytes -= entry.bytes;
     const waiters = this.roomWaiters.splice(0);

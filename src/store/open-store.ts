@@ -8,6 +8,8 @@ export interface OpenStoreOptions {
   threads?: number;
   /** DuckDB's memory limit (it spills beyond it), e.g. `1GB`; default 768MB. */
   memoryLimit?: string;
+  /** Recent (auditID, stage) keys held in memory for de-duplication (see duckdb/key-window.ts). */
+  dedupeWindow?: number;
 }
 
 /** The embedded default: one DuckDB file under the data directory. */
@@ -15,6 +17,7 @@ export async function openStore(opts: OpenStoreOptions): Promise<Store> {
   const store = await DuckDBStore.open({
     dataDir: opts.dataDir,
     ...(opts.threads === undefined ? {} : { threads: opts.threads }),
+    ...(opts.dedupeWindow === undefined ? {} : { dedupeWindow: opts.dedupeWindow }),
     memoryLimit: opts.memoryLimit ?? '768MB',
   });
   if (opts.retentionDays !== undefined) await store.deleteOlderThan(opts.retentionDays);

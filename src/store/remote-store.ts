@@ -89,7 +89,8 @@ export class RemoteStore implements Store {
   ) {
     this.backend = info.backend;
     this.location = info.location;
-    this.capabilities = info.capabilities;
+    // An agent from before parallelWrites existed wrote one batch at a time.
+    this.capabilities = { ...info.capabilities, parallelWrites: info.capabilities.parallelWrites ?? 1 };
   }
 
   /** Connects to the agent at `baseUrl` (`http://127.0.0.1:5599`); throws if it does not answer. */

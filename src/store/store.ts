@@ -8,6 +8,8 @@ export interface StoreCapabilities {
   readonly concurrentProcesses: boolean;
   /** Old rows can be deleted by age. */
   readonly retention: boolean;
+  /** Writes the store runs side by side; a writer with more in flight only makes them queue. */
+  readonly parallelWrites: number;
 }
 
 /**

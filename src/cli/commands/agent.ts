@@ -37,6 +37,7 @@ interface AgentFlags {
   demoRate: string;
 }
 
+const AGENT_DEDUPE_WINDOW = 262_144;
 const RETENTION_EVERY_MS = 6 * 3600_000;
 
 /** `--config`, else KAUDIT_CONFIG, else ./kaudit.yaml when it exists. */
@@ -160,7 +161,14 @@ Examples:
         if (flags.data !== undefined) config.dataDir = resolve(flags.data);
       }
 
-      const storeOpts: OpenStoreOptions = { dataDir: config.dataDir };
+      // A long-running process keeps fewer keys than a one-shot ingest: its batches arrive in time
+      // order, so older keys are rarely needed, and memory matters more. One DuckDB thread per
+      // import, as in ingest: the store runs two imports side by side.
+      const storeOpts: OpenStoreOptions = {
+        dataDir: config.dataDir,
+        threads: 1,
+        dedupeWindow: AGENT_DEDUPE_WINDOW,
+      };
       if (config.retentionDays !== undefined) storeOpts.retentionDays = config.retentionDays;
       if (config.storeMemoryLimit !== undefined) storeOpts.memoryLimit = config.storeMemoryLimit;
       const store = await openStore(storeOpts);

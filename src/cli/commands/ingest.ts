@@ -59,7 +59,7 @@ Examples:
       const store = await openStore({
         dataDir,
         threads: 1,
-        memoryLimit: process.env.KAUDIT_ML ?? '512MB',
+        memoryLimit: '512MB',
         ...(retentionDays === undefined ? {} : { retentionDays }),
       });
       const deadLetter = new DeadLetter(dataDir);

@@ -145,7 +145,7 @@ function openError(file: string, err: unknown): Error {
 
 export class DuckDBStore implements Store {
   readonly backend = 'duckdb';
-  readonly capabilities: StoreCapabilities = { sql: true, concurrentProcesses: false, retention: true };
+  readonly capabilities: StoreCapabilities;
   readonly location: string;
   private stagingSeq = 0;
   private readonly stagingDir: string;
@@ -163,6 +163,12 @@ export class DuckDBStore implements Store {
     this.location = join(dataDir, DUCKDB_FILE);
     this.stagingDir = defaultStagingDir(dataDir);
     this.idleWriters = writers;
+    this.capabilities = {
+      sql: true,
+      concurrentProcesses: false,
+      retention: true,
+      parallelWrites: writers.length,
+    };
   }
 
   static async open(opts: DuckDBStoreOptions): Promise<DuckDBStore> {
