@@ -49,6 +49,35 @@ describe('prepareLine', () => {
     expect(prepareLine(buf, opts).events[0]).toBe(buf);
   });
 
+  it('leaves the fast path for each token redaction needs, and for credentials in the URI', () => {
+    const [line] = lines('watch-long-running.jsonl');
+    const base = JSON.parse(line?.toString() ?? '{}');
+    const withBody = (requestObject: object, more: object = {}) =>
+      Buffer.from(JSON.stringify({ ...base, level: 'RequestResponse', ...more, requestObject }));
+    const sensitive = [
+      withBody({ kind: 'List', items: [{ kind: 'Secret' }] }),
+      withBody({ kind: 'SecretList' }),
+      withBody({ kind: 'Thing' }, { objectRef: { resource: 'secrets', namespace: 'a', name: 'b' } }),
+      withBody({ kind: 'TokenReview' }),
+      withBody({ kind: 'TokenRequest' }),
+      withBody({ kind: 'Thing' }, { objectRef: { resource: 'tokenreviews' } }),
+      withBody({ kind: 'Thing' }, { objectRef: { resource: 'serviceaccounts', subresource: 'token' } }),
+      Buffer.from(JSON.stringify({ ...base, requestURI: '/api/v1/pods?watch=1&token=abc' })),
+    ];
+    for (const buf of sensitive) expect(prepareLine(buf, opts).events[0], buf.toString()).not.toBe(buf);
+    // redact.ts acts on objectRef and on a body's kind, so a rule naming secrets in a Role body is
+    // no reason to parse.
+    const plain = [
+      withBody({ kind: 'Thing', note: 'secret token', key: '"secret"', more: 'Secrets' }),
+      withBody({
+        kind: 'Role',
+        rules: [{ resources: ['secrets', 'serviceaccounts/token'], kinds: ['TokenReviews'] }],
+      }),
+      Buffer.from(JSON.stringify({ ...base, requestURI: '/api/v1/pods?watch=1' })),
+    ];
+    for (const buf of plain) expect(prepareLine(buf, opts).events[0], buf.toString()).toBe(buf);
+  });
+
   it('finds a Secret body however the JSON after the prefix is spaced', () => {
     const [line] = lines('secret-request-response.jsonl');
     const text = line?.toString() ?? '';

@@ -37,20 +37,35 @@ const V1_PREFIX = Buffer.from('{"kind":"Event","apiVersion":"audit.k8s.io/v1",')
 // `"requestObject"` / `"responseObject"`, however the colon is spaced.
 const BODY_MARK = Buffer.from('Object"');
 const REQUEST_URI = Buffer.from('"requestURI":"');
-// Whole JSON string tokens that mean a body redact.ts must see: the resources and kinds it
-// handles. Whole tokens (quotes included) keep Pod bodies, whose volumes say "secret" and
-// "token", on the fast path; spacing around colons does not matter.
-const SENSITIVE_TOKENS = [
-  '"secrets"',
-  '"Secret"',
-  '"SecretList"',
-  '"tokenreviews"',
-  '"TokenReview"',
-  '"TokenRequest"',
-].map((s) => Buffer.from(s));
-const SERVICEACCOUNTS = Buffer.from('"serviceaccounts"');
-const TOKEN = Buffer.from('"token"');
+// What makes redact.ts act (see bodyKind there): objectRef.resource secrets, tokenreviews or
+// serviceaccounts/token, or a body whose kind is Secret, SecretList, TokenReview or TokenRequest.
+// On this path the line is kube-apiserver's own output, whose objectRef comes before the bodies,
+// so resource names are looked for in the head only. Kinds are looked for everywhere, by a stem
+// with a rare first letter (searches with a common first letter are several times slower), then
+// checked as whole JSON strings: Pod bodies, whose volumes say "secret" and "token", stay fast.
+const RESOURCE_TOKENS = ['"secrets"', '"tokenreviews"', '"serviceaccounts"'].map((s) => Buffer.from(s));
+const KIND_STEMS: { stem: Buffer; kinds: Buffer[] }[] = [
+  { stem: Buffer.from('Secret'), kinds: ['"Secret"', '"SecretList"'].map((s) => Buffer.from(s)) },
+  { stem: Buffer.from('Token'), kinds: ['"TokenReview"', '"TokenRequest"'].map((s) => Buffer.from(s)) },
+];
 const URI_SENSITIVE = /token|secret|passw|key|sig|code=/i;
+
+function bytesAt(line: Buffer, at: number, token: Buffer): boolean {
+  if (at < 0 || at + token.length > line.length) return false;
+  for (let i = 0; i < token.length; i++) if (line[at + i] !== token[i]) return false;
+  return true;
+}
+
+/** A whole `"Kind"` string for one of the kinds redaction handles, anywhere in the line. */
+function hasSensitiveKind(line: Buffer): boolean {
+  for (const { stem, kinds } of KIND_STEMS) {
+    for (let h = line.indexOf(stem); h >= 0; h = line.indexOf(stem, h + stem.length)) {
+      // The stem starts one byte into each kind string, after its opening quote.
+      for (const k of kinds) if (bytesAt(line, h - 1, k)) return true;
+    }
+  }
+  return false;
+}
 
 function isSpace(b: number | undefined): boolean {
   return b === 0x20 || b === 0x09 || b === 0x0d || b === 0x0a;
@@ -76,16 +91,21 @@ function needsParse(line: Buffer, opts: PrepareOptions): boolean {
   }
   if (line[line.length - 1] !== 0x7d) return true;
   if (!opts.redact) return false;
-  if (line.indexOf(BODY_MARK) >= 0) {
-    for (const mark of SENSITIVE_TOKENS) if (line.indexOf(mark) >= 0) return true;
-    if (line.indexOf(SERVICEACCOUNTS) >= 0 && line.indexOf(TOKEN) >= 0) return true;
+  const bodyAt = line.indexOf(BODY_MARK);
+  if (bodyAt >= 0) {
+    const head = line.subarray(0, bodyAt);
+    for (const t of RESOURCE_TOKENS) if (head.indexOf(t) >= 0) return true;
+    if (hasSensitiveKind(line)) return true;
   }
   const u = line.indexOf(REQUEST_URI);
   if (u >= 0) {
     const start = u + REQUEST_URI.length;
     const end = line.indexOf(0x22, start);
-    const q = line.indexOf(0x3f, start);
-    if (q >= 0 && q < end && URI_SENSITIVE.test(line.toString('latin1', q, end))) return true;
+    if (end > start) {
+      const uri = line.toString('latin1', start, end);
+      const q = uri.indexOf('?');
+      if (q >= 0 && URI_SENSITIVE.test(uri.slice(q))) return true;
+    }
   }
   return false;
 }
