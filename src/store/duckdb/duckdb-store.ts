@@ -54,11 +54,13 @@ const US = 0x1f;
 const CR = 0x0d;
 const NL = 0x0a;
 const WRITEV_MAX = 1023;
-// `<US>index<NL>` for each row index, made once: a Buffer per event per batch is measurable garbage.
+// `<US>n<NL>` for n = 2 * index + latency flag (see schema.ts stagingSource), made once: a Buffer
+// per event per batch is measurable garbage.
 const ROW_SUFFIXES: Buffer[] = [];
-function rowSuffix(i: number): Buffer {
-  for (let k = ROW_SUFFIXES.length; k <= i; k++) ROW_SUFFIXES.push(Buffer.from(`\x1f${k}\n`));
-  return ROW_SUFFIXES[i] as Buffer;
+function rowSuffix(index: number, mayHaveLatency: boolean): Buffer {
+  const n = 2 * index + (mayHaveLatency ? 1 : 0);
+  for (let k = ROW_SUFFIXES.length; k <= n; k++) ROW_SUFFIXES.push(Buffer.from(`\x1f${k}\n`));
+  return ROW_SUFFIXES[n] as Buffer;
 }
 const CHECKPOINT_THRESHOLD = '256MB';
 
@@ -304,7 +306,7 @@ export class DuckDBStore implements Store {
       }
       s.rowOf[i] = s.staged;
       if (!this.window.add(s.window, key?.id ?? null, key?.tsMs ?? 0)) s.checkTable = true;
-      parts.push(ev, rowSuffix(i));
+      parts.push(ev, rowSuffix(i, key?.mayHaveLatency ?? true));
       s.staged++;
       if (ev.length > s.longest) s.longest = ev.length;
     }

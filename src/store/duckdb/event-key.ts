@@ -19,6 +19,11 @@ export interface EventKey {
   id: string;
   /** requestReceivedTimestamp in epoch milliseconds (fraction below 1 ms dropped). */
   tsMs: number;
+  /**
+   * False only when the event surely has no `apiserver.latency.k8s.io/` annotation, so the store
+   * can skip looking for one; true when it has one or its layout was not the one checked.
+   */
+  mayHaveLatency: boolean;
 }
 
 /** End of the JSON string starting at `start` when it has no escapes; -1 otherwise. */
@@ -88,6 +93,22 @@ const TAIL_BYTES = 512;
 const AUDIT_ID_TEXT = '"auditID":"';
 const STAGE_TEXT = '","stage":"';
 const RECEIVED_TEXT = '"requestReceivedTimestamp":"';
+const STAGE_TS_TEXT = '","stageTimestamp":"';
+const ANNOTATIONS_TEXT = ',"annotations":{';
+const LATENCY_TEXT = 'apiserver.latency.k8s.io/';
+
+/**
+ * After requestReceivedTimestamp kube-apiserver writes stageTimestamp and then, last, the
+ * annotations: when the tail has exactly that shape, the annotations are all in it.
+ */
+function tailMayHaveLatency(tail: string, tsEnd: number): boolean {
+  if (!tail.startsWith(STAGE_TS_TEXT, tsEnd)) return true;
+  const stageTsEnd = tail.indexOf('"', tsEnd + STAGE_TS_TEXT.length);
+  if (stageTsEnd < 0) return true;
+  if (stageTsEnd === tail.length - 2 && tail.endsWith('}')) return false;
+  if (!tail.startsWith(ANNOTATIONS_TEXT, stageTsEnd + 1)) return true;
+  return tail.includes(LATENCY_TEXT, stageTsEnd);
+}
 
 /** Null when a field is missing, escaped or unreadable: the event is then left to SQL. */
 export function eventKey(ev: Buffer): EventKey | null {
@@ -102,8 +123,10 @@ export function eventKey(ev: Buffer): EventKey | null {
   if (idEnd < 0 || !head.startsWith(STAGE_TEXT, idEnd)) return eventKeyBytes(ev);
   const stageEnd = head.indexOf('"', idEnd + STAGE_TEXT.length);
   if (stageEnd < 0) return eventKeyBytes(ev);
-  const id = head.slice(idStart, stageEnd);
-  if (id.includes('\\')) return eventKeyBytes(ev);
+  if (head.lastIndexOf('\\', stageEnd) >= idStart) return eventKeyBytes(ev);
+  // From the bytes, not head.slice(): a slice of a string keeps the whole head alive, and the key
+  // window holds a million of these.
+  const id = ev.toString('latin1', idStart, stageEnd);
   const tail = ev.toString('latin1', ev.length - TAIL_BYTES, ev.length);
   const r = tail.lastIndexOf(RECEIVED_TEXT);
   if (r < 0) return eventKeyBytes(ev);
@@ -112,7 +135,7 @@ export function eventKey(ev: Buffer): EventKey | null {
   if (tsEnd < 0) return eventKeyBytes(ev);
   const base = ev.length - TAIL_BYTES;
   const tsMs = parseTimestampMs(ev, base + tsStart, base + tsEnd);
-  return Number.isNaN(tsMs) ? null : { id, tsMs };
+  return Number.isNaN(tsMs) ? null : { id, tsMs, mayHaveLatency: tailMayHaveLatency(tail, tsEnd) };
 }
 
 function eventKeyBytes(ev: Buffer): EventKey | null {
@@ -144,5 +167,5 @@ function eventKeyBytes(ev: Buffer): EventKey | null {
   const tsEnd = plainStringEnd(ev, tsStart);
   if (tsEnd < 0) return null;
   const tsMs = parseTimestampMs(ev, tsStart, tsEnd);
-  return Number.isNaN(tsMs) ? null : { id, tsMs };
+  return Number.isNaN(tsMs) ? null : { id, tsMs, mayHaveLatency: true };
 }
