@@ -12,6 +12,7 @@ const STAGE = Buffer.from('"stage":"');
 const STAGE_NEXT = Buffer.from('","stage":"');
 const RECEIVED = Buffer.from('"requestReceivedTimestamp":"');
 const QUOTE = 0x22;
+const ZONED = /(?:Z|[+-]\d\d:?\d\d)$/i;
 const BACKSLASH = 0x5c;
 
 export interface EventKey {
@@ -85,7 +86,9 @@ export function parseTimestampMs(ev: Buffer, start: number, end: number): number
       if (!Number.isNaN(t)) return t;
     }
   }
-  return Date.parse(ev.toString('latin1', start, end));
+  // Without a zone, Date.parse would read local time where DuckDB reads UTC: leave those to SQL.
+  const text = ev.toString('latin1', start, end);
+  return ZONED.test(text) ? Date.parse(text) : Number.NaN;
 }
 
 const HEAD_BYTES = 160;
