@@ -4,6 +4,8 @@
  * to redact) passes through untouched without a JSON.parse: the store validates and extracts it in
  * bulk, which is what makes ingest fast. Everything else is parsed here.
  */
+
+import { bytesAt, newApiserverHead, readApiserverHead, V1_PREFIX } from './apiserver-line.js';
 import type { AuditEvent } from './event.js';
 import { TRUNCATED_ANNOTATION } from './event.js';
 import { normalizeValue } from './normalize.js';
@@ -32,8 +34,6 @@ export const DEFAULT_PREPARE_OPTIONS: PrepareOptions = {
   redact: true,
 };
 
-// kube-apiserver's JSON serializer writes TypeMeta first, so a v1 event line starts with this.
-const V1_PREFIX = Buffer.from('{"kind":"Event","apiVersion":"audit.k8s.io/v1",');
 // `"requestObject"` / `"responseObject"`, however the colon is spaced.
 const BODY_MARK = Buffer.from('Object"');
 const REQUEST_URI = Buffer.from('"requestURI":"');
@@ -50,11 +50,9 @@ const KIND_STEMS: { stem: Buffer; kinds: Buffer[] }[] = [
 ];
 const URI_SENSITIVE = /token|secret|passw|key|sig|code=/i;
 
-function bytesAt(line: Buffer, at: number, token: Buffer): boolean {
-  if (at < 0 || at + token.length > line.length) return false;
-  for (let i = 0; i < token.length; i++) if (line[at + i] !== token[i]) return false;
-  return true;
-}
+const head = newApiserverHead();
+const QUESTION = 0x3f;
+const QUOTE = 0x22;
 
 /** A whole `"Kind"` string for one of the kinds redaction handles, anywhere in the line. */
 function hasSensitiveKind(line: Buffer): boolean {
@@ -80,34 +78,44 @@ export function trimLine(line: Buffer): Buffer {
   return s === 0 && e === line.length ? line : line.subarray(s, e);
 }
 
+/** True when the requestURI's query string names a credential. */
+function uriNeedsRedaction(line: Buffer, uriStart: number): boolean {
+  let start = uriStart;
+  if (start < 0) {
+    const u = line.indexOf(REQUEST_URI);
+    if (u < 0) return false;
+    start = u + REQUEST_URI.length;
+  } else {
+    // Most URIs have no query string: look for `?` before the closing quote without a native call.
+    let i = start;
+    for (; i < line.length; i++) {
+      const b = line[i];
+      if (b === QUESTION || b === QUOTE) break;
+    }
+    if (line[i] !== QUESTION) return false;
+  }
+  const end = line.indexOf(QUOTE, start);
+  if (end <= start) return false;
+  const uri = line.toString('latin1', start, end);
+  const q = uri.indexOf('?');
+  return q >= 0 && URI_SENSITIVE.test(uri.slice(q));
+}
+
 /** True when the line must be parsed in JS: not plain compact v1, or something to redact. */
 function needsParse(line: Buffer, opts: PrepareOptions): boolean {
   if (line.length > opts.maxEventBytes) return true;
-  if (
-    line.length < V1_PREFIX.length ||
-    line.compare(V1_PREFIX, 0, V1_PREFIX.length, 0, V1_PREFIX.length) !== 0
-  ) {
-    return true;
-  }
   if (line[line.length - 1] !== 0x7d) return true;
+  let uriStart = -1;
+  if (readApiserverHead(line, head)) uriStart = head.uriStart;
+  else if (!bytesAt(line, 0, V1_PREFIX)) return true;
   if (!opts.redact) return false;
   const bodyAt = line.indexOf(BODY_MARK);
   if (bodyAt >= 0) {
-    const head = line.subarray(0, bodyAt);
-    for (const t of RESOURCE_TOKENS) if (head.indexOf(t) >= 0) return true;
+    const headBytes = line.subarray(0, bodyAt);
+    for (const t of RESOURCE_TOKENS) if (headBytes.indexOf(t) >= 0) return true;
     if (hasSensitiveKind(line)) return true;
   }
-  const u = line.indexOf(REQUEST_URI);
-  if (u >= 0) {
-    const start = u + REQUEST_URI.length;
-    const end = line.indexOf(0x22, start);
-    if (end > start) {
-      const uri = line.toString('latin1', start, end);
-      const q = uri.indexOf('?');
-      if (q >= 0 && URI_SENSITIVE.test(uri.slice(q))) return true;
-    }
-  }
-  return false;
+  return uriNeedsRedaction(line, uriStart);
 }
 
 /** Drops the bodies, as kube-apiserver's truncate backend does, and marks the event. */

@@ -30,7 +30,7 @@ import type {
   WriteResult,
 } from '../store.js';
 import { eventKey } from './event-key.js';
-import { KeyWindow, type WindowBatch } from './key-window.js';
+import { Claim, KeyWindow, type WindowBatch } from './key-window.js';
 import { CREATE_MACROS, CREATE_TABLES, INSERT_LIST, SCHEMA_VERSION, stagingSelect } from './schema.js';
 import { buildSearchSql } from './search-sql.js';
 
@@ -295,17 +295,20 @@ export class DuckDBStore implements Store {
       }
       const key = eventKey(ev);
       if (key !== null) {
-        if (this.window.has(key.id)) {
+        const claim = this.window.claim(s.window, key.id, key.tsMs);
+        if (claim === Claim.Duplicate) {
           s.batchDuplicates++;
           continue;
         }
+        if (claim === Claim.CheckTable) s.checkTable = true;
         if (key.tsMs < s.minTs) s.minTs = key.tsMs;
         if (key.tsMs > s.maxTs) s.maxTs = key.tsMs;
       } else {
+        this.window.add(s.window, null, 0);
+        s.checkTable = true;
         s.minTs = Number.NaN;
       }
       s.rowOf[i] = s.staged;
-      if (!this.window.add(s.window, key?.id ?? null, key?.tsMs ?? 0)) s.checkTable = true;
       parts.push(ev, rowSuffix(i, key?.mayHaveLatency ?? true));
       s.staged++;
       if (ev.length > s.longest) s.longest = ev.length;

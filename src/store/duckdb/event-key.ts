@@ -7,13 +7,12 @@
  * near the start, before any body; requestReceivedTimestamp after the request and response bodies.
  * The first auditID and stage are therefore the event's own, and the timestamp is the last one.
  */
+import { bytesAt, newApiserverHead, plainStringEnd, readApiserverHead } from '../../model/apiserver-line.js';
+
 const AUDIT_ID = Buffer.from('"auditID":"');
 const STAGE = Buffer.from('"stage":"');
-const STAGE_NEXT = Buffer.from('","stage":"');
 const RECEIVED = Buffer.from('"requestReceivedTimestamp":"');
-const QUOTE = 0x22;
 const ZONED = /(?:Z|[+-]\d\d:?\d\d)$/i;
-const BACKSLASH = 0x5c;
 
 export interface EventKey {
   /** auditID and stage, in one canonical string. */
@@ -25,14 +24,6 @@ export interface EventKey {
    * can skip looking for one; true when it has one or its layout was not the one checked.
    */
   mayHaveLatency: boolean;
-}
-
-/** End of the JSON string starting at `start` when it has no escapes; -1 otherwise. */
-function plainStringEnd(ev: Buffer, start: number): number {
-  const end = ev.indexOf(QUOTE, start);
-  if (end < 0) return -1;
-  for (let i = start; i < end; i++) if (ev[i] === BACKSLASH) return -1;
-  return end;
 }
 
 function digits(ev: Buffer, at: number, n: number): number {
@@ -91,84 +82,52 @@ export function parseTimestampMs(ev: Buffer, start: number, end: number): number
   return ZONED.test(text) ? Date.parse(text) : Number.NaN;
 }
 
-const HEAD_BYTES = 160;
-const TAIL_BYTES = 512;
-const AUDIT_ID_TEXT = '"auditID":"';
-const STAGE_TEXT = '","stage":"';
-const RECEIVED_TEXT = '"requestReceivedTimestamp":"';
-const STAGE_TS_TEXT = '","stageTimestamp":"';
-const ANNOTATIONS_TEXT = ',"annotations":{';
-const LATENCY_TEXT = 'apiserver.latency.k8s.io/';
+const STAGE_TS = Buffer.from('","stageTimestamp":"');
+const ANNOTATIONS = Buffer.from(',"annotations":{');
+const LATENCY = Buffer.from('apiserver.latency.k8s.io/');
+const head = newApiserverHead();
 
 /**
  * After requestReceivedTimestamp kube-apiserver writes stageTimestamp and then, last, the
- * annotations: when the tail has exactly that shape, the annotations are all in it.
+ * annotations: when the line ends in exactly that shape, the annotations are all after it.
  */
-function tailMayHaveLatency(tail: string, tsEnd: number): boolean {
-  if (!tail.startsWith(STAGE_TS_TEXT, tsEnd)) return true;
-  const stageTsEnd = tail.indexOf('"', tsEnd + STAGE_TS_TEXT.length);
+function mayHaveLatency(ev: Buffer, tsEnd: number): boolean {
+  if (!bytesAt(ev, tsEnd, STAGE_TS)) return true;
+  const stageTsEnd = plainStringEnd(ev, tsEnd + STAGE_TS.length, 64);
   if (stageTsEnd < 0) return true;
-  if (stageTsEnd === tail.length - 2 && tail.endsWith('}')) return false;
-  if (!tail.startsWith(ANNOTATIONS_TEXT, stageTsEnd + 1)) return true;
-  return tail.includes(LATENCY_TEXT, stageTsEnd);
+  if (stageTsEnd === ev.length - 2 && ev[ev.length - 1] === 0x7d) return false;
+  if (!bytesAt(ev, stageTsEnd + 1, ANNOTATIONS)) return true;
+  return ev.indexOf(LATENCY, stageTsEnd) >= 0;
 }
 
 /** Null when a field is missing, escaped or unreadable: the event is then left to SQL. */
 export function eventKey(ev: Buffer): EventKey | null {
-  // Native Buffer calls cost more than the bytes they look at, so the common layout is read from
-  // two short strings: the head (auditID, stage) and the tail (requestReceivedTimestamp).
-  if (ev.length <= HEAD_BYTES + TAIL_BYTES) return eventKeyBytes(ev);
-  const head = ev.toString('latin1', 0, HEAD_BYTES);
-  const a = head.indexOf(AUDIT_ID_TEXT);
-  if (a < 0) return eventKeyBytes(ev);
-  const idStart = a + AUDIT_ID_TEXT.length;
-  const idEnd = head.indexOf('"', idStart);
-  if (idEnd < 0 || !head.startsWith(STAGE_TEXT, idEnd)) return eventKeyBytes(ev);
-  const stageEnd = head.indexOf('"', idEnd + STAGE_TEXT.length);
-  if (stageEnd < 0) return eventKeyBytes(ev);
-  if (head.lastIndexOf('\\', stageEnd) >= idStart) return eventKeyBytes(ev);
-  // From the bytes, not head.slice(): a slice of a string keeps the whole head alive, and the key
-  // window holds a million of these.
-  const id = ev.toString('latin1', idStart, stageEnd);
-  const tail = ev.toString('latin1', ev.length - TAIL_BYTES, ev.length);
-  const r = tail.lastIndexOf(RECEIVED_TEXT);
-  if (r < 0) return eventKeyBytes(ev);
-  const tsStart = r + RECEIVED_TEXT.length;
-  const tsEnd = tail.indexOf('"', tsStart);
-  if (tsEnd < 0) return eventKeyBytes(ev);
-  const base = ev.length - TAIL_BYTES;
-  const tsMs = parseTimestampMs(ev, base + tsStart, base + tsEnd);
-  return Number.isNaN(tsMs) ? null : { id, tsMs, mayHaveLatency: tailMayHaveLatency(tail, tsEnd) };
-}
-
-function eventKeyBytes(ev: Buffer): EventKey | null {
-  const a = ev.indexOf(AUDIT_ID);
-  if (a < 0) return null;
-  const idStart = a + AUDIT_ID.length;
-  const idEnd = plainStringEnd(ev, idStart);
-  if (idEnd < 0) return null;
   let id: string;
-  if (
-    idEnd + STAGE_NEXT.length <= ev.length &&
-    ev.compare(STAGE_NEXT, 0, STAGE_NEXT.length, idEnd, idEnd + STAGE_NEXT.length) === 0
-  ) {
-    // kube-apiserver's order: one slice covers `<auditID>","stage":"<stage>`.
-    const stageEnd = plainStringEnd(ev, idEnd + STAGE_NEXT.length);
-    if (stageEnd < 0) return null;
-    id = ev.toString('latin1', idStart, stageEnd);
+  let inOrder = false;
+  if (readApiserverHead(ev, head)) {
+    // One string covers `<auditID>","stage":"<stage>`, cut from the bytes: a slice of a longer
+    // string would keep that string alive, and the key window holds a million keys.
+    id = ev.toString('latin1', head.idStart, head.stageEnd);
+    inOrder = true;
   } else {
+    const a = ev.indexOf(AUDIT_ID);
+    if (a < 0) return null;
+    const idStart = a + AUDIT_ID.length;
+    const idEnd = plainStringEnd(ev, idStart, ev.length);
+    if (idEnd < 0) return null;
     const s = ev.indexOf(STAGE);
     if (s < 0) return null;
     const stageStart = s + STAGE.length;
-    const stageEnd = plainStringEnd(ev, stageStart);
+    const stageEnd = plainStringEnd(ev, stageStart, ev.length);
     if (stageEnd < 0) return null;
     id = `${ev.toString('latin1', idStart, idEnd)}","stage":"${ev.toString('latin1', stageStart, stageEnd)}`;
   }
   const r = ev.lastIndexOf(RECEIVED);
   if (r < 0) return null;
   const tsStart = r + RECEIVED.length;
-  const tsEnd = plainStringEnd(ev, tsStart);
+  const tsEnd = plainStringEnd(ev, tsStart, 64);
   if (tsEnd < 0) return null;
   const tsMs = parseTimestampMs(ev, tsStart, tsEnd);
-  return Number.isNaN(tsMs) ? null : { id, tsMs, mayHaveLatency: true };
+  if (Number.isNaN(tsMs)) return null;
+  return { id, tsMs, mayHaveLatency: inOrder ? mayHaveLatency(ev, tsEnd) : true };
 }

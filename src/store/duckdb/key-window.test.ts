@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { KeyWindow } from './key-window.js';
+import { Claim, KeyWindow } from './key-window.js';
 
 describe('KeyWindow', () => {
   it('vouches only for keys newer than the rows stored before it opened', () => {
@@ -10,6 +10,15 @@ describe('KeyWindow', () => {
     expect(w.add(b, null, 5000)).toBe(false);
     expect(w.has('a')).toBe(true);
     expect(w.has('b')).toBe(true);
+  });
+
+  it('claims a key once: later claims of it are duplicates', () => {
+    const w = new KeyWindow(10, 1000);
+    const b = w.begin();
+    expect(w.claim(b, 'a', 2000)).toBe(Claim.Covered);
+    expect(w.claim(b, 'a', 2000)).toBe(Claim.Duplicate);
+    expect(w.claim(b, 'b', 900)).toBe(Claim.CheckTable);
+    expect(b.keys).toEqual(['a', 'b']);
   });
 
   it('lets settled batches go oldest first and raises the floor to their newest time', () => {

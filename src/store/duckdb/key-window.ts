@@ -17,6 +17,12 @@ export interface WindowBatch {
   settled: boolean;
 }
 
+export enum Claim {
+  Duplicate,
+  Covered,
+  CheckTable,
+}
+
 export class KeyWindow {
   private readonly keys = new Set<string>();
   private readonly batches: WindowBatch[] = [];
@@ -54,6 +60,19 @@ export class KeyWindow {
     this.keys.add(key);
     if (tsMs > batch.maxTsMs) batch.maxTsMs = tsMs;
     return tsMs > this.floor;
+  }
+
+  /**
+   * has() and add() in one lookup, for the ingest path: DUPLICATE when the key is held already,
+   * else the row is recorded and the answer says whether the window vouches for it.
+   */
+  claim(batch: WindowBatch, key: string, tsMs: number): Claim {
+    const before = this.keys.size;
+    this.keys.add(key);
+    if (this.keys.size === before) return Claim.Duplicate;
+    batch.keys.push(key);
+    if (tsMs > batch.maxTsMs) batch.maxTsMs = tsMs;
+    return tsMs > this.floor ? Claim.Covered : Claim.CheckTable;
   }
 
   /** A staged row that was not stored after all (rejected): its key may come again, validly. */
