@@ -40,11 +40,11 @@ export interface IngestOptions {
   cluster: string;
   deadLetter: DeadLetter;
   prepare?: PrepareOptions;
-  /** A store batch holds at most this many events... */
+  /** A store batch holds at most this many events (default: the store's batchEvents)... */
   batchEvents?: number;
   /** ...and this many bytes. */
   batchBytes?: number;
-  /** Batches handed to the store and not yet stored; default 3 (two importing, one staging). */
+  /** Batches handed to the store and not yet stored; default 4. */
   batchesInFlight?: number;
   onProgress?: (p: IngestProgress) => void;
 }
@@ -62,11 +62,9 @@ export interface IngestSummary {
   eventsPerSecond: number;
 }
 
-// DuckDB fills row groups of 122,880 rows; batches of that size import about twice as fast as
-// smaller ones, which leave partial row groups to merge at every checkpoint.
-const DEFAULT_BATCH_EVENTS = 122_880;
 const DEFAULT_BATCH_BYTES = 256 << 20;
-const DEFAULT_BATCHES_IN_FLIGHT = 3;
+// Two importing, the rest staged and waiting, so an import never waits for the parse loop.
+const DEFAULT_BATCHES_IN_FLIGHT = 4;
 
 /** Expands directories (recursively, sorted by name) into the files to read. */
 export async function expandInputs(
@@ -113,7 +111,8 @@ export async function ingest(inputs: readonly IngestInput[], opts: IngestOptions
   const started = performance.now();
   const prep = opts.prepare ?? DEFAULT_PREPARE_OPTIONS;
   const batchBytes = opts.batchBytes ?? DEFAULT_BATCH_BYTES;
-  const batchEvents = opts.batchEvents ?? DEFAULT_BATCH_EVENTS;
+  // The store's cheapest batch (for DuckDB, one row group, written compressed without the WAL).
+  const batchEvents = opts.batchEvents ?? opts.store.capabilities.batchEvents;
   const files = await expandInputs(inputs.map((i) => i.path));
   const bytesTotal = files.some((f) => f.size === null) ? null : files.reduce((a, f) => a + (f.size ?? 0), 0);
   const s = { events: 0, stored: 0, duplicates: 0, truncated: 0, malformed: 0 };

@@ -8,7 +8,13 @@ import type { EventBatch, QueryResult, Store, StoreStats, WriteResult } from '..
 export class MemoryStore implements Store {
   readonly backend = 'memory';
   readonly location = 'memory';
-  readonly capabilities = { sql: false, concurrentProcesses: true, retention: false, parallelWrites: 1 };
+  readonly capabilities = {
+    sql: false,
+    concurrentProcesses: true,
+    retention: false,
+    parallelWrites: 1,
+    batchEvents: 10_000,
+  };
   /** `${auditID}/${stage}` -> event JSON. */
   readonly rows = new Map<string, string>();
   writes = 0;

@@ -89,8 +89,12 @@ export class RemoteStore implements Store {
   ) {
     this.backend = info.backend;
     this.location = info.location;
-    // An agent from before parallelWrites existed wrote one batch at a time.
-    this.capabilities = { ...info.capabilities, parallelWrites: info.capabilities.parallelWrites ?? 1 };
+    // An agent from before these fields existed wrote one batch of 20,000 at a time.
+    this.capabilities = {
+      ...info.capabilities,
+      parallelWrites: info.capabilities.parallelWrites ?? 1,
+      batchEvents: info.capabilities.batchEvents ?? 20_000,
+    };
   }
 
   /** Connects to the agent at `baseUrl` (`http://127.0.0.1:5599`); throws if it does not answer. */

@@ -10,6 +10,8 @@ export interface StoreCapabilities {
   readonly retention: boolean;
   /** Writes the store runs side by side; a writer with more in flight only makes them queue. */
   readonly parallelWrites: number;
+  /** Batches of this many events (or a multiple) are the cheapest to write. */
+  readonly batchEvents: number;
 }
 
 /**

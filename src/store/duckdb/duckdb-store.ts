@@ -31,7 +31,14 @@ import type {
 } from '../store.js';
 import { eventKey } from './event-key.js';
 import { Claim, KeyWindow, type WindowBatch } from './key-window.js';
-import { CREATE_MACROS, CREATE_TABLES, INSERT_LIST, SCHEMA_VERSION, stagingSelect } from './schema.js';
+import {
+  CREATE_MACROS,
+  CREATE_TABLES,
+  INSERT_LIST,
+  SCHEMA_VERSION,
+  sqlString,
+  stagingSelect,
+} from './schema.js';
 import { buildSearchSql } from './search-sql.js';
 
 export const DUCKDB_FILE = 'kaudit.duckdb';
@@ -81,6 +88,15 @@ interface Staged {
 }
 
 const DEFAULT_WRITERS = 2;
+const CATALOG = 'kaudit';
+/**
+ * Rows per DuckDB row group: an import of a whole number of them is written compressed straight to
+ * the file, while a smaller one goes through the WAL and is compressed again at the next
+ * checkpoint, its rows held in memory until then. DuckDB's default (122,880) made every agent batch
+ * the slow kind and each ingest import hold ~200 MB; at 16,384 (measured over 1M events, two
+ * writers) imports ran 1.4x faster in under half the memory, for a file 15% larger.
+ */
+export const ROW_GROUP_ROWS = 16_384;
 const DEFAULT_DEDUPE_WINDOW = 1 << 20;
 
 const SHM_DIR = '/dev/shm';
@@ -170,19 +186,30 @@ export class DuckDBStore implements Store {
       concurrentProcesses: false,
       retention: true,
       parallelWrites: writers.length,
+      batchEvents: ROW_GROUP_ROWS,
     };
   }
 
   static async open(opts: DuckDBStoreOptions): Promise<DuckDBStore> {
     mkdirSync(opts.dataDir, { recursive: true });
     const file = join(opts.dataDir, DUCKDB_FILE);
-    let instance: DuckDBInstance;
+    const config: Record<string, string> = {};
+    if (opts.threads !== undefined) config.threads = String(opts.threads);
+    if (opts.memoryLimit !== undefined) config.memory_limit = opts.memoryLimit;
+    const instance = await DuckDBInstance.create(':memory:', config);
+    // Attached rather than opened, for ROW_GROUP_SIZE (an attach option); compression needs the
+    // latest storage version (else the file is ~8x larger).
     try {
-      const config: Record<string, string> = { storage_compatibility_version: 'latest' };
-      if (opts.threads !== undefined) config.threads = String(opts.threads);
-      if (opts.memoryLimit !== undefined) config.memory_limit = opts.memoryLimit;
-      instance = await DuckDBInstance.create(file, config);
+      const setup = await instance.connect();
+      try {
+        await setup.run(
+          `ATTACH ${sqlString(file)} AS ${CATALOG} (STORAGE_VERSION 'latest', ROW_GROUP_SIZE ${ROW_GROUP_ROWS})`,
+        );
+      } finally {
+        setup.closeSync();
+      }
     } catch (err) {
+      instance.closeSync();
       throw openError(file, err);
     }
     const writerCount = Math.max(1, opts.writers ?? DEFAULT_WRITERS);
@@ -190,6 +217,7 @@ export class DuckDBStore implements Store {
     const writers: DuckDBConnection[] = [];
     try {
       conn = await instance.connect();
+      await conn.run(`USE ${CATALOG}`);
       await conn.run("SET TimeZone = 'UTC'");
       // The default (16 MB of WAL) checkpoints after nearly every batch, recompressing the last,
       // partly filled row group each time; 256 MB lets row groups fill first. Commits stay durable
@@ -202,6 +230,7 @@ export class DuckDBStore implements Store {
       );
       for (let i = 0; i < writerCount; i++) {
         const w = await instance.connect();
+        await w.run(`USE ${CATALOG}`);
         await w.run("SET TimeZone = 'UTC'");
         await w.run(CREATE_MACROS);
         writers.push(w);
