@@ -18,6 +18,8 @@ export class MemoryStore implements Store {
   /** `${auditID}/${stage}` -> event JSON. */
   readonly rows = new Map<string, string>();
   writes = 0;
+  /** Events per write, in order. */
+  readonly batchSizes: number[] = [];
   /** Each write waits this long first... */
   delayMs = 0;
   /** ...or, while this has entries, as long as the next one says. */
@@ -27,6 +29,7 @@ export class MemoryStore implements Store {
 
   async write(batch: EventBatch): Promise<WriteResult> {
     this.writes++;
+    this.batchSizes.push(batch.events.length);
     const delay = this.delaysMs.shift() ?? this.delayMs;
     if (delay > 0) await new Promise((r) => setTimeout(r, delay));
     if (this.failWith !== undefined) throw this.failWith;

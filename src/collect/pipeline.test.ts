@@ -81,6 +81,42 @@ describe('Pipeline', () => {
     expect(acked).toEqual(['first', 'second']);
   });
 
+  it('cuts batches of exactly batch_events, splitting items, and acknowledges each item once whole', async () => {
+    const store = new MemoryStore();
+    store.delayMs = 20;
+    const { pipeline } = setup(store, 100, { batchEvents: 4, flushIntervalMs: 50, writesInFlight: 2 });
+    const items = [0, 1, 2].map((k) => item([`s${k}-a`, `s${k}-b`, `s${k}-c`]));
+    const acked: number[] = [];
+    items.forEach((it, k) => {
+      const done = it.done;
+      it.done = (err) => {
+        acked.push(k);
+        done?.(err);
+      };
+    });
+    for (const it of items) await pipeline.offer(it);
+    expect(await Promise.all(items.map((it) => it.result))).toEqual([undefined, undefined, undefined]);
+    await pipeline.shutdown();
+    expect(store.batchSizes).toEqual([4, 4, 1]);
+    expect(store.rows.size).toBe(9);
+    expect(acked).toEqual([0, 1, 2]);
+  });
+
+  it('sends a failed part of a file item again, and stores every event once', async () => {
+    const store = new MemoryStore();
+    store.failWith = new Error('disk full');
+    const { pipeline } = setup(store, 100, { batchEvents: 4, flushIntervalMs: 0, writesInFlight: 2 });
+    const items = [0, 1, 2].map((k) => item([`r${k}-a`, `r${k}-b`, `r${k}-c`]));
+    for (const it of items) await pipeline.offer(it);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(store.rows.size).toBe(0);
+    store.failWith = undefined;
+    expect(await Promise.all(items.map((it) => it.result))).toEqual([undefined, undefined, undefined]);
+    await pipeline.shutdown();
+    expect(store.rows.size).toBe(9);
+    expect(pipeline.stats()).toMatchObject({ eventsStored: 9, duplicates: 0 });
+  });
+
   it('refuses with tryOffer when full and counts nothing as stored', async () => {
     const store = new MemoryStore();
     store.delayMs = 200;

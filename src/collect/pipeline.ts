@@ -89,7 +89,23 @@ interface Entry {
   bytes: number;
   /** Offer order: acknowledgements go out in it, so a file's checkpoint never passes a gap. */
   seq: number;
-  state: 'queued' | 'writing' | 'stored';
+  /** Events handed to the store so far: a batch may take part of an item. */
+  next: number;
+  /** Events the store has taken. */
+  stored: number;
+  /** An item without events (only dead letters) has been put in a batch. */
+  handed: boolean;
+  /** A webhook item the store failed: refused, and out of the queue. */
+  refused: boolean;
+  /** Every event stored and the item's dead letters written: it may be acknowledged. */
+  complete: boolean;
+}
+
+/** Events [from, to) of one queued item, as part of a batch. */
+interface Slice {
+  entry: Entry;
+  from: number;
+  to: number;
 }
 
 /**
@@ -106,6 +122,8 @@ export class Pipeline {
   private queuedEvents = 0;
   private queuedBytes = 0;
   private writing = 0;
+  /** Slices of file items whose write failed, sent again before anything newer. */
+  private retry: Slice[] = [];
   private readonly roomWaiters: (() => void)[] = [];
   private wakeFlusher: (() => void) | undefined;
   private stopping = false;
@@ -143,7 +161,16 @@ export class Pipeline {
 
   private push(item: PipelineItem, bytes: number): void {
     item.enqueuedAt = performance.now();
-    this.queue.push({ item, bytes, seq: this.seq++, state: 'queued' });
+    this.queue.push({
+      item,
+      bytes,
+      seq: this.seq++,
+      next: 0,
+      stored: 0,
+      handed: false,
+      refused: false,
+      complete: false,
+    });
     this.queuedEvents += item.events.length;
     this.queuedBytes += bytes;
     if (this.queuedEvents >= this.opts.batchEvents || this.queue.length === 1) this.wakeFlusher?.();
@@ -213,11 +240,58 @@ export class Pipeline {
     });
   }
 
+  private waitingEvents(): number {
+    let n = 0;
+    for (const r of this.retry) n += r.to - r.from;
+    for (const e of this.queue) n += e.item.events.length - e.next;
+    return n;
+  }
+
+  /** The oldest entry with something still to hand over, for the flush-interval check. */
+  private oldestWaiting(): Entry | undefined {
+    if (this.retry.length > 0) return this.retry[0]?.entry;
+    return this.queue.find((e) => e.next < e.item.events.length || (e.item.events.length === 0 && !e.handed));
+  }
+
+  /**
+   * Takes up to `batchEvents` events, splitting an item where the batch is full: a store batch of
+   * exactly that many events is the cheap kind (a whole DuckDB row group).
+   */
+  private takeBatch(): Slice[] {
+    const slices: Slice[] = [];
+    let n = 0;
+    const limit = this.opts.batchEvents;
+    while (this.retry.length > 0 && n < limit) {
+      const r = this.retry[0] as Slice;
+      const take = Math.min(r.to - r.from, limit - n);
+      slices.push({ entry: r.entry, from: r.from, to: r.from + take });
+      n += take;
+      if (r.from + take === r.to) this.retry.shift();
+      else r.from += take;
+    }
+    for (const e of this.queue) {
+      if (n >= limit) break;
+      const len = e.item.events.length;
+      if (len === 0) {
+        if (!e.handed) {
+          e.handed = true;
+          slices.push({ entry: e, from: 0, to: 0 });
+        }
+        continue;
+      }
+      if (e.next >= len) continue;
+      const take = Math.min(len - e.next, limit - n);
+      slices.push({ entry: e, from: e.next, to: e.next + take });
+      e.next += take;
+      n += take;
+    }
+    return slices;
+  }
+
   private async run(): Promise<void> {
     const maxWriting = Math.max(1, this.opts.writesInFlight ?? 1);
     for (;;) {
-      const waiting = this.queue.filter((e) => e.state === 'queued');
-      const head = waiting[0];
+      const head = this.oldestWaiting();
       if (head === undefined) {
         if (this.stopping && this.writing === 0) return;
         await this.sleep(60_000);
@@ -238,33 +312,30 @@ export class Pipeline {
         await this.sleep(Math.max(1, until - now));
         continue;
       }
-      let waitingEvents = 0;
-      for (const e of waiting) waitingEvents += e.item.events.length;
       const age = performance.now() - (head.item.enqueuedAt ?? 0);
-      if (!this.stopping && waitingEvents < this.opts.batchEvents && age < this.opts.flushIntervalMs) {
+      if (
+        !this.stopping &&
+        this.retry.length === 0 &&
+        this.waitingEvents() < this.opts.batchEvents &&
+        age < this.opts.flushIntervalMs
+      ) {
         await this.sleep(this.opts.flushIntervalMs - age);
         continue;
       }
-      const taken: Entry[] = [];
-      let n = 0;
-      for (const entry of waiting) {
-        if (taken.length > 0 && n + entry.item.events.length > this.opts.batchEvents) break;
-        entry.state = 'writing';
-        taken.push(entry);
-        n += entry.item.events.length;
-      }
+      const slices = this.takeBatch();
       this.writing++;
-      void this.writeBatch(taken).finally(() => {
+      void this.writeBatch(slices).finally(() => {
         this.writing--;
         this.wakeFlusher?.();
       });
     }
   }
 
-  /** Writes one batch; on failure webhook items are refused and file items queued again. */
-  private async writeBatch(taken: Entry[]): Promise<void> {
+  /** Writes one batch; on failure webhook items are refused and file items' slices queued again. */
+  private async writeBatch(slices: Slice[]): Promise<void> {
     const events: Buffer[] = [];
-    for (const { item } of taken) for (const e of item.events) events.push(e);
+    for (const { entry, from, to } of slices)
+      for (let i = from; i < to; i++) events.push(entry.item.events[i] as Buffer);
     let result: Awaited<ReturnType<Store['write']>> | undefined;
     try {
       if (events.length > 0) result = await this.opts.store.write({ events, cluster: this.opts.cluster });
@@ -277,14 +348,19 @@ export class Pipeline {
       this.retryAt = Date.now() + this.backoffMs;
       this.backoffMs = Math.min(this.backoffMs * 2, MAX_BACKOFF_MS);
       // Webhook items are refused now (the client retries); file items wait, and so do their checkpoints.
-      for (const entry of taken) {
+      const again: Slice[] = [];
+      for (const slice of slices) {
+        const { entry } = slice;
         if (entry.item.retry) {
-          entry.state = 'queued';
-        } else {
+          if (slice.to > slice.from) again.push(slice);
+          else entry.handed = false;
+        } else if (!entry.refused) {
+          entry.refused = true;
           this.remove(entry);
           entry.item.done?.(new Error(`store unavailable: ${message}`));
         }
       }
+      this.retry = [...again, ...this.retry].sort((x, y) => x.entry.seq - y.entry.seq || x.from - y.from);
       this.acknowledge();
       return;
     }
@@ -300,53 +376,55 @@ export class Pipeline {
       this.counters.rejected += result.rejected.length;
     }
 
-    const rejectedByItem = new Map<PipelineItem, DeadLetterEntry[]>();
+    const letters: DeadLetterEntry[] = [];
     if (result !== undefined && result.rejected.length > 0) {
       const owner: PipelineItem[] = [];
-      for (const { item } of taken) for (let i = 0; i < item.events.length; i++) owner.push(item);
+      for (const { entry, from, to } of slices) for (let i = from; i < to; i++) owner.push(entry.item);
       for (const r of result.rejected) {
         const item = owner[r.index];
         const data = r.data ?? events[r.index];
-        if (item === undefined || data === undefined) continue;
-        const list = rejectedByItem.get(item) ?? [];
-        list.push({ source: item.source, reason: r.reason, data });
-        rejectedByItem.set(item, list);
+        if (item !== undefined && data !== undefined)
+          letters.push({ source: item.source, reason: r.reason, data });
       }
     }
     const now = performance.now();
-    let lettered = 0;
-    for (const entry of taken) {
-      const { item } = entry;
-      const letters = [...item.deadLetters, ...(rejectedByItem.get(item) ?? [])];
-      for (const letter of letters) {
-        try {
-          await this.opts.deadLetter.add(letter);
-          this.counters.deadLettered++;
-          lettered++;
-        } catch (err) {
-          this.opts.log.error('dead-letter write failed', { error: String(err), source: letter.source });
-        }
-      }
-      const latency = now - (item.enqueuedAt ?? now);
-      if (item.events.length > 0) {
+    const completed: Entry[] = [];
+    for (const { entry, from, to } of slices) {
+      entry.stored += to - from;
+      if (entry.complete || completed.includes(entry) || entry.stored < entry.item.events.length) continue;
+      completed.push(entry);
+      // The item is whole in the store now: its own dead letters go with it.
+      letters.push(...entry.item.deadLetters);
+      if (entry.item.events.length > 0) {
+        const latency = now - (entry.item.enqueuedAt ?? now);
         this.latencySumMs += latency;
         this.latencyCount++;
         if (latency > this.latencyPeakMs) this.latencyPeakMs = latency;
       }
     }
-    if (lettered > 0) {
+    for (const letter of letters) {
+      try {
+        await this.opts.deadLetter.add(letter);
+        this.counters.deadLettered++;
+      } catch (err) {
+        this.opts.log.error('dead-letter write failed', { error: String(err), source: letter.source });
+      }
+    }
+    if (letters.length > 0) {
       await this.opts.deadLetter.sync?.().catch((err: unknown) => {
         this.opts.log.error('dead-letter sync failed', { error: String(err) });
       });
     }
-    for (const entry of taken) entry.state = 'stored';
+    // Only now, after their dead letters are durable, may another batch's completion ack them.
+    for (const entry of completed) entry.complete = true;
     this.acknowledge();
   }
 
   /** Acknowledges stored items from the front of the queue, stopping at the first that is not. */
   private acknowledge(): void {
-    while (this.queue[0]?.state === 'stored') {
+    for (;;) {
       const entry = this.queue[0];
+      if (entry === undefined || !entry.complete) return;
       this.remove(entry);
       entry.item.done?.();
     }
