@@ -38,6 +38,9 @@ interface AgentFlags {
 }
 
 const AGENT_DEDUPE_WINDOW = 262_144;
+// Row-group-sized imports need little: catching up at full speed, 256MB gave the same throughput as
+// 768MB with ~150 MB less RSS, and 128MB ran out of memory. 320MB leaves room for larger events.
+const AGENT_STORE_MEMORY_LIMIT = '320MB';
 const RETENTION_EVERY_MS = 6 * 3600_000;
 
 /** `--config`, else KAUDIT_CONFIG, else ./kaudit.yaml when it exists. */
@@ -168,9 +171,9 @@ Examples:
         dataDir: config.dataDir,
         threads: 1,
         dedupeWindow: AGENT_DEDUPE_WINDOW,
+        memoryLimit: config.storeMemoryLimit ?? AGENT_STORE_MEMORY_LIMIT,
       };
       if (config.retentionDays !== undefined) storeOpts.retentionDays = config.retentionDays;
-      if (config.storeMemoryLimit !== undefined) storeOpts.memoryLimit = config.storeMemoryLimit;
       const store = await openStore(storeOpts);
       const deadLetter = new DeadLetter(config.dataDir);
       const agent = new Agent({
