@@ -10,6 +10,8 @@ export interface OpenStoreOptions {
   memoryLimit?: string;
   /** Recent (auditID, stage) keys held in memory for de-duplication (see duckdb/key-window.ts). */
   dedupeWindow?: number;
+  /** WAL size that triggers a checkpoint, e.g. `128MB`. */
+  checkpointThreshold?: string;
 }
 
 /** The embedded default: one DuckDB file under the data directory. */
@@ -18,6 +20,7 @@ export async function openStore(opts: OpenStoreOptions): Promise<Store> {
     dataDir: opts.dataDir,
     ...(opts.threads === undefined ? {} : { threads: opts.threads }),
     ...(opts.dedupeWindow === undefined ? {} : { dedupeWindow: opts.dedupeWindow }),
+    ...(opts.checkpointThreshold === undefined ? {} : { checkpointThreshold: opts.checkpointThreshold }),
     memoryLimit: opts.memoryLimit ?? '768MB',
   });
   if (opts.retentionDays !== undefined) await store.deleteOlderThan(opts.retentionDays);

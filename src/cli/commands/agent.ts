@@ -172,6 +172,9 @@ Examples:
         threads: 1,
         dedupeWindow: AGENT_DEDUPE_WINDOW,
         memoryLimit: config.storeMemoryLimit ?? AGENT_STORE_MEMORY_LIMIT,
+        // Small batches (a flush every 250 ms) go through the WAL; a checkpoint pauses commits while
+        // it compresses them. At 20k events/s, 256MB of WAL gave p99 freshness ~1.9 s, 128MB ~0.9 s.
+        checkpointThreshold: '128MB',
       };
       if (config.retentionDays !== undefined) storeOpts.retentionDays = config.retentionDays;
       const store = await openStore(storeOpts);

@@ -55,6 +55,8 @@ export interface DuckDBStoreOptions {
   writers?: number;
   /** (auditID, stage) keys kept in memory to de-duplicate without reading the table; default 1,048,576. */
   dedupeWindow?: number;
+  /** WAL size that triggers a checkpoint; default 256MB. Smaller means shorter pauses, more often. */
+  checkpointThreshold?: string;
 }
 
 const US = 0x1f;
@@ -222,7 +224,7 @@ export class DuckDBStore implements Store {
       // The default (16 MB of WAL) checkpoints after nearly every batch, recompressing the last,
       // partly filled row group each time; 256 MB lets row groups fill first. Commits stay durable
       // in the WAL either way.
-      await conn.run(`SET checkpoint_threshold = '${CHECKPOINT_THRESHOLD}'`);
+      await conn.run(`SET checkpoint_threshold = '${opts.checkpointThreshold ?? CHECKPOINT_THRESHOLD}'`);
       await conn.run(CREATE_TABLES);
       await conn.run(CREATE_MACROS);
       await conn.run(
