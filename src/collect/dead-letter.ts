@@ -2,6 +2,7 @@
  * Malformed input is never dropped in silence: each record goes, with its source and byte offset,
  * to `dead-letter.ndjson` in the data directory, where `kaudit` users can inspect and replay it.
  */
+import { isUtf8 } from 'node:buffer';
 import { mkdirSync } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -31,7 +32,10 @@ export class DeadLetter {
   add(entry: DeadLetterEntry): Promise<void> {
     this.count++;
     const data = typeof entry.data === 'string' ? Buffer.from(entry.data) : entry.data;
-    const kept = data.subarray(0, DEAD_LETTER_MAX_DATA).toString('utf8');
+    const head = data.subarray(0, DEAD_LETTER_MAX_DATA);
+    // Bytes that are not UTF-8 (or a head cut inside a character) would be mangled by a JSON
+    // string: those are kept exact, in base64.
+    const text = isUtf8(head);
     const record = {
       time: new Date().toISOString(),
       source: entry.source,
@@ -39,7 +43,7 @@ export class DeadLetter {
       reason: entry.reason,
       bytes: data.length,
       ...(data.length > DEAD_LETTER_MAX_DATA ? { dataTruncated: true } : {}),
-      data: kept,
+      ...(text ? { data: head.toString('utf8') } : { dataBase64: head.toString('base64') }),
     };
     const line = `${JSON.stringify(record)}\n`;
     this.chain = this.chain.then(async () => {

@@ -71,6 +71,31 @@ describe('kaudit ingest', () => {
     expect(s.deadLetter).toBe(join(data, 'dead-letter.ndjson'));
   });
 
+  it('dead-letters a line that is not UTF-8 with its exact bytes, and stores the rest', async () => {
+    const lines = readFileSync(join(FIXTURES, 'watch-long-running.jsonl'), 'utf8').split('\n');
+    const event = JSON.parse(lines[0] ?? '{}');
+    event.auditID = 'latin1-0000-0000-0000-000000000001';
+    const [before, after] = JSON.stringify(event).split('"verb"');
+    // A Latin-1 "é" in the middle of the line: not UTF-8, though the line is otherwise an event.
+    const bad = Buffer.concat([
+      Buffer.from(`${before}"note":"caf`),
+      Buffer.from([0xe9]),
+      Buffer.from(`",` + '"verb"' + after),
+    ]);
+    const file = join(dir, 'audit.log');
+    const text = Buffer.concat([
+      Buffer.from(`${lines[1]}\n`),
+      bad,
+      Buffer.from(`\n${lines[2]}\n${lines[3]}\n`),
+    ]);
+    writeFileSync(file, text);
+    const s = await ingestJson(file);
+    expect(s).toMatchObject({ stored: 3, malformed: 1 });
+    const [dead] = ndjson(readFileSync(join(data, 'dead-letter.ndjson'), 'utf8'));
+    expect(dead).toMatchObject({ source: file, offset: text.indexOf(bad), reason: 'not UTF-8 text' });
+    expect(Buffer.from(String(dead?.dataBase64), 'base64').equals(bad)).toBe(true);
+  });
+
   it('stores a 10 MiB line truncated, counted, with the truncation annotation', async () => {
     const [line] = readFileSync(join(FIXTURES, 'watch-long-running.jsonl'), 'utf8').split('\n');
     const event = JSON.parse(line ?? '{}');

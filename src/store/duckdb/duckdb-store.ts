@@ -4,6 +4,7 @@ import {
   constants,
   mkdirSync,
   openSync,
+  readSync,
   rmSync,
   statfsSync,
   writevSync,
@@ -87,6 +88,9 @@ interface Staged {
   window: WindowBatch;
   /** Batch index -> staged row (-1: not staged), for giving back the keys of rejected rows. */
   rowOf: Int32Array;
+  /** Batch index -> byte offset and length of the event in the staging file, to read back a row DuckDB skipped. */
+  fileAt: Float64Array;
+  lengths: Int32Array;
 }
 
 const DEFAULT_WRITERS = 2;
@@ -313,9 +317,12 @@ export class DuckDBStore implements Store {
       checkTable: false,
       window: this.window.begin(),
       rowOf: new Int32Array(batch.events.length).fill(-1),
+      fileAt: new Float64Array(batch.events.length),
+      lengths: new Int32Array(batch.events.length),
     };
     if (batch.events.length === 0) return s;
     const parts: Buffer[] = [];
+    let fileBytes = 0;
     for (let i = 0; i < batch.events.length; i++) {
       const ev = batch.events[i] as Buffer;
       // The file's separators, raw, would split the row; kube-apiserver never writes them raw (a
@@ -340,7 +347,11 @@ export class DuckDBStore implements Store {
         s.minTs = Number.NaN;
       }
       s.rowOf[i] = s.staged;
-      parts.push(ev, rowSuffix(i, key?.mayHaveLatency ?? true));
+      s.fileAt[i] = fileBytes;
+      s.lengths[i] = ev.length;
+      const suffix = rowSuffix(i, key?.mayHaveLatency ?? true);
+      parts.push(ev, suffix);
+      fileBytes += ev.length + suffix.length;
       s.staged++;
       if (ev.length > s.longest) s.longest = ev.length;
     }
@@ -391,17 +402,44 @@ export class DuckDBStore implements Store {
     const rejected = [...s.early];
     // Only when rows are missing is it worth a second pass to tell rejects from stored duplicates.
     if (stored < s.staged) {
-      const bad = await conn.runAndReadAll(`SELECT i, reject, raw FROM (${select}) WHERE reject IS NOT NULL`);
-      for (const [i, reason, raw] of bad.getRows()) {
+      const all = await conn.runAndReadAll(
+        `SELECT i, reject, CASE WHEN reject IS NOT NULL THEN raw END FROM (${select})`,
+      );
+      const read = new Uint8Array(s.rowOf.length);
+      for (const [i, reason, raw] of all.getRows()) {
         const index = Number(i);
+        read[index] = 1;
+        if (reason === null) continue;
         rejected.push({ index, reason: String(reason), data: Buffer.from(String(raw)) });
-        const row = s.rowOf[index];
-        if (row !== undefined && row >= 0) this.window.giveBack(s.window, row);
+        this.giveBack(s, index);
+      }
+      // DuckDB skips a line it cannot read (ignore_errors): in practice bytes that are not UTF-8.
+      const skipped = s.rowOf.reduce<number[]>((acc, row, index) => {
+        if (row >= 0 && read[index] === 0) acc.push(index);
+        return acc;
+      }, []);
+      if (skipped.length > 0) {
+        const fd = openSync(path, 'r');
+        try {
+          for (const index of skipped) {
+            const data = Buffer.allocUnsafe(s.lengths[index] ?? 0);
+            readSync(fd, data, 0, data.length, s.fileAt[index] ?? 0);
+            rejected.push({ index, reason: 'not UTF-8 text', data });
+            this.giveBack(s, index);
+          }
+        } finally {
+          closeSync(fd);
+        }
       }
     }
     rejected.sort((a, b) => a.index - b.index);
     const duplicates = s.batchDuplicates + (s.staged - stored - (rejected.length - s.early.length));
     return { stored, duplicates, rejected };
+  }
+
+  private giveBack(s: Staged, index: number): void {
+    const row = s.rowOf[index];
+    if (row !== undefined && row >= 0) this.window.giveBack(s.window, row);
   }
 
   async query(sql: string): Promise<QueryResult> {

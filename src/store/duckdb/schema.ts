@@ -117,8 +117,11 @@ export function sqlString(s: string): string {
 export function stagingSource(stagingPath: string, maxLineBytes: number): string {
   // DuckDB sizes its read buffers from max_line_size, so it follows the batch's longest line.
   const maxLine = Math.max(2 << 20, maxLineBytes + 64);
+  // ignore_errors: a line that is not UTF-8 is skipped, not fatal to the batch; the store finds
+  // the missing index and dead-letters it.
   return `SELECT n // 2 AS i, n % 2 = 1 AS lat, j FROM read_csv(${sqlString(stagingPath)}, delim = '\x1f', quote = '',
-    escape = '', header = false, columns = {'j': 'VARCHAR', 'n': 'INTEGER'}, auto_detect = false, max_line_size = ${maxLine})`;
+    escape = '', header = false, columns = {'j': 'VARCHAR', 'n': 'INTEGER'}, auto_detect = false, max_line_size = ${maxLine},
+    ignore_errors = true)`;
 }
 
 export function stagingSelect(stagingPath: string, cluster: string, maxLineBytes: number): string {
