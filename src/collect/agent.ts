@@ -87,7 +87,8 @@ export class Agent {
       queueBytes: config.pipeline.queueBytes,
       batchEvents: config.pipeline.batchEvents,
       flushIntervalMs: config.pipeline.flushIntervalMs,
-      writesInFlight: opts.store.capabilities.parallelWrites,
+      // One more than the store runs at once: the next batch is staged while both imports run.
+      writesInFlight: opts.store.capabilities.parallelWrites + 1,
       deadLetter: opts.deadLetter,
       log: opts.log,
     });
