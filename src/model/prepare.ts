@@ -85,20 +85,13 @@ function uriNeedsRedaction(line: Buffer, uriStart: number): boolean {
     const u = line.indexOf(REQUEST_URI);
     if (u < 0) return false;
     start = u + REQUEST_URI.length;
-  } else {
-    // Most URIs have no query string: look for `?` before the closing quote without a native call.
-    let i = start;
-    for (; i < line.length; i++) {
-      const b = line[i];
-      if (b === QUESTION || b === QUOTE) break;
-    }
-    if (line[i] !== QUESTION) return false;
   }
-  const end = line.indexOf(QUOTE, start);
-  if (end <= start) return false;
-  const uri = line.toString('latin1', start, end);
-  const q = uri.indexOf('?');
-  return q >= 0 && URI_SENSITIVE.test(uri.slice(q));
+  // Most URIs have no query string: look for `?` before the closing quote without a native call.
+  let q = start;
+  while (q < line.length && line[q] !== QUESTION && line[q] !== QUOTE) q++;
+  if (line[q] !== QUESTION) return false;
+  const end = line.indexOf(QUOTE, q);
+  return end > q && URI_SENSITIVE.test(line.toString('latin1', q, end));
 }
 
 /** True when the line must be parsed in JS: not plain compact v1, or something to redact. */

@@ -332,19 +332,17 @@ export class DuckDBStore implements Store {
         continue;
       }
       const key = eventKey(ev);
-      if (key !== null) {
-        const claim = this.window.claim(s.window, key.id, key.tsMs);
-        if (claim === Claim.Duplicate) {
-          s.batchDuplicates++;
-          continue;
-        }
-        if (claim === Claim.CheckTable) s.checkTable = true;
+      const claim = this.window.claim(s.window, key?.id ?? null, key?.tsMs ?? 0);
+      if (claim === Claim.Duplicate) {
+        s.batchDuplicates++;
+        continue;
+      }
+      if (claim === Claim.CheckTable) s.checkTable = true;
+      if (key === null) {
+        s.minTs = Number.NaN;
+      } else {
         if (key.tsMs < s.minTs) s.minTs = key.tsMs;
         if (key.tsMs > s.maxTs) s.maxTs = key.tsMs;
-      } else {
-        this.window.add(s.window, null, 0);
-        s.checkTable = true;
-        s.minTs = Number.NaN;
       }
       s.rowOf[i] = s.staged;
       s.fileAt[i] = fileBytes;

@@ -8,11 +8,11 @@
  * The first auditID and stage are therefore the event's own, and the timestamp is the last one.
  */
 import { bytesAt, newApiserverHead, plainStringEnd, readApiserverHead } from '../../model/apiserver-line.js';
+import { parseTimestampMicros } from '../../model/derive.js';
 
 const AUDIT_ID = Buffer.from('"auditID":"');
 const STAGE = Buffer.from('"stage":"');
 const RECEIVED = Buffer.from('"requestReceivedTimestamp":"');
-const ZONED = /(?:Z|[+-]\d\d:?\d\d)$/i;
 
 export interface EventKey {
   /** auditID and stage, in one canonical string. */
@@ -38,7 +38,7 @@ function digits(ev: Buffer, at: number, n: number): number {
 
 /**
  * `YYYY-MM-DDTHH:MM:SS[.fraction]Z`, the form kube-apiserver writes, read from the bytes; any other
- * form (an offset instead of Z) goes through Date.parse.
+ * form (an offset instead of Z) goes through model/derive.ts parseTimestampMicros.
  */
 export function parseTimestampMs(ev: Buffer, start: number, end: number): number {
   if (
@@ -77,9 +77,9 @@ export function parseTimestampMs(ev: Buffer, start: number, end: number): number
       if (!Number.isNaN(t)) return t;
     }
   }
-  // Without a zone, Date.parse would read local time where DuckDB reads UTC: leave those to SQL.
-  const text = ev.toString('latin1', start, end);
-  return ZONED.test(text) ? Date.parse(text) : Number.NaN;
+  // The model's parser requires a zone (Date.parse would read local time where DuckDB reads UTC).
+  const us = parseTimestampMicros(ev.toString('latin1', start, end));
+  return us === null ? Number.NaN : Math.floor(us / 1000);
 }
 
 const STAGE_TS = Buffer.from('","stageTimestamp":"');

@@ -53,20 +53,15 @@ export class KeyWindow {
     return this.keys.has(key);
   }
 
-  /** Records a staged row's key; false when the window cannot vouch for it (anti-join needed). */
-  add(batch: WindowBatch, key: string | null, tsMs: number): boolean {
-    batch.keys.push(key);
-    if (key === null) return false;
-    this.keys.add(key);
-    if (tsMs > batch.maxTsMs) batch.maxTsMs = tsMs;
-    return tsMs > this.floor;
-  }
-
   /**
-   * has() and add() in one lookup, for the ingest path: DUPLICATE when the key is held already,
-   * else the row is recorded and the answer says whether the window vouches for it.
+   * Records a staged row's key in one Set operation: Duplicate when the key is held already, else
+   * whether the window vouches for the row (a row without a key never is vouched for).
    */
-  claim(batch: WindowBatch, key: string, tsMs: number): Claim {
+  claim(batch: WindowBatch, key: string | null, tsMs: number): Claim {
+    if (key === null) {
+      batch.keys.push(null);
+      return Claim.CheckTable;
+    }
     const before = this.keys.size;
     this.keys.add(key);
     if (this.keys.size === before) return Claim.Duplicate;
