@@ -80,6 +80,14 @@ export class Agent {
   constructor(private readonly opts: AgentOptions) {
     const { config } = opts;
     this.registry = CheckpointRegistry.open(config.runPath);
+    // One more than the store runs at once: the next batch is staged while both imports run.
+    const writesInFlight = opts.store.capabilities.parallelWrites + 1;
+    const fills = (writesInFlight + 1) * config.pipeline.batchEvents;
+    if (config.pipeline.queueEvents < fills)
+      opts.log.warn('pipeline.queue_events holds too few events to fill batches while others are written', {
+        queue_events: config.pipeline.queueEvents,
+        suggested: fills,
+      });
     this.pipeline = new Pipeline({
       store: opts.store,
       cluster: config.cluster,
@@ -87,8 +95,7 @@ export class Agent {
       queueBytes: config.pipeline.queueBytes,
       batchEvents: config.pipeline.batchEvents,
       flushIntervalMs: config.pipeline.flushIntervalMs,
-      // One more than the store runs at once: the next batch is staged while both imports run.
-      writesInFlight: opts.store.capabilities.parallelWrites + 1,
+      writesInFlight,
       deadLetter: opts.deadLetter,
       log: opts.log,
     });

@@ -633,6 +633,7 @@ export class FileSource {
       this.handleLine(batch, line, endOffset);
       start = nl + 1;
       if (batch.item.events.length >= ITEM_EVENTS) {
+        batch.item.more = true;
         await this.send(t, batch);
         Object.assign(batch, this.newBatch(t));
       }
@@ -656,7 +657,11 @@ export class FileSource {
         t.pendingBytes += rest.length;
       }
     }
-    if (batch.endOffset > 0 || batch.item.deadLetters.length > 0) await this.send(t, batch);
+    if (batch.endOffset > 0 || batch.item.deadLetters.length > 0) {
+      // A gzip stream's size is not known up front (t.size stays 0 until its end).
+      batch.item.more = t.gz || t.readOffset < t.size;
+      await this.send(t, batch);
+    }
   }
 
   private newBatch(t: Tracked): { item: PipelineItem; endOffset: number; generation: number } {

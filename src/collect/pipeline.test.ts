@@ -102,6 +102,33 @@ describe('Pipeline', () => {
     expect(acked).toEqual([0, 1, 2]);
   });
 
+  it('holds a short batch past the flush interval while its source says more is coming, not after', async () => {
+    const store = new MemoryStore();
+    const { pipeline } = setup(store, 100, { batchEvents: 4, flushIntervalMs: 100 });
+    const first = item(['m-a', 'm-b']);
+    first.more = true;
+    await pipeline.offer(first);
+    await new Promise((r) => setTimeout(r, 200));
+    // Past the interval, yet nothing written: the source is still reading.
+    expect(store.batchSizes).toEqual([]);
+    const second = item(['m-c', 'm-d', 'm-e']);
+    second.more = true;
+    await pipeline.offer(second);
+    await first.result;
+    expect(store.batchSizes).toEqual([4]);
+    // The rest waits for more too, but only up to four flush intervals.
+    await second.result;
+    expect(store.batchSizes).toEqual([4, 1]);
+    const last = item(['m-f']);
+    await pipeline.offer(last);
+    const t0 = performance.now();
+    await last.result;
+    // No `more`: cut at the flush interval (100 ms), well before the 400 ms linger.
+    expect(performance.now() - t0).toBeLessThan(300);
+    await pipeline.shutdown();
+    expect(store.batchSizes).toEqual([4, 1, 1]);
+  });
+
   it('sends a failed part of a file item again, and stores every event once', async () => {
     const store = new MemoryStore();
     store.failWith = new Error('disk full');

@@ -41,6 +41,11 @@ export interface PipelineItem {
    * once so the caller answers 5xx and kube-apiserver retries.
    */
   retry: boolean;
+  /**
+   * The source had more input ready when it offered this item (a file read behind its end): a batch
+   * short of `batchEvents` may wait for it past the flush interval, so a catch-up writes whole batches.
+   */
+  more?: boolean;
   /** Called once: with no error when every event is durably stored, else with the reason. */
   done?: (err?: Error) => void;
 }
@@ -77,6 +82,8 @@ export interface PipelineStats {
 
 const INITIAL_BACKOFF_MS = 250;
 const MAX_BACKOFF_MS = 10_000;
+/** How many flush intervals a partial batch may wait for a source that said more is coming. */
+const MAX_LINGER_INTERVALS = 4;
 
 function itemBytes(item: PipelineItem): number {
   let n = 0;
@@ -247,6 +254,15 @@ export class Pipeline {
     return n;
   }
 
+  /**
+   * A source is behind its input and not blocked on room in the queue: the batch will fill soon.
+   * A partial batch in a catch-up costs twice (DuckDB writes it through its WAL and compresses it
+   * again at the next checkpoint) and stores nothing sooner, since the writers are busy anyway.
+   */
+  private moreComing(): boolean {
+    return this.queue[this.queue.length - 1]?.item.more === true && this.roomWaiters.length === 0;
+  }
+
   /** The oldest entry with something still to hand over, for the flush-interval check. */
   private oldestWaiting(): Entry | undefined {
     if (this.retry.length > 0) return this.retry[0]?.entry;
@@ -313,14 +329,16 @@ export class Pipeline {
         continue;
       }
       const age = performance.now() - (head.item.enqueuedAt ?? 0);
-      if (
-        !this.stopping &&
-        this.retry.length === 0 &&
-        this.waitingEvents() < this.opts.batchEvents &&
-        age < this.opts.flushIntervalMs
-      ) {
-        await this.sleep(this.opts.flushIntervalMs - age);
-        continue;
+      if (!this.stopping && this.retry.length === 0 && this.waitingEvents() < this.opts.batchEvents) {
+        if (age < this.opts.flushIntervalMs) {
+          await this.sleep(this.opts.flushIntervalMs - age);
+          continue;
+        }
+        if (this.moreComing() && age < this.opts.flushIntervalMs * MAX_LINGER_INTERVALS) {
+          // Woken by push() once a full batch is queued; the sleep bounds the wait.
+          await this.sleep(this.opts.flushIntervalMs * MAX_LINGER_INTERVALS - age);
+          continue;
+        }
       }
       const slices = this.takeBatch();
       this.writing++;

@@ -232,13 +232,13 @@ describe('webhook receiver while the store fails', () => {
   });
 
   it('answers 503 and stores nothing it did not acknowledge; file events wait and arrive once it recovers', async () => {
-    // The DuckDB store stages each batch in .staging-<pid>-<n>.tsv, in /dev/shm when it can, else in
+    // The DuckDB store stages each batch in .kaudit-staging-<pid>-<n>.tsv, in /dev/shm when it can, else in
     // the data directory; directories in the way make every write fail, as a full disk would.
     const pid = agent.child.pid ?? 0;
     for (const stagingDir of [join(dir, 'data'), '/dev/shm']) {
       if (!existsSync(stagingDir)) continue;
       for (let n = 0; n < 500; n++) {
-        const p = join(stagingDir, `.staging-${pid}-${n}.tsv`);
+        const p = join(stagingDir, `.kaudit-staging-${pid}-${n}.tsv`);
         mkdirSync(p);
         blockers.push(p);
       }

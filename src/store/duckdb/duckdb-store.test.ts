@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -210,5 +210,25 @@ describe('DuckDBStore retention and locking', () => {
     expect(parsed.code).toBe('KAUDIT_STORE_LOCKED');
     expect(parsed.message).toContain(join(dir, 'kaudit.duckdb'));
     expect(parsed.message).toContain(`PID ${process.pid}`);
+  });
+});
+
+describe('DuckDBStore staging files', () => {
+  it('deletes those of processes that died mid-import and keeps those of running ones', async () => {
+    await store.close();
+    // A process that has exited: its pid names no running process (until reused, which is rare).
+    const dead = spawnSync(process.execPath, ['-e', '']).pid;
+    const running = process.ppid;
+    const deadFile = join(dir, `.kaudit-staging-${dead}-0.tsv`);
+    const liveFile = join(dir, `.kaudit-staging-${running}-0.tsv`);
+    const deadDir = join(dir, `.kaudit-staging-${dead}-1.tsv`);
+    const other = join(dir, `.staging-${dead}-0.tsv`);
+    for (const f of [deadFile, liveFile, other]) writeFileSync(f, 'x');
+    mkdirSync(deadDir);
+    store = await DuckDBStore.open({ dataDir: dir });
+    expect(existsSync(deadFile)).toBe(false);
+    expect(existsSync(liveFile)).toBe(true);
+    expect(existsSync(deadDir)).toBe(true);
+    expect(existsSync(other)).toBe(true);
   });
 });

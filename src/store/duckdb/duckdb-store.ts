@@ -2,11 +2,14 @@ import {
   accessSync,
   closeSync,
   constants,
+  lstatSync,
   mkdirSync,
   openSync,
+  readdirSync,
   readSync,
   rmSync,
   statfsSync,
+  unlinkSync,
   writevSync,
 } from 'node:fs';
 import { rm, stat } from 'node:fs/promises';
@@ -122,6 +125,45 @@ function defaultStagingDir(dataDir: string): string {
     return dataDir;
   }
 }
+const STAGING_FILE = /^\.kaudit-staging-(\d+)-\d+\.tsv$/;
+
+function stagingName(pid: number, seq: number): string {
+  return `.kaudit-staging-${pid}-${seq}.tsv`;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: it exists, under another user.
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Deletes staging files left by processes that died mid-import (kill -9, OOM): they would otherwise
+ * stay in /dev/shm, in RAM, until reboot. Only regular files of processes no longer running.
+ */
+function removeStaleStaging(dir: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const pid = Number(STAGING_FILE.exec(name)?.[1] ?? Number.NaN);
+    if (!Number.isInteger(pid) || pid === process.pid || processAlive(pid)) continue;
+    const path = join(dir, name);
+    try {
+      if (lstatSync(path).isFile()) unlinkSync(path);
+    } catch {
+      // gone already, or not ours to delete
+    }
+  }
+}
+
 const INTEGER_TYPES = new Set([
   DuckDBTypeId.BIGINT,
   DuckDBTypeId.UBIGINT,
@@ -186,6 +228,7 @@ export class DuckDBStore implements Store {
   ) {
     this.location = join(dataDir, DUCKDB_FILE);
     this.stagingDir = defaultStagingDir(dataDir);
+    for (const dir of new Set([this.stagingDir, dataDir])) removeStaleStaging(dir);
     this.idleWriters = writers;
     this.capabilities = {
       sql: true,
@@ -354,7 +397,7 @@ export class DuckDBStore implements Store {
       if (ev.length > s.longest) s.longest = ev.length;
     }
     if (s.staged === 0) return s;
-    const path = join(this.stagingDir, `.staging-${process.pid}-${this.stagingSeq++}.tsv`);
+    const path = join(this.stagingDir, stagingName(process.pid, this.stagingSeq++));
     // Written synchronously: it is a memory copy on tmpfs, and async writes would wait for the
     // event loop, which a busy producer (ingest's parse loop) keeps to itself.
     try {
