@@ -25,7 +25,7 @@ import { fileURLToPath } from 'node:url';
 import { MB, peakRss as peakRssBytes } from './lib.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const BIN = join(ROOT, 'dist', 'cli', 'bin.js');
+const BIN = join(ROOT, 'bin', 'kaudit.cjs');
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 400_000);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const OUT = resolve(process.env.BENCH_OUT ?? join(ROOT, 'bench', 'out'));
