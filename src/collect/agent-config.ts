@@ -79,7 +79,10 @@ export const DEFAULT_PIPELINE: PipelineConfig = {
   // One row group of the DuckDB store (duckdb-store.ts ROW_GROUP_ROWS): a full batch is written
   // compressed straight to the file instead of through the WAL.
   batchEvents: 16_384,
-  flushIntervalMs: 250,
+  // A batch waits up to a second to fill: from ~16k events/s up every batch is a whole row group,
+  // written compressed straight to the file. Cut every 250 ms, batches at 20k events/s went through
+  // the WAL and the agent peaked at 610-670 MB instead of ~470 (p99 freshness ~1.4 s either way).
+  flushIntervalMs: 1000,
 };
 
 /** Every KAUDIT_* variable the agent reads; documented in docs/agent.md. */

@@ -98,6 +98,16 @@ export class FileCandidates {
     );
   }
 
+  /** Whether a file of this name in one of the directories would be a candidate. */
+  matches(name: string): boolean {
+    return this.live.test(name) || this.backup.test(name);
+  }
+
+  /** The directories that may hold candidates now (the glob's directory part, expanded). */
+  directories(): Promise<string[]> {
+    return expandDirs(this.dirPattern);
+  }
+
   async list(): Promise<Candidate[]> {
     const out: Candidate[] = [];
     for (const dir of await expandDirs(this.dirPattern)) {

@@ -42,6 +42,8 @@ function harness(
     startPosition?: 'beginning' | 'end';
     maxEventBytes?: number;
     maxLineBytes?: number;
+    scanIntervalMs?: number;
+    pollIntervalMs?: number;
   } = {},
 ) {
   const letters: DeadLetterEntry[] = [];
@@ -79,8 +81,8 @@ function harness(
     prepare: preparer(opts.maxEventBytes),
     maxLineBytes: opts.maxLineBytes ?? 64 << 20,
     log,
-    scanIntervalMs: 100,
-    pollIntervalMs: 20,
+    scanIntervalMs: opts.scanIntervalMs ?? 100,
+    pollIntervalMs: opts.pollIntervalMs ?? 20,
     rotatedIdleMs: 200,
   });
   pipeline.start();
@@ -294,6 +296,22 @@ describe('FileSource', () => {
     await storedRows(store, 9);
     expect(ids(store)).toEqual(expectedIds('e', 101, 110).sort());
     expect(h.source.status().malformed).toBe(0);
+    await h.stop();
+  });
+
+  it('reads appends and a file created by rotation when inotify reports them, long before the next poll or scan', async () => {
+    const store = new MemoryStore();
+    writeFileSync(logs('audit.log'), auditLines('w', 0, 10));
+    const h = harness(store, { scanIntervalMs: 60_000, pollIntervalMs: 60_000 });
+    await storedRows(store, 10);
+    // Let the loop go to sleep for its minute.
+    await new Promise((r) => setTimeout(r, 200));
+    appendFileSync(logs('audit.log'), auditLines('w', 10, 20));
+    await waitFor('the append', () => store.rows.size === 20, 3000);
+    renameSync(logs('audit.log'), logs(rotatedName('2026-03-01T10:00:00Z')));
+    writeFileSync(logs('audit.log'), auditLines('w', 20, 30));
+    await waitFor('the new file', () => store.rows.size === 30, 3000);
+    expect(ids(store)).toEqual(expectedIds('w', 0, 30).sort());
     await h.stop();
   });
 

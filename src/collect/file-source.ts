@@ -1,4 +1,4 @@
-import { createReadStream } from 'node:fs';
+import { createReadStream, type FSWatcher, watch } from 'node:fs';
 import { type FileHandle, open, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { createGunzip } from 'node:zlib';
@@ -164,6 +164,12 @@ export class FileSource {
   private running = false;
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
+  /** Set by a watcher: something changed since the loop last looked, so it must not sleep. */
+  private poked = false;
+  /** A watcher saw a candidate's name appear or go: scan now rather than at the next interval. */
+  private rescan = false;
+  /** inotify watches (fs.watch) on the candidates' directories, by directory. */
+  private readonly watchers = new Map<string, FSWatcher>();
   private filesMatching = 0;
   private error: string | undefined;
   private readonly counters = {
@@ -204,6 +210,8 @@ export class FileSource {
   /** Asks the reader to stop after what it is doing; `stop` waits for it. */
   requestStop(): void {
     this.running = false;
+    for (const w of this.watchers.values()) w.close();
+    this.watchers.clear();
     this.wake?.();
   }
 
@@ -268,13 +276,48 @@ export class FileSource {
     });
   }
 
+  /**
+   * Keeps an inotify watch on each directory that may hold candidates, so appends and new files
+   * are read at once instead of at the next poll. Polling and periodic scans go on regardless:
+   * watches are not reliable everywhere (network file systems, inotify limits), and a directory
+   * that cannot be watched is simply polled.
+   */
+  private async syncWatchers(): Promise<void> {
+    const dirs = new Set(await this.candidates.directories());
+    for (const [dir, w] of this.watchers) {
+      if (dirs.has(dir)) continue;
+      w.close();
+      this.watchers.delete(dir);
+    }
+    for (const dir of dirs) {
+      if (this.watchers.has(dir) || !this.running) continue;
+      try {
+        const w = watch(dir, { persistent: false }, (event, name) => {
+          if (event === 'rename' && (name === null || this.candidates.matches(String(name))))
+            this.rescan = true;
+          this.poked = true;
+          this.wake?.();
+        });
+        w.on('error', () => {
+          w.close();
+          if (this.watchers.get(dir) === w) this.watchers.delete(dir);
+        });
+        this.watchers.set(dir, w);
+      } catch {
+        // missing, or out of inotify watches: polled like any other
+      }
+    }
+  }
+
   private async run(): Promise<void> {
     let lastScan = 0;
     while (this.running) {
-      if (Date.now() - lastScan >= this.scanIntervalMs) {
+      if (this.rescan || Date.now() - lastScan >= this.scanIntervalMs) {
         lastScan = Date.now();
+        this.rescan = false;
         try {
           await this.scan();
+          await this.syncWatchers();
           this.error = undefined;
         } catch (err) {
           this.error = `scan failed: ${err instanceof Error ? err.message : String(err)}`;
@@ -296,7 +339,8 @@ export class FileSource {
           await this.untrack(t);
         }
       }
-      if (!progressed && this.running) await this.sleep(this.pollIntervalMs);
+      if (!progressed && this.running && !this.poked) await this.sleep(this.pollIntervalMs);
+      this.poked = false;
     }
   }
 

@@ -172,7 +172,7 @@ Examples:
         threads: 1,
         dedupeWindow: AGENT_DEDUPE_WINDOW,
         memoryLimit: config.storeMemoryLimit ?? AGENT_STORE_MEMORY_LIMIT,
-        // Small batches (a flush every 250 ms) go through the WAL, their rows held uncompressed in
+        // Batches short of a row group (cut by the flush interval) go through the WAL, their rows held uncompressed in
         // memory until a checkpoint compresses them, pausing commits meanwhile. At 20k events/s,
         // 128MB of WAL held ~230 MB in DuckDB before each checkpoint, 32MB under 90 MB, with p99
         // freshness 1.2-1.4 s (256MB: ~1.9 s). A catch-up writes whole row groups, past the WAL.
