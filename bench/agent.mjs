@@ -94,7 +94,7 @@ async function startAgent(dir, logPath) {
     if (existsSync(locator)) {
       try {
         const loc = JSON.parse(readFileSync(locator, 'utf8'));
-        if (loc.pid === child.pid) return { child, admin: loc.admin };
+        if (loc.pid === child.pid) return { child, admin: loc.admin, token: loc.token };
       } catch {}
     }
     await sleep(100);
@@ -102,9 +102,10 @@ async function startAgent(dir, logPath) {
   throw new Error('agent did not start');
 }
 
-async function rows(admin) {
-  const res = await fetch(`${admin}/api/v1/query`, {
+async function rows(agent) {
+  const res = await fetch(`${agent.admin}/api/v1/query`, {
     method: 'POST',
+    headers: { authorization: `Bearer ${agent.token}` },
     body: JSON.stringify({ sql: 'SELECT count(*) AS n FROM events' }),
   });
   const body = await res.json();
@@ -202,7 +203,7 @@ async function throughput(source, lines) {
     let stored = 0;
     while (stored < lines) {
       await sleep(100);
-      stored = await rows(agent.admin);
+      stored = await rows(agent);
     }
     const end = performance.now();
     const rss = peakRssMb(agent.child.pid);
@@ -240,7 +241,7 @@ async function freshness(lineBufs, rate) {
     let polling = true;
     const poller = (async () => {
       while (polling || stored < total) {
-        const n = await rows(agent.admin);
+        const n = await rows(agent);
         const now = performance.now();
         for (; stored < n && stored < written; stored++) fresh.push(now - writtenAt[stored]);
         await sleep(25);

@@ -18,7 +18,12 @@ export async function readAgentLocator(dir: string): Promise<AgentLocator | unde
   }
   try {
     const locator = JSON.parse(text) as AgentLocator;
-    if (typeof locator.admin !== 'string' || typeof locator.pid !== 'number') return undefined;
+    if (
+      typeof locator.admin !== 'string' ||
+      typeof locator.pid !== 'number' ||
+      typeof locator.token !== 'string'
+    )
+      return undefined;
     return locator;
   } catch {
     return undefined;
@@ -63,7 +68,7 @@ export async function openReadStore(opts: { dataDir: string }): Promise<Store> {
       );
     }
     try {
-      return await RemoteStore.connect(locator.admin);
+      return await RemoteStore.connect(locator.admin, locator.token);
     } catch (cause) {
       const why = cause instanceof Error ? cause.message : String(cause);
       throw new UserError(

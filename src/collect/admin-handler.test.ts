@@ -80,9 +80,30 @@ class SqlStore extends MemoryStore {
   }
 }
 
+const TOKEN = 'test-token';
+const AUTH = { authorization: `Bearer ${TOKEN}` };
+
 describe('AdminHandler', () => {
+  it('answers the read API only with the bearer token; status, metrics and health stay open', async () => {
+    const h = new AdminHandler({ status: async () => fakeStatus() }, new SqlStore(), TOKEN);
+    const ask = (path: string, headers: Record<string, string> = {}, body?: string) =>
+      h.fetch(
+        new Request(`http://x${path}`, body === undefined ? { headers } : { method: 'POST', headers, body }),
+      );
+    const sql = JSON.stringify({ sql: 'SELECT 1' });
+    for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: TOKEN }]) {
+      const denied = await ask('/api/v1/query', headers, sql);
+      expect(denied.status).toBe(401);
+      expect(((await denied.json()) as { code: string }).code).toBe('KAUDIT_API_UNAUTHORIZED');
+      for (const path of ['/api/v1/store', '/api/v1/stats'])
+        expect((await ask(path, headers)).status).toBe(401);
+    }
+    expect((await ask('/api/v1/query', AUTH, sql)).status).toBe(200);
+    for (const path of ['/status', '/metrics', '/healthz']) expect((await ask(path)).status).toBe(200);
+  });
+
   it('serves Prometheus metrics with escaped labels', async () => {
-    const h = new AdminHandler({ status: async () => fakeStatus() }, new MemoryStore());
+    const h = new AdminHandler({ status: async () => fakeStatus() }, new MemoryStore(), TOKEN);
     const res = await h.fetch(new Request('http://x/metrics'));
     expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0.0.4/);
     const text = await res.text();
@@ -97,7 +118,7 @@ describe('AdminHandler', () => {
     const first = status.logs[0];
     if (first === undefined) throw new Error('fixture has no source');
     status.logs.push({ ...first, name: 'second', events: 3 });
-    const h = new AdminHandler({ status: async () => status }, new MemoryStore());
+    const h = new AdminHandler({ status: async () => status }, new MemoryStore(), TOKEN);
     const lines = (await (await h.fetch(new Request('http://x/metrics'))).text()).trimEnd().split('\n');
     const names = lines.filter((l) => !l.startsWith('#')).map((l) => l.replace(/[{ ].*$/, ''));
     // A family that reappears after another one began is split, which the text format forbids.
@@ -111,11 +132,12 @@ describe('AdminHandler', () => {
   });
 
   it('answers /healthz 200 when all is OK and 503 naming the failing part', async () => {
-    const ok = new AdminHandler({ status: async () => fakeStatus() }, new MemoryStore());
+    const ok = new AdminHandler({ status: async () => fakeStatus() }, new MemoryStore(), TOKEN);
     expect((await ok.fetch(new Request('http://x/healthz'))).status).toBe(200);
     const bad = new AdminHandler(
       { status: async () => fakeStatus({ status: 'Error', error: 'disk full' }) },
       new MemoryStore(),
+      TOKEN,
     );
     const res = await bad.fetch(new Request('http://x/healthz'));
     expect(res.status).toBe(503);
@@ -123,15 +145,23 @@ describe('AdminHandler', () => {
   });
 
   it('answers queries with bigint and Date kept, and a UserError as 400 with its code and hint', async () => {
-    const h = new AdminHandler({ status: async () => fakeStatus() }, new SqlStore());
+    const h = new AdminHandler({ status: async () => fakeStatus() }, new SqlStore(), TOKEN);
     const res = await h.fetch(
-      new Request('http://x/api/v1/query', { method: 'POST', body: JSON.stringify({ sql: 'SELECT 1' }) }),
+      new Request('http://x/api/v1/query', {
+        method: 'POST',
+        headers: AUTH,
+        body: JSON.stringify({ sql: 'SELECT 1' }),
+      }),
     );
     const body = (await res.json()) as { rows: unknown[] };
     expect(body.rows).toEqual([{ n: { $bigint: '12' }, ts: { $date: '2026-11-26T10:00:00.000Z' } }]);
     expect(decodeValue(body.rows[0])).toEqual({ n: 12n, ts: new Date('2026-11-26T10:00:00Z') });
     const err = await h.fetch(
-      new Request('http://x/api/v1/query', { method: 'POST', body: JSON.stringify({ sql: 'DROP TABLE x' }) }),
+      new Request('http://x/api/v1/query', {
+        method: 'POST',
+        headers: AUTH,
+        body: JSON.stringify({ sql: 'DROP TABLE x' }),
+      }),
     );
     expect(err.status).toBe(400);
     expect(await err.json()).toEqual({

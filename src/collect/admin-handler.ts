@@ -1,3 +1,4 @@
+import { timingSafeEqual } from 'node:crypto';
 import type http from 'node:http';
 import { UserError } from '../model/errors.js';
 import { encodeQueryResult, REMOTE_API, type RemoteStoreInfo } from '../store/remote-store.js';
@@ -28,19 +29,39 @@ function errorResponse(err: unknown): Response {
   return json(500, { error: err instanceof Error ? err.message : String(err) });
 }
 
+const READ_API_PATHS = new Set<string>(Object.values(REMOTE_API));
+
+/** Whether the request carries `Authorization: Bearer <token>`, compared in constant time. */
+function hasToken(req: Request, token: string): boolean {
+  const given = Buffer.from(req.headers.get('authorization') ?? '');
+  const wanted = Buffer.from(`Bearer ${token}`);
+  return given.length === wanted.length && timingSafeEqual(given, wanted);
+}
+
 /**
  * The agent's local API, fetch-style so it is tested without a socket: `/healthz`, `/metrics`
  * (Prometheus text), `/status` (what `kaudit status` prints) and the read API `kaudit search` and
- * `kaudit query` use while the agent holds the store.
+ * `kaudit query` use while the agent holds the store. The read API answers with audit events, so it
+ * wants the bearer token the agent writes to its `agent.json` (readable by the agent's user only):
+ * whoever can ask it could read the store's files anyway.
  */
 export class AdminHandler {
   constructor(
     private readonly agent: StatusProvider,
     private readonly store: Store,
+    private readonly token: string,
   ) {}
 
   fetch = async (req: Request): Promise<Response> => {
     const url = new URL(req.url);
+    if (READ_API_PATHS.has(url.pathname) && !hasToken(req, this.token)) {
+      return json(401, {
+        error:
+          'the read API needs the bearer token from the agent.json the agent wrote in its data directory and run_path',
+        code: 'KAUDIT_API_UNAUTHORIZED',
+        hint: 'run kaudit search or query as the user the agent runs as (the file is readable by that user only)',
+      });
+    }
     try {
       switch (`${req.method} ${url.pathname}`) {
         case 'GET /healthz': {
@@ -99,6 +120,8 @@ export class AdminHandler {
         chunks.push(chunk);
       }
       const init: RequestInit = { method: req.method ?? 'GET' };
+      const auth = req.headers.authorization;
+      if (auth !== undefined) init.headers = { authorization: auth };
       if (n > 0) init.body = Buffer.concat(chunks, n);
       const response = await this.fetch(new Request(`http://localhost${req.url ?? '/'}`, init));
       res.writeHead(response.status, Object.fromEntries(response.headers.entries()));

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -60,6 +61,8 @@ export interface AgentLocator {
   runPath: string;
   startedAt: string;
   version: string;
+  /** Bearer token of the read API; the file is written readable by the agent's user only. */
+  token: string;
 }
 
 export const AGENT_FILE = 'agent.json';
@@ -75,6 +78,8 @@ export class Agent {
   private adminAddress: AddressInfo | undefined;
   private commitTimer: NodeJS.Timeout | undefined;
   private readonly startedAt = new Date();
+  /** The read API's bearer token, new at each start; other commands read it from agent.json. */
+  private readonly token = randomBytes(32).toString('base64url');
   private stopping: Promise<void> | undefined;
 
   constructor(private readonly opts: AgentOptions) {
@@ -144,10 +149,11 @@ export class Agent {
       runPath: config.runPath,
       startedAt: this.startedAt.toISOString(),
       version: this.opts.version,
+      token: this.token,
     };
     const text = `${JSON.stringify(locator, null, 2)}\n`;
-    await writeFileAtomic(join(config.runPath, AGENT_FILE), text);
-    await writeFileAtomic(join(config.dataDir, AGENT_FILE), text);
+    await writeFileAtomic(join(config.runPath, AGENT_FILE), text, 0o600);
+    await writeFileAtomic(join(config.dataDir, AGENT_FILE), text, 0o600);
     log.info('agent started', {
       cluster: config.cluster,
       admin: this.adminUrl,
@@ -158,7 +164,7 @@ export class Agent {
   }
 
   private async startAdmin(): Promise<void> {
-    const handler = new AdminHandler(this, this.opts.store);
+    const handler = new AdminHandler(this, this.opts.store, this.token);
     const server = http.createServer((req, res) => void handler.serve(req, res));
     const { host, port } = this.opts.config.admin;
     await new Promise<void>((resolve, reject) => {
@@ -182,7 +188,7 @@ export class Agent {
     this.adminAddress = server.address() as AddressInfo;
     if (!/^(127\.|::1$|localhost$)/.test(host)) {
       this.opts.log.warn(
-        'the admin API has no authentication and answers queries over the store; keep it on loopback',
+        'the admin API is plain HTTP: its token and the events it answers with cross the network in clear; keep it on loopback',
         {
           listen: formatListen({ host, port }),
         },

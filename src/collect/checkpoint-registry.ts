@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
-import { open, rename } from 'node:fs/promises';
+import { open, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UserError } from '../model/errors.js';
 
@@ -189,9 +189,11 @@ export class CheckpointRegistry {
   }
 }
 
-export async function writeFileAtomic(path: string, text: string): Promise<void> {
+export async function writeFileAtomic(path: string, text: string, mode = 0o644): Promise<void> {
   const tmp = `${path}.${process.pid}.tmp`;
-  const fh = await open(tmp, 'w', 0o644);
+  // A leftover temporary file keeps its mode through open(); start afresh so `mode` holds.
+  await rm(tmp, { force: true });
+  const fh = await open(tmp, 'w', mode);
   try {
     await fh.writeFile(text);
     await fh.sync();

@@ -85,6 +85,7 @@ export class RemoteStore implements Store {
 
   private constructor(
     readonly baseUrl: string,
+    private readonly token: string,
     info: RemoteStoreInfo,
   ) {
     this.backend = info.backend;
@@ -97,13 +98,16 @@ export class RemoteStore implements Store {
     };
   }
 
-  /** Connects to the agent at `baseUrl` (`http://127.0.0.1:5599`); throws if it does not answer. */
-  static async connect(baseUrl: string, timeoutMs = 3000): Promise<RemoteStore> {
-    const info = (await request(baseUrl, REMOTE_API.info, undefined, timeoutMs)) as RemoteStoreInfo;
+  /**
+   * Connects to the agent at `baseUrl` (`http://127.0.0.1:5599`) with the token from its
+   * agent.json; throws if it does not answer.
+   */
+  static async connect(baseUrl: string, token: string, timeoutMs = 3000): Promise<RemoteStore> {
+    const info = (await request(baseUrl, token, REMOTE_API.info, undefined, timeoutMs)) as RemoteStoreInfo;
     if (typeof info.backend !== 'string' || typeof info.location !== 'string') {
       throw new Error(`${baseUrl} is not a kaudit agent`);
     }
-    return new RemoteStore(baseUrl, info);
+    return new RemoteStore(baseUrl, token, info);
   }
 
   async write(_batch: EventBatch): Promise<WriteResult> {
@@ -117,15 +121,15 @@ export class RemoteStore implements Store {
   }
 
   async query(sql: string): Promise<QueryResult> {
-    return decodeQueryResult(await request(this.baseUrl, REMOTE_API.query, { sql }));
+    return decodeQueryResult(await request(this.baseUrl, this.token, REMOTE_API.query, { sql }));
   }
 
   async search(filter: SearchFilter): Promise<QueryResult> {
-    return decodeQueryResult(await request(this.baseUrl, REMOTE_API.search, filter));
+    return decodeQueryResult(await request(this.baseUrl, this.token, REMOTE_API.search, filter));
   }
 
   async stats(): Promise<StoreStats> {
-    return (await request(this.baseUrl, REMOTE_API.stats)) as StoreStats;
+    return (await request(this.baseUrl, this.token, REMOTE_API.stats)) as StoreStats;
   }
 
   async deleteOlderThan(_days: number): Promise<number> {
@@ -138,11 +142,18 @@ export class RemoteStore implements Store {
   async close(): Promise<void> {}
 }
 
-async function request(baseUrl: string, path: string, body?: unknown, timeoutMs = 300_000): Promise<unknown> {
-  const init: RequestInit = { signal: AbortSignal.timeout(timeoutMs) };
+async function request(
+  baseUrl: string,
+  token: string,
+  path: string,
+  body?: unknown,
+  timeoutMs = 300_000,
+): Promise<unknown> {
+  const headers: Record<string, string> = { authorization: `Bearer ${token}` };
+  const init: RequestInit = { signal: AbortSignal.timeout(timeoutMs), headers };
   if (body !== undefined) {
     init.method = 'POST';
-    init.headers = { 'content-type': 'application/json' };
+    headers['content-type'] = 'application/json';
     init.body = JSON.stringify(body);
   }
   const res = await fetch(new URL(path, baseUrl), init);

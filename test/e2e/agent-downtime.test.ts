@@ -5,6 +5,7 @@ import {
   readFileSync,
   renameSync,
   rmSync,
+  statSync,
   utimesSync,
   writeFileSync,
 } from 'node:fs';
@@ -67,6 +68,17 @@ describe('kaudit agent stopped and restarted', () => {
     // Only what was written while stopped is read again: the checkpoints held.
     expect(s.logs[0]).toMatchObject({ events: n - 1000, status: 'OK' });
     expect(s.pipeline.duplicates).toBe(0);
+
+    // The read API's token is in agent.json, which only the agent's user may read; the data
+    // directory the agent created is that user's alone too.
+    for (const f of [join(dir, 'run', 'agent.json'), join(dir, 'data', 'agent.json')])
+      expect(statSync(f).mode & 0o777).toBe(0o600);
+    expect(statSync(join(dir, 'data')).mode & 0o777).toBe(0o700);
+    const anonymous = await fetch(`${second.admin}/api/v1/query`, {
+      method: 'POST',
+      body: '{"sql":"SELECT 1"}',
+    });
+    expect(anonymous.status).toBe(401);
 
     // Read commands reach the agent that holds the store, with the output they give without it.
     const through = await kaudit(['search', '--data', join(dir, 'data'), '--json', '--limit', '5']);

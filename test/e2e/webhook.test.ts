@@ -72,9 +72,10 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-async function countIds(admin: string, prefix: string): Promise<number> {
-  const res = await fetch(`${admin}/api/v1/query`, {
+async function countIds(agent: AgentProcess, prefix: string): Promise<number> {
+  const res = await fetch(`${agent.admin}/api/v1/query`, {
     method: 'POST',
+    headers: { authorization: `Bearer ${agent.token}` },
     body: JSON.stringify({ sql: `SELECT count(*) AS n FROM events WHERE audit_id LIKE '${prefix}-%'` }),
   });
   const body = (await res.json()) as { rows: { n: unknown }[] };
@@ -125,7 +126,7 @@ describe('webhook receiver (real sockets)', () => {
       const r = await send(mtlsUrl, eventList(`m${b}`, 100), tls);
       expect(r.status).toBe(200);
       // 200 means stored: the rows are queryable at once.
-      expect(await countIds(agent.admin, `m${b}`)).toBe(100);
+      expect(await countIds(agent, `m${b}`)).toBe(100);
     }
   });
 
@@ -138,7 +139,7 @@ describe('webhook receiver (real sockets)', () => {
       key: certs.rogueKey,
     });
     expect(rogue.status).toBe(401);
-    expect(await countIds(agent.admin, 'x')).toBe(0);
+    expect(await countIds(agent, 'x')).toBe(0);
   });
 
   it('answers 401 to a wrong bearer token and 200 to the right one', async () => {
@@ -148,7 +149,7 @@ describe('webhook receiver (real sockets)', () => {
       headers: { authorization: 'Bearer s3cret-token' },
     });
     expect(right.status).toBe(200);
-    expect(await countIds(agent.admin, 't')).toBe(3);
+    expect(await countIds(agent, 't')).toBe(3);
   });
 
   it('answers 400 to garbage, naming the problem, and 413 to a 20 MiB body', async () => {
@@ -201,8 +202,8 @@ describe('webhook receiver with a full pipeline', () => {
     expect(second.status).toBe(429);
     expect(second.headers['retry-after']).toBe('1');
     expect((await first).status).toBe(200);
-    expect(await countIds(agent.admin, 'q1')).toBe(1);
-    expect(await countIds(agent.admin, 'q2')).toBe(0);
+    expect(await countIds(agent, 'q1')).toBe(1);
+    expect(await countIds(agent, 'q2')).toBe(0);
   });
 });
 
@@ -258,14 +259,11 @@ describe('webhook receiver while the store fails', () => {
     expect(st.stdout).toMatch(/Status: Error \(.*EISDIR/);
 
     for (const p of blockers) rmSync(p, { recursive: true, force: true });
-    await waitFor(
-      'file events stored after recovery',
-      async () => (await countIds(agent.admin, 'file')) === 50,
-    );
+    await waitFor('file events stored after recovery', async () => (await countIds(agent, 'file')) === 50);
     const accepted = await send(url, eventList('up', 4));
     expect(accepted.status).toBe(200);
-    expect(await countIds(agent.admin, 'up')).toBe(4);
-    expect(await countIds(agent.admin, 'down')).toBe(0);
+    expect(await countIds(agent, 'up')).toBe(4);
+    expect(await countIds(agent, 'down')).toBe(0);
     expect((await fetch(`${agent.admin}/healthz`)).status).toBe(200);
   });
 });

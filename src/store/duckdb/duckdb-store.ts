@@ -240,7 +240,8 @@ export class DuckDBStore implements Store {
   }
 
   static async open(opts: DuckDBStoreOptions): Promise<DuckDBStore> {
-    mkdirSync(opts.dataDir, { recursive: true });
+    // Audit events are sensitive: a data directory kaudit creates is its user's alone.
+    mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
     const file = join(opts.dataDir, DUCKDB_FILE);
     const config: Record<string, string> = {};
     if (opts.threads !== undefined) config.threads = String(opts.threads);
@@ -401,7 +402,8 @@ export class DuckDBStore implements Store {
     // Written synchronously: it is a memory copy on tmpfs, and async writes would wait for the
     // event loop, which a busy producer (ingest's parse loop) keeps to itself.
     try {
-      const fd = openSync(path, 'w');
+      // Owner-only: /dev/shm is shared by every user of the machine.
+      const fd = openSync(path, 'w', 0o600);
       try {
         for (let k = 0; k < parts.length; k += WRITEV_MAX) writevSync(fd, parts.slice(k, k + WRITEV_MAX));
       } finally {
