@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { auditLine } from '../../../test/fixtures/agent/make-events.js';
 import { deriveFields } from '../../model/derive.js';
 import type { AuditEvent } from '../../model/event.js';
 import { prepareLine } from '../../model/prepare.js';
@@ -59,6 +60,37 @@ describe('DuckDBStore.write', () => {
     store = await DuckDBStore.open({ dataDir: dir });
     expect(await store.write({ events, cluster: 'c1' })).toEqual({ stored: 0, duplicates: 4, rejected: [] });
     expect((await store.stats()).rows).toBe(4);
+  });
+
+  it('vouches by stage time: a watch completing an hour after it began needs no table lookup, a repeat is still found', async () => {
+    await store.close();
+    store = await DuckDBStore.open({ dataDir: dir, dedupeWindow: 4 });
+    const at = (min: number, sec: number) =>
+      `2026-11-26T10:${String(min).padStart(2, '0')}:${String(sec).padStart(2, '0')}.000000Z`;
+    const line = (id: string, received: string, stageAt: string) =>
+      Buffer.from(auditLine(id, { requestReceivedTimestamp: received, stageTimestamp: stageAt }).trim());
+    // Batches of four in stage-time order; the window of four lets each go once the next is stored.
+    for (let b = 0; b < 3; b++) {
+      const events = [0, 1, 2, 3].map((i) => line(`n-${b}-${i}`, at(b, i), at(b, i)));
+      expect((await store.write({ events, cluster: 'c1' })).stored).toBe(4);
+    }
+    expect(store.tableChecks).toBe(0);
+    const watch = line('watch-1', at(0, 0), at(3, 0));
+    expect(await store.write({ events: [watch], cluster: 'c1' })).toEqual({
+      stored: 1,
+      duplicates: 0,
+      rejected: [],
+    });
+    expect(store.tableChecks).toBe(0);
+    // A repeat of an event the window has let go: the table is asked, and it is not stored twice.
+    const again = line('n-0-1', at(0, 1), at(0, 1));
+    expect(await store.write({ events: [again], cluster: 'c1' })).toEqual({
+      stored: 0,
+      duplicates: 1,
+      rejected: [],
+    });
+    expect(store.tableChecks).toBe(1);
+    expect((await store.stats()).rows).toBe(13);
   });
 
   it('stores a valid event whose key an earlier, rejected event had used', async () => {

@@ -214,6 +214,8 @@ export class DuckDBStore implements Store {
   readonly capabilities: StoreCapabilities;
   readonly location: string;
   private stagingSeq = 0;
+  /** Imports that had to look their rows up in the table (the key window could not vouch for them). */
+  tableChecks = 0;
   private readonly stagingDir: string;
   private readonly idleWriters: DuckDBConnection[];
   private readonly writerWaiters: ((conn: DuckDBConnection) => void)[] = [];
@@ -285,7 +287,7 @@ export class DuckDBStore implements Store {
         await w.run(CREATE_MACROS);
         writers.push(w);
       }
-      const newest = await conn.runAndReadAll('SELECT epoch_us(max(ts)) FROM audit_events');
+      const newest = await conn.runAndReadAll('SELECT epoch_us(max(stage_ts)) FROM audit_events');
       const us = newest.getRows()[0]?.[0];
       const floorMs =
         us === null || us === undefined ? Number.NEGATIVE_INFINITY : Math.ceil(Number(us) / 1000);
@@ -376,7 +378,7 @@ export class DuckDBStore implements Store {
         continue;
       }
       const key = eventKey(ev);
-      const claim = this.window.claim(s.window, key?.id ?? null, key?.tsMs ?? 0);
+      const claim = this.window.claim(s.window, key?.id ?? null, key?.stageMs ?? 0);
       if (claim === Claim.Duplicate) {
         s.batchDuplicates++;
         continue;
@@ -385,8 +387,8 @@ export class DuckDBStore implements Store {
       if (key === null) {
         s.minTs = Number.NaN;
       } else {
-        if (key.tsMs < s.minTs) s.minTs = key.tsMs;
-        if (key.tsMs > s.maxTs) s.maxTs = key.tsMs;
+        if (key.stageMs < s.minTs) s.minTs = key.stageMs;
+        if (key.stageMs > s.maxTs) s.maxTs = key.stageMs;
       }
       s.rowOf[i] = s.staged;
       s.fileAt[i] = fileBytes;
@@ -426,13 +428,14 @@ export class DuckDBStore implements Store {
   ): Promise<WriteResult> {
     const select = stagingSelect(path, cluster, s.longest);
     // Idempotence on (auditID, stage). The key window has already dropped what this instance wrote;
-    // only rows that may predate it are looked up in the table. Every stage of a request shares
-    // requestReceivedTimestamp, so the anti-join reads stored rows within the batch's time range
-    // (zone maps skip the rest).
+    // only rows that may predate it are looked up in the table. A repeat of an event carries its
+    // stageTimestamp, and rows arrive in nearly stage-time order, so the anti-join reads stored rows
+    // within the batch's stage-time range (zone maps on stage_ts skip the rest).
     let antiJoin = '';
     if (s.checkTable) {
+      this.tableChecks++;
       const range = Number.isFinite(s.minTs)
-        ? ` AND t.ts BETWEEN TIMESTAMP '${tsLiteral(s.minTs - 1000)}' AND TIMESTAMP '${tsLiteral(s.maxTs + 1000)}'`
+        ? ` AND t.stage_ts BETWEEN TIMESTAMP '${tsLiteral(s.minTs - 1000)}' AND TIMESTAMP '${tsLiteral(s.maxTs + 1000)}'`
         : '';
       antiJoin = ` AND NOT EXISTS (SELECT 1 FROM audit_events t WHERE t.audit_id = s.audit_id AND t.stage = s.stage${range})`;
     }

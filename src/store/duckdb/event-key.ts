@@ -1,11 +1,16 @@
 /**
- * (auditID, stage) and requestReceivedTimestamp read from an event's JSON bytes without parsing it,
- * for de-duplicating in memory and bounding the anti-join. Runs once per event on the ingest path,
- * so it searches as little of the line as it can.
+ * (auditID, stage) and the stage's time read from an event's JSON bytes without parsing it, for
+ * de-duplicating in memory and bounding the anti-join. Runs once per event on the ingest path, so
+ * it searches as little of the line as it can.
  *
  * kube-apiserver writes the fields in the Go struct's order (audit/v1 types.go): auditID and stage
- * near the start, before any body; requestReceivedTimestamp after the request and response bodies.
- * The first auditID and stage are therefore the event's own, and the timestamp is the last one.
+ * near the start, before any body; requestReceivedTimestamp and stageTimestamp after the request and
+ * response bodies. The first auditID and stage are therefore the event's own, and the timestamps
+ * the last ones.
+ *
+ * The time is stageTimestamp (the table's stage_ts), not requestReceivedTimestamp: a repeat of an
+ * event carries the same one, and events arrive in nearly stage-time order, while the
+ * ResponseComplete of an hour-long watch carries a receive time an hour old.
  */
 import { bytesAt, newApiserverHead, plainStringEnd, readApiserverHead } from '../../model/apiserver-line.js';
 import { parseTimestampMicros } from '../../model/derive.js';
@@ -13,12 +18,16 @@ import { parseTimestampMicros } from '../../model/derive.js';
 const AUDIT_ID = Buffer.from('"auditID":"');
 const STAGE = Buffer.from('"stage":"');
 const RECEIVED = Buffer.from('"requestReceivedTimestamp":"');
+const STAGE_TS_KEY = Buffer.from('"stageTimestamp":"');
 
 export interface EventKey {
   /** auditID and stage, in one canonical string. */
   id: string;
-  /** requestReceivedTimestamp in epoch milliseconds (fraction below 1 ms dropped). */
-  tsMs: number;
+  /**
+   * The table's stage_ts in epoch milliseconds (fraction below 1 ms dropped): stageTimestamp, or
+   * requestReceivedTimestamp when the event has none.
+   */
+  stageMs: number;
   /**
    * False only when the event surely has no `apiserver.latency.k8s.io/` annotation, so the store
    * can skip looking for one; true when it has one or its layout was not the one checked.
@@ -127,7 +136,20 @@ export function eventKey(ev: Buffer): EventKey | null {
   const tsStart = r + RECEIVED.length;
   const tsEnd = plainStringEnd(ev, tsStart, 64);
   if (tsEnd < 0) return null;
-  const tsMs = parseTimestampMs(ev, tsStart, tsEnd);
-  if (Number.isNaN(tsMs)) return null;
-  return { id, tsMs, mayHaveLatency: inOrder ? mayHaveLatency(ev, tsEnd) : true };
+  let stageMs = parseTimestampMs(ev, tsStart, tsEnd);
+  if (Number.isNaN(stageMs)) return null;
+  // kube-apiserver writes stageTimestamp right after requestReceivedTimestamp.
+  let stageStart = -1;
+  if (bytesAt(ev, tsEnd, STAGE_TS)) stageStart = tsEnd + STAGE_TS.length;
+  else {
+    const at = ev.lastIndexOf(STAGE_TS_KEY);
+    if (at >= 0) stageStart = at + STAGE_TS_KEY.length;
+  }
+  if (stageStart >= 0) {
+    const stageEnd = plainStringEnd(ev, stageStart, 64);
+    if (stageEnd < 0) return null;
+    stageMs = parseTimestampMs(ev, stageStart, stageEnd);
+    if (Number.isNaN(stageMs)) return null;
+  }
+  return { id, stageMs, mayHaveLatency: inOrder ? mayHaveLatency(ev, tsEnd) : true };
 }

@@ -2,7 +2,9 @@
  * The (auditID, stage) keys this store instance has written recently, so most batches can be
  * de-duplicated in memory instead of by an anti-join against the table.
  *
- * A duplicate is the same event again, so it carries the same requestReceivedTimestamp. A key whose
+ * A duplicate is the same event again, so it carries the same stageTimestamp (the time used here:
+ * events arrive in nearly that order, unlike requestReceivedTimestamp, which an hour-long watch's
+ * ResponseComplete carries from an hour before). A key whose
  * time is after `floorMs` can only collide with a key written by this instance and still held here:
  * `floorMs` starts at the newest row stored before the instance opened and rises to the newest time
  * of every batch let go to bound memory. Keys at or before the floor must be checked in the table.
