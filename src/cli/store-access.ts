@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AGENT_FILE, type AgentLocator } from '../collect/agent.js';
 import { UserError } from '../model/errors.js';
+import { processAlive } from '../model/process.js';
 import { DUCKDB_FILE } from '../store/duckdb/duckdb-store.js';
 import { openStore } from '../store/open-store.js';
 import { RemoteStore } from '../store/remote-store.js';
@@ -27,15 +28,6 @@ export async function readAgentLocator(dir: string): Promise<AgentLocator | unde
     return locator;
   } catch {
     return undefined;
-  }
-}
-
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -8,10 +8,11 @@ import {
 } from '../../collect/agent-config.js';
 import type { FileSourceStatus } from '../../collect/file-source.js';
 import type { WebhookStatus } from '../../collect/webhook-source.js';
+import { processAlive } from '../../model/process.js';
 import { dataOption, resolveDataDir } from '../common.js';
 import { EXIT_FINDINGS, EXIT_RUNTIME } from '../main.js';
 import { toJson } from '../output.js';
-import { processAlive, readAgentLocator } from '../store-access.js';
+import { readAgentLocator } from '../store-access.js';
 import { findConfigFile } from './agent.js';
 
 interface StatusFlags {

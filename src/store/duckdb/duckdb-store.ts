@@ -22,6 +22,7 @@ import {
   StatementType,
 } from '@duckdb/node-api';
 import { UserError } from '../../model/errors.js';
+import { processAlive } from '../../model/process.js';
 import type { SearchFilter } from '../search-filter.js';
 import type {
   EventBatch,
@@ -129,16 +130,6 @@ const STAGING_FILE = /^\.kaudit-staging-(\d+)-\d+\.tsv$/;
 
 function stagingName(pid: number, seq: number): string {
   return `.kaudit-staging-${pid}-${seq}.tsv`;
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: it exists, under another user.
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /**
