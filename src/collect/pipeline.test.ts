@@ -103,30 +103,39 @@ describe('Pipeline', () => {
   });
 
   it('holds a short batch past the flush interval while its source says more is coming, not after', async () => {
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
     const store = new MemoryStore();
-    const { pipeline } = setup(store, 100, { batchEvents: 4, flushIntervalMs: 100 });
-    const first = item(['m-a', 'm-b']);
+    const { pipeline } = setup(store, 100, { batchEvents: 5, flushIntervalMs: 100 });
+    const first = item(['m-a', 'm-b', 'm-c']);
     first.more = true;
     await pipeline.offer(first);
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
     // Past the interval, yet nothing written: the source is still reading.
     expect(store.batchSizes).toEqual([]);
-    const second = item(['m-c', 'm-d', 'm-e']);
+    const second = item(['m-d', 'm-e', 'm-f']);
     second.more = true;
     await pipeline.offer(second);
     await first.result;
-    expect(store.batchSizes).toEqual([4]);
-    // The rest waits for more too, but only up to four flush intervals.
-    await second.result;
-    expect(store.batchSizes).toEqual([4, 1]);
-    const last = item(['m-f']);
-    await pipeline.offer(last);
+    expect(store.batchSizes).toEqual([5]);
+    // m-f waits for more past its interval; the source's next item says it is done, and both go at
+    // once rather than when the wait (four intervals) runs out.
+    await sleep(150);
+    expect(store.batchSizes).toEqual([5]);
+    const last = item(['m-g']);
     const t0 = performance.now();
-    await last.result;
-    // No `more`: cut at the flush interval (100 ms), well before the 400 ms linger.
-    expect(performance.now() - t0).toBeLessThan(300);
+    await pipeline.offer(last);
+    await Promise.all([second.result, last.result]);
+    expect(performance.now() - t0).toBeLessThan(150);
+    expect(store.batchSizes).toEqual([5, 2]);
+    // A source that said more and then sent nothing: written once the wait runs out.
+    const lone = item(['m-h']);
+    lone.more = true;
+    const t1 = performance.now();
+    await pipeline.offer(lone);
+    await lone.result;
+    expect(performance.now() - t1).toBeGreaterThanOrEqual(350);
     await pipeline.shutdown();
-    expect(store.batchSizes).toEqual([4, 1, 1]);
+    expect(store.batchSizes).toEqual([5, 2, 1]);
   });
 
   it('sends a failed part of a file item again, and stores every event once', async () => {

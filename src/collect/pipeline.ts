@@ -180,7 +180,10 @@ export class Pipeline {
     });
     this.queuedEvents += item.events.length;
     this.queuedBytes += bytes;
-    if (this.queuedEvents >= this.opts.batchEvents || this.queue.length === 1) this.wakeFlusher?.();
+    // A full batch, a first item, or the end of a source's run of `more` (a short batch waiting
+    // for it may go now).
+    if (this.queuedEvents >= this.opts.batchEvents || this.queue.length === 1 || item.more !== true)
+      this.wakeFlusher?.();
   }
 
   /** Waits for room, then queues the item; throws once the pipeline has shut down. */
