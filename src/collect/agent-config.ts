@@ -72,9 +72,10 @@ export interface AgentConfig {
 }
 
 export const DEFAULT_PIPELINE: PipelineConfig = {
-  // Five batches: the three the DuckDB store has in hand (two importing, one staged) count against
-  // the queue until stored, and the next must still be able to fill to a whole batch meanwhile.
-  queueEvents: 81_920,
+  // Four batches and a source's next item (2,000 events): the three the DuckDB store has in hand
+  // (two importing, one staged) count against the queue until stored, and the next must still be
+  // able to fill to a whole batch meanwhile.
+  queueEvents: 69_632,
   queueBytes: 192 * 1024 * 1024,
   // One row group of the DuckDB store (duckdb-store.ts ROW_GROUP_ROWS): a full batch is written
   // compressed straight to the file instead of through the WAL.
