@@ -10,4 +10,12 @@
 if (process.argv[2] === 'agent' && process.env.UV_THREADPOOL_SIZE === undefined) {
   process.env.UV_THREADPOOL_SIZE = '2';
 }
-import('../dist/cli/bin.js');
+import('../dist/cli/bin.js').catch((err) => {
+  const missing = err?.code === 'ERR_MODULE_NOT_FOUND' && String(err.message).includes('dist');
+  process.stderr.write(
+    missing
+      ? 'kaudit: the CLI is not built (no dist/); run `npm run build` (npm ci does it) and try again\n'
+      : `kaudit: internal error: ${err?.stack ?? err}\n`,
+  );
+  process.exitCode = missing ? 2 : 3;
+});
