@@ -65,6 +65,7 @@ function fakeStatus(over: Partial<AgentStatus['store']> = {}): AgentStatus {
       location: 'memory',
       status: 'OK',
       rows: 7,
+      tableChecks: 2,
       oldest: null,
       newest: null,
       ...over,
@@ -111,6 +112,7 @@ describe('AdminHandler', () => {
     expect(text).toContain('kaudit_source_events_total{source="audit \\"main\\"",type="file"} 7');
     expect(text).toContain('kaudit_file_lag_bytes{source="audit \\"main\\"",type="file"} 10');
     expect(text).toContain('kaudit_pipeline_latency_peak_seconds 0.03');
+    expect(text).toContain('kaudit_store_table_checks_total 2');
   });
 
   it('keeps each metric family together when there are several sources', async () => {

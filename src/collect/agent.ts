@@ -33,6 +33,8 @@ export interface StoreStatus {
   rows: number | null;
   oldest: string | null;
   newest: string | null;
+  /** See StoreStats.tableChecks. */
+  tableChecks?: number;
 }
 
 export interface AgentStatus {
@@ -213,6 +215,7 @@ export class Agent {
       storeStatus.rows = stats.rows;
       storeStatus.oldest = stats.oldest;
       storeStatus.newest = stats.newest;
+      if (stats.tableChecks !== undefined) storeStatus.tableChecks = stats.tableChecks;
     } catch (err) {
       storeStatus.status = 'Error';
       storeStatus.error = `stats: ${err instanceof Error ? err.message : String(err)}`;

@@ -135,5 +135,12 @@ export function formatMetrics(s: AgentStatus): string {
   addAll(PIPELINE_FAMILIES, s.pipeline);
   m.add('kaudit_store_up', 'gauge', '1 when the store answers.', s.store.status === 'OK' ? 1 : 0);
   if (s.store.rows !== null) m.add('kaudit_store_rows', 'gauge', 'Rows in the store.', s.store.rows);
+  if (s.store.tableChecks !== undefined)
+    m.add(
+      'kaudit_store_table_checks_total',
+      'counter',
+      'Writes that looked their events up in the table to de-duplicate them.',
+      s.store.tableChecks,
+    );
   return m.text();
 }

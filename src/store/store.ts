@@ -54,6 +54,11 @@ export interface StoreStats {
   readonly bytes: number | null;
   readonly oldest: string | null;
   readonly newest: string | null;
+  /**
+   * Writes that had to look their events up in the table to de-duplicate them (DuckDB: its key
+   * window could not vouch for them); many of these slow writing down.
+   */
+  readonly tableChecks?: number;
 }
 
 export interface Store {

@@ -132,6 +132,7 @@ export function formatStatus(s: AgentStatus): string {
   out += `    ${s.store.backend} ${s.store.location}\n`;
   out += `    Status: ${s.store.status}${s.store.error ? ` (${s.store.error})` : ''}\n`;
   out += `    Rows: ${s.store.rows ?? 'unknown'}${s.store.newest ? `   Newest: ${s.store.newest}` : ''}\n`;
+  if (s.store.tableChecks !== undefined) out += `    Table checks: ${s.store.tableChecks}\n`;
   for (const l of s.logs) {
     out += `\n${heading(l.name, '-', '  ')}`;
     out += `${l.type === 'file' ? fileSection(l) : webhookSection(l)}\n`;

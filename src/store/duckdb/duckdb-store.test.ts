@@ -62,7 +62,7 @@ describe('DuckDBStore.write', () => {
     expect((await store.stats()).rows).toBe(4);
   });
 
-  it('vouches by stage time: a watch completing an hour after it began needs no table lookup, a repeat is still found', async () => {
+  it('vouches by stage time: a watch completing minutes after it began needs no table lookup, a repeat is still found', async () => {
     await store.close();
     store = await DuckDBStore.open({ dataDir: dir, dedupeWindow: 4 });
     const at = (min: number, sec: number) =>
@@ -90,7 +90,7 @@ describe('DuckDBStore.write', () => {
       rejected: [],
     });
     expect(store.tableChecks).toBe(1);
-    expect((await store.stats()).rows).toBe(13);
+    expect(await store.stats()).toMatchObject({ rows: 13, tableChecks: 1 });
   });
 
   it('stores a valid event whose key an earlier, rejected event had used', async () => {

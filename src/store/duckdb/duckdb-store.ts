@@ -529,6 +529,7 @@ export class DuckDBStore implements Store {
     }
     return {
       rows: Number(row.n ?? 0),
+      tableChecks: this.tableChecks,
       bytes,
       oldest: (row.oldest as string | null) ?? null,
       newest: (row.newest as string | null) ?? null,
