@@ -84,6 +84,16 @@ logs:
     });
   });
 
+  it('takes store_trim_memory from the file or KAUDIT_STORE_TRIM_MEMORY, off by default', () => {
+    expect(parseAgentConfig(GOOD).config?.storeTrimMemory).toBe(false);
+    expect(parseAgentConfig(`${GOOD}store_trim_memory: true\n`).config?.storeTrimMemory).toBe(true);
+    expect(
+      parseAgentConfig(GOOD, { env: { KAUDIT_STORE_TRIM_MEMORY: 'true' } }).config?.storeTrimMemory,
+    ).toBe(true);
+    const bad = parseAgentConfig(`${GOOD}store_trim_memory: sometimes\n`);
+    expect(bad.diagnostics.map((d) => d.path)).toEqual(['store_trim_memory']);
+  });
+
   it('takes the store memory limit from the file or KAUDIT_STORE_MEMORY_LIMIT and checks it is a size', () => {
     expect(parseAgentConfig(`${GOOD}store_memory_limit: 512MB\n`).config?.storeMemoryLimit).toBe('512MB');
     expect(

@@ -67,6 +67,8 @@ export interface AgentConfig {
   retentionDays?: number;
   /** DuckDB's memory limit, e.g. `512MB`; the store's default when unset. */
   storeMemoryLimit?: string;
+  /** Have DuckDB give memory back to the system after each import: less RSS, slower writes. */
+  storeTrimMemory: boolean;
   pipeline: PipelineConfig;
   logs: SourceConfig[];
 }
@@ -97,6 +99,7 @@ export const ENV_VARS = {
   KAUDIT_REDACT: 'redact',
   KAUDIT_RETENTION_DAYS: 'retention_days',
   KAUDIT_STORE_MEMORY_LIMIT: 'store_memory_limit',
+  KAUDIT_STORE_TRIM_MEMORY: 'store_trim_memory',
 } as const;
 
 const TOP_KEYS = new Set([
@@ -110,6 +113,7 @@ const TOP_KEYS = new Set([
   'redact',
   'retention_days',
   'store_memory_limit',
+  'store_trim_memory',
   'pipeline',
   'logs',
 ]);
@@ -318,6 +322,8 @@ export function parseAgentConfig(text: string, options: ParseConfigOptions = {})
   const redact = envBool('KAUDIT_REDACT') ?? bool(get(root, 'redact'), 'redact') ?? true;
   const retentionDays =
     envInt('KAUDIT_RETENTION_DAYS', 1) ?? int(get(root, 'retention_days'), 'retention_days', 1);
+  const storeTrimMemory =
+    envBool('KAUDIT_STORE_TRIM_MEMORY') ?? bool(get(root, 'store_trim_memory'), 'store_trim_memory') ?? false;
   const memoryRaw =
     envStr('KAUDIT_STORE_MEMORY_LIMIT') ?? str(get(root, 'store_memory_limit'), 'store_memory_limit');
   if (memoryRaw !== undefined && !/^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i.test(memoryRaw)) {
@@ -500,6 +506,7 @@ export function parseAgentConfig(text: string, options: ParseConfigOptions = {})
     maxEventBytes,
     maxLineBytes,
     redact,
+    storeTrimMemory,
     pipeline,
     logs,
   };

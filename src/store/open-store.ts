@@ -12,6 +12,8 @@ export interface OpenStoreOptions {
   dedupeWindow?: number;
   /** WAL size that triggers a checkpoint, e.g. `128MB`. */
   checkpointThreshold?: string;
+  /** Give memory back to the system after each import (see DuckDBStoreOptions.trimMemory). */
+  trimMemory?: boolean;
 }
 
 /** The embedded default: one DuckDB file under the data directory. */
@@ -21,6 +23,7 @@ export async function openStore(opts: OpenStoreOptions): Promise<Store> {
     ...(opts.threads === undefined ? {} : { threads: opts.threads }),
     ...(opts.dedupeWindow === undefined ? {} : { dedupeWindow: opts.dedupeWindow }),
     ...(opts.checkpointThreshold === undefined ? {} : { checkpointThreshold: opts.checkpointThreshold }),
+    ...(opts.trimMemory === undefined ? {} : { trimMemory: opts.trimMemory }),
     memoryLimit: opts.memoryLimit ?? '768MB',
   });
   if (opts.retentionDays !== undefined) await store.deleteOlderThan(opts.retentionDays);

@@ -68,6 +68,7 @@ function demoConfig(dataDir: string, workDir: string): AgentConfig {
     maxEventBytes: DEFAULT_MAX_EVENT_BYTES,
     maxLineBytes: DEFAULT_MAX_LINE_BYTES,
     redact: true,
+    storeTrimMemory: false,
     pipeline: DEFAULT_PIPELINE,
     logs: [
       {
@@ -174,6 +175,7 @@ Examples:
         threads: 1,
         dedupeWindow: AGENT_DEDUPE_WINDOW,
         memoryLimit: config.storeMemoryLimit ?? AGENT_STORE_MEMORY_LIMIT,
+        trimMemory: config.storeTrimMemory,
         // Batches short of a row group (cut by the flush interval) go through the WAL, their rows held uncompressed in
         // memory until a checkpoint compresses them, pausing commits meanwhile. At 20k events/s,
         // 128MB of WAL held ~230 MB in DuckDB before each checkpoint, 32MB under 90 MB, with p99

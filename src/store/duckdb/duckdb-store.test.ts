@@ -264,3 +264,18 @@ describe('DuckDBStore staging files', () => {
     expect(existsSync(other)).toBe(true);
   });
 });
+
+describe('DuckDBStore trimMemory', () => {
+  it('sets DuckDB to give memory back after bulk frees of 4 MiB instead of 512 MiB', async () => {
+    const setting = async (s: DuckDBStore) =>
+      (
+        await s.query(
+          "SELECT value FROM duckdb_settings() WHERE name = 'allocator_bulk_deallocation_flush_threshold'",
+        )
+      ).rows[0]?.value;
+    expect(await setting(store)).toBe('512.0 MiB');
+    await store.close();
+    store = await DuckDBStore.open({ dataDir: dir, trimMemory: true });
+    expect(await setting(store)).toBe('4.0 MiB');
+  });
+});

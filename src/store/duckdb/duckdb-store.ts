@@ -62,6 +62,13 @@ export interface DuckDBStoreOptions {
   dedupeWindow?: number;
   /** WAL size that triggers a checkpoint; default 256MB. Smaller means shorter pauses, more often. */
   checkpointThreshold?: string;
+  /**
+   * Return freed memory to the system after each import instead of keeping it for the next one
+   * (DuckDB's allocator_bulk_deallocation_flush_threshold at 4 MiB instead of 512 MiB; at 8 MiB it
+   * had no effect, so some bulk frees are exactly that size). Measured on the agent catching up:
+   * ~100 MB less peak RSS, ~15% fewer events per second.
+   */
+  trimMemory?: boolean;
 }
 
 const US = 0x1f;
@@ -239,6 +246,7 @@ export class DuckDBStore implements Store {
     const config: Record<string, string> = {};
     if (opts.threads !== undefined) config.threads = String(opts.threads);
     if (opts.memoryLimit !== undefined) config.memory_limit = opts.memoryLimit;
+    if (opts.trimMemory === true) config.allocator_bulk_deallocation_flush_threshold = '4MiB';
     const instance = await DuckDBInstance.create(':memory:', config);
     // Attached rather than opened, for ROW_GROUP_SIZE (an attach option); compression needs the
     // latest storage version (else the file is ~8x larger).
