@@ -84,6 +84,7 @@ export class FileCandidates {
   private readonly dirPattern: string;
   private readonly live: RegExp;
   private readonly backup: RegExp;
+  private listed: readonly string[] = [];
 
   constructor(readonly pattern: string) {
     this.dirPattern = dirname(pattern);
@@ -103,14 +104,15 @@ export class FileCandidates {
     return this.live.test(name) || this.backup.test(name);
   }
 
-  /** The directories that may hold candidates now (the glob's directory part, expanded). */
-  directories(): Promise<string[]> {
-    return expandDirs(this.dirPattern);
+  /** The directories the last list() looked in (the glob's directory part, expanded). */
+  get directories(): readonly string[] {
+    return this.listed;
   }
 
   async list(): Promise<Candidate[]> {
     const out: Candidate[] = [];
-    for (const dir of await expandDirs(this.dirPattern)) {
+    this.listed = await expandDirs(this.dirPattern);
+    for (const dir of this.listed) {
       for (const e of await readdirSafe(dir)) {
         // Symbolic links are followed (kubelet links container logs); stat() later sees the target.
         if (!e.isFile() && !e.isSymbolicLink()) continue;

@@ -282,8 +282,9 @@ export class FileSource {
    * watches are not reliable everywhere (network file systems, inotify limits), and a directory
    * that cannot be watched is simply polled.
    */
-  private async syncWatchers(): Promise<void> {
-    const dirs = new Set(await this.candidates.directories());
+  private syncWatchers(): void {
+    // The directories the scan just listed.
+    const dirs = new Set(this.candidates.directories);
     for (const [dir, w] of this.watchers) {
       if (dirs.has(dir)) continue;
       w.close();
@@ -317,7 +318,7 @@ export class FileSource {
         this.rescan = false;
         try {
           await this.scan();
-          await this.syncWatchers();
+          this.syncWatchers();
           this.error = undefined;
         } catch (err) {
           this.error = `scan failed: ${err instanceof Error ? err.message : String(err)}`;

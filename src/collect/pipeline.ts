@@ -338,7 +338,8 @@ export class Pipeline {
           continue;
         }
         if (this.moreComing() && age < this.opts.flushIntervalMs * MAX_LINGER_INTERVALS) {
-          // Woken by push() once a full batch is queued; the sleep bounds the wait.
+          // Woken by push() once a full batch is queued or the source's run of `more` ends; the
+          // sleep bounds the wait.
           await this.sleep(this.opts.flushIntervalMs * MAX_LINGER_INTERVALS - age);
           continue;
         }

@@ -18,14 +18,8 @@ export interface OpenStoreOptions {
 
 /** The embedded default: one DuckDB file under the data directory. */
 export async function openStore(opts: OpenStoreOptions): Promise<Store> {
-  const store = await DuckDBStore.open({
-    dataDir: opts.dataDir,
-    ...(opts.threads === undefined ? {} : { threads: opts.threads }),
-    ...(opts.dedupeWindow === undefined ? {} : { dedupeWindow: opts.dedupeWindow }),
-    ...(opts.checkpointThreshold === undefined ? {} : { checkpointThreshold: opts.checkpointThreshold }),
-    ...(opts.trimMemory === undefined ? {} : { trimMemory: opts.trimMemory }),
-    memoryLimit: opts.memoryLimit ?? '768MB',
-  });
+  const { retentionDays: _retention, memoryLimit, ...duckdb } = opts;
+  const store = await DuckDBStore.open({ ...duckdb, memoryLimit: memoryLimit ?? '768MB' });
   if (opts.retentionDays !== undefined) await store.deleteOlderThan(opts.retentionDays);
   return store;
 }

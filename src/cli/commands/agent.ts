@@ -176,10 +176,11 @@ Examples:
         dedupeWindow: AGENT_DEDUPE_WINDOW,
         memoryLimit: config.storeMemoryLimit ?? AGENT_STORE_MEMORY_LIMIT,
         trimMemory: config.storeTrimMemory,
-        // Batches short of a row group (cut by the flush interval) go through the WAL, their rows held uncompressed in
-        // memory until a checkpoint compresses them, pausing commits meanwhile. At 20k events/s,
-        // 128MB of WAL held ~230 MB in DuckDB before each checkpoint, 32MB under 90 MB, with p99
-        // freshness 1.2-1.4 s (256MB: ~1.9 s). A catch-up writes whole row groups, past the WAL.
+        // Batches short of a row group (cut by the flush interval) go through the WAL, their rows
+        // held uncompressed in memory until a checkpoint compresses them, pausing commits meanwhile.
+        // At 20k events/s, 128MB of WAL held ~230 MB in DuckDB before each checkpoint, 32MB under
+        // 90 MB, with p99 freshness 1.2-1.4 s (256MB: ~1.9 s). A catch-up writes whole row groups,
+        // past the WAL.
         checkpointThreshold: '32MB',
       };
       if (config.retentionDays !== undefined) storeOpts.retentionDays = config.retentionDays;

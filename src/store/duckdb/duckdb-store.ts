@@ -92,8 +92,9 @@ interface Staged {
   longest: number;
   batchDuplicates: number;
   early: RejectedEvent[];
-  minTs: number;
-  maxTs: number;
+  /** Range of the staged rows' stage times (NaN when a row has none), bounding the anti-join. */
+  minStageMs: number;
+  maxStageMs: number;
   /** Some row may already be in the table: the import must anti-join. */
   checkTable: boolean;
   window: WindowBatch;
@@ -207,6 +208,20 @@ function openError(file: string, err: unknown): Error {
   return new UserError('KAUDIT_STORE_OPEN', `cannot open the store ${file}: ${msg}`, { cause: err });
 }
 
+/** A connection to the store's catalog, in UTC, with kaudit's macros (they are per connection). */
+async function connectTo(instance: DuckDBInstance): Promise<DuckDBConnection> {
+  const c = await instance.connect();
+  try {
+    await c.run(`USE ${CATALOG}`);
+    await c.run("SET TimeZone = 'UTC'");
+    await c.run(CREATE_MACROS);
+    return c;
+  } catch (err) {
+    c.closeSync();
+    throw err;
+  }
+}
+
 export class DuckDBStore implements Store {
   readonly backend = 'duckdb';
   readonly capabilities: StoreCapabilities;
@@ -267,25 +282,16 @@ export class DuckDBStore implements Store {
     let conn: DuckDBConnection | undefined;
     const writers: DuckDBConnection[] = [];
     try {
-      conn = await instance.connect();
-      await conn.run(`USE ${CATALOG}`);
-      await conn.run("SET TimeZone = 'UTC'");
+      conn = await connectTo(instance);
       // The default (16 MB of WAL) checkpoints after nearly every batch, recompressing the last,
       // partly filled row group each time; 256 MB lets row groups fill first. Commits stay durable
       // in the WAL either way.
       await conn.run(`SET checkpoint_threshold = '${opts.checkpointThreshold ?? CHECKPOINT_THRESHOLD}'`);
       await conn.run(CREATE_TABLES);
-      await conn.run(CREATE_MACROS);
       await conn.run(
         `INSERT INTO kaudit_meta VALUES ('schema_version', '${SCHEMA_VERSION}') ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
       );
-      for (let i = 0; i < writerCount; i++) {
-        const w = await instance.connect();
-        await w.run(`USE ${CATALOG}`);
-        await w.run("SET TimeZone = 'UTC'");
-        await w.run(CREATE_MACROS);
-        writers.push(w);
-      }
+      for (let i = 0; i < writerCount; i++) writers.push(await connectTo(instance));
       const newest = await conn.runAndReadAll('SELECT epoch_us(max(stage_ts)) FROM audit_events');
       const us = newest.getRows()[0]?.[0];
       const floorMs =
@@ -357,8 +363,8 @@ export class DuckDBStore implements Store {
       longest: 0,
       batchDuplicates: 0,
       early: [],
-      minTs: Number.POSITIVE_INFINITY,
-      maxTs: Number.NEGATIVE_INFINITY,
+      minStageMs: Number.POSITIVE_INFINITY,
+      maxStageMs: Number.NEGATIVE_INFINITY,
       checkTable: false,
       window: this.window.begin(),
       rowOf: new Int32Array(batch.events.length).fill(-1),
@@ -384,10 +390,10 @@ export class DuckDBStore implements Store {
       }
       if (claim === Claim.CheckTable) s.checkTable = true;
       if (key === null) {
-        s.minTs = Number.NaN;
+        s.minStageMs = Number.NaN;
       } else {
-        if (key.stageMs < s.minTs) s.minTs = key.stageMs;
-        if (key.stageMs > s.maxTs) s.maxTs = key.stageMs;
+        if (key.stageMs < s.minStageMs) s.minStageMs = key.stageMs;
+        if (key.stageMs > s.maxStageMs) s.maxStageMs = key.stageMs;
       }
       s.rowOf[i] = s.staged;
       s.fileAt[i] = fileBytes;
@@ -433,8 +439,8 @@ export class DuckDBStore implements Store {
     let antiJoin = '';
     if (s.checkTable) {
       this.tableChecks++;
-      const range = Number.isFinite(s.minTs)
-        ? ` AND t.stage_ts BETWEEN TIMESTAMP '${tsLiteral(s.minTs - 1000)}' AND TIMESTAMP '${tsLiteral(s.maxTs + 1000)}'`
+      const range = Number.isFinite(s.minStageMs)
+        ? ` AND t.stage_ts BETWEEN TIMESTAMP '${tsLiteral(s.minStageMs - 1000)}' AND TIMESTAMP '${tsLiteral(s.maxStageMs + 1000)}'`
         : '';
       antiJoin = ` AND NOT EXISTS (SELECT 1 FROM audit_events t WHERE t.audit_id = s.audit_id AND t.stage = s.stage${range})`;
     }

@@ -99,10 +99,9 @@ const head = newApiserverHead();
 /**
  * After requestReceivedTimestamp kube-apiserver writes stageTimestamp and then, last, the
  * annotations: when the line ends in exactly that shape, the annotations are all after it.
+ * `stageTsEnd` is the closing quote of a stageTimestamp right after requestReceivedTimestamp, or -1.
  */
-function mayHaveLatency(ev: Buffer, tsEnd: number): boolean {
-  if (!bytesAt(ev, tsEnd, STAGE_TS)) return true;
-  const stageTsEnd = plainStringEnd(ev, tsEnd + STAGE_TS.length, 64);
+function mayHaveLatency(ev: Buffer, stageTsEnd: number): boolean {
   if (stageTsEnd < 0) return true;
   if (stageTsEnd === ev.length - 2 && ev[ev.length - 1] === 0x7d) return false;
   if (!bytesAt(ev, stageTsEnd + 1, ANNOTATIONS)) return true;
@@ -139,17 +138,19 @@ export function eventKey(ev: Buffer): EventKey | null {
   let stageMs = parseTimestampMs(ev, tsStart, tsEnd);
   if (Number.isNaN(stageMs)) return null;
   // kube-apiserver writes stageTimestamp right after requestReceivedTimestamp.
+  const adjacent = bytesAt(ev, tsEnd, STAGE_TS);
   let stageStart = -1;
-  if (bytesAt(ev, tsEnd, STAGE_TS)) stageStart = tsEnd + STAGE_TS.length;
+  if (adjacent) stageStart = tsEnd + STAGE_TS.length;
   else {
     const at = ev.lastIndexOf(STAGE_TS_KEY);
     if (at >= 0) stageStart = at + STAGE_TS_KEY.length;
   }
+  let stageEnd = -1;
   if (stageStart >= 0) {
-    const stageEnd = plainStringEnd(ev, stageStart, 64);
+    stageEnd = plainStringEnd(ev, stageStart, 64);
     if (stageEnd < 0) return null;
     stageMs = parseTimestampMs(ev, stageStart, stageEnd);
     if (Number.isNaN(stageMs)) return null;
   }
-  return { id, stageMs, mayHaveLatency: inOrder ? mayHaveLatency(ev, tsEnd) : true };
+  return { id, stageMs, mayHaveLatency: inOrder ? mayHaveLatency(ev, adjacent ? stageEnd : -1) : true };
 }
