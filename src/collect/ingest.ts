@@ -163,9 +163,19 @@ export async function ingest(inputs: readonly IngestInput[], opts: IngestOptions
       onBytes: (n) => {
         bytesDone = base + n;
       },
+      prepare: prep,
     })) {
       for (const rec of records) {
         let prepared: ReturnType<typeof prepareLine>;
+        if (rec.kind === 'line' && rec.plain) {
+          pending.events.push(rec.data);
+          pending.sources.push(source);
+          pending.offsets.push(rec.offset);
+          pending.bytes += rec.data.length;
+          s.events++;
+          if (pending.bytes >= batchBytes || pending.events.length >= batchEvents) await flush();
+          continue;
+        }
         if (rec.kind === 'line') {
           prepared = prepareLine(rec.data, prep);
         } else {

@@ -6,12 +6,19 @@
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
+import { FACT_PLAIN, LineScanner } from './event-scan.js';
+import type { PrepareOptions } from './prepare.js';
 
 export interface LineRecord {
   readonly kind: 'line';
   readonly data: Buffer;
   /** Byte offset of the line in the (decompressed) input. */
   readonly offset: number;
+  /**
+   * The line is kube-apiserver's compact v1 with nothing to redact: prepareLine would pass it
+   * through untouched (only set when framing was given the prepare options).
+   */
+  readonly plain: boolean;
 }
 
 export interface DocumentRecord {
@@ -28,12 +35,16 @@ export class LineSplitter {
   private pendingBytes = 0;
   private offset = 0;
 
-  constructor(startOffset = 0) {
+  /** With a scanner, whole lines are split in WebAssembly, which also tells the plain ones. */
+  constructor(
+    startOffset = 0,
+    private readonly scanner: LineScanner | null = null,
+  ) {
     this.offset = startOffset;
   }
 
   /** Calls `onLine` for each complete line in `chunk` (without its newline). */
-  push(chunk: Buffer, onLine: (line: Buffer, offset: number) => void): void {
+  push(chunk: Buffer, onLine: (line: Buffer, offset: number, plain: boolean) => void): void {
     let start = 0;
     let nl = chunk.indexOf(0x0a, start);
     if (nl >= 0 && this.pending.length > 0) {
@@ -43,12 +54,28 @@ export class LineSplitter {
       this.offset += line.length + 1;
       this.pending = [];
       this.pendingBytes = 0;
-      onLine(line, at);
+      onLine(line, at, false);
       start = nl + 1;
       nl = chunk.indexOf(0x0a, start);
     }
+    if (this.scanner !== null && nl >= 0) {
+      const last = chunk.lastIndexOf(0x0a);
+      const lines = this.scanner.scan(chunk, start, last + 1);
+      const base = this.offset - start;
+      for (let i = 0; i < lines.count; i++) {
+        const s = lines.starts[i] as number;
+        onLine(
+          chunk.subarray(s, lines.ends[i] as number),
+          base + s,
+          (lines.flags[i] as number) === FACT_PLAIN,
+        );
+      }
+      this.offset += last + 1 - start;
+      start = last + 1;
+      nl = -1;
+    }
     while (nl >= 0) {
-      onLine(chunk.subarray(start, nl), this.offset);
+      onLine(chunk.subarray(start, nl), this.offset, false);
       this.offset += nl - start + 1;
       start = nl + 1;
       nl = chunk.indexOf(0x0a, start);
@@ -65,14 +92,14 @@ export class LineSplitter {
   }
 
   /** The unterminated last line, if any. */
-  end(onLine: (line: Buffer, offset: number) => void): void {
+  end(onLine: (line: Buffer, offset: number, plain: boolean) => void): void {
     if (this.pending.length === 0) return;
     const line = Buffer.concat(this.pending, this.pendingBytes);
     const at = this.offset;
     this.offset += line.length;
     this.pending = [];
     this.pendingBytes = 0;
-    onLine(line, at);
+    onLine(line, at, false);
   }
 }
 
@@ -163,6 +190,8 @@ export function looksLikeDocument(head: Buffer): boolean {
 export interface FrameOptions {
   /** Called with compressed/raw bytes consumed so far, for progress. */
   onBytes?: (bytes: number) => void;
+  /** Mark the lines prepareLine would pass through untouched with these options (LineRecord.plain). */
+  prepare?: PrepareOptions;
 }
 
 /** Frames a whole input (file path, or a readable such as stdin); gzip is detected by magic bytes. */
@@ -207,9 +236,13 @@ export async function* frameInput(
   if (head.done) return;
   const document = looksLikeDocument(head.value);
   let batch: FrameRecord[] = [];
-  const lineSplitter = new LineSplitter();
+  const lineSplitter = new LineSplitter(
+    0,
+    options.prepare === undefined || document ? null : new LineScanner(options.prepare),
+  );
   const docSplitter = new DocumentSplitter();
-  const onLine = (data: Buffer, offset: number) => batch.push({ kind: 'line', data, offset });
+  const onLine = (data: Buffer, offset: number, plain: boolean) =>
+    batch.push({ kind: 'line', data, offset, plain });
   const onDoc = (data: Buffer, offset: number) => batch.push({ kind: 'document', data, offset });
   let chunk: Buffer | undefined = head.value;
   while (chunk !== undefined) {

@@ -42,6 +42,39 @@ describe('DuckDBStore.write', () => {
     expect((await store.stats()).rows).toBe(4);
   });
 
+  it('knows an event again in another field order or case, and a batch larger than one scan slice', async () => {
+    const uuid = (i: number) => `${i.toString(16).padStart(8, '0')}-aaaa-4bbb-8ccc-${'d'.repeat(12)}`;
+    const big = { requestObject: { kind: 'ConfigMap', data: { x: 'y'.repeat(3 << 20) } } };
+    const lines = Array.from({ length: 6000 }, (_v, i) =>
+      Buffer.from(auditLine(uuid(i), i % 2000 === 0 ? big : {})),
+    );
+    expect(lines.reduce((n, l) => n + l.length, 0)).toBeGreaterThan(8 << 20);
+    const first = await store.write({ events: prepared(lines), cluster: 'c1' });
+    expect(first).toEqual({ stored: 6000, duplicates: 0, rejected: [] });
+    // The same events re-serialized (keys in another order): the store reads their keys in JS.
+    const reordered = lines.slice(0, 50).map((l) => {
+      const { auditID, ...rest } = JSON.parse(l.toString());
+      return Buffer.from(JSON.stringify({ ...rest, auditID }));
+    });
+    const again = await store.write({
+      events: [...reordered, ...prepared(lines.slice(50, 60))],
+      cluster: 'c1',
+    });
+    expect(again).toEqual({ stored: 0, duplicates: 60, rejected: [] });
+    // An upper-case auditID is another string, so another event.
+    const upper = Buffer.from(
+      lines[0]
+        ?.toString()
+        .replace(/"auditID":"([^"]+)"/, (_m, id: string) => `"auditID":"${id.toUpperCase()}"`) ?? '',
+    );
+    expect(await store.write({ events: prepared([upper]), cluster: 'c1' })).toEqual({
+      stored: 1,
+      duplicates: 0,
+      rejected: [],
+    });
+    expect((await store.stats()).rows).toBe(6001);
+  });
+
   it('stores an event once when two writes importing at the same time both carry it', async () => {
     const events = prepared(fixture('watch-long-running.jsonl'));
     const [a, b] = await Promise.all([

@@ -18,7 +18,8 @@ describe('KeyWindow', () => {
     expect(w.claim(b, 'a', 2000)).toBe(Claim.Covered);
     expect(w.claim(b, 'a', 2000)).toBe(Claim.Duplicate);
     expect(w.claim(b, 'b', 900)).toBe(Claim.CheckTable);
-    expect(b.keys).toEqual(['a', 'b']);
+    expect(b.rows).toBe(2);
+    expect(w.size).toBe(2);
   });
 
   it('lets settled batches go oldest first and raises the floor to their newest time', () => {
@@ -60,5 +61,85 @@ describe('KeyWindow', () => {
     w.claim(b2, 'a', 6);
     w.settle(b1);
     expect(w.has('a')).toBe(true);
+  });
+});
+
+describe('KeyWindow with kube-apiserver keys (UUID auditIDs held as words)', () => {
+  const uuid = (n: number) =>
+    `${n.toString(16).padStart(8, '0')}-0000-4000-8000-${(n * 7919).toString(16).padStart(12, '0')}`;
+  const key = (n: number, stage = 'ResponseComplete') => `${uuid(n)}","stage":"${stage}`;
+  const words = (n: number, stage: number) => {
+    const hex = uuid(n).replaceAll('-', '');
+    return Uint32Array.from(
+      [0, 8, 16, 24].map((i) => Number.parseInt(hex.slice(i, i + 8), 16)).concat(stage),
+    );
+  };
+
+  it('treats a key claimed as text and the same key claimed as words as one key', () => {
+    const w = new KeyWindow(10, 0);
+    const b = w.begin();
+    expect(w.claim(b, key(1), 5)).toBe(Claim.Covered);
+    expect(w.claimWords(b, words(1, 3), 0, 5)).toBe(Claim.Duplicate);
+    expect(w.claimWords(b, words(1, 2), 0, 5)).toBe(Claim.Covered);
+    expect(w.has(key(1, 'ResponseStarted'))).toBe(true);
+    expect(w.claim(b, key(1, 'ResponseStarted'), 5)).toBe(Claim.Duplicate);
+    // Upper-case hex is another auditID string, so another key (the table compares strings).
+    expect(
+      w.claim(
+        b,
+        key(1).toUpperCase().replace('","STAGE":"RESPONSECOMPLETE', '","stage":"ResponseComplete'),
+        5,
+      ),
+    ).toBe(Claim.Covered);
+    expect(w.size).toBe(3);
+  });
+
+  it('agrees with a plain Set through many claims, give-backs and let-goes', () => {
+    // A small window and keys with colliding hash slots exercise growth and backward-shift deletion.
+    const w = new KeyWindow(300, Number.NEGATIVE_INFINITY);
+    const oracle = new Map<string, { batch: number; row: number }>();
+    const batches: { b: ReturnType<KeyWindow['begin']>; keys: (string | null)[] }[] = [];
+    let seed = 42;
+    const rand = (n: number) => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return seed % n;
+    };
+    for (let round = 0; round < 200; round++) {
+      const b = w.begin(8);
+      const entry = { b, keys: [] as (string | null)[] };
+      batches.push(entry);
+      for (let i = 0; i < 20; i++) {
+        const n = rand(2000);
+        const k = key(n, rand(2) === 0 ? 'ResponseComplete' : 'ResponseStarted');
+        const claim =
+          rand(2) === 0
+            ? w.claim(b, k, round)
+            : w.claimWords(b, words(n, k.endsWith('Complete') ? 3 : 2), 0, round);
+        expect(claim === Claim.Duplicate).toBe(oracle.has(k));
+        if (claim !== Claim.Duplicate) {
+          oracle.set(k, { batch: batches.length - 1, row: entry.keys.length });
+          entry.keys.push(k);
+        }
+      }
+      if (rand(4) === 0 && entry.keys.length > 0) {
+        const row = rand(entry.keys.length);
+        const k = entry.keys[row];
+        w.giveBack(b, row);
+        if (k !== null && k !== undefined) oracle.delete(k);
+        entry.keys[row] = null;
+      }
+      w.settle(b);
+      // settle() lets go of whole batches, oldest first: every key from the oldest batch still held
+      // on must be there, every key from before it gone.
+      let firstKept = Number.POSITIVE_INFINITY;
+      for (const [k, v] of oracle) if (w.has(k)) firstKept = Math.min(firstKept, v.batch);
+      for (const [k, v] of oracle) {
+        expect(w.has(k)).toBe(v.batch >= firstKept);
+        if (v.batch < firstKept) oracle.delete(k);
+      }
+      expect(w.size).toBe(oracle.size);
+      expect(w.size).toBeLessThanOrEqual(300);
+    }
+    for (const [k] of oracle) expect(w.has(k)).toBe(true);
   });
 });

@@ -1,0 +1,521 @@
+// AssemblyScript, compiled to dist/wasm/event-scan.wasm (see asconfig.json). The byte-level hot
+// path of kaudit's ingest: reading each event's identity and flags in one pass over many events,
+// where JS would pay a native call or a slow bounds-checked loop per event. No managed objects:
+// everything is raw loads and stores in linear memory laid out by src/model/event-scan.ts.
+//
+// Every function reads kube-apiserver's own compact v1 output only (the Go struct's field order,
+// audit/v1 types.go). Whatever it cannot vouch for it leaves to the JS code, whose results these
+// must equal: model/prepare.ts needsParse and store/duckdb/event-key.ts eventKey.
+
+const US: u8 = 0x1f;
+const NL: u8 = 0x0a;
+const CR: u8 = 0x0d;
+const QUOTE: u8 = 0x22;
+const BACKSLASH: u8 = 0x5c;
+
+// Event facts, 32 bytes per event: u32 flags, 4 x u32 auditID, u32 stage (1-4), f64 stage time (ms).
+const FACT_BYTES: usize = 32;
+const F_CTRL: u32 = 1; // a raw US, NL or CR somewhere in the event
+const F_KEY: u32 = 2; // auditID is a lowercase UUID, stage and stage time are read
+const F_LAT: u32 = 4; // may carry apiserver.latency.k8s.io annotations
+const F_PLAIN: u32 = 8; // compact v1 in kube-apiserver's order with nothing to redact (needsParse false)
+
+// Patterns live in a data segment; memory.data returns their address.
+const V1_PREFIX = memory.data<u8>([
+  0x7b, 0x22, 0x6b, 0x69, 0x6e, 0x64, 0x22, 0x3a, 0x22, 0x45, 0x76, 0x65, 0x6e, 0x74, 0x22, 0x2c, 0x22, 0x61, 0x70,
+  0x69, 0x56, 0x65, 0x72, 0x73, 0x69, 0x6f, 0x6e, 0x22, 0x3a, 0x22, 0x61, 0x75, 0x64, 0x69, 0x74, 0x2e, 0x6b, 0x38,
+  0x73, 0x2e, 0x69, 0x6f, 0x2f, 0x76, 0x31, 0x22, 0x2c, 0x22, 0x6c, 0x65, 0x76, 0x65, 0x6c, 0x22, 0x3a, 0x22,
+]); // {"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"
+const V1_PREFIX_LEN: usize = 56;
+// The prefix without `"level":"`: needsParse passes lines that match it even when the head does not.
+const V1_OBJECT_LEN: usize = 47;
+
+// Static room for the ASCII patterns below; JS lays out its buffers from __heap_base on.
+const PATTERNS = memory.data(512);
+let patternsUsed: usize = 0;
+
+function str(s: string): usize {
+  // String literals are UTF-16 in AssemblyScript: each is copied to ASCII bytes once, at start.
+  const n = <usize>s.length;
+  const p = PATTERNS + patternsUsed;
+  for (let i: usize = 0; i < n; i++) store<u8>(p + i, <u8>s.charCodeAt(<i32>i));
+  patternsUsed += n;
+  return p;
+}
+
+const AUDIT_ID = str('","auditID":"');
+const STAGE = str('","stage":"');
+const REQUEST_URI = str('","requestURI":"');
+const RECEIVED = str('"requestReceivedTimestamp":"');
+const STAGE_TS = str('","stageTimestamp":"');
+const ANNOTATIONS = str(',"annotations":{');
+const LATENCY = str('apiserver.latency.k8s.io/');
+const BODY_MARK = str('Object"');
+const RES_SECRETS = str('"secrets"');
+const RES_TOKENREVIEWS = str('"tokenreviews"');
+const RES_SERVICEACCOUNTS = str('"serviceaccounts"');
+const KIND_SECRET = str('"Secret"');
+const KIND_SECRETLIST = str('"SecretList"');
+const KIND_TOKENREVIEW = str('"TokenReview"');
+const KIND_TOKENREQUEST = str('"TokenRequest"');
+const ST_RECEIVED = str('RequestReceived');
+const ST_STARTED = str('ResponseStarted');
+const ST_COMPLETE = str('ResponseComplete');
+const ST_PANIC = str('Panic');
+// needsParse's URI test, /token|secret|passw|key|sig|code=/i, as lowercase words.
+const W_TOKEN = str('token');
+const W_SECRET = str('secret');
+const W_PASSW = str('passw');
+const W_KEY = str('key');
+const W_SIG = str('sig');
+const W_CODE = str('code=');
+
+/** The lowercase `word` at p (ASCII case folded), within [p, end). */
+function wordAt(p: usize, end: usize, word: usize, n: usize): bool {
+  if (p + n > end) return false;
+  for (let i: usize = 0; i < n; i++) {
+    let b = load<u8>(p + i);
+    if (b >= 0x41 && b <= 0x5a) b += 0x20;
+    if (b != load<u8>(word + i)) return false;
+  }
+  return true;
+}
+
+@inline
+function bytesAt(s: usize, e: usize, at: usize, token: usize, n: usize): bool {
+  if (at < s || at + n > e) return false;
+  return same(at, token, n);
+}
+
+/** The closing quote of a JSON string starting at `at`; 0 past `max` bytes or at an escape. */
+function plainStringEnd(e: usize, at: usize, max: usize): usize {
+  let end = at + max;
+  if (end > e) end = e;
+  for (let p = at; p < end; p++) {
+    const b = load<u8>(p);
+    if (b == QUOTE) return p;
+    if (b == BACKSLASH) return 0;
+  }
+  return 0;
+}
+
+/** `n` bytes at a equal those at b, compared eight at a time. */
+@inline
+function same(a: usize, b: usize, n: usize): bool {
+  let i: usize = 0;
+  for (; i + 8 <= n; i += 8) if (load<u64>(a + i) != load<u64>(b + i)) return false;
+  for (; i < n; i++) if (load<u8>(a + i) != load<u8>(b + i)) return false;
+  return true;
+}
+
+/**
+ * First occurrence of `token` in [from, e), or 0. Scans sixteen bytes at a time for the token's byte
+ * at `anchor`, chosen rare in JSON (a quote or a common letter would stop the scan at every field).
+ */
+function indexOf(from: usize, e: usize, token: usize, n: usize, anchor: usize): usize {
+  if (n == 0 || e < from + n) return 0;
+  const a = load<u8>(token + anchor);
+  const want = i8x16.splat(<i8>a);
+  // Anchor positions q in [from + anchor, e - n + anchor].
+  let q = from + anchor;
+  const qEnd = e - n + anchor + 1;
+  while (q + 16 <= qEnd) {
+    let mask = i8x16.bitmask(i8x16.eq(v128.load(q), want));
+    while (mask != 0) {
+      const p = q + <usize>ctz(mask) - anchor;
+      if (same(p, token, n)) return p;
+      mask &= mask - 1;
+    }
+    q += 16;
+  }
+  for (; q < qEnd; q++) if (load<u8>(q) == a && same(q - anchor, token, n)) return q - anchor;
+  return 0;
+}
+
+/**
+ * Last occurrence of `token` starting in [s, e - n], or 0. Scans back sixteen bytes at a time for
+ * the token's byte at `anchor`, chosen rare in JSON (not a quote).
+ */
+function lastIndexOf(s: usize, e: usize, token: usize, n: usize, anchor: usize): usize {
+  if (e < s + n) return 0;
+  const want = i8x16.splat(<i8>load<u8>(token + anchor));
+  // Candidate token starts p in [s, e - n]; the anchor byte is at p + anchor.
+  let hi = e - n + anchor + 1; // one past the last anchor position
+  const lo = s + anchor;
+  while (hi >= lo + 16) {
+    let mask = i8x16.bitmask(i8x16.eq(v128.load(hi - 16), want));
+    while (mask != 0) {
+      const bit = 31 - clz(mask);
+      const p = hi - 16 + <usize>bit - anchor;
+      if (same(p, token, n)) return p;
+      mask &= ~(1 << bit);
+    }
+    hi -= 16;
+  }
+  while (hi > lo) {
+    hi--;
+    const p = hi - anchor;
+    if (load<u8>(hi) == load<u8>(token + anchor) && same(p, token, n)) return p;
+  }
+  return 0;
+}
+
+function hasControl(s: usize, e: usize): bool {
+  const us = i8x16.splat(<i8>US);
+  const nl = i8x16.splat(<i8>NL);
+  const cr = i8x16.splat(<i8>CR);
+  let p = s;
+  while (p + 16 <= e) {
+    const v = v128.load(p);
+    if (v128.any_true(v128.or(v128.or(i8x16.eq(v, us), i8x16.eq(v, nl)), i8x16.eq(v, cr)))) return true;
+    p += 16;
+  }
+  for (; p < e; p++) {
+    const b = load<u8>(p);
+    if (b == US || b == NL || b == CR) return true;
+  }
+  return false;
+}
+
+// Head positions of the last readHead call.
+let headIdStart: usize = 0;
+let headStageStart: usize = 0;
+let headStageEnd: usize = 0;
+let headUriStart: usize = 0;
+
+/** model/apiserver-line.ts readApiserverHead. */
+function readHead(s: usize, e: usize): bool {
+  if (!bytesAt(s, e, s, V1_PREFIX, V1_PREFIX_LEN)) return false;
+  const levelEnd = plainStringEnd(e, s + V1_PREFIX_LEN, 20);
+  if (levelEnd == 0 || !bytesAt(s, e, levelEnd, AUDIT_ID, 13)) return false;
+  headIdStart = levelEnd + 13;
+  const idEnd = plainStringEnd(e, headIdStart, 128);
+  if (idEnd == 0 || !bytesAt(s, e, idEnd, STAGE, 11)) return false;
+  headStageStart = idEnd + 11;
+  headStageEnd = plainStringEnd(e, headStageStart, 32);
+  if (headStageEnd == 0 || !bytesAt(s, e, headStageEnd, REQUEST_URI, 16)) return false;
+  headUriStart = headStageEnd + 16;
+  return true;
+}
+
+@inline
+function digit(p: usize): i32 {
+  const d = <i32>load<u8>(p) - 0x30;
+  return d >= 0 && d <= 9 ? d : -1000000;
+}
+
+@inline
+function num(p: usize, n: i32): i32 {
+  let v = 0;
+  for (let i = 0; i < n; i++) v = v * 10 + digit(p + i);
+  return v;
+}
+
+
+/**
+ * `YYYY-MM-DDTHH:MM:SS[.fraction]Z` to epoch ms (fraction below 1 ms dropped), as event-key.ts
+ * parseTimestampMs reads it; NaN for anything else, including values Date.UTC would roll over
+ * (month 13, Feb 30) and two-digit years, which are left to the JS parser.
+ */
+// The last `YYYY-MM-DDTHH:MM:SS` read and its epoch ms: consecutive events mostly share the second.
+const LAST_SECOND = memory.data(24);
+let lastSecondMs: f64 = NaN;
+
+function timestampMs(start: usize, end: usize): f64 {
+  if (end < start + 20 || load<u8>(end - 1) != 0x5a) return NaN;
+  let ms = 0;
+  if (end > start + 20) {
+    if (load<u8>(start + 19) != 0x2e) return NaN;
+    const fracDigits = <i32>(end - 1 - (start + 20));
+    if (fracDigits < 1) return NaN;
+    for (let i = 0; i < fracDigits; i++) {
+      const d = digit(start + 20 + i);
+      if (d < 0) return NaN;
+      if (i < 3) ms = ms * 10 + d;
+    }
+    for (let i = fracDigits; i < 3; i++) ms *= 10;
+  }
+  if (
+    load<u64>(start) == load<u64>(LAST_SECOND) &&
+    load<u64>(start + 8) == load<u64>(LAST_SECOND + 8) &&
+    load<u16>(start + 16) == load<u16>(LAST_SECOND + 16) &&
+    load<u8>(start + 18) == load<u8>(LAST_SECOND + 18) &&
+    !isNaN(lastSecondMs)
+  )
+    return lastSecondMs + <f64>ms;
+  const second = secondMs(start);
+  if (isNaN(second)) return NaN;
+  memory.copy(LAST_SECOND, start, 19);
+  lastSecondMs = second;
+  return second + <f64>ms;
+}
+
+/** `YYYY-MM-DDTHH:MM:SS` at start to epoch ms, or NaN. */
+function secondMs(start: usize): f64 {
+  if (load<u8>(start + 4) != 0x2d || load<u8>(start + 7) != 0x2d || load<u8>(start + 10) != 0x54) return NaN;
+  if (load<u8>(start + 13) != 0x3a || load<u8>(start + 16) != 0x3a) return NaN;
+  const y = num(start, 4);
+  const mo = num(start + 5, 2);
+  const d = num(start + 8, 2);
+  const h = num(start + 11, 2);
+  const mi = num(start + 14, 2);
+  const sec = num(start + 17, 2);
+  if (y < 100 || mo < 1 || mo > 12 || d < 1 || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 59)
+    return NaN;
+  const leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  const dim = mo == 2 ? (leap ? 29 : 28) : mo == 4 || mo == 6 || mo == 9 || mo == 11 ? 30 : 31;
+  if (d > dim) return NaN;
+  // Days from 1970-01-01 (H. Hinnant's days_from_civil).
+  const yy = mo <= 2 ? y - 1 : y;
+  const era = yy / 400;
+  const yoe = yy - era * 400;
+  const doy = (153 * (mo > 2 ? mo - 3 : mo + 9) + 2) / 5 + d - 1;
+  const doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  const days = <f64>(era * 146097 + doe - 719468);
+  return days * 86400000 + <f64>(h * 3600000 + mi * 60000 + sec * 1000);
+}
+
+@inline
+function hex(p: usize): i32 {
+  const b = <i32>load<u8>(p);
+  if (b >= 0x30 && b <= 0x39) return b - 0x30;
+  if (b >= 0x61 && b <= 0x66) return b - 0x61 + 10;
+  return -1;
+}
+
+/** `n` lowercase hex digits at p as a number; bit 31 of `bad` is set by any other byte. */
+let bad: u32 = 0;
+
+@inline
+function hexDigits(p: usize, n: usize): u32 {
+  let w: u32 = 0;
+  for (let i: usize = 0; i < n; i++) {
+    const v = hex(p + i);
+    bad |= <u32>v;
+    w = (w << 4) | (<u32>v & 0xf);
+  }
+  return w;
+}
+
+/** A lowercase 8-4-4-4-12 UUID into four words at `out`; false for any other auditID. */
+function readUuid(at: usize, end: usize, out: usize): bool {
+  if (end - at != 36) return false;
+  if (load<u8>(at + 8) != 0x2d || load<u8>(at + 13) != 0x2d || load<u8>(at + 18) != 0x2d || load<u8>(at + 23) != 0x2d)
+    return false;
+  bad = 0;
+  store<u32>(out, hexDigits(at, 8));
+  store<u32>(out + 4, (hexDigits(at + 9, 4) << 16) | hexDigits(at + 14, 4));
+  store<u32>(out + 8, (hexDigits(at + 19, 4) << 16) | hexDigits(at + 24, 4));
+  store<u32>(out + 12, hexDigits(at + 28, 8));
+  return (bad & 0x80000000) == 0;
+}
+
+function stageNumber(at: usize, end: usize): u32 {
+  const n = end - at;
+  if (n == 15 && same(at, ST_RECEIVED, 15)) return 1;
+  if (n == 15 && same(at, ST_STARTED, 15)) return 2;
+  if (n == 16 && same(at, ST_COMPLETE, 16)) return 3;
+  if (n == 5 && same(at, ST_PANIC, 5)) return 4;
+  return 0;
+}
+
+/**
+ * event-key.ts eventKey for a line whose head readHead accepted: F_KEY (and F_LAT) when the key is
+ * read here, 0 when eventKey must decide.
+ */
+function readKey(s: usize, e: usize, fact: usize): u32 {
+  const idEnd = headStageStart - 11;
+  if (!readUuid(headIdStart, idEnd, fact + 4)) return 0;
+  const stage = stageNumber(headStageStart, headStageEnd);
+  if (stage == 0) return 0;
+  // Anchored on the R of Received.
+  const r = lastIndexOf(s, e, RECEIVED, 28, 8);
+  if (r == 0) return 0;
+  const tsStart = r + 28;
+  const tsEnd = plainStringEnd(e, tsStart, 64);
+  if (tsEnd == 0 || isNaN(timestampMs(tsStart, tsEnd))) return 0;
+  if (!bytesAt(s, e, tsEnd, STAGE_TS, 20)) return 0;
+  const stageStart = tsEnd + 20;
+  const stageEnd = plainStringEnd(e, stageStart, 64);
+  if (stageEnd == 0) return 0;
+  const ms = timestampMs(stageStart, stageEnd);
+  if (isNaN(ms)) return 0;
+  store<u32>(fact + 20, stage);
+  store<f64>(fact + 24, ms);
+  // The annotations, when kube-apiserver writes any, come last, right after stageTimestamp.
+  if (stageEnd == e - 2 && load<u8>(e - 1) == 0x7d) return F_KEY;
+  if (!bytesAt(s, e, stageEnd + 1, ANNOTATIONS, 16)) return F_KEY | F_LAT;
+  return indexOf(stageEnd, e, LATENCY, 25, 16) != 0 ? F_KEY | F_LAT : F_KEY;
+}
+
+/** The requestURI's query string names a credential (prepare.ts uriNeedsRedaction). */
+function uriNeedsRedaction(s: usize, e: usize, uriStart: usize): bool {
+  let q = uriStart;
+  while (q < e && load<u8>(q) != 0x3f && load<u8>(q) != QUOTE) q++;
+  if (q >= e || load<u8>(q) != 0x3f) return false;
+  let end = q + 1;
+  while (end < e && load<u8>(end) != QUOTE) end++;
+  if (end >= e) return false;
+  for (let p = q; p < end; p++) {
+    const b = load<u8>(p) | 0x20;
+    if (b == 0x74 && wordAt(p, end, W_TOKEN, 5)) return true;
+    if (b == 0x73 && (wordAt(p, end, W_SECRET, 6) || wordAt(p, end, W_SIG, 3))) return true;
+    if (b == 0x70 && wordAt(p, end, W_PASSW, 5)) return true;
+    if (b == 0x6b && wordAt(p, end, W_KEY, 3)) return true;
+    if (b == 0x63 && wordAt(p, end, W_CODE, 5)) return true;
+  }
+  return false;
+}
+
+function hasSensitiveKind(s: usize, e: usize): bool {
+  return (
+    indexOf(s, e, KIND_SECRET, 8, 1) != 0 ||
+    indexOf(s, e, KIND_SECRETLIST, 12, 7) != 0 ||
+    indexOf(s, e, KIND_TOKENREVIEW, 13, 1) != 0 ||
+    indexOf(s, e, KIND_TOKENREQUEST, 14, 1) != 0
+  );
+}
+
+/**
+ * prepare.ts needsParse, false branch only: true when the line is surely compact v1 with nothing
+ * to redact. `headOk` is readHead's answer for the line.
+ */
+function isPlain(s: usize, e: usize, headOk: bool, maxEventBytes: usize, redact: bool): bool {
+  if (e - s > maxEventBytes || e == s || load<u8>(e - 1) != 0x7d) return false;
+  if (!headOk) return false;
+  if (!redact) return true;
+  const bodyAt = indexOf(s, e, BODY_MARK, 7, 0);
+  if (bodyAt != 0) {
+    if (
+      indexOf(s, bodyAt, RES_SECRETS, 9, 3) != 0 ||
+      indexOf(s, bodyAt, RES_TOKENREVIEWS, 14, 3) != 0 ||
+      indexOf(s, bodyAt, RES_SERVICEACCOUNTS, 17, 4) != 0
+    )
+      return false;
+    if (hasSensitiveKind(s, e)) return false;
+  }
+  return !uriNeedsRedaction(s, e, headUriStart);
+}
+
+/**
+ * Facts for `n` events laid end to end from `base`; event i spans offsets[i] to offsets[i + 1]
+ * (u32, relative to base). Writes FACT_BYTES per event at `facts`.
+ */
+export function eventFacts(
+  base: usize,
+  offsets: usize,
+  n: i32,
+  facts: usize,
+  plain: bool,
+  maxEventBytes: u32,
+  redact: bool,
+): void {
+  for (let i = 0; i < n; i++) {
+    const s = base + <usize>load<u32>(offsets + (<usize>i << 2));
+    const e = base + <usize>load<u32>(offsets + (<usize>(i + 1) << 2));
+    const fact = facts + <usize>i * FACT_BYTES;
+    let flags: u32 = hasControl(s, e) ? F_CTRL : 0;
+    const headOk = readHead(s, e);
+    if (headOk) flags |= readKey(s, e, fact);
+    if (plain && isPlain(s, e, headOk, maxEventBytes, redact)) flags |= F_PLAIN;
+    store<u32>(fact, flags);
+  }
+}
+
+/**
+ * The store's staging rows: each kept event followed by `<US>m<NL>`, m = 2 * (firstIndex + i) + 1
+ * when keep[i] is 2 (it may carry latency annotations), 2 * (firstIndex + i) when 1; keep[i] 0 skips
+ * the event. Writes each row's start (relative to out) at rowStarts[i]; returns the bytes written.
+ */
+export function stagingRows(
+  base: usize,
+  offsets: usize,
+  n: i32,
+  keep: usize,
+  firstIndex: i32,
+  out: usize,
+  rowStarts: usize,
+): u32 {
+  let pos: usize = out;
+  for (let i = 0; i < n; i++) {
+    const k = load<u8>(keep + <usize>i);
+    if (k == 0) continue;
+    const s = base + <usize>load<u32>(offsets + (<usize>i << 2));
+    const e = base + <usize>load<u32>(offsets + (<usize>(i + 1) << 2));
+    store<u32>(rowStarts + (<usize>i << 2), <u32>(pos - out));
+    memory.copy(pos, s, e - s);
+    pos += e - s;
+    let m: u32 = 2 * <u32>(firstIndex + i) + (k == 2 ? 1 : 0);
+    store<u8>(pos++, US);
+    // Decimal digits, most significant first.
+    let digits: usize = 1;
+    for (let t = m; t >= 10; t /= 10) digits++;
+    for (let k = digits; k > 0; k--) {
+      store<u8>(pos + k - 1, <u8>(0x30 + (m % 10)));
+      m /= 10;
+    }
+    pos += digits;
+    store<u8>(pos++, NL);
+  }
+  return <u32>(pos - out);
+}
+
+/** Where JS may start laying out its buffers. */
+export function heapBase(): usize {
+  return __heap_base;
+}
+
+let linesEnd: usize = 0;
+
+/** Where the last lineFacts call stopped (relative to its base): the start of the first line not read. */
+export function linesScanned(): u32 {
+  return <u32>linesEnd;
+}
+
+/**
+ * Splits [base, base + len) at each NL into at most maxLines lines (the bytes after the last NL are
+ * not a line) and writes each line's start and end (relative to base, NL excluded) and flags
+ * (F_PLAIN or 0) as u32 at starts, ends and flags. Returns the number of lines.
+ */
+export function lineFacts(
+  base: usize,
+  len: usize,
+  starts: usize,
+  ends: usize,
+  flags: usize,
+  maxLines: i32,
+  maxEventBytes: u32,
+  redact: bool,
+): i32 {
+  const e = base + len;
+  const nl = i8x16.splat(<i8>NL);
+  let lineStart = base;
+  let p = base;
+  let n = 0;
+  while (n < maxLines) {
+    // Next NL from p.
+    let at: usize = 0;
+    while (p + 16 <= e) {
+      const mask = i8x16.bitmask(i8x16.eq(v128.load(p), nl));
+      if (mask != 0) {
+        at = p + <usize>ctz(mask);
+        break;
+      }
+      p += 16;
+    }
+    if (at == 0) {
+      while (p < e && load<u8>(p) != NL) p++;
+      if (p >= e) break;
+      at = p;
+    }
+    const i = <usize>n << 2;
+    store<u32>(starts + i, <u32>(lineStart - base));
+    store<u32>(ends + i, <u32>(at - base));
+    store<u32>(flags + i, isPlain(lineStart, at, readHead(lineStart, at), maxEventBytes, redact) ? F_PLAIN : 0);
+    n++;
+    lineStart = at + 1;
+    p = lineStart;
+  }
+  linesEnd = lineStart - base;
+  return n;
+}
