@@ -171,14 +171,18 @@ async function tailerOnly(source, lines) {
       },
       registry,
       offer: (item) => pipeline.offer(item),
-      prepare: { line: (b) => prepareLine(b, opts), value: (v) => prepareValue(v, opts) },
+      prepare: { options: opts, line: (b) => prepareLine(b, opts), value: (v) => prepareValue(v, opts) },
       maxLineBytes: 64 << 20,
       log,
     });
     const t0 = performance.now();
     pipeline.start();
     src.start();
-    while (stored < lines) await sleep(5);
+    while (stored < lines) {
+      const st = src.status();
+      if (st.status === 'Error') throw new Error(`tailer failed: ${st.error}`);
+      await sleep(5);
+    }
     const seconds = (performance.now() - t0) / 1000;
     await src.stop();
     await pipeline.shutdown();

@@ -31,7 +31,7 @@ afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
 function preparer(maxEventBytes = DEFAULT_MAX_EVENT_BYTES): Preparer {
   const opts = { maxEventBytes, redact: true };
-  return { line: (b) => prepareLine(b, opts), value: (v) => prepareValue(v, opts) };
+  return { options: opts, line: (b) => prepareLine(b, opts), value: (v) => prepareValue(v, opts) };
 }
 
 /** One agent lifetime over `dir`: registry, pipeline, in-memory store (shared across lifetimes), file source. */

@@ -2,6 +2,7 @@ import { createReadStream, type FSWatcher, watch } from 'node:fs';
 import { type FileHandle, open, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { createGunzip } from 'node:zlib';
+import { FACT_PLAIN, LineScanner } from '../model/event-scan.js';
 import type { FileSourceConfig } from './agent-config.js';
 import {
   type CheckpointRegistry,
@@ -158,6 +159,7 @@ interface Found {
 
 export class FileSource {
   private readonly candidates: FileCandidates;
+  private readonly scanner: LineScanner;
   private readonly tracked = new Map<string, Tracked>();
   /** Completed files seen unchanged (dev:ino:size:mtime): skipped without being opened again. */
   private readonly done = new Set<string>();
@@ -187,6 +189,7 @@ export class FileSource {
   private readonly rotatedIdleMs: number;
 
   constructor(private readonly opts: FileSourceOptions) {
+    this.scanner = new LineScanner(opts.prepare.options);
     this.candidates = new FileCandidates(opts.config.path);
     this.scanIntervalMs = opts.scanIntervalMs ?? 1000;
     this.pollIntervalMs = opts.pollIntervalMs ?? 100;
@@ -654,34 +657,47 @@ export class FileSource {
     return true;
   }
 
-  /** Splits a chunk into lines with indexOf(0x0a); an unterminated tail waits for the next chunk. */
+  /**
+   * Splits a chunk into lines; an unterminated tail waits for the next chunk. Whole lines are split
+   * by the WebAssembly scanner, which also marks the plain ones (passed on without prepareLine).
+   */
   private async consume(t: Tracked, chunk: Buffer, chunkOffset: number): Promise<void> {
     const batch = this.newBatch(t);
     let start = 0;
-    for (;;) {
-      const nl = chunk.indexOf(0x0a, start);
-      if (nl < 0) break;
-      const endOffset = chunkOffset + nl + 1;
+    const first = chunk.indexOf(0x0a);
+    // The first line ends a line begun in an earlier chunk, or the rest of one too long to keep.
+    if (first >= 0 && (t.skipping || t.pendingBytes > 0)) {
+      const endOffset = chunkOffset + first + 1;
       if (t.skipping) {
         t.skipping = false;
         batch.endOffset = endOffset;
-        start = nl + 1;
-        continue;
-      }
-      let line = chunk.subarray(start, nl);
-      if (t.pendingBytes > 0) {
-        t.pending.push(line);
-        line = Buffer.concat(t.pending, t.pendingBytes + line.length);
+      } else {
+        t.pending.push(chunk.subarray(0, first));
+        const line = Buffer.concat(t.pending, t.pendingBytes + first);
         t.pending = [];
         t.pendingBytes = 0;
+        this.handleLine(batch, line, endOffset);
       }
-      this.handleLine(batch, line, endOffset);
-      start = nl + 1;
-      if (batch.item.events.length >= ITEM_EVENTS) {
-        batch.item.more = true;
-        await this.send(t, batch);
-        Object.assign(batch, this.newBatch(t));
+      start = first + 1;
+    }
+    const last = first < 0 ? -1 : chunk.lastIndexOf(0x0a);
+    if (last >= start) {
+      const lines = this.scanner.scan(chunk, start, last + 1);
+      for (let i = 0; i < lines.count; i++) {
+        const lineStart = lines.starts[i] as number;
+        const lineEnd = lines.ends[i] as number;
+        const line = chunk.subarray(lineStart, lineEnd);
+        if (lines.flags[i] === FACT_PLAIN) {
+          batch.endOffset = chunkOffset + lineEnd + 1;
+          batch.item.events.push(line);
+        } else this.handleLine(batch, line, chunkOffset + lineEnd + 1);
+        if (batch.item.events.length >= ITEM_EVENTS) {
+          batch.item.more = true;
+          await this.send(t, batch);
+          Object.assign(batch, this.newBatch(t));
+        }
       }
+      start = last + 1;
     }
     const rest = chunk.subarray(start);
     if (rest.length > 0 && !t.skipping) {

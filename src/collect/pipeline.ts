@@ -1,3 +1,4 @@
+import type { PrepareOptions } from '../model/prepare.js';
 import type { Store } from '../store/store.js';
 import type { Logger } from './logger.js';
 
@@ -10,6 +11,8 @@ export interface PreparedLine {
 
 /** Decoding, deriving and redacting, bound to the agent's options (max event size, redaction). */
 export interface Preparer {
+  /** The options `line` prepares with: sources use them to pass plain lines on unprepared. */
+  readonly options: PrepareOptions;
   line(line: Buffer): PreparedLine;
   value(value: unknown): PreparedLine;
 }

@@ -24,6 +24,7 @@ function handler(
   const h = new WebhookHandler({
     config: opts.cfg ?? config,
     prepare: {
+      options: DEFAULT_PREPARE_OPTIONS,
       line: (b) => prepareLine(b, DEFAULT_PREPARE_OPTIONS),
       value: (v) => prepareValue(v, DEFAULT_PREPARE_OPTIONS),
     },
@@ -151,6 +152,7 @@ describe('WebhookHandler', () => {
     const h = new WebhookHandler({
       config,
       prepare: {
+        options: DEFAULT_PREPARE_OPTIONS,
         line: (b) => prepareLine(b, DEFAULT_PREPARE_OPTIONS),
         value: (v) => prepareValue(v, DEFAULT_PREPARE_OPTIONS),
       },

@@ -54,7 +54,7 @@ export function findConfigFile(flag: string | undefined): string | undefined {
 
 export function preparerFor(config: Pick<AgentConfig, 'maxEventBytes' | 'redact'>): Preparer {
   const opts: PrepareOptions = { maxEventBytes: config.maxEventBytes, redact: config.redact };
-  return { line: (b) => prepareLine(b, opts), value: (v) => prepareValue(v, opts) };
+  return { options: opts, line: (b) => prepareLine(b, opts), value: (v) => prepareValue(v, opts) };
 }
 
 function demoConfig(dataDir: string, workDir: string): AgentConfig {
