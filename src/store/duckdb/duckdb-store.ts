@@ -336,8 +336,8 @@ export class DuckDBStore implements Store {
         throw err;
       } finally {
         this.releaseWriter(conn);
-        if (this.spareStaging.length < this.idleWriters.length + this.writerWaiters.length + 2)
-          this.spareStaging.push(s.path);
+        // As many as can be staged or importing at once with the writers kept busy.
+        if (this.spareStaging.length < this.capabilities.parallelWrites + 2) this.spareStaging.push(s.path);
         else await rm(s.path, { force: true });
       }
     })();
