@@ -68,6 +68,15 @@ export class WindowBatch {
   }
 }
 
+/** Five words from `from` at `at` to `to` at `o` (set() with a subarray would allocate a view). */
+function copyKey(from: Uint32Array, at: number, to: Uint32Array, o: number): void {
+  to[o] = from[at] as number;
+  to[o + 1] = from[at + 1] as number;
+  to[o + 2] = from[at + 2] as number;
+  to[o + 3] = from[at + 3] as number;
+  to[o + 4] = from[at + 4] as number;
+}
+
 /** Open addressing with linear probing over 5-word entries; word 4 (the stage) is 0 when empty. */
 class WordSet {
   private slots: Uint32Array;
@@ -120,13 +129,7 @@ class WordSet {
     if ((this.size + 1) * 2 > this.mask + 1) this.grow();
     const f = this.find(w, at);
     if (f >= 0) return false;
-    const o = (-1 - f) * 5;
-    const s = this.slots;
-    s[o] = w[at] as number;
-    s[o + 1] = w[at + 1] as number;
-    s[o + 2] = w[at + 2] as number;
-    s[o + 3] = w[at + 3] as number;
-    s[o + 4] = w[at + 4] as number;
+    copyKey(w, at, this.slots, (-1 - f) * 5);
     this.size++;
     return true;
   }
@@ -247,13 +250,9 @@ export class KeyWindow {
   /** claim() for a key already in words: w[at..at+3] the UUID, w[at+4] its stage number. */
   claimWords(batch: WindowBatch, w: Uint32Array, at: number, tsMs: number): Claim {
     if (!this.wordKeys.add(w, at)) return Claim.Duplicate;
-    const o = batch.add(KIND_WORDS) * 5;
-    const words = batch.words;
-    words[o] = w[at] as number;
-    words[o + 1] = w[at + 1] as number;
-    words[o + 2] = w[at + 2] as number;
-    words[o + 3] = w[at + 3] as number;
-    words[o + 4] = w[at + 4] as number;
+    // add() first: it may replace batch.words with a larger array.
+    const row = batch.add(KIND_WORDS);
+    copyKey(w, at, batch.words, row * 5);
     return this.covered(batch, tsMs);
   }
 
