@@ -2,7 +2,7 @@ import { createReadStream, type FSWatcher, watch } from 'node:fs';
 import { type FileHandle, open, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { createGunzip } from 'node:zlib';
-import { FACT_PLAIN, LineScanner } from '../model/event-scan.js';
+import { FACT_PLAIN, type LineScanner, newLineScanner } from '../model/event-scan.js';
 import type { FileSourceConfig } from './agent-config.js';
 import {
   type CheckpointRegistry,
@@ -189,7 +189,7 @@ export class FileSource {
   private readonly rotatedIdleMs: number;
 
   constructor(private readonly opts: FileSourceOptions) {
-    this.scanner = new LineScanner(opts.prepare.options);
+    this.scanner = newLineScanner(opts.prepare.options);
     this.candidates = new FileCandidates(opts.config.path);
     this.scanIntervalMs = opts.scanIntervalMs ?? 1000;
     this.pollIntervalMs = opts.pollIntervalMs ?? 100;

@@ -1,16 +1,17 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { generateLines } from '../simulate/generator.js';
 import { eventKey } from '../store/duckdb/event-key.js';
 import {
-  EventScanner,
   FACT_CONTROL,
   FACT_KEY,
   FACT_LATENCY,
   FACT_PLAIN,
   type FactOptions,
-  LineScanner,
+  type LineScanner,
+  newEventScanner,
+  newLineScanner,
 } from './event-scan.js';
 import { LineSplitter } from './frame.js';
 import { DEFAULT_PREPARE_OPTIONS, prepareLine } from './prepare.js';
@@ -58,7 +59,7 @@ interface Facts {
 const STAGES = ['', 'RequestReceived', 'ResponseStarted', 'ResponseComplete', 'Panic'];
 
 function factsOf(lines: readonly Buffer[], opts: FactOptions = FACTS): Facts[] {
-  const scanner = new EventScanner();
+  const scanner = newEventScanner();
   scanner.load(lines, 0, lines.length);
   scanner.readFacts(opts);
   return lines.map((_l, i) => {
@@ -225,7 +226,7 @@ describe('EventScanner', () => {
 
   it('writes staging rows with the batch index and latency flag after each kept event', () => {
     const events = ['{"a":1}', '{"b":2}', '{"c":3}'].map((s) => Buffer.from(s));
-    const scanner = new EventScanner();
+    const scanner = newEventScanner();
     scanner.load(events, 0, 3);
     scanner.readFacts(FACTS);
     scanner.keep(0, false);
@@ -240,7 +241,7 @@ describe('LineScanner', () => {
     const plain = line();
     const lines = Array.from({ length: 20_000 }, (_v, i) => (i % 3 === 0 ? '{}' : i % 3 === 1 ? plain : ''));
     const chunk = Buffer.from(`${lines.join('\n')}\npartial`);
-    const found = new LineScanner(DEFAULT_PREPARE_OPTIONS).scan(chunk, 0, chunk.lastIndexOf(0x0a) + 1);
+    const found = newLineScanner(DEFAULT_PREPARE_OPTIONS).scan(chunk, 0, chunk.lastIndexOf(0x0a) + 1);
     expect(found.count).toBe(lines.length);
     const got = Array.from({ length: found.count }, (_v, i) =>
       chunk.toString('utf8', found.starts[i] as number, found.ends[i] as number),
@@ -259,15 +260,59 @@ describe('LineScanner', () => {
       s.end(onLine);
       return out;
     };
-    const plainFlags = collect(new LineScanner(DEFAULT_PREPARE_OPTIONS));
+    const plainFlags = collect(newLineScanner(DEFAULT_PREPARE_OPTIONS));
     const without = collect(null);
     expect(plainFlags.map(([l, o]) => [l, o])).toEqual(without.map(([l, o]) => [l, o]));
     expect(without.map(([, , p]) => p)).toEqual([false, false, false, false, false]);
     // A line split across chunks is joined in JS and not marked; whole ones in a chunk are.
-    expect(collect(new LineScanner(DEFAULT_PREPARE_OPTIONS)).some(([, , p]) => p)).toBe(false);
-    const whole = new LineSplitter(0, new LineScanner(DEFAULT_PREPARE_OPTIONS));
+    expect(collect(newLineScanner(DEFAULT_PREPARE_OPTIONS)).some(([, , p]) => p)).toBe(false);
+    const whole = new LineSplitter(0, newLineScanner(DEFAULT_PREPARE_OPTIONS));
     const flags: boolean[] = [];
     whole.push(Buffer.from(`${text}\n`), (_l, _o, p) => flags.push(p));
     expect(flags).toEqual([true, false, false, true, false]);
+  });
+});
+
+describe('without WebAssembly (KAUDIT_WASM=off)', () => {
+  beforeEach(() => {
+    process.env.KAUDIT_WASM = 'off';
+  });
+  afterEach(() => {
+    delete process.env.KAUDIT_WASM;
+  });
+
+  it('writes the same staging rows and flags the same control characters, with no keys', () => {
+    const events = [line(), `${line()}\r`, '{"b":2}'].map((s) => Buffer.from(s));
+    const rows = (scanner: ReturnType<typeof newEventScanner>) => {
+      scanner.load(events, 0, 3);
+      scanner.readFacts(FACTS);
+      const flags = [0, 1, 2].map((i) => scanner.flags(i));
+      scanner.keep(0, false);
+      scanner.keep(2, true);
+      return {
+        flags,
+        rows: scanner.stagingRows(7).toString(),
+        at: [scanner.rowStart(0), scanner.rowStart(2)],
+      };
+    };
+    const js = rows(newEventScanner());
+    delete process.env.KAUDIT_WASM;
+    const wasm = rows(newEventScanner());
+    expect(js.flags).toEqual([0, FACT_CONTROL, 0]);
+    expect(wasm.flags.map((f) => f & FACT_CONTROL)).toEqual(js.flags);
+    expect((wasm.flags[0] ?? 0) & FACT_KEY).toBe(FACT_KEY);
+    expect(js.rows).toBe(wasm.rows);
+    expect(js.at).toEqual(wasm.at);
+  });
+
+  it('splits lines like the module and marks none plain', () => {
+    const chunk = Buffer.from(`${line()}\n\n{"x":1}\nrest`);
+    const js = newLineScanner(DEFAULT_PREPARE_OPTIONS).scan(chunk, 0, chunk.lastIndexOf(0x0a) + 1);
+    delete process.env.KAUDIT_WASM;
+    const wasm = newLineScanner(DEFAULT_PREPARE_OPTIONS).scan(chunk, 0, chunk.lastIndexOf(0x0a) + 1);
+    expect([...js.starts]).toEqual([...wasm.starts]);
+    expect([...js.ends]).toEqual([...wasm.ends]);
+    expect([...js.flags]).toEqual([0, 0, 0]);
+    expect([...wasm.flags]).toEqual([FACT_PLAIN, 0, 0]);
   });
 });

@@ -64,6 +64,29 @@ interface ScanExports {
 }
 
 let compiled: WasmModule | null = null;
+let unavailable: string | null = null;
+
+/**
+ * The module's exports, or null when it cannot be used: KAUDIT_WASM=off, or it failed to load
+ * (missing build, a CPU without WebAssembly SIMD). Callers then take the JS path, which is slower
+ * but defines the same results.
+ */
+function tryInstantiate(): ScanExports | null {
+  if (process.env.KAUDIT_WASM === 'off') return null;
+  if (unavailable !== null) return null;
+  try {
+    return instantiate();
+  } catch (err) {
+    unavailable = err instanceof Error ? err.message : String(err);
+    process.emitWarning(
+      `the WebAssembly event scanner is unavailable (${unavailable}); using the slower JS path`,
+      {
+        code: 'KAUDIT_WASM_UNAVAILABLE',
+      },
+    );
+    return null;
+  }
+}
 
 function instantiate(): ScanExports {
   // Two levels up from both src/model (tests) and dist/model (the build).
@@ -92,16 +115,106 @@ export interface FactOptions {
 }
 
 /**
- * One module instance with its own memory: load a slice of events, read their facts, then
- * (for the store) write their staging rows. Views are valid until the next load().
+ * Load a slice of events, read their facts, then (for the store) write their staging rows.
+ * Views are valid until the next load().
  */
-export class EventScanner {
-  private readonly x = instantiate();
-  private readonly heap = align8(this.x.heapBase());
-  private u8 = new Uint8Array(this.x.memory.buffer);
-  /** The memory as u32 words, for facts: see wordsAt(). */
-  u32 = new Uint32Array(this.x.memory.buffer);
-  private f64 = new Float64Array(this.x.memory.buffer);
+export interface EventScanner {
+  /** The memory as u32 words, for keys: see wordsAt(). */
+  readonly u32: Uint32Array;
+  readonly count: number;
+  /** Copies events[from, to) in. */
+  load(events: readonly Buffer[], from: number, to: number): void;
+  readFacts(opts: FactOptions): void;
+  flags(i: number): number;
+  /** Index into `u32` of event i's key (FACT_KEY): four UUID words, then the stage number. */
+  wordsAt(i: number): number;
+  stageMs(i: number): number;
+  /** Stage event i (latency: it may carry latency annotations). */
+  keep(i: number, latency: boolean): void;
+  /**
+   * The kept events as staging rows (store/duckdb/schema.ts stagingSource); `firstIndex` is the
+   * batch index of the slice's first event.
+   */
+  stagingRows(firstIndex: number): Buffer;
+  /** Where kept event i's row starts in the last stagingRows() output. */
+  rowStart(i: number): number;
+}
+
+/** The scanner the module provides, or the JS one when it is unavailable. */
+export function newEventScanner(): EventScanner {
+  const x = tryInstantiate();
+  return x === null ? new JsEventScanner() : new WasmEventScanner(x);
+}
+
+/** No key and never plain: only control characters are looked for; the store reads keys in JS. */
+class JsEventScanner implements EventScanner {
+  readonly u32 = new Uint32Array(0);
+  count = 0;
+  private events: readonly Buffer[] = [];
+  private from = 0;
+  private flagsOf = new Uint32Array(0);
+  private kept = new Uint8Array(0);
+  private starts = new Uint32Array(0);
+
+  load(events: readonly Buffer[], from: number, to: number): void {
+    this.events = events;
+    this.from = from;
+    this.count = to - from;
+    this.flagsOf = new Uint32Array(this.count);
+    this.kept = new Uint8Array(this.count);
+    this.starts = new Uint32Array(this.count);
+  }
+
+  readFacts(_opts: FactOptions): void {
+    for (let i = 0; i < this.count; i++) {
+      const ev = this.events[this.from + i] as Buffer;
+      if (ev.indexOf(0x1f) >= 0 || ev.indexOf(0x0a) >= 0 || ev.indexOf(0x0d) >= 0)
+        this.flagsOf[i] = FACT_CONTROL;
+    }
+  }
+
+  flags(i: number): number {
+    return this.flagsOf[i] as number;
+  }
+
+  wordsAt(_i: number): number {
+    throw new Error('JsEventScanner reads no keys');
+  }
+
+  stageMs(_i: number): number {
+    throw new Error('JsEventScanner reads no keys');
+  }
+
+  keep(i: number, latency: boolean): void {
+    this.kept[i] = latency ? 2 : 1;
+  }
+
+  stagingRows(firstIndex: number): Buffer {
+    const parts: Buffer[] = [];
+    let at = 0;
+    for (let i = 0; i < this.count; i++) {
+      const k = this.kept[i] as number;
+      if (k === 0) continue;
+      const ev = this.events[this.from + i] as Buffer;
+      const suffix = Buffer.from(`\x1f${2 * (firstIndex + i) + (k === 2 ? 1 : 0)}\n`);
+      this.starts[i] = at;
+      parts.push(ev, suffix);
+      at += ev.length + suffix.length;
+    }
+    return Buffer.concat(parts, at);
+  }
+
+  rowStart(i: number): number {
+    return this.starts[i] as number;
+  }
+}
+
+/** One module instance with its own memory. */
+class WasmEventScanner implements EventScanner {
+  private readonly heap: number;
+  private u8: Uint8Array;
+  u32: Uint32Array;
+  private f64: Float64Array;
   count = 0;
   private offsets = 0;
   private facts = 0;
@@ -110,7 +223,13 @@ export class EventScanner {
   private input = 0;
   private output = 0;
 
-  /** Copies events[from, to) into the module's memory. */
+  constructor(private readonly x: ScanExports) {
+    this.heap = align8(x.heapBase());
+    this.u8 = new Uint8Array(x.memory.buffer);
+    this.u32 = new Uint32Array(x.memory.buffer);
+    this.f64 = new Float64Array(x.memory.buffer);
+  }
+
   load(events: readonly Buffer[], from: number, to: number): void {
     const n = to - from;
     let bytes = 0;
@@ -153,7 +272,6 @@ export class EventScanner {
     return this.u32[(this.facts >>> 2) + i * (FACT_BYTES >>> 2)] as number;
   }
 
-  /** Index into `u32` of event i's key: four UUID words, then the stage number. */
   wordsAt(i: number): number {
     return (this.facts >>> 2) + i * (FACT_BYTES >>> 2) + 1;
   }
@@ -162,15 +280,12 @@ export class EventScanner {
     return this.f64[(this.facts >>> 3) + i * (FACT_BYTES >>> 3) + 3] as number;
   }
 
-  /** Stage event i (2: it may carry latency annotations, 1: it surely has none). */
   keep(i: number, latency: boolean): void {
+    // 2: it may carry latency annotations, 1: it surely has none.
     this.u8[this.keepAt + i] = latency ? 2 : 1;
   }
 
-  /**
-   * The kept events as staging rows (store/duckdb/schema.ts stagingSource); `firstIndex` is the
-   * batch index of the slice's first event. The Buffer views the module's memory.
-   */
+  /** The Buffer views the module's memory. */
   stagingRows(firstIndex: number): Buffer {
     const n = this.x.stagingRows(
       this.input,
@@ -184,7 +299,6 @@ export class EventScanner {
     return Buffer.from(this.u8.buffer, this.output, n);
   }
 
-  /** Where kept event i's row starts in the last stagingRows() output. */
   rowStart(i: number): number {
     return this.u32[(this.rowStarts >>> 2) + i] as number;
   }
@@ -216,13 +330,48 @@ const LINES_PER_CALL = 16384;
  * would pass them through untouched), so callers skip prepareLine for those. Results are copies:
  * the caller may await between lines while the scanner serves another chunk.
  */
-export class LineScanner {
-  private readonly x = instantiate();
-  private readonly heap = align8(this.x.heapBase());
-
-  constructor(private readonly opts: Pick<FactOptions, 'maxEventBytes' | 'redact'>) {}
-
+export interface LineScanner {
   /** Lines of chunk[from, to); bytes after the last NL are not read (the caller keeps them). */
+  scan(chunk: Buffer, from: number, to: number): ChunkLines;
+}
+
+export function newLineScanner(opts: Pick<FactOptions, 'maxEventBytes' | 'redact'>): LineScanner {
+  const x = tryInstantiate();
+  return x === null ? new JsLineScanner() : new WasmLineScanner(x, opts);
+}
+
+/** Splits with indexOf and marks no line plain: every line goes through prepareLine. */
+class JsLineScanner implements LineScanner {
+  scan(chunk: Buffer, from: number, to: number): ChunkLines {
+    const starts: number[] = [];
+    const ends: number[] = [];
+    for (
+      let nl = chunk.indexOf(0x0a, from), s = from;
+      nl >= 0 && nl < to;
+      s = nl + 1, nl = chunk.indexOf(0x0a, s)
+    ) {
+      starts.push(s);
+      ends.push(nl);
+    }
+    return {
+      count: starts.length,
+      starts: Uint32Array.from(starts),
+      ends: Uint32Array.from(ends),
+      flags: new Uint32Array(starts.length),
+    };
+  }
+}
+
+class WasmLineScanner implements LineScanner {
+  private readonly heap: number;
+
+  constructor(
+    private readonly x: ScanExports,
+    private readonly opts: Pick<FactOptions, 'maxEventBytes' | 'redact'>,
+  ) {
+    this.heap = align8(x.heapBase());
+  }
+
   scan(chunk: Buffer, from: number, to: number): ChunkLines {
     const len = to - from;
     const slots = Math.min(LINES_PER_CALL, len);

@@ -6,7 +6,7 @@
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
-import { FACT_PLAIN, LineScanner } from './event-scan.js';
+import { FACT_PLAIN, type LineScanner, newLineScanner } from './event-scan.js';
 import type { PrepareOptions } from './prepare.js';
 
 export interface LineRecord {
@@ -238,7 +238,7 @@ export async function* frameInput(
   let batch: FrameRecord[] = [];
   const lineSplitter = new LineSplitter(
     0,
-    options.prepare === undefined || document ? null : new LineScanner(options.prepare),
+    options.prepare === undefined || document ? null : newLineScanner(options.prepare),
   );
   const docSplitter = new DocumentSplitter();
   const onLine = (data: Buffer, offset: number, plain: boolean) =>

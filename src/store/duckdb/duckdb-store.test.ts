@@ -75,6 +75,34 @@ describe('DuckDBStore.write', () => {
     expect((await store.stats()).rows).toBe(6001);
   });
 
+  it('stores the same with the WebAssembly scanner off (KAUDIT_WASM=off), reading keys in JS', async () => {
+    const uuid = (i: number) => `${i.toString(16).padStart(8, '0')}-aaaa-4bbb-8ccc-${'e'.repeat(12)}`;
+    const lines = prepared(Array.from({ length: 300 }, (_v, i) => Buffer.from(auditLine(uuid(i)))));
+    const batch = [...lines, ...lines.slice(0, 20), Buffer.from('{"auditID":"x"\r}')];
+    const expected = await store.write({ events: batch, cluster: 'c1' });
+    const otherDir = mkdtempSync(join(tmpdir(), 'kaudit-store-js-'));
+    process.env.KAUDIT_WASM = 'off';
+    try {
+      const js = await DuckDBStore.open({ dataDir: otherDir });
+      try {
+        expect(await js.write({ events: batch, cluster: 'c1' })).toEqual(expected);
+        expect(expected).toMatchObject({ stored: 300, duplicates: 20 });
+        expect(await js.write({ events: lines.slice(100, 110), cluster: 'c1' })).toEqual({
+          stored: 0,
+          duplicates: 10,
+          rejected: [],
+        });
+        const sql = 'SELECT audit_id, stage, raw FROM events ORDER BY audit_id';
+        expect((await js.query(sql)).rows).toEqual((await store.query(sql)).rows);
+      } finally {
+        await js.close();
+      }
+    } finally {
+      delete process.env.KAUDIT_WASM;
+      rmSync(otherDir, { recursive: true, force: true });
+    }
+  });
+
   it('stores an event once when two writes importing at the same time both carry it', async () => {
     const events = prepared(fixture('watch-long-running.jsonl'));
     const [a, b] = await Promise.all([

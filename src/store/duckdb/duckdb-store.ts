@@ -23,7 +23,7 @@ import {
   StatementType,
 } from '@duckdb/node-api';
 import { UserError } from '../../model/errors.js';
-import { EventScanner, FACT_CONTROL, FACT_KEY, FACT_LATENCY } from '../../model/event-scan.js';
+import { FACT_CONTROL, FACT_KEY, FACT_LATENCY, newEventScanner } from '../../model/event-scan.js';
 import { processAlive } from '../../model/process.js';
 import type { SearchFilter } from '../search-filter.js';
 import type {
@@ -234,7 +234,7 @@ export class DuckDBStore implements Store {
   private readonly idleWriters: DuckDBConnection[];
   private readonly writerWaiters: ((conn: DuckDBConnection) => void)[] = [];
   private readonly imports = new Set<Promise<unknown>>();
-  private readonly scanner = new EventScanner();
+  private readonly scanner = newEventScanner();
 
   private constructor(
     private readonly instance: DuckDBInstance,
