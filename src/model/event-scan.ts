@@ -122,6 +122,8 @@ export interface EventScanner {
   /** The memory as u32 words, for keys: see wordsAt(). */
   readonly u32: Uint32Array;
   readonly count: number;
+  /** Memory it holds now (WebAssembly memory only grows: drop the scanner to give it back). */
+  readonly memoryBytes: number;
   /** Copies events[from, to) in. */
   load(events: readonly Buffer[], from: number, to: number): void;
   readFacts(opts: FactOptions): void;
@@ -149,6 +151,7 @@ export function newEventScanner(): EventScanner {
 /** No key and never plain: only control characters are looked for; the store reads keys in JS. */
 class JsEventScanner implements EventScanner {
   readonly u32 = new Uint32Array(0);
+  readonly memoryBytes = 0;
   count = 0;
   private events: readonly Buffer[] = [];
   private from = 0;
@@ -222,6 +225,10 @@ class WasmEventScanner implements EventScanner {
   private rowStarts = 0;
   private input = 0;
   private output = 0;
+
+  get memoryBytes(): number {
+    return this.x.memory.buffer.byteLength;
+  }
 
   constructor(private readonly x: ScanExports) {
     this.heap = align8(x.heapBase());

@@ -73,8 +73,11 @@ export interface DuckDBStoreOptions {
   trimMemory?: boolean;
 }
 
-// Events scanned per call into the WebAssembly reader: its memory stays near twice this.
+// Events scanned per call into the WebAssembly reader: its memory stays near twice this...
 const SCAN_SLICE_BYTES = 2 << 20;
+// ...unless one event is larger; a scanner that grew past this is dropped after the batch, since
+// WebAssembly memory cannot shrink.
+const SCANNER_MEMORY_MAX = 32 << 20;
 // The store needs keys and control characters, not prepare.ts's redaction check.
 const STORE_FACTS = { plain: false, maxEventBytes: 0, redact: false };
 const CHECKPOINT_THRESHOLD = '256MB';
@@ -234,7 +237,7 @@ export class DuckDBStore implements Store {
   private readonly idleWriters: DuckDBConnection[];
   private readonly writerWaiters: ((conn: DuckDBConnection) => void)[] = [];
   private readonly imports = new Set<Promise<unknown>>();
-  private readonly scanner = newEventScanner();
+  private scanner = newEventScanner();
 
   private constructor(
     private readonly instance: DuckDBInstance,
@@ -453,6 +456,7 @@ export class DuckDBStore implements Store {
       }
       throw err;
     }
+    if (this.scanner.memoryBytes > SCANNER_MEMORY_MAX) this.scanner = newEventScanner();
     if (fd >= 0) {
       try {
         // A file written over keeps its old length until cut.
