@@ -677,6 +677,7 @@ export class FileSource {
         t.pending = [];
         t.pendingBytes = 0;
         this.handleLine(batch, line, endOffset);
+        await this.sendIfFull(t, batch);
       }
       start = first + 1;
     }
@@ -691,11 +692,7 @@ export class FileSource {
           batch.endOffset = chunkOffset + lineEnd + 1;
           batch.item.events.push(line);
         } else this.handleLine(batch, line, chunkOffset + lineEnd + 1);
-        if (batch.item.events.length >= ITEM_EVENTS) {
-          batch.item.more = true;
-          await this.send(t, batch);
-          Object.assign(batch, this.newBatch(t));
-        }
+        await this.sendIfFull(t, batch);
       }
       start = last + 1;
     }
@@ -723,6 +720,17 @@ export class FileSource {
       batch.item.more = t.gz || t.readOffset < t.size;
       await this.send(t, batch);
     }
+  }
+
+  /** A full item goes now, saying more follows; the batch starts again. */
+  private async sendIfFull(
+    t: Tracked,
+    batch: { item: PipelineItem; endOffset: number; generation: number },
+  ): Promise<void> {
+    if (batch.item.events.length < ITEM_EVENTS) return;
+    batch.item.more = true;
+    await this.send(t, batch);
+    Object.assign(batch, this.newBatch(t));
   }
 
   private newBatch(t: Tracked): { item: PipelineItem; endOffset: number; generation: number } {

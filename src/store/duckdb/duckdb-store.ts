@@ -231,6 +231,7 @@ export class DuckDBStore implements Store {
    * reused instead of zeroed afresh, which halves the cost of writing a batch. Deleted at close().
    */
   private readonly spareStaging: string[] = [];
+  private closing = false;
   /** Imports that had to look their rows up in the table (the key window could not vouch for them). */
   tableChecks = 0;
   private readonly stagingDir: string;
@@ -339,8 +340,10 @@ export class DuckDBStore implements Store {
         throw err;
       } finally {
         this.releaseWriter(conn);
-        // As many as can be staged or importing at once with the writers kept busy.
-        if (this.spareStaging.length < this.capabilities.parallelWrites + 2) this.spareStaging.push(s.path);
+        // As many as can be staged or importing at once with the writers kept busy; none once
+        // close() has begun (it deletes the spares).
+        if (!this.closing && this.spareStaging.length < this.capabilities.parallelWrites + 2)
+          this.spareStaging.push(s.path);
         else await rm(s.path, { force: true });
       }
     })();
@@ -448,6 +451,8 @@ export class DuckDBStore implements Store {
         }
         from = to;
       }
+      // A file written over keeps its old length until cut.
+      if (fd >= 0) ftruncateSync(fd, fileBytes);
     } catch (err) {
       this.window.abandon(s.window);
       if (fd >= 0) {
@@ -458,12 +463,7 @@ export class DuckDBStore implements Store {
     }
     if (this.scanner.memoryBytes > SCANNER_MEMORY_MAX) this.scanner = newEventScanner();
     if (fd >= 0) {
-      try {
-        // A file written over keeps its old length until cut.
-        ftruncateSync(fd, fileBytes);
-      } finally {
-        closeSync(fd);
-      }
+      closeSync(fd);
       s.path = path;
     }
     return s;
@@ -624,6 +624,7 @@ export class DuckDBStore implements Store {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     while (this.imports.size > 0) await Promise.all([...this.imports]);
     try {
       await this.conn.run('CHECKPOINT');

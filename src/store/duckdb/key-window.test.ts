@@ -94,6 +94,19 @@ describe('KeyWindow with kube-apiserver keys (UUID auditIDs held as words)', () 
     expect(w.size).toBe(3);
   });
 
+  it('keeps keys with an unknown stage, even one named like an object property, as text', () => {
+    const w = new KeyWindow(10, 0);
+    const b = w.begin();
+    for (const stage of ['constructor', '__proto__', 'toString', 'Finished']) {
+      expect(w.claim(b, key(1, stage), 5)).toBe(Claim.Covered);
+      expect(w.claim(b, key(1, stage), 5)).toBe(Claim.Duplicate);
+      expect(w.has(key(1, stage))).toBe(true);
+    }
+    expect(w.size).toBe(4);
+    for (let row = 0; row < 4; row++) w.giveBack(b, row);
+    expect(w.size).toBe(0);
+  });
+
   it('agrees with a plain Set through many claims, give-backs and let-goes', () => {
     // A small window and keys with colliding hash slots exercise growth and backward-shift deletion.
     const w = new KeyWindow(300, Number.NEGATIVE_INFINITY);

@@ -18,13 +18,16 @@
  * A key's form depends only on its text, so the same event always gets the same form.
  */
 
-/** Stage numbers of binary keys; 0 means "no binary key". */
-export const STAGE_NUMBERS: Readonly<Record<string, number>> = {
-  RequestReceived: 1,
-  ResponseStarted: 2,
-  ResponseComplete: 3,
-  Panic: 4,
-};
+/**
+ * Stage numbers of binary keys (0 would mark an empty slot). A Map: an object would also answer
+ * for `constructor` or `__proto__`, stages a client could send.
+ */
+const STAGE_NUMBERS: ReadonlyMap<string, number> = new Map([
+  ['RequestReceived', 1],
+  ['ResponseStarted', 2],
+  ['ResponseComplete', 3],
+  ['Panic', 4],
+]);
 
 export enum Claim {
   Duplicate,
@@ -173,7 +176,7 @@ const STAGE_SEPARATOR = '","stage":"';
  */
 function textToWords(key: string, out: Uint32Array): boolean {
   if (key.length < 36 + STAGE_SEPARATOR.length || !key.startsWith(STAGE_SEPARATOR, 36)) return false;
-  const stage = STAGE_NUMBERS[key.slice(36 + STAGE_SEPARATOR.length)];
+  const stage = STAGE_NUMBERS.get(key.slice(36 + STAGE_SEPARATOR.length));
   if (stage === undefined) return false;
   let w = 0;
   let n = 0;
