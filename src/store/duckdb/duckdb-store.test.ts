@@ -103,6 +103,23 @@ describe('DuckDBStore.write', () => {
     }
   });
 
+  it('stores an event larger than a scan slice whole, then lets go of the memory it took', async () => {
+    const id = '0000abcd-aaaa-4bbb-8ccc-dddddddddddd';
+    const huge = Buffer.from(
+      auditLine(id, { requestObject: { kind: 'ConfigMap', data: { x: 'z'.repeat(40 << 20) } } }).trim(),
+    );
+    expect(await store.write({ events: [huge], cluster: 'c1' })).toEqual({
+      stored: 1,
+      duplicates: 0,
+      rejected: [],
+    });
+    const r = await store.query(`SELECT length(raw) AS n FROM events WHERE audit_id = '${id}'`);
+    expect(r.rows).toEqual([{ n: huge.length }]);
+    // WebAssembly memory cannot shrink: the store replaces a scanner that grew past 32 MiB.
+    const scanner = (store as unknown as { scanner: { memoryBytes: number } }).scanner;
+    expect(scanner.memoryBytes).toBeLessThan(32 << 20);
+  });
+
   it('stores an event once when two writes importing at the same time both carry it', async () => {
     const events = prepared(fixture('watch-long-running.jsonl'));
     const [a, b] = await Promise.all([
