@@ -473,13 +473,16 @@ export function linesScanned(): u32 {
 }
 
 /**
- * Splits [base, base + len) at each NL into at most maxLines lines (the bytes after the last NL are
- * not a line) and writes each line's start and end (relative to base, NL excluded) and flags
- * (F_PLAIN or 0) as u32 at starts, ends and flags. Returns the number of lines.
+ * Splits [base + from, base + to) at each NL into at most maxLines lines (the bytes after the last
+ * NL are not a line) and writes each line's start and end (relative to base, plus `bias`; NL
+ * excluded) and flags (F_PLAIN or 0) as u32 at starts, ends and flags. Returns the number of lines;
+ * linesScanned() tells where to go on from.
  */
 export function lineFacts(
   base: usize,
-  len: usize,
+  from: usize,
+  to: usize,
+  bias: u32,
   starts: usize,
   ends: usize,
   flags: usize,
@@ -487,10 +490,10 @@ export function lineFacts(
   maxEventBytes: u32,
   redact: bool,
 ): i32 {
-  const e = base + len;
+  const e = base + to;
   const nl = i8x16.splat(<i8>NL);
-  let lineStart = base;
-  let p = base;
+  let lineStart = base + from;
+  let p = lineStart;
   let n = 0;
   while (n < maxLines) {
     // Next NL from p.
@@ -509,8 +512,8 @@ export function lineFacts(
       at = p;
     }
     const i = <usize>n << 2;
-    store<u32>(starts + i, <u32>(lineStart - base));
-    store<u32>(ends + i, <u32>(at - base));
+    store<u32>(starts + i, <u32>(lineStart - base) + bias);
+    store<u32>(ends + i, <u32>(at - base) + bias);
     store<u32>(flags + i, isPlain(lineStart, at, readHead(lineStart, at), maxEventBytes, redact) ? F_PLAIN : 0);
     n++;
     lineStart = at + 1;

@@ -685,13 +685,9 @@ export class FileSource {
     if (last >= start) {
       const lines = this.scanner.scan(chunk, start, last + 1);
       for (let i = 0; i < lines.count; i++) {
-        const lineStart = lines.starts[i] as number;
         const lineEnd = lines.ends[i] as number;
-        const line = chunk.subarray(lineStart, lineEnd);
-        if (lines.flags[i] === FACT_PLAIN) {
-          batch.endOffset = chunkOffset + lineEnd + 1;
-          batch.item.events.push(line);
-        } else this.handleLine(batch, line, chunkOffset + lineEnd + 1);
+        const line = chunk.subarray(lines.starts[i] as number, lineEnd);
+        this.handleLine(batch, line, chunkOffset + lineEnd + 1, lines.flags[i] === FACT_PLAIN);
         await this.sendIfFull(t, batch);
       }
       start = last + 1;
@@ -741,8 +737,18 @@ export class FileSource {
     };
   }
 
-  private handleLine(batch: { item: PipelineItem; endOffset: number }, raw: Buffer, endOffset: number): void {
+  /** `plain`: the scanner found it needs no preparing (prepareLine would pass it through). */
+  private handleLine(
+    batch: { item: PipelineItem; endOffset: number },
+    raw: Buffer,
+    endOffset: number,
+    plain = false,
+  ): void {
     batch.endOffset = endOffset;
+    if (plain) {
+      batch.item.events.push(raw);
+      return;
+    }
     let line = raw;
     if (line.length > 0 && line[line.length - 1] === 0x0d) line = line.subarray(0, line.length - 1);
     if (line.length === 0) return;

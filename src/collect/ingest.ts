@@ -8,9 +8,10 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { setImmediate } from 'node:timers/promises';
 import { UserError } from '../model/errors.js';
-import { frameInput } from '../model/frame.js';
+import { type FrameRecord, frameInput } from '../model/frame.js';
 import {
   DEFAULT_PREPARE_OPTIONS,
+  type PreparedLine,
   type PrepareOptions,
   prepareLine,
   prepareValue,
@@ -107,6 +108,16 @@ function newPending(): Pending {
   return { events: [], sources: [], offsets: [], bytes: 0 };
 }
 
+/** A framed record (not one of the plain lines framing marked) as prepared events. */
+function prepareRecord(rec: FrameRecord, prep: PrepareOptions): PreparedLine {
+  if (rec.kind === 'line') return prepareLine(rec.data, prep);
+  try {
+    return prepareValue(JSON.parse(trimLine(rec.data).toString('utf8')), prep);
+  } catch (err) {
+    return { events: [], truncated: 0, malformed: `not JSON: ${(err as Error).message}` };
+  }
+}
+
 export async function ingest(inputs: readonly IngestInput[], opts: IngestOptions): Promise<IngestSummary> {
   const started = performance.now();
   const prep = opts.prepare ?? DEFAULT_PREPARE_OPTIONS;
@@ -138,6 +149,14 @@ export async function ingest(inputs: readonly IngestInput[], opts: IngestOptions
     }
   };
 
+  const add = (ev: Buffer, source: string, offset: number) => {
+    pending.events.push(ev);
+    pending.sources.push(source);
+    pending.offsets.push(offset);
+    pending.bytes += ev.length;
+    s.events++;
+  };
+
   const flush = async () => {
     if (pending.events.length === 0) return;
     const { events, sources, offsets } = pending;
@@ -166,43 +185,21 @@ export async function ingest(inputs: readonly IngestInput[], opts: IngestOptions
       prepare: prep,
     })) {
       for (const rec of records) {
-        let prepared: ReturnType<typeof prepareLine>;
-        if (rec.kind === 'line' && rec.plain) {
-          pending.events.push(rec.data);
-          pending.sources.push(source);
-          pending.offsets.push(rec.offset);
-          pending.bytes += rec.data.length;
-          s.events++;
-          if (pending.bytes >= batchBytes || pending.events.length >= batchEvents) await flush();
-          continue;
-        }
-        if (rec.kind === 'line') {
-          prepared = prepareLine(rec.data, prep);
-        } else {
-          const text = trimLine(rec.data);
-          try {
-            prepared = prepareValue(JSON.parse(text.toString('utf8')), prep);
-          } catch (err) {
-            prepared = { events: [], truncated: 0, malformed: `not JSON: ${(err as Error).message}` };
+        if (rec.kind === 'line' && rec.plain) add(rec.data, source, rec.offset);
+        else {
+          const prepared = prepareRecord(rec, prep);
+          if (prepared.malformed !== undefined) {
+            s.malformed++;
+            void opts.deadLetter.add({
+              source,
+              offset: rec.offset,
+              reason: prepared.malformed,
+              data: rec.data,
+            });
+            continue;
           }
-        }
-        if (prepared.malformed !== undefined) {
-          s.malformed++;
-          void opts.deadLetter.add({
-            source,
-            offset: rec.offset,
-            reason: prepared.malformed,
-            data: rec.data,
-          });
-          continue;
-        }
-        s.truncated += prepared.truncated;
-        for (const ev of prepared.events) {
-          pending.events.push(ev);
-          pending.sources.push(source);
-          pending.offsets.push(rec.offset);
-          pending.bytes += ev.length;
-          s.events++;
+          s.truncated += prepared.truncated;
+          for (const ev of prepared.events) add(ev, source, rec.offset);
         }
         if (pending.bytes >= batchBytes || pending.events.length >= batchEvents) await flush();
       }

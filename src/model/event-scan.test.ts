@@ -252,7 +252,7 @@ describe('LineScanner', () => {
 
   it('gives LineSplitter the same lines and offsets across chunk boundaries', () => {
     const text = `${line()}\n{"x":1}\n\n${line({ stage: 'ResponseStarted' })}\nlast`;
-    const collect = (scanner: LineScanner | null) => {
+    const collect = (scanner?: LineScanner) => {
       const out: [string, number, boolean][] = [];
       const s = new LineSplitter(10, scanner);
       const onLine = (l: Buffer, o: number, p: boolean) => out.push([l.toString(), o, p]);
@@ -261,7 +261,7 @@ describe('LineScanner', () => {
       return out;
     };
     const plainFlags = collect(newLineScanner(DEFAULT_PREPARE_OPTIONS));
-    const without = collect(null);
+    const without = collect();
     expect(plainFlags.map(([l, o]) => [l, o])).toEqual(without.map(([l, o]) => [l, o]));
     expect(without.map(([, , p]) => p)).toEqual([false, false, false, false, false]);
     // A line split across chunks is joined in JS and not marked; whole ones in a chunk are.

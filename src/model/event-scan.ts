@@ -43,7 +43,9 @@ interface ScanExports {
   ): void;
   lineFacts(
     base: number,
-    len: number,
+    from: number,
+    to: number,
+    bias: number,
     starts: number,
     ends: number,
     flags: number,
@@ -342,9 +344,13 @@ export interface LineScanner {
   scan(chunk: Buffer, from: number, to: number): ChunkLines;
 }
 
-export function newLineScanner(opts: Pick<FactOptions, 'maxEventBytes' | 'redact'>): LineScanner {
-  const x = tryInstantiate();
-  return x === null ? new JsLineScanner() : new WasmLineScanner(x, opts);
+/**
+ * With prepare options, the module's scanner (plain lines marked) when it is available; without,
+ * or without the module, lines split in JS and none marked.
+ */
+export function newLineScanner(opts?: Pick<FactOptions, 'maxEventBytes' | 'redact'>): LineScanner {
+  const x = opts === undefined ? null : tryInstantiate();
+  return x === null || opts === undefined ? new JsLineScanner() : new WasmLineScanner(x, opts);
 }
 
 /** Splits with indexOf and marks no line plain: every line goes through prepareLine. */
@@ -391,12 +397,20 @@ class WasmLineScanner implements LineScanner {
     if (need > have) this.x.memory.grow(Math.ceil((need - have) / PAGE));
     const buf = this.x.memory.buffer;
     new Uint8Array(buf).set(chunk.subarray(from, to), input);
-    const parts: ChunkLines[] = [];
-    let total = 0;
-    for (let done = 0; done < len; ) {
+    const out: ChunkLines = {
+      count: 0,
+      starts: new Uint32Array(0),
+      ends: new Uint32Array(0),
+      flags: new Uint32Array(0),
+    };
+    // Offsets come back relative to the chunk (bias `from`); a chunk of more than LINES_PER_CALL
+    // lines takes several calls.
+    for (let done = 0; done < len; done = this.x.linesScanned()) {
       const n = this.x.lineFacts(
-        input + done,
-        len - done,
+        input,
+        done,
+        len,
+        from,
         starts,
         ends,
         flags,
@@ -405,36 +419,20 @@ class WasmLineScanner implements LineScanner {
         this.opts.redact ? 1 : 0,
       );
       if (n === 0) break;
-      const base = from + done;
-      const view = (at: number) => new Uint32Array(buf, at, n);
-      const part = {
-        count: n,
-        starts: view(starts).slice(),
-        ends: view(ends).slice(),
-        flags: view(flags).slice(),
-      };
-      for (let i = 0; i < n; i++) {
-        part.starts[i] = (part.starts[i] as number) + base;
-        part.ends[i] = (part.ends[i] as number) + base;
-      }
-      parts.push(part);
-      total += n;
-      done += this.x.linesScanned();
+      const at = out.count;
+      out.count += n;
+      out.starts = appendU32(out.starts, at, new Uint32Array(buf, starts, n));
+      out.ends = appendU32(out.ends, at, new Uint32Array(buf, ends, n));
+      out.flags = appendU32(out.flags, at, new Uint32Array(buf, flags, n));
     }
-    if (parts.length === 1) return parts[0] as ChunkLines;
-    const all: ChunkLines = {
-      count: total,
-      starts: new Uint32Array(total),
-      ends: new Uint32Array(total),
-      flags: new Uint32Array(total),
-    };
-    let at = 0;
-    for (const p of parts) {
-      all.starts.set(p.starts, at);
-      all.ends.set(p.ends, at);
-      all.flags.set(p.flags, at);
-      at += p.count;
-    }
-    return all;
+    return out;
   }
+}
+
+/** `head[0, at)` followed by a copy of `tail`, in `head` when it has room. */
+function appendU32(head: Uint32Array, at: number, tail: Uint32Array): Uint32Array {
+  const out = at + tail.length <= head.length ? head : new Uint32Array(at + tail.length);
+  if (out !== head) out.set(head.subarray(0, at));
+  out.set(tail, at);
+  return out;
 }

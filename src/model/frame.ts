@@ -35,10 +35,10 @@ export class LineSplitter {
   private pendingBytes = 0;
   private offset = 0;
 
-  /** With a scanner, whole lines are split in WebAssembly, which also tells the plain ones. */
+  /** The scanner splits whole lines (the module's also tells the plain ones). */
   constructor(
     startOffset = 0,
-    private readonly scanner: LineScanner | null = null,
+    private readonly scanner: LineScanner = newLineScanner(),
   ) {
     this.offset = startOffset;
   }
@@ -46,8 +46,8 @@ export class LineSplitter {
   /** Calls `onLine` for each complete line in `chunk` (without its newline). */
   push(chunk: Buffer, onLine: (line: Buffer, offset: number, plain: boolean) => void): void {
     let start = 0;
-    let nl = chunk.indexOf(0x0a, start);
-    if (nl >= 0 && this.pending.length > 0) {
+    const nl = this.pending.length > 0 ? chunk.indexOf(0x0a) : -1;
+    if (nl >= 0) {
       this.pending.push(chunk.subarray(0, nl));
       const line = Buffer.concat(this.pending, this.pendingBytes + nl);
       const at = this.offset;
@@ -56,10 +56,9 @@ export class LineSplitter {
       this.pendingBytes = 0;
       onLine(line, at, false);
       start = nl + 1;
-      nl = chunk.indexOf(0x0a, start);
     }
-    if (this.scanner !== null && nl >= 0) {
-      const last = chunk.lastIndexOf(0x0a);
+    const last = chunk.lastIndexOf(0x0a);
+    if (last >= start) {
       const lines = this.scanner.scan(chunk, start, last + 1);
       const base = this.offset - start;
       for (let i = 0; i < lines.count; i++) {
@@ -72,13 +71,6 @@ export class LineSplitter {
       }
       this.offset += last + 1 - start;
       start = last + 1;
-      nl = -1;
-    }
-    while (nl >= 0) {
-      onLine(chunk.subarray(start, nl), this.offset, false);
-      this.offset += nl - start + 1;
-      start = nl + 1;
-      nl = chunk.indexOf(0x0a, start);
     }
     if (start < chunk.length) {
       this.pending.push(chunk.subarray(start));
@@ -236,10 +228,7 @@ export async function* frameInput(
   if (head.done) return;
   const document = looksLikeDocument(head.value);
   let batch: FrameRecord[] = [];
-  const lineSplitter = new LineSplitter(
-    0,
-    options.prepare === undefined || document ? null : newLineScanner(options.prepare),
-  );
+  const lineSplitter = new LineSplitter(0, newLineScanner(document ? undefined : options.prepare));
   const docSplitter = new DocumentSplitter();
   const onLine = (data: Buffer, offset: number, plain: boolean) =>
     batch.push({ kind: 'line', data, offset, plain });

@@ -17,6 +17,9 @@ const fixture = (name: string) =>
     .map((l) => Buffer.from(l));
 
 const opts = { maxEventBytes: 4 << 20, redact: true };
+/** A lowercase UUID auditID, as kube-apiserver makes them (the store's fast key path). */
+const uuidOf = (i: number, tail: string) =>
+  `${i.toString(16).padStart(8, '0')}-aaaa-4bbb-8ccc-${tail.repeat(12)}`;
 const prepared = (lines: Buffer[]) => lines.flatMap((l) => prepareLine(l, opts).events);
 
 let dir: string;
@@ -43,7 +46,7 @@ describe('DuckDBStore.write', () => {
   });
 
   it('knows an event again in another field order or case, and a batch larger than one scan slice', async () => {
-    const uuid = (i: number) => `${i.toString(16).padStart(8, '0')}-aaaa-4bbb-8ccc-${'d'.repeat(12)}`;
+    const uuid = (i: number) => uuidOf(i, 'd');
     const big = { requestObject: { kind: 'ConfigMap', data: { x: 'y'.repeat(3 << 20) } } };
     const lines = Array.from({ length: 6000 }, (_v, i) =>
       Buffer.from(auditLine(uuid(i), i % 2000 === 0 ? big : {})),
@@ -76,7 +79,7 @@ describe('DuckDBStore.write', () => {
   });
 
   it('stores the same with the WebAssembly scanner off (KAUDIT_WASM=off), reading keys in JS', async () => {
-    const uuid = (i: number) => `${i.toString(16).padStart(8, '0')}-aaaa-4bbb-8ccc-${'e'.repeat(12)}`;
+    const uuid = (i: number) => uuidOf(i, 'e');
     const lines = prepared(Array.from({ length: 300 }, (_v, i) => Buffer.from(auditLine(uuid(i)))));
     const batch = [...lines, ...lines.slice(0, 20), Buffer.from('{"auditID":"x"\r}')];
     const expected = await store.write({ events: batch, cluster: 'c1' });
