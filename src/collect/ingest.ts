@@ -144,7 +144,7 @@ export async function ingest(inputs: readonly IngestInput[], opts: IngestOptions
         source: batch.sources[rej.index] ?? '?',
         offset: batch.offsets[rej.index] ?? 0,
         reason: rej.reason,
-        data: rej.data ?? '',
+        data: rej.data,
       });
     }
   };

@@ -1,5 +1,14 @@
 import type { SearchFilter } from '../store/search-filter.js';
-import type { EventBatch, QueryResult, Store, StoreStats, WriteResult } from '../store/store.js';
+import {
+  type EventBatch,
+  type QueryResult,
+  type RejectedEvent,
+  type StagedBatch,
+  type Store,
+  type StoreStats,
+  type WriteResult,
+  writeOnce,
+} from '../store/store.js';
 
 /**
  * A Store in memory, idempotent on (auditID, stage) like the real ones, with knobs to be slow or to
@@ -27,25 +36,64 @@ export class MemoryStore implements Store {
   /** Writes fail while this is set. */
   failWith: Error | undefined;
 
-  async write(batch: EventBatch): Promise<WriteResult> {
+  /** Failures of stage() itself while this is set (nothing is taken in). */
+  stageFailWith: Error | undefined;
+  /** Staged batches not yet written or discarded. */
+  held = 0;
+
+  stage(batch: EventBatch): StagedBatch {
+    if (this.stageFailWith !== undefined) throw this.stageFailWith;
+    // Its own copy, as a real store keeps: the caller may reuse or drop its buffers.
+    const events = batch.events.map((e) => Buffer.from(e));
+    let state: 'ready' | 'writing' | 'done' = 'ready';
+    this.held++;
+    const finish = () => {
+      state = 'done';
+      this.held--;
+    };
+    return {
+      write: async () => {
+        if (state !== 'ready') throw new Error(`MemoryStore: write() of a batch that is ${state}`);
+        state = 'writing';
+        try {
+          const result = await this.writeEvents(events);
+          finish();
+          return result;
+        } catch (err) {
+          state = 'ready';
+          throw err;
+        }
+      },
+      discard: async () => {
+        if (state === 'writing') throw new Error('MemoryStore: discard() while the batch is written');
+        if (state === 'ready') finish();
+      },
+    };
+  }
+
+  write(batch: EventBatch): Promise<WriteResult> {
+    return writeOnce(this.stage(batch));
+  }
+
+  private async writeEvents(events: readonly Buffer[]): Promise<WriteResult> {
     this.writes++;
-    this.batchSizes.push(batch.events.length);
+    this.batchSizes.push(events.length);
     const delay = this.delaysMs.shift() ?? this.delayMs;
     if (delay > 0) await new Promise((r) => setTimeout(r, delay));
     if (this.failWith !== undefined) throw this.failWith;
     let stored = 0;
     let duplicates = 0;
-    const rejected: { index: number; reason: string }[] = [];
-    batch.events.forEach((buf, index) => {
+    const rejected: RejectedEvent[] = [];
+    events.forEach((buf, index) => {
       let e: { auditID?: unknown; stage?: unknown };
       try {
         e = JSON.parse(buf.toString('utf8')) as typeof e;
       } catch {
-        rejected.push({ index, reason: 'not JSON' });
+        rejected.push({ index, reason: 'not JSON', data: buf });
         return;
       }
       if (typeof e.auditID !== 'string' || typeof e.stage !== 'string') {
-        rejected.push({ index, reason: 'no auditID or stage' });
+        rejected.push({ index, reason: 'no auditID or stage', data: buf });
         return;
       }
       const key = `${e.auditID}/${e.stage}`;

@@ -153,6 +153,74 @@ describe('Pipeline', () => {
     expect(pipeline.stats()).toMatchObject({ eventsStored: 9, duplicates: 0 });
   });
 
+  it('lets go of events the store has taken in, and retries with its copy until it is stored', async () => {
+    const store = new MemoryStore();
+    store.failWith = new Error('disk full');
+    const { pipeline } = setup(store, 100, { batchEvents: 4, flushIntervalMs: 0, writesInFlight: 2 });
+    const items = [0, 1].map((k) => item([`c${k}-a`, `c${k}-b`, `c${k}-c`]));
+    for (const it of items) await pipeline.offer(it);
+    while (store.writes < 3) await new Promise((r) => setTimeout(r, 5));
+    // Both batches staged and failed at least once: the queue holds none of the events' bytes.
+    expect(items.flatMap((it) => it.events.map((e) => e.length))).toEqual([0, 0, 0, 0, 0, 0]);
+    expect(pipeline.stats().queuedEvents).toBe(6);
+    store.failWith = undefined;
+    expect(await Promise.all(items.map((it) => it.result))).toEqual([undefined, undefined]);
+    await pipeline.shutdown();
+    expect([...store.rows.keys()].sort()).toEqual(
+      ['c0-a', 'c0-b', 'c0-c', 'c1-a', 'c1-b', 'c1-c'].map((id) => `${id}/ResponseComplete`),
+    );
+    // Retries wrote the same two batches again, never re-cut ones.
+    expect(new Set(store.batchSizes)).toEqual(new Set(store.batchSizes.slice(0, 2)));
+    expect(store.held).toBe(0);
+  });
+
+  it('offers a batch again from its items when the store could not take it in', async () => {
+    const store = new MemoryStore();
+    store.stageFailWith = new Error('staging directory full');
+    const { pipeline } = setup(store, 100, { flushIntervalMs: 0 });
+    const file = item(['t-1', 't-2']);
+    const hook = item(['t-3'], false);
+    await pipeline.offer(file);
+    pipeline.tryOffer(hook);
+    expect((await hook.result)?.message).toMatch(/staging directory full/);
+    expect(pipeline.stats().storeError).toBe('staging directory full');
+    store.stageFailWith = undefined;
+    expect(await file.result).toBeUndefined();
+    await pipeline.shutdown();
+    expect([...store.rows.keys()].sort()).toEqual(['t-1/ResponseComplete', 't-2/ResponseComplete']);
+    expect(store.held).toBe(0);
+  });
+
+  it('dead-letters the rejects of a retried batch once, and none of a refused webhook item', async () => {
+    const store = new MemoryStore();
+    store.failWith = new Error('disk full');
+    const { pipeline, letters } = setup(store, 100, { flushIntervalMs: 0 });
+    const file = item(['m-1']);
+    file.events.push(Buffer.from('{"kind":"Event","from":"file"}'));
+    const hook = item(['m-2'], false);
+    hook.events.push(Buffer.from('{"kind":"Event","from":"hook"}'));
+    await pipeline.offer(file);
+    pipeline.tryOffer(hook);
+    expect((await hook.result)?.message).toMatch(/disk full/);
+    store.failWith = undefined;
+    expect(await file.result).toBeUndefined();
+    await pipeline.shutdown();
+    expect(letters.map((l) => String(l.data))).toEqual(['{"kind":"Event","from":"file"}']);
+    expect(store.rows.has('m-1/ResponseComplete')).toBe(true);
+  });
+
+  it('puts file items and webhook items in separate batches', async () => {
+    const store = new MemoryStore();
+    const { pipeline } = setup(store, 100, { flushIntervalMs: 50 });
+    const items = [item(['k-1', 'k-2']), item(['k-3'], false), item(['k-4', 'k-5'])];
+    await pipeline.offer(items[0] as PipelineItem);
+    pipeline.tryOffer(items[1] as PipelineItem);
+    await pipeline.offer(items[2] as PipelineItem);
+    expect(await Promise.all(items.map((it) => it.result))).toEqual([undefined, undefined, undefined]);
+    await pipeline.shutdown();
+    expect(store.batchSizes).toEqual([4, 1]);
+  });
+
   it('refuses with tryOffer when full and counts nothing as stored', async () => {
     const store = new MemoryStore();
     store.delayMs = 200;
@@ -206,5 +274,7 @@ describe('Pipeline', () => {
     await expect(blocked).rejects.toThrow(/shut down/);
     expect((await first.result)?.message).toMatch(/stopped before the store took it/);
     expect(store.rows.size).toBe(0);
+    // The failed batch the store still held is let go.
+    expect(store.held).toBe(0);
   });
 });

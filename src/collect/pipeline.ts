@@ -1,5 +1,5 @@
 import type { PrepareOptions } from '../model/prepare.js';
-import type { Store } from '../store/store.js';
+import type { StagedBatch, Store } from '../store/store.js';
 import type { Logger } from './logger.js';
 
 /** What model/prepare.ts returns for one line or one parsed body. */
@@ -84,6 +84,8 @@ export interface PipelineStats {
 }
 
 const INITIAL_BACKOFF_MS = 250;
+/** Put in place of an event the store has taken in: the queue keeps counting it, not holding it. */
+const RELEASED = Buffer.alloc(0);
 const MAX_BACKOFF_MS = 10_000;
 /** How many flush intervals a partial batch may wait for a source that said more is coming. */
 const MAX_LINGER_INTERVALS = 4;
@@ -118,6 +120,13 @@ interface Slice {
   to: number;
 }
 
+/** One batch for the store: written again, whole, if it fails. */
+interface Batch {
+  slices: Slice[];
+  /** Once the store has taken the events in; the queue's items no longer hold them. */
+  staged?: StagedBatch;
+}
+
 /**
  * The stage between sources and the store, shaped like OpenTelemetry's BatchSpanProcessor: a bounded
  * queue, batches cut by size or age, up to `writesInFlight` writes at once. A full queue slows file
@@ -132,8 +141,8 @@ export class Pipeline {
   private queuedEvents = 0;
   private queuedBytes = 0;
   private writing = 0;
-  /** Slices of file items whose write failed, sent again before anything newer. */
-  private retry: Slice[] = [];
+  /** Batches whose write failed, sent again before anything newer, oldest first. */
+  private retry: Batch[] = [];
   private readonly roomWaiters: (() => void)[] = [];
   private wakeFlusher: (() => void) | undefined;
   private stopping = false;
@@ -219,6 +228,7 @@ export class Pipeline {
     this.wakeFlusher?.();
     await this.loop;
     this.closed = true;
+    for (const batch of this.retry.splice(0)) await this.discard(batch);
     for (const w of this.roomWaiters.splice(0)) w();
     for (const { item } of this.queue.splice(0))
       item.done?.(new Error('agent stopped before the store took it'));
@@ -255,7 +265,7 @@ export class Pipeline {
 
   private waitingEvents(): number {
     let n = 0;
-    for (const r of this.retry) n += r.to - r.from;
+    for (const b of this.retry) for (const r of b.slices) n += r.to - r.from;
     for (const e of this.queue) n += e.item.events.length - e.next;
     return n;
   }
@@ -271,7 +281,7 @@ export class Pipeline {
 
   /** The oldest entry with something still to hand over, for the flush-interval check. */
   private oldestWaiting(): Entry | undefined {
-    if (this.retry.length > 0) return this.retry[0]?.entry;
+    if (this.retry.length > 0) return this.retry[0]?.slices[0]?.entry;
     return this.queue.find((e) => e.next < e.item.events.length || (e.item.events.length === 0 && !e.handed));
   }
 
@@ -283,25 +293,20 @@ export class Pipeline {
     const slices: Slice[] = [];
     let n = 0;
     const limit = this.opts.batchEvents;
-    while (this.retry.length > 0 && n < limit) {
-      const r = this.retry[0] as Slice;
-      const take = Math.min(r.to - r.from, limit - n);
-      slices.push({ entry: r.entry, from: r.from, to: r.from + take });
-      n += take;
-      if (r.from + take === r.to) this.retry.shift();
-      else r.from += take;
-    }
+    // File items and webhook items go in separate batches: a failed file batch waits in the store
+    // (holding its events' keys) to be written again, and a refused webhook item's resend must not
+    // count as a duplicate of a copy that may never be written.
+    let retry: boolean | undefined;
     for (const e of this.queue) {
       if (n >= limit) break;
       const len = e.item.events.length;
+      const waiting = len === 0 ? !e.handed : e.next < len;
+      if (!waiting || e.item.retry !== (retry ??= e.item.retry)) continue;
       if (len === 0) {
-        if (!e.handed) {
-          e.handed = true;
-          slices.push({ entry: e, from: 0, to: 0 });
-        }
+        e.handed = true;
+        slices.push({ entry: e, from: 0, to: 0 });
         continue;
       }
-      if (e.next >= len) continue;
       const take = Math.min(len - e.next, limit - n);
       slices.push({ entry: e, from: e.next, to: e.next + take });
       e.next += take;
@@ -347,23 +352,35 @@ export class Pipeline {
           continue;
         }
       }
-      const slices = this.takeBatch();
+      const batch = this.retry.shift() ?? { slices: this.takeBatch() };
       this.writing++;
-      void this.writeBatch(slices).finally(() => {
+      void this.writeBatch(batch).finally(() => {
         this.writing--;
         this.wakeFlusher?.();
       });
     }
   }
 
-  /** Writes one batch; on failure webhook items are refused and file items' slices queued again. */
-  private async writeBatch(slices: Slice[]): Promise<void> {
-    const events: Buffer[] = [];
-    for (const { entry, from, to } of slices)
-      for (let i = from; i < to; i++) events.push(entry.item.events[i] as Buffer);
-    let result: Awaited<ReturnType<Store['write']>> | undefined;
+  /**
+   * Writes one batch; on failure webhook items are refused and the batch is queued again whole for
+   * its file items. Once the store has taken the events in (staged them), the queue lets go of them:
+   * a retry writes the store's copy.
+   */
+  private async writeBatch(batch: Batch): Promise<void> {
+    const { slices } = batch;
+    let result: Awaited<ReturnType<StagedBatch['write']>> | undefined;
     try {
-      if (events.length > 0) result = await this.opts.store.write({ events, cluster: this.opts.cluster });
+      if (batch.staged === undefined) {
+        const events: Buffer[] = [];
+        for (const { entry, from, to } of slices)
+          for (let i = from; i < to; i++) events.push(entry.item.events[i] as Buffer);
+        if (events.length > 0) {
+          batch.staged = this.opts.store.stage({ events, cluster: this.opts.cluster });
+          events.length = 0;
+          for (const { entry, from, to } of slices) entry.item.events.fill(RELEASED, from, to);
+        }
+      }
+      if (batch.staged !== undefined) result = await batch.staged.write();
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       if (this.storeError === undefined)
@@ -372,20 +389,21 @@ export class Pipeline {
       this.counters.storeErrors++;
       this.retryAt = Date.now() + this.backoffMs;
       this.backoffMs = Math.min(this.backoffMs * 2, MAX_BACKOFF_MS);
-      // Webhook items are refused now (the client retries); file items wait, and so do their checkpoints.
-      const again: Slice[] = [];
-      for (const slice of slices) {
-        const { entry } = slice;
-        if (entry.item.retry) {
-          if (slice.to > slice.from) again.push(slice);
-          else entry.handed = false;
-        } else if (!entry.refused) {
-          entry.refused = true;
-          this.remove(entry);
-          entry.item.done?.(new Error(`store unavailable: ${message}`));
-        }
+      // Webhook items are refused now (the client retries), and so are those waiting behind this
+      // batch, since retries go first; file items wait, and so do their checkpoints (a batch holds
+      // one kind or the other).
+      const refusal = new Error(`store unavailable: ${message}`);
+      let again = false;
+      for (const { entry } of slices) {
+        if (entry.item.retry) again = true;
+        else this.refuse(entry, refusal);
       }
-      this.retry = [...again, ...this.retry].sort((x, y) => x.entry.seq - y.entry.seq || x.from - y.from);
+      for (const entry of this.queue.filter((e) => !e.item.retry && e.next === 0 && !e.handed))
+        this.refuse(entry, refusal);
+      if (again) {
+        this.retry.push(batch);
+        this.retry.sort((x, y) => firstSeq(x) - firstSeq(y));
+      } else await this.discard(batch);
       this.acknowledge();
       return;
     }
@@ -403,18 +421,19 @@ export class Pipeline {
 
     const letters: DeadLetterEntry[] = [];
     if (result !== undefined && result.rejected.length > 0) {
-      const owner: PipelineItem[] = [];
-      for (const { entry, from, to } of slices) for (let i = from; i < to; i++) owner.push(entry.item);
+      const owner: Entry[] = [];
+      for (const { entry, from, to } of slices) for (let i = from; i < to; i++) owner.push(entry);
       for (const r of result.rejected) {
-        const item = owner[r.index];
-        const data = r.data ?? events[r.index];
-        if (item !== undefined && data !== undefined)
-          letters.push({ source: item.source, reason: r.reason, data });
+        const entry = owner[r.index];
+        // A refused item's events are the client's to send again, and dead-lettered then.
+        if (entry !== undefined && !entry.refused)
+          letters.push({ source: entry.item.source, reason: r.reason, data: r.data });
       }
     }
     const now = performance.now();
     const completed: Entry[] = [];
     for (const { entry, from, to } of slices) {
+      if (entry.refused) continue;
       entry.stored += to - from;
       if (entry.complete || completed.includes(entry) || entry.stored < entry.item.events.length) continue;
       completed.push(entry);
@@ -445,6 +464,21 @@ export class Pipeline {
     this.acknowledge();
   }
 
+  private refuse(entry: Entry, err: Error): void {
+    if (entry.refused) return;
+    entry.refused = true;
+    this.remove(entry);
+    entry.item.done?.(err);
+  }
+
+  private async discard(batch: Batch): Promise<void> {
+    try {
+      await batch.staged?.discard();
+    } catch (err) {
+      this.opts.log.error('store discard failed', { error: String(err) });
+    }
+  }
+
   /** Acknowledges stored items from the front of the queue, stopping at the first that is not. */
   private acknowledge(): void {
     for (;;) {
@@ -464,4 +498,8 @@ export class Pipeline {
     const waiters = this.roomWaiters.splice(0);
     for (const w of waiters) w();
   }
+}
+
+function firstSeq(batch: Batch): number {
+  return batch.slices[0]?.entry.seq ?? 0;
 }

@@ -4,6 +4,7 @@ import type {
   EventBatch,
   QueryResult,
   Row,
+  StagedBatch,
   Store,
   StoreCapabilities,
   StoreStats,
@@ -110,8 +111,16 @@ export class RemoteStore implements Store {
     return new RemoteStore(baseUrl, token, info);
   }
 
+  stage(_batch: EventBatch): StagedBatch {
+    throw this.readOnly();
+  }
+
   async write(_batch: EventBatch): Promise<WriteResult> {
-    throw new UserError(
+    throw this.readOnly();
+  }
+
+  private readOnly(): UserError {
+    return new UserError(
       'KAUDIT_STORE_READ_ONLY',
       `the store ${this.location} is written by the agent at ${this.baseUrl}`,
       {

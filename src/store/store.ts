@@ -29,8 +29,8 @@ export interface RejectedEvent {
   /** Index into `EventBatch.events`. */
   readonly index: number;
   readonly reason: string;
-  /** The event's bytes, so the caller can dead-letter it without keeping the whole batch. */
-  readonly data?: Buffer;
+  /** The event's bytes, so the caller can dead-letter it without keeping the batch. */
+  readonly data: Buffer;
 }
 
 export interface WriteResult {
@@ -40,6 +40,30 @@ export interface WriteResult {
   readonly duplicates: number;
   /** Events that are not valid audit events; the caller dead-letters them. */
   readonly rejected: readonly RejectedEvent[];
+}
+
+/**
+ * A batch the store has taken in: it holds its own copy of the events (DuckDB: a staging file), so
+ * the caller may let its go, and can write them again after a failure without the caller's help.
+ */
+export interface StagedBatch {
+  /**
+   * Writes the batch; resolves once it is durable. Never throws for bad events (they come back in
+   * `rejected`). After a failure it may be called again; not while a call is running.
+   */
+  write(): Promise<WriteResult>;
+  /** Lets go of a batch that will not be written (again): its copy of the events and all it holds. */
+  discard(): Promise<void>;
+}
+
+/** A store's write(): stage, write once, and let go of the batch if that failed. */
+export async function writeOnce(staged: StagedBatch): Promise<WriteResult> {
+  try {
+    return await staged.write();
+  } catch (err) {
+    await staged.discard();
+    throw err;
+  }
 }
 
 export type Row = Record<string, unknown>;
@@ -66,7 +90,12 @@ export interface Store {
   /** Where the data lives, for messages: a file path or a URL. */
   readonly location: string;
   readonly capabilities: StoreCapabilities;
-  /** Resolves once the batch is durable. Never throws for bad events: they come back in `rejected`. */
+  /**
+   * Takes the batch in: once this returns the store no longer reads `batch.events`. Throws when it
+   * cannot (then nothing is held, and the caller still has its events to offer again).
+   */
+  stage(batch: EventBatch): StagedBatch;
+  /** stage() and one write(). Resolves once the batch is durable; bad events come back in `rejected`. */
   write(batch: EventBatch): Promise<WriteResult>;
   /** Read-only SQL over the public `events` view. Throws UserError for bad or writing SQL. */
   query(sql: string): Promise<QueryResult>;

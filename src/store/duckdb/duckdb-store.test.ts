@@ -1,5 +1,14 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -283,6 +292,61 @@ describe('DuckDBStore.write', () => {
       "SELECT strftime(ts, '%Y-%m-%dT%H:%M:%S.%f') AS ts, latency_ms FROM events",
     );
     expect(rows).toEqual([{ ts: '2026-03-01T10:00:00.500000', latency_ms: 1000 }]);
+  });
+});
+
+describe('DuckDBStore.stage', () => {
+  const stagingDir = () => (store as unknown as { stagingDir: string }).stagingDir;
+  const stagingFiles = () =>
+    new Set(readdirSync(stagingDir()).filter((n) => n.startsWith(`.kaudit-staging-${process.pid}-`)));
+  /** Stages the events and returns the batch with the staging file it made. */
+  const stageNew = (events: Buffer[]) => {
+    const before = stagingFiles();
+    const staged = store.stage({ events, cluster: 'c1' });
+    const made = [...stagingFiles()].filter((n) => !before.has(n));
+    expect(made).toHaveLength(1);
+    return { staged, file: join(stagingDir(), made[0] as string) };
+  };
+
+  it('keeps a batch whose import failed, with its keys, and imports it once on the next write()', async () => {
+    const events = prepared(fixture('watch-long-running.jsonl'));
+    const { staged, file } = stageNew(events);
+    // The caller's buffers may be reused at once: the store has its own copy.
+    const copies = events.map((e) => Buffer.from(e));
+    for (const e of events) e.fill(0x20);
+    // The import fails while its file is away for a moment.
+    renameSync(file, `${file}.away`);
+    await expect(staged.write()).rejects.toThrow();
+    // Its keys are held meanwhile: the same events written by another batch are duplicates.
+    expect(await store.write({ events: copies, cluster: 'c1' })).toEqual({
+      stored: 0,
+      duplicates: 4,
+      rejected: [],
+    });
+    renameSync(`${file}.away`, file);
+    const checks = store.tableChecks;
+    expect(await staged.write()).toEqual({ stored: 4, duplicates: 0, rejected: [] });
+    // The retry looked its rows up in the table: a failure may have come after the commit.
+    expect(store.tableChecks).toBe(checks + 1);
+    await expect(staged.write()).rejects.toThrow(/done/);
+    expect((await store.stats()).rows).toBe(4);
+  });
+
+  it('gives back the keys of a discarded batch, so its events can be stored by another', async () => {
+    const events = prepared(fixture('watch-long-running.jsonl'));
+    const { staged } = stageNew(events);
+    await staged.discard();
+    expect(await store.write({ events, cluster: 'c1' })).toEqual({ stored: 4, duplicates: 0, rejected: [] });
+    await expect(staged.write()).rejects.toThrow(/done/);
+  });
+
+  it('deletes the file of a batch never written when it closes', async () => {
+    const { file } = stageNew(prepared(fixture('watch-long-running.jsonl')));
+    expect(existsSync(file)).toBe(true);
+    await store.close();
+    expect(existsSync(file)).toBe(false);
+    store = await DuckDBStore.open({ dataDir: dir });
+    expect((await store.stats()).rows).toBe(0);
   });
 });
 

@@ -26,15 +26,17 @@ import { UserError } from '../../model/errors.js';
 import { FACT_CONTROL, FACT_KEY, FACT_LATENCY, newEventScanner } from '../../model/event-scan.js';
 import { processAlive } from '../../model/process.js';
 import type { SearchFilter } from '../search-filter.js';
-import type {
-  EventBatch,
-  QueryResult,
-  RejectedEvent,
-  Row,
-  Store,
-  StoreCapabilities,
-  StoreStats,
-  WriteResult,
+import {
+  type EventBatch,
+  type QueryResult,
+  type RejectedEvent,
+  type Row,
+  type StagedBatch,
+  type Store,
+  type StoreCapabilities,
+  type StoreStats,
+  type WriteResult,
+  writeOnce,
 } from '../store.js';
 import { eventKey } from './event-key.js';
 import { Claim, KeyWindow, type WindowBatch } from './key-window.js';
@@ -238,6 +240,8 @@ export class DuckDBStore implements Store {
   private readonly idleWriters: DuckDBConnection[];
   private readonly writerWaiters: ((conn: DuckDBConnection) => void)[] = [];
   private readonly imports = new Set<Promise<unknown>>();
+  /** Staged batches not yet imported: their files and keys, let go at close() if never written. */
+  private readonly held = new Set<Staged>();
   private scanner = newEventScanner();
 
   private constructor(
@@ -312,45 +316,92 @@ export class DuckDBStore implements Store {
   }
 
   /**
-   * Staging starts at once, so later batches are written to their files while earlier ones are
-   * imported; up to `writers` imports run at once, each on its own connection.
+   * Writes the batch's events to a staging file at once, so later batches are staged while earlier
+   * ones are imported; up to `writers` imports run at once, each on its own connection. A failed
+   * import keeps its file and its keys for the next write() of the batch.
    */
-  write(batch: EventBatch): Promise<WriteResult> {
+  stage(batch: EventBatch): StagedBatch {
+    const s = this.stageRows(batch);
     // Only the cluster outlives staging: the events' memory goes back as soon as they are in the file.
     const { cluster } = batch;
-    let staged: Staged;
+    let state: 'ready' | 'writing' | 'done' = 'ready';
+    this.held.add(s);
+    return {
+      write: () => {
+        if (state !== 'ready')
+          return Promise.reject(
+            new Error(`write() of a staged batch that is ${state === 'done' ? 'done' : 'being written'}`),
+          );
+        state = 'writing';
+        const run = this.importStaged(s, cluster).then(
+          (result) => {
+            state = 'done';
+            this.held.delete(s);
+            return result;
+          },
+          (err: unknown) => {
+            state = 'ready';
+            // The import may have failed after its commit: a retry must look its rows up.
+            s.checkTable = true;
+            throw err;
+          },
+        );
+        const tracked = run.catch(() => undefined);
+        this.imports.add(tracked);
+        void tracked.then(() => this.imports.delete(tracked));
+        return run;
+      },
+      discard: async () => {
+        if (state === 'writing') throw new Error('discard() of a staged batch being written');
+        if (state === 'done') return;
+        state = 'done';
+        this.letGo(s);
+        await this.recycle(s.path);
+      },
+    };
+  }
+
+  write(batch: EventBatch): Promise<WriteResult> {
     try {
-      staged = this.stage(batch);
+      return writeOnce(this.stage(batch));
     } catch (err) {
       return Promise.reject(err);
     }
-    const run = (async () => {
-      const s = staged;
-      if (s.path === null) {
-        this.window.settle(s.window);
-        return { stored: 0, duplicates: s.batchDuplicates, rejected: s.early };
-      }
-      const conn = await this.takeWriter();
-      try {
-        const result = await this.importStaging(conn, s, s.path, cluster);
-        this.window.settle(s.window);
-        return result;
-      } catch (err) {
-        this.window.abandon(s.window);
-        throw err;
-      } finally {
-        this.releaseWriter(conn);
-        // As many as can be staged or importing at once with the writers kept busy; none once
-        // close() has begun (it deletes the spares).
-        if (!this.closing && this.spareStaging.length < this.capabilities.parallelWrites + 2)
-          this.spareStaging.push(s.path);
-        else await rm(s.path, { force: true });
-      }
-    })();
-    const tracked = run.catch(() => undefined);
-    this.imports.add(tracked);
-    void tracked.then(() => this.imports.delete(tracked));
-    return run;
+  }
+
+  private async importStaged(s: Staged, cluster: string): Promise<WriteResult> {
+    if (s.path === null) {
+      this.window.settle(s.window);
+      return { stored: 0, duplicates: s.batchDuplicates, rejected: s.early };
+    }
+    const conn = await this.takeWriter();
+    let result: WriteResult;
+    try {
+      result = await this.importStaging(conn, s, s.path, cluster);
+    } finally {
+      this.releaseWriter(conn);
+    }
+    this.window.settle(s.window);
+    await this.recycle(s.path);
+    return result;
+  }
+
+  /** Gives back the keys of a batch that will not be imported. */
+  private letGo(s: Staged): void {
+    this.held.delete(s);
+    this.window.abandon(s.window);
+  }
+
+  /**
+   * A staging file that is done with: kept to be written over while there are few spares (as many
+   * as can be staged or importing at once with the writers kept busy), else deleted; none once
+   * close() has begun (it deletes the spares).
+   */
+  private async recycle(path: string | null): Promise<void> {
+    if (path === null) return;
+    if (!this.closing && this.spareStaging.length < this.capabilities.parallelWrites + 2)
+      this.spareStaging.push(path);
+    else await rm(path, { force: true });
   }
 
   private takeWriter(): Promise<DuckDBConnection> {
@@ -366,7 +417,7 @@ export class DuckDBStore implements Store {
   }
 
   /** Writes the batch's new events to a staging file, claiming their keys in hand-over order. */
-  private stage(batch: EventBatch): Staged {
+  private stageRows(batch: EventBatch): Staged {
     const events = batch.events;
     const s: Staged = {
       path: null,
@@ -626,6 +677,10 @@ export class DuckDBStore implements Store {
   async close(): Promise<void> {
     this.closing = true;
     while (this.imports.size > 0) await Promise.all([...this.imports]);
+    for (const s of [...this.held]) {
+      this.letGo(s);
+      if (s.path !== null) rmSync(s.path, { force: true });
+    }
     try {
       await this.conn.run('CHECKPOINT');
     } catch {
