@@ -301,7 +301,9 @@ export class Pipeline {
       if (n >= limit) break;
       const len = e.item.events.length;
       const waiting = len === 0 ? !e.handed : e.next < len;
-      if (!waiting || e.item.retry !== (retry ??= e.item.retry)) continue;
+      if (!waiting) continue;
+      retry ??= e.item.retry;
+      if (e.item.retry !== retry) continue;
       if (len === 0) {
         e.handed = true;
         slices.push({ entry: e, from: 0, to: 0 });
