@@ -142,9 +142,17 @@ async function tailerOnly(source, lines) {
       backend: 'count',
       location: 'count',
       capabilities: {},
-      async write(b) {
-        stored += b.events.length;
-        return { stored: b.events.length, duplicates: 0, rejected: [] };
+      stage(b) {
+        const n = b.events.length;
+        const result = { stored: n, duplicates: 0, rejected: [] };
+        return {
+          selfContained: true,
+          async write() {
+            stored += n;
+            return result;
+          },
+          async discard() {},
+        };
       },
     };
     const log = memoryLogger();
@@ -181,6 +189,8 @@ async function tailerOnly(source, lines) {
     while (stored < lines) {
       const st = src.status();
       if (st.status === 'Error') throw new Error(`tailer failed: ${st.error}`);
+      const { storeError } = pipeline.stats();
+      if (storeError !== undefined) throw new Error(`the counting store failed: ${storeError}`);
       await sleep(5);
     }
     const seconds = (performance.now() - t0) / 1000;

@@ -33,8 +33,14 @@ export class MemoryStore implements Store {
   delayMs = 0;
   /** ...or, while this has entries, as long as the next one says. */
   delaysMs: number[] = [];
-  /** Writes fail while this is set. */
+  /** Writes fail while this is set... */
   failWith: Error | undefined;
+  /** ...or, while this has entries, as the next one says (undefined: that write succeeds). */
+  failures: (Error | undefined)[] = [];
+  /** Batches taken in by stage(). */
+  stages = 0;
+  /** What stage() says of the batches it returns (StagedBatch.selfContained). */
+  selfContained = true;
 
   /** Failures of stage() itself while this is set (nothing is taken in). */
   stageFailWith: Error | undefined;
@@ -43,6 +49,7 @@ export class MemoryStore implements Store {
 
   stage(batch: EventBatch): StagedBatch {
     if (this.stageFailWith !== undefined) throw this.stageFailWith;
+    this.stages++;
     // Its own copy, as a real store keeps: the caller may reuse or drop its buffers.
     const events = batch.events.map((e) => Buffer.from(e));
     let state: 'ready' | 'writing' | 'done' = 'ready';
@@ -52,6 +59,7 @@ export class MemoryStore implements Store {
       this.held--;
     };
     return {
+      selfContained: this.selfContained,
       write: async () => {
         if (state !== 'ready') throw new Error(`MemoryStore: write() of a batch that is ${state}`);
         state = 'writing';
@@ -79,8 +87,10 @@ export class MemoryStore implements Store {
     this.writes++;
     this.batchSizes.push(events.length);
     const delay = this.delaysMs.shift() ?? this.delayMs;
+    // Taken in write order, before the wait: the n-th write started is the one that fails.
+    const failure = this.failures.length > 0 ? this.failures.shift() : undefined;
     if (delay > 0) await new Promise((r) => setTimeout(r, delay));
-    if (this.failWith !== undefined) throw this.failWith;
+    if ((failure ?? this.failWith) !== undefined) throw failure ?? this.failWith;
     let stored = 0;
     let duplicates = 0;
     const rejected: RejectedEvent[] = [];

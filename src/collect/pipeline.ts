@@ -123,8 +123,8 @@ interface Slice {
 /** One batch for the store: written again, whole, if it fails. */
 interface Batch {
   slices: Slice[];
-  /** Once the store has taken the events in; the queue's items no longer hold them. */
-  staged?: StagedBatch;
+  /** Once the store has taken the events in; the queue's items no longer hold them if selfContained. */
+  staged?: StagedBatch | undefined;
 }
 
 /**
@@ -209,9 +209,13 @@ export class Pipeline {
     this.push(item, bytes);
   }
 
-  /** Queues the item if there is room now; false when the queue is full or shutting down. */
+  /**
+   * Queues the item if there is room now; false when the queue is full, the store is failing (a
+   * batch waits to be written again, before anything newer), or the pipeline is shutting down.
+   */
   tryOffer(item: PipelineItem): boolean {
     if (this.stopping || this.closed) return false;
+    if (this.retry.length > 0 && this.storeError !== undefined) return false;
     const bytes = itemBytes(item);
     if (!this.hasRoom(item.events.length, bytes)) return false;
     this.push(item, bytes);
@@ -379,7 +383,8 @@ export class Pipeline {
         if (events.length > 0) {
           batch.staged = this.opts.store.stage({ events, cluster: this.opts.cluster });
           events.length = 0;
-          for (const { entry, from, to } of slices) entry.item.events.fill(RELEASED, from, to);
+          if (batch.staged.selfContained)
+            for (const { entry, from, to } of slices) entry.item.events.fill(RELEASED, from, to);
         }
       }
       if (batch.staged !== undefined) result = await batch.staged.write();
@@ -392,8 +397,8 @@ export class Pipeline {
       this.retryAt = Date.now() + this.backoffMs;
       this.backoffMs = Math.min(this.backoffMs * 2, MAX_BACKOFF_MS);
       // Webhook items are refused now (the client retries), and so are those waiting behind this
-      // batch, since retries go first; file items wait, and so do their checkpoints (a batch holds
-      // one kind or the other).
+      // batch, since retries go first (tryOffer takes no more until a write succeeds); file items
+      // wait, and so do their checkpoints (a batch holds one kind or the other).
       const refusal = new Error(`store unavailable: ${message}`);
       let again = false;
       for (const { entry } of slices) {
@@ -403,6 +408,11 @@ export class Pipeline {
       for (const entry of this.queue.filter((e) => !e.item.retry && e.next === 0 && !e.handed))
         this.refuse(entry, refusal);
       if (again) {
+        // A batch the store cannot write again by itself is staged again from the items' events.
+        if (batch.staged?.selfContained === false) {
+          await this.discard(batch);
+          batch.staged = undefined;
+        }
         this.retry.push(batch);
         this.retry.sort((x, y) => firstSeq(x) - firstSeq(y));
       } else await this.discard(batch);

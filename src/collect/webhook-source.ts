@@ -259,7 +259,7 @@ export class WebhookHandler {
       this.counters.dropped += prepared.events.length;
       return json(
         429,
-        { error: 'the pipeline is full; retry later' },
+        { error: 'the pipeline is full or the store is failing; retry later' },
         { 'retry-after': String(RETRY_AFTER_SECONDS) },
       );
     }

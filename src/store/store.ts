@@ -44,9 +44,15 @@ export interface WriteResult {
 
 /**
  * A batch the store has taken in: it holds its own copy of the events (DuckDB: a staging file), so
- * the caller may let its go, and can write them again after a failure without the caller's help.
+ * the caller may let go of its own, and the store can write them again after a failure.
  */
 export interface StagedBatch {
+  /**
+   * write() can be called again after a failure. When false (the store counted some events as
+   * duplicates of a batch not yet stored, which may still fail), the caller keeps its events and,
+   * after a failure, discards this and stages them again.
+   */
+  readonly selfContained: boolean;
   /**
    * Writes the batch; resolves once it is durable. Never throws for bad events (they come back in
    * `rejected`). After a failure it may be called again; not while a call is running.

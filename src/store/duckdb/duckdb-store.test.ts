@@ -317,18 +317,70 @@ describe('DuckDBStore.stage', () => {
     // The import fails while its file is away for a moment.
     renameSync(file, `${file}.away`);
     await expect(staged.write()).rejects.toThrow();
-    // Its keys are held meanwhile: the same events written by another batch are duplicates.
-    expect(await store.write({ events: copies, cluster: 'c1' })).toEqual({
-      stored: 0,
-      duplicates: 4,
-      rejected: [],
-    });
     renameSync(`${file}.away`, file);
+    // Its keys are held meanwhile: another batch with the same events cannot count them as
+    // duplicates while the first is not stored. That batch stages a new event too, in a file of its
+    // own (the held one is not written over).
+    const other = Buffer.from(auditLine(uuidOf(1, 'e')).trim());
+    await expect(store.write({ events: [...copies, other], cluster: 'c1' })).rejects.toThrow(
+      /stage them again/,
+    );
     const checks = store.tableChecks;
     expect(await staged.write()).toEqual({ stored: 4, duplicates: 0, rejected: [] });
     // The retry looked its rows up in the table: a failure may have come after the commit.
     expect(store.tableChecks).toBe(checks + 1);
     await expect(staged.write()).rejects.toThrow(/done/);
+    // Once it is stored, they are duplicates.
+    expect(await store.write({ events: [...copies, other], cluster: 'c1' })).toEqual({
+      stored: 1,
+      duplicates: 4,
+      rejected: [],
+    });
+    expect((await store.stats()).rows).toBe(5);
+  });
+
+  it('stores a batch with duplicates of a pending batch only once that one is stored, else fails it', async () => {
+    const line = (i: number) => Buffer.from(auditLine(uuidOf(i, 'f')).trim());
+    const events = [line(1), line(2)];
+    const { staged: first, file } = stageNew(events);
+    const later = store.stage({ events: [...events, line(3)], cluster: 'c1' });
+    expect(first.selfContained).toBe(true);
+    // It has no copy of the duplicates: the caller must keep its events to stage them again.
+    expect(later.selfContained).toBe(false);
+    renameSync(file, `${file}.away`);
+    await expect(first.write()).rejects.toThrow();
+    renameSync(`${file}.away`, file);
+    // The first is not stored (it waits for a retry): the later one may not count on it.
+    await expect(later.write()).rejects.toThrow(/stage them again/);
+    await later.discard();
+    await first.discard();
+    expect(await store.write({ events: [...events, line(3)], cluster: 'c1' })).toEqual({
+      stored: 3,
+      duplicates: 0,
+      rejected: [],
+    });
+    // Both importing: the later one waits for the first and counts its events as duplicates.
+    const more = [line(4), line(5)];
+    const a = store.stage({ events: more, cluster: 'c1' });
+    const b = store.stage({ events: [...more, line(6)], cluster: 'c1' });
+    expect(b.selfContained).toBe(false);
+    const [ra, rb] = await Promise.all([a.write(), b.write()]);
+    expect(ra).toEqual({ stored: 2, duplicates: 0, rejected: [] });
+    expect(rb).toEqual({ stored: 1, duplicates: 2, rejected: [] });
+    expect((await store.stats()).rows).toBe(6);
+  });
+
+  it('looks up in the table the events of a batch let go after a failed import', async () => {
+    const events = prepared(fixture('watch-long-running.jsonl'));
+    const { staged, file } = stageNew(events);
+    renameSync(file, `${file}.away`);
+    await expect(staged.write()).rejects.toThrow();
+    renameSync(`${file}.away`, file);
+    await staged.discard();
+    // The failure might have come after the commit: the same events are looked up, not trusted.
+    const checks = store.tableChecks;
+    expect(await store.write({ events, cluster: 'c1' })).toEqual({ stored: 4, duplicates: 0, rejected: [] });
+    expect(store.tableChecks).toBe(checks + 1);
     expect((await store.stats()).rows).toBe(4);
   });
 

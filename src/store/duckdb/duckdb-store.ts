@@ -96,6 +96,17 @@ interface Staged {
   maxStageMs: number;
   /** Some row may already be in the table: the import must anti-join. */
   checkTable: boolean;
+  /** An import of it failed, maybe after its commit. */
+  failed: boolean;
+  /**
+   * Staged batches not yet stored when this one counted some events as duplicates (null if it
+   * counted none, or none were pending): this one is stored only once they are, and fails if one
+   * is let go instead, since it holds no copy of those events.
+   */
+  after: Staged[] | null;
+  /** Settles when a running import of this batch ends. */
+  importing: Promise<void> | null;
+  outcome: 'pending' | 'stored' | 'let go';
   window: WindowBatch;
   /** Batch index -> staged row (-1: not staged), for giving back the keys of rejected rows. */
   rowOf: Int32Array;
@@ -103,6 +114,9 @@ interface Staged {
   fileAt: Float64Array;
   lengths: Int32Array;
 }
+
+/** A batch could not be stored before one it counted duplicates against: it must be staged again. */
+class NotStoredFirst extends Error {}
 
 const DEFAULT_WRITERS = 2;
 const CATALOG = 'kaudit';
@@ -327,6 +341,7 @@ export class DuckDBStore implements Store {
     let state: 'ready' | 'writing' | 'done' = 'ready';
     this.held.add(s);
     return {
+      selfContained: s.after === null,
       write: () => {
         if (state !== 'ready')
           return Promise.reject(
@@ -336,15 +351,26 @@ export class DuckDBStore implements Store {
         const run = this.importStaged(s, cluster).then(
           (result) => {
             state = 'done';
+            s.importing = null;
+            s.outcome = 'stored';
             this.held.delete(s);
             return result;
           },
           (err: unknown) => {
             state = 'ready';
-            // The import may have failed after its commit: a retry must look its rows up.
-            s.checkTable = true;
+            s.importing = null;
+            if (!(err instanceof NotStoredFirst)) {
+              // The import may have failed after its commit: a retry must look its rows up, and
+              // so must any later batch with the same keys if this one is let go.
+              s.checkTable = true;
+              s.failed = true;
+            }
             throw err;
           },
+        );
+        s.importing = run.then(
+          () => undefined,
+          () => undefined,
         );
         const tracked = run.catch(() => undefined);
         this.imports.add(tracked);
@@ -370,6 +396,7 @@ export class DuckDBStore implements Store {
   }
 
   private async importStaged(s: Staged, cluster: string): Promise<WriteResult> {
+    if (s.after !== null) await this.awaitEarlier(s.after);
     if (s.path === null) {
       this.window.settle(s.window);
       return { stored: 0, duplicates: s.batchDuplicates, rejected: s.early };
@@ -386,10 +413,26 @@ export class DuckDBStore implements Store {
     return result;
   }
 
-  /** Gives back the keys of a batch that will not be imported. */
+  /**
+   * Waits for the imports running of batches this one counted duplicates against; throws if one of
+   * them is not stored after all (let go, or failed and waiting for its retry: waiting for that
+   * could hold up the retry itself).
+   */
+  private async awaitEarlier(earlier: readonly Staged[]): Promise<void> {
+    for (const e of earlier) {
+      if (e.outcome === 'pending' && e.importing !== null) await e.importing;
+      if (e.outcome !== 'stored')
+        throw new NotStoredFirst(
+          'some events of this batch were counted as duplicates of a batch that was not stored; stage them again',
+        );
+    }
+  }
+
+  /** Gives back the keys of a batch that will not be imported (again). */
   private letGo(s: Staged): void {
+    s.outcome = 'let go';
     this.held.delete(s);
-    this.window.abandon(s.window);
+    this.window.abandon(s.window, s.failed);
   }
 
   /**
@@ -401,7 +444,7 @@ export class DuckDBStore implements Store {
     if (path === null) return;
     if (!this.closing && this.spareStaging.length < this.capabilities.parallelWrites + 2)
       this.spareStaging.push(path);
-    else await rm(path, { force: true });
+    else await rm(path, { force: true }).catch(() => undefined);
   }
 
   private takeWriter(): Promise<DuckDBConnection> {
@@ -428,6 +471,10 @@ export class DuckDBStore implements Store {
       minStageMs: Number.POSITIVE_INFINITY,
       maxStageMs: Number.NEGATIVE_INFINITY,
       checkTable: false,
+      failed: false,
+      after: null,
+      importing: null,
+      outcome: 'pending',
       window: this.window.begin(events.length),
       rowOf: new Int32Array(events.length).fill(-1),
       fileAt: new Float64Array(events.length),
@@ -436,6 +483,7 @@ export class DuckDBStore implements Store {
     let fd = -1;
     let path = '';
     let fileBytes = 0;
+    let duplicates = false;
     const scan = this.scanner;
     try {
       // Slices bound the scanner's memory; one event larger than a slice is a slice of its own.
@@ -457,7 +505,12 @@ export class DuckDBStore implements Store {
           // The file's separators, raw, would split the row; kube-apiserver never writes them raw (a
           // CR is legal JSON white space, but no serializer puts one inside a line).
           if ((flags & FACT_CONTROL) !== 0) {
-            s.early.push({ index: i, reason: 'not JSON: raw control character in the event', data: ev });
+            // A copy: the caller may reuse its buffers once the batch is staged.
+            s.early.push({
+              index: i,
+              reason: 'not JSON: raw control character in the event',
+              data: Buffer.from(ev),
+            });
             continue;
           }
           let claim: Claim;
@@ -475,6 +528,7 @@ export class DuckDBStore implements Store {
           }
           if (claim === Claim.Duplicate) {
             s.batchDuplicates++;
+            duplicates = true;
             continue;
           }
           if (claim === Claim.CheckTable) s.checkTable = true;
@@ -513,6 +567,8 @@ export class DuckDBStore implements Store {
       throw err;
     }
     if (this.scanner.memoryBytes > SCANNER_MEMORY_MAX) this.scanner = newEventScanner();
+    // Which pending batch holds a duplicate's key is not recorded: this one waits for all of them.
+    if (duplicates && this.held.size > 0) s.after = [...this.held];
     if (fd >= 0) {
       closeSync(fd);
       s.path = path;

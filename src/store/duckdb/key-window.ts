@@ -276,9 +276,15 @@ export class KeyWindow {
     else if (kind === KIND_TEXT) this.textKeys.delete(batch.texts.get(row) as string);
   }
 
-  /** The batch failed: none of its rows were stored, so a retry must not count them as duplicates. */
-  abandon(batch: WindowBatch): void {
+  /**
+   * The batch will not be written (again): its keys are forgotten, so a retry or a resend does not
+   * count its rows as duplicates. `mayBeStored`: a write of it failed in a way that may have come
+   * after its commit; then the floor rises past its rows' times, so a later batch with any of them
+   * looks them up in the table.
+   */
+  abandon(batch: WindowBatch, mayBeStored = false): void {
     for (let row = 0; row < batch.rows; row++) this.forget(batch, row);
+    if (mayBeStored && batch.maxTsMs > this.floor) this.floor = batch.maxTsMs;
     const i = this.batches.indexOf(batch);
     if (i >= 0) this.batches.splice(i, 1);
     this.trim();
