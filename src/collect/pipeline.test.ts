@@ -81,6 +81,22 @@ describe('Pipeline', () => {
     expect(acked).toEqual(['first', 'second']);
   });
 
+  it('answers a stored webhook item without waiting for earlier file items', async () => {
+    const store = new MemoryStore();
+    store.delaysMs = [300, 0];
+    const { pipeline } = setup(store, 100, { flushIntervalMs: 0, writesInFlight: 2 });
+    const file = item(['v-1']);
+    const hook = item(['v-2'], false);
+    await pipeline.offer(file);
+    while (store.writes === 0) await new Promise((r) => setTimeout(r, 1));
+    expect(pipeline.tryOffer(hook)).toBe(true);
+    expect(await hook.result).toBeUndefined();
+    // The file item's slow write is still running.
+    expect(store.rows.has('v-1/ResponseComplete')).toBe(false);
+    expect(await file.result).toBeUndefined();
+    await pipeline.shutdown();
+  });
+
   it('cuts batches of exactly batch_events, splitting items, and acknowledges each item once whole', async () => {
     const store = new MemoryStore();
     store.delayMs = 20;

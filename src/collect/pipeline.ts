@@ -132,7 +132,8 @@ interface Batch {
  * queue, batches cut by size or age, up to `writesInFlight` writes at once. A full queue slows file
  * sources (`offer` waits) and refuses webhook requests (`tryOffer` is false) instead of growing
  * memory. Items count against the queue until they are acknowledged, and are acknowledged in the
- * order they were offered even when a later batch is stored first.
+ * order they were offered even when a later batch is stored first (webhook items, which move no
+ * checkpoint, as soon as they are stored).
  */
 export class Pipeline {
   /** Every item not yet acknowledged, in offer order. */
@@ -495,7 +496,13 @@ export class Pipeline {
   private acknowledge(): void {
     for (;;) {
       const entry = this.queue[0];
-      if (entry === undefined || !entry.complete) return;
+      if (entry === undefined || !entry.complete) break;
+      this.remove(entry);
+      entry.item.done?.();
+    }
+    // A webhook item moves no checkpoint: once stored it is answered, not held behind earlier file
+    // items. (Its batch succeeded only once every batch it counted duplicates against was stored.)
+    for (const entry of this.queue.filter((e) => e.complete && !e.item.retry)) {
       this.remove(entry);
       entry.item.done?.();
     }
