@@ -17,7 +17,7 @@ import {
   prepareValue,
   trimLine,
 } from '../model/prepare.js';
-import type { Store, WriteResult } from '../store/store.js';
+import { RestageError, type Store, type WriteResult } from '../store/store.js';
 import type { DeadLetter } from './dead-letter.js';
 
 export interface IngestInput {
@@ -65,6 +65,8 @@ export interface IngestSummary {
 
 const DEFAULT_BATCH_BYTES = 256 << 20;
 // Two importing, the rest staged and waiting, so an import never waits for the parse loop.
+/** Times a batch is staged again when the store asks; each time another batch's copy was rejected. */
+const MAX_RESTAGES = 3;
 const DEFAULT_BATCHES_IN_FLIGHT = 4;
 
 /** Expands directories (recursively, sorted by name) into the files to read. */
@@ -162,8 +164,19 @@ export async function ingest(inputs: readonly IngestInput[], opts: IngestOptions
     const { events, sources, offsets } = pending;
     pending = newPending();
     // Hand the batch over before waiting for the oldest in flight: the store stages it meanwhile.
+    // Staged again when the store asks (copies it counted as duplicates were not stored after all);
+    // a batch before it that failed has failed the ingest by then.
+    const write = async (): Promise<WriteResult> => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await opts.store.write({ events, cluster: opts.cluster });
+        } catch (err) {
+          if (!(err instanceof RestageError) || failure !== null || attempt >= MAX_RESTAGES) throw err;
+        }
+      }
+    };
     inFlight.push(
-      opts.store.write({ events, cluster: opts.cluster }).then(
+      write().then(
         (r) => settle({ sources, offsets }, r),
         (err: unknown) => {
           failure ??= err;

@@ -259,6 +259,29 @@ describe('Pipeline', () => {
     expect([...store.rows.keys()].sort()).toEqual(['q-1/ResponseComplete', 'q-3/ResponseComplete']);
   });
 
+  it('refuses a webhook item at once when the store cannot take its batch in', async () => {
+    const store = new MemoryStore();
+    store.stageFailWith = new Error('staging directory full');
+    const { pipeline } = setup(store, 100, { flushIntervalMs: 0 });
+    const hook = item(['x-1'], false);
+    expect(pipeline.tryOffer(hook)).toBe(true);
+    expect((await hook.result)?.message).toMatch(/store unavailable: staging directory full/);
+    await pipeline.shutdown();
+    expect(pipeline.stats().queuedEvents).toBe(0);
+  });
+
+  it('puts file items and webhook items in separate batches', async () => {
+    const store = new MemoryStore();
+    const { pipeline } = setup(store, 100, { flushIntervalMs: 50 });
+    const items = [item(['k-1', 'k-2']), item(['k-3'], false), item(['k-4', 'k-5'])];
+    await pipeline.offer(items[0] as PipelineItem);
+    pipeline.tryOffer(items[1] as PipelineItem);
+    await pipeline.offer(items[2] as PipelineItem);
+    expect(await Promise.all(items.map((it) => it.result))).toEqual([undefined, undefined, undefined]);
+    await pipeline.shutdown();
+    expect(store.batchSizes).toEqual([4, 1]);
+  });
+
   it('refuses with tryOffer when full and counts nothing as stored', async () => {
     const store = new MemoryStore();
     store.delayMs = 200;

@@ -420,10 +420,13 @@ export class Pipeline {
       this.acknowledge();
       return;
     }
-    if (this.storeError !== undefined) this.opts.log.info('store writes recovered');
-    this.storeError = undefined;
-    this.backoffMs = INITIAL_BACKOFF_MS;
-    this.retryAt = 0;
+    // Recovered once no failed batch waits: another batch's success does not lift the backoff.
+    if (this.retry.length === 0) {
+      if (this.storeError !== undefined) this.opts.log.info('store writes recovered');
+      this.storeError = undefined;
+      this.backoffMs = INITIAL_BACKOFF_MS;
+      this.retryAt = 0;
+    }
     this.lastWriteAt = new Date();
     this.counters.batches++;
     if (result !== undefined) {

@@ -62,6 +62,13 @@ export interface StagedBatch {
   discard(): Promise<void>;
 }
 
+/**
+ * A write that must be staged again from the events: the store counted some of them as duplicates
+ * of another batch's copies, and those were not stored after all (that batch failed, or rejected
+ * its copy). Staged again, they are stored.
+ */
+export class RestageError extends Error {}
+
 /** A store's write(): stage, write once, and let go of the batch if that failed. */
 export async function writeOnce(staged: StagedBatch): Promise<WriteResult> {
   try {

@@ -16,6 +16,7 @@ import { auditLine } from '../../../test/fixtures/agent/make-events.js';
 import { deriveFields } from '../../model/derive.js';
 import type { AuditEvent } from '../../model/event.js';
 import { prepareLine } from '../../model/prepare.js';
+import { RestageError } from '../store.js';
 import { DuckDBStore } from './duckdb-store.js';
 
 const fixture = (name: string) =>
@@ -368,6 +369,33 @@ describe('DuckDBStore.stage', () => {
     expect(ra).toEqual({ stored: 2, duplicates: 0, rejected: [] });
     expect(rb).toEqual({ stored: 1, duplicates: 2, rejected: [] });
     expect((await store.stats()).rows).toBe(6);
+  });
+
+  it('fails a batch waiting for one that then fails, and one whose duplicates that one rejected', async () => {
+    await store.close();
+    store = await DuckDBStore.open({ dataDir: dir, writers: 1 });
+    const line = (i: number, extra = {}) => Buffer.from(auditLine(uuidOf(i, 'c'), extra).trim());
+    const { staged: first, file } = stageNew([line(1)]);
+    const waiting = store.stage({ events: [line(1), line(2)], cluster: 'c1' });
+    renameSync(file, `${file}.away`);
+    const [r1, r2] = await Promise.allSettled([first.write(), waiting.write()]);
+    renameSync(`${file}.away`, file);
+    expect(r1.status).toBe('rejected');
+    expect(r2).toMatchObject({ status: 'rejected', reason: expect.any(RestageError) });
+    await Promise.all([first.discard(), waiting.discard()]);
+    // A copy without a verb is rejected and its key given back: the valid copy counted as its
+    // duplicate must be staged again, and then it is stored.
+    const bad = store.stage({ events: [line(3, { verb: null })], cluster: 'c1' });
+    const good = store.stage({ events: [line(3)], cluster: 'c1' });
+    const [rb, rg] = await Promise.allSettled([bad.write(), good.write()]);
+    expect(rb).toMatchObject({ status: 'fulfilled', value: { stored: 0, rejected: [{ index: 0 }] } });
+    expect(rg).toMatchObject({ status: 'rejected', reason: expect.any(RestageError) });
+    await good.discard();
+    expect(await store.write({ events: [line(3)], cluster: 'c1' })).toEqual({
+      stored: 1,
+      duplicates: 0,
+      rejected: [],
+    });
   });
 
   it('looks up in the table the events of a batch let go after a failed import', async () => {

@@ -30,6 +30,7 @@ import {
   type EventBatch,
   type QueryResult,
   type RejectedEvent,
+  RestageError,
   type Row,
   type StagedBatch,
   type Store,
@@ -106,6 +107,8 @@ interface Staged {
   after: Staged[] | null;
   /** Settles when a running import of this batch ends. */
   importing: Promise<void> | null;
+  /** Its import rejected rows whose keys it had claimed, and gave those back. */
+  gaveBack: boolean;
   outcome: 'pending' | 'stored' | 'let go';
   window: WindowBatch;
   /** Batch index -> staged row (-1: not staged), for giving back the keys of rejected rows. */
@@ -114,9 +117,6 @@ interface Staged {
   fileAt: Float64Array;
   lengths: Int32Array;
 }
-
-/** A batch could not be stored before one it counted duplicates against: it must be staged again. */
-class NotStoredFirst extends Error {}
 
 const DEFAULT_WRITERS = 2;
 const CATALOG = 'kaudit';
@@ -359,7 +359,7 @@ export class DuckDBStore implements Store {
           (err: unknown) => {
             state = 'ready';
             s.importing = null;
-            if (!(err instanceof NotStoredFirst)) {
+            if (!(err instanceof RestageError)) {
               // The import may have failed after its commit: a retry must look its rows up, and
               // so must any later batch with the same keys if this one is let go.
               s.checkTable = true;
@@ -396,7 +396,11 @@ export class DuckDBStore implements Store {
   }
 
   private async importStaged(s: Staged, cluster: string): Promise<WriteResult> {
-    if (s.after !== null) await this.awaitEarlier(s.after);
+    if (s.after !== null) {
+      await this.awaitEarlier(s.after);
+      // Not kept: a chain of batches each waiting for the one before would hold them all.
+      s.after = null;
+    }
     if (s.path === null) {
       this.window.settle(s.window);
       return { stored: 0, duplicates: s.batchDuplicates, rejected: s.early };
@@ -421,9 +425,10 @@ export class DuckDBStore implements Store {
   private async awaitEarlier(earlier: readonly Staged[]): Promise<void> {
     for (const e of earlier) {
       if (e.outcome === 'pending' && e.importing !== null) await e.importing;
-      if (e.outcome !== 'stored')
-        throw new NotStoredFirst(
-          'some events of this batch were counted as duplicates of a batch that was not stored; stage them again',
+      // A batch that rejected events gave their keys back: a duplicate of one of them is not stored.
+      if (e.outcome !== 'stored' || e.gaveBack)
+        throw new RestageError(
+          'some events of this batch were counted as duplicates of copies that were not stored; stage them again',
         );
     }
   }
@@ -431,6 +436,7 @@ export class DuckDBStore implements Store {
   /** Gives back the keys of a batch that will not be imported (again). */
   private letGo(s: Staged): void {
     s.outcome = 'let go';
+    s.after = null;
     this.held.delete(s);
     this.window.abandon(s.window, s.failed);
   }
@@ -474,6 +480,7 @@ export class DuckDBStore implements Store {
       failed: false,
       after: null,
       importing: null,
+      gaveBack: false,
       outcome: 'pending',
       window: this.window.begin(events.length),
       rowOf: new Int32Array(events.length).fill(-1),
@@ -654,7 +661,10 @@ export class DuckDBStore implements Store {
 
   private giveBack(s: Staged, index: number): void {
     const row = s.rowOf[index];
-    if (row !== undefined && row >= 0) this.window.giveBack(s.window, row);
+    if (row !== undefined && row >= 0) {
+      this.window.giveBack(s.window, row);
+      s.gaveBack = true;
+    }
   }
 
   async query(sql: string): Promise<QueryResult> {
