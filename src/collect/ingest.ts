@@ -17,7 +17,7 @@ import {
   prepareValue,
   trimLine,
 } from '../model/prepare.js';
-import { RestageError, type Store, type WriteResult } from '../store/store.js';
+import { RestageError, type Store, type WriteResult, writeOnce } from '../store/store.js';
 import type { DeadLetter } from './dead-letter.js';
 
 export interface IngestInput {
@@ -161,17 +161,21 @@ export async function ingest(inputs: readonly IngestInput[], opts: IngestOptions
 
   const flush = async () => {
     if (pending.events.length === 0) return;
-    const { events, sources, offsets } = pending;
+    const { sources, offsets } = pending;
+    // Kept only while the store may ask for the batch to be staged again (copies it counted as
+    // duplicates were not stored after all); a batch before it that failed has failed the ingest.
+    let events: Buffer[] | null = pending.events;
     pending = newPending();
     // Hand the batch over before waiting for the oldest in flight: the store stages it meanwhile.
-    // Staged again when the store asks (copies it counted as duplicates were not stored after all);
-    // a batch before it that failed has failed the ingest by then.
     const write = async (): Promise<WriteResult> => {
       for (let attempt = 1; ; attempt++) {
+        const staged = opts.store.stage({ events: events ?? [], cluster: opts.cluster });
+        if (staged.selfContained) events = null;
         try {
-          return await opts.store.write({ events, cluster: opts.cluster });
+          return await writeOnce(staged);
         } catch (err) {
-          if (!(err instanceof RestageError) || failure !== null || attempt >= MAX_RESTAGES) throw err;
+          const again = err instanceof RestageError && events !== null && failure === null;
+          if (!again || attempt >= MAX_RESTAGES) throw err;
         }
       }
     };
