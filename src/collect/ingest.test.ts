@@ -22,19 +22,24 @@ afterEach(async () => {
 
 const uuid = (i: number) => `${i.toString(16).padStart(8, '0')}-aaaa-4bbb-8ccc-${'9'.repeat(12)}`;
 
+/** Ingests the lines as one file, in small batches with several in flight. */
+function ingestLines(lines: string[], batchEvents: number) {
+  writeFileSync(join(dir, 'audit.log'), lines.join(''));
+  return ingest([{ path: join(dir, 'audit.log') }], {
+    store,
+    cluster: 'c1',
+    deadLetter: new DeadLetter(join(dir, 'data')),
+    batchEvents,
+    batchesInFlight: 4,
+  });
+}
+
 describe('ingest', () => {
   it('stores each event once when batches in flight together carry copies of it', async () => {
     const lines: string[] = [];
     for (let i = 0; i < 40; i++) lines.push(auditLine(uuid(i)), auditLine(uuid(i)));
     for (let i = 0; i < 40; i += 3) lines.push(auditLine(uuid(i)));
-    writeFileSync(join(dir, 'audit.log'), lines.join(''));
-    const s = await ingest([{ path: join(dir, 'audit.log') }], {
-      store,
-      cluster: 'c1',
-      deadLetter: new DeadLetter(join(dir, 'data')),
-      batchEvents: 5,
-      batchesInFlight: 4,
-    });
+    const s = await ingestLines(lines, 5);
     expect(s).toMatchObject({ events: 94, stored: 40, duplicates: 54, malformed: 0 });
     expect((await store.stats()).rows).toBe(40);
   });
@@ -42,14 +47,7 @@ describe('ingest', () => {
   it('stores a valid event whose key a rejected copy in an earlier batch in flight had claimed', async () => {
     const bad = auditLine(uuid(1), { verb: null });
     const fill = [2, 3, 4].map((i) => auditLine(uuid(i)));
-    writeFileSync(join(dir, 'audit.log'), [bad, ...fill, auditLine(uuid(1))].join(''));
-    const s = await ingest([{ path: join(dir, 'audit.log') }], {
-      store,
-      cluster: 'c1',
-      deadLetter: new DeadLetter(join(dir, 'data')),
-      batchEvents: 2,
-      batchesInFlight: 4,
-    });
+    const s = await ingestLines([bad, ...fill, auditLine(uuid(1))], 2);
     expect(s).toMatchObject({ stored: 4, duplicates: 0, malformed: 1 });
     const r = await store.query(`SELECT verb FROM events WHERE audit_id = '${uuid(1)}'`);
     expect(r.rows).toEqual([{ verb: 'list' }]);
