@@ -369,6 +369,13 @@ describe('DuckDBStore.stage', () => {
     expect(ra).toEqual({ stored: 2, duplicates: 0, rejected: [] });
     expect(rb).toEqual({ stored: 1, duplicates: 2, rejected: [] });
     expect((await store.stats()).rows).toBe(6);
+    // Depends only on the batches that hold its duplicates' keys: a repeat within itself, or of a
+    // stored event, leaves it self-contained while an unrelated batch is pending.
+    const unrelated = store.stage({ events: [line(7)], cluster: 'c1' });
+    const c = store.stage({ events: [line(8), line(8), line(1)], cluster: 'c1' });
+    expect(c.selfContained).toBe(true);
+    expect(await c.write()).toEqual({ stored: 1, duplicates: 2, rejected: [] });
+    expect((await unrelated.write()).stored).toBe(1);
   });
 
   it('fails a batch waiting for one that then fails, and one whose duplicates that one rejected', async () => {

@@ -100,9 +100,9 @@ interface Staged {
   /** An import of it failed, maybe after its commit. */
   failed: boolean;
   /**
-   * Staged batches not yet stored when this one counted some events as duplicates (null if it
-   * counted none, or none were pending): this one is stored only once they are, and fails if one
-   * is let go instead, since it holds no copy of those events.
+   * The batches, not yet stored when this one was staged, that held keys this one counted as
+   * duplicates (null if none): this one is stored only once they are, and fails if one is let go
+   * or rejects its copy instead, since it holds no copy of those events.
    */
   after: Staged[] | null;
   /** Settles when a running import of this batch ends. */
@@ -254,8 +254,11 @@ export class DuckDBStore implements Store {
   private readonly idleWriters: DuckDBConnection[];
   private readonly writerWaiters: ((conn: DuckDBConnection) => void)[] = [];
   private readonly imports = new Set<Promise<unknown>>();
-  /** Staged batches not yet imported: their files and keys, let go at close() if never written. */
-  private readonly held = new Set<Staged>();
+  /**
+   * Staged batches not yet stored, by their key-window id: their files and keys, let go at close()
+   * if never written.
+   */
+  private readonly held = new Map<number, Staged>();
   private scanner = newEventScanner();
 
   private constructor(
@@ -339,7 +342,7 @@ export class DuckDBStore implements Store {
     // Only the cluster outlives staging: the events' memory goes back as soon as they are in the file.
     const { cluster } = batch;
     let state: 'ready' | 'writing' | 'done' = 'ready';
-    this.held.add(s);
+    this.held.set(s.window.id, s);
     return {
       selfContained: s.after === null,
       write: () => {
@@ -353,7 +356,7 @@ export class DuckDBStore implements Store {
             state = 'done';
             s.importing = null;
             s.outcome = 'stored';
-            this.held.delete(s);
+            this.held.delete(s.window.id);
             return result;
           },
           (err: unknown) => {
@@ -437,7 +440,7 @@ export class DuckDBStore implements Store {
   private letGo(s: Staged): void {
     s.outcome = 'let go';
     s.after = null;
-    this.held.delete(s);
+    this.held.delete(s.window.id);
     this.window.abandon(s.window, s.failed);
   }
 
@@ -490,7 +493,8 @@ export class DuckDBStore implements Store {
     let fd = -1;
     let path = '';
     let fileBytes = 0;
-    let duplicates = false;
+    // The pending batches that hold keys this one counted as duplicates.
+    const after = new Set<Staged>();
     const scan = this.scanner;
     try {
       // Slices bound the scanner's memory; one event larger than a slice is a slice of its own.
@@ -535,7 +539,8 @@ export class DuckDBStore implements Store {
           }
           if (claim === Claim.Duplicate) {
             s.batchDuplicates++;
-            duplicates = true;
+            const owner = this.held.get(this.window.duplicateOf);
+            if (owner !== undefined) after.add(owner);
             continue;
           }
           if (claim === Claim.CheckTable) s.checkTable = true;
@@ -574,8 +579,7 @@ export class DuckDBStore implements Store {
       throw err;
     }
     if (this.scanner.memoryBytes > SCANNER_MEMORY_MAX) this.scanner = newEventScanner();
-    // Which pending batch holds a duplicate's key is not recorded: this one waits for all of them.
-    if (duplicates && this.held.size > 0) s.after = [...this.held];
+    if (after.size > 0) s.after = [...after];
     if (fd >= 0) {
       closeSync(fd);
       s.path = path;
@@ -743,7 +747,7 @@ export class DuckDBStore implements Store {
   async close(): Promise<void> {
     this.closing = true;
     while (this.imports.size > 0) await Promise.all([...this.imports]);
-    for (const s of [...this.held]) {
+    for (const s of [...this.held.values()]) {
       this.letGo(s);
       if (s.path !== null) rmSync(s.path, { force: true });
     }

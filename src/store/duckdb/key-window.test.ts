@@ -107,6 +107,22 @@ describe('KeyWindow with kube-apiserver keys (UUID auditIDs held as words)', () 
     expect(w.size).toBe(0);
   });
 
+  it('names the batch that holds a key when another claims it, for text keys and words alike', () => {
+    const w = new KeyWindow(100, Number.NEGATIVE_INFINITY);
+    const a = w.begin();
+    const b = w.begin();
+    w.claim(a, 'x-1","stage":"ResponseComplete', 1);
+    w.claimWords(a, words(7, 3), 0, 1);
+    expect(w.claim(b, 'x-1","stage":"ResponseComplete', 1)).toBe(Claim.Duplicate);
+    expect(w.duplicateOf).toBe(a.id);
+    expect(w.claim(b, key(7, 'ResponseComplete'), 1)).toBe(Claim.Duplicate);
+    expect(w.duplicateOf).toBe(a.id);
+    w.claimWords(b, words(8, 3), 0, 1);
+    expect(w.claimWords(b, words(8, 3), 0, 1)).toBe(Claim.Duplicate);
+    expect(w.duplicateOf).toBe(b.id);
+    expect(a.id).not.toBe(b.id);
+  });
+
   it('agrees with a plain Set through many claims, give-backs and let-goes', () => {
     // A small window and keys with colliding hash slots exercise growth and backward-shift deletion.
     const w = new KeyWindow(300, Number.NEGATIVE_INFINITY);
@@ -129,6 +145,8 @@ describe('KeyWindow with kube-apiserver keys (UUID auditIDs held as words)', () 
             ? w.claim(b, k, round)
             : w.claimWords(b, words(n, k.endsWith('Complete') ? 3 : 2), 0, round);
         expect(claim === Claim.Duplicate).toBe(oracle.has(k));
+        // A duplicate names the batch holding the key, through table growth and deletions.
+        if (claim === Claim.Duplicate) expect(w.duplicateOf).toBe(batches[oracle.get(k)?.batch ?? -1]?.b.id);
         if (claim !== Claim.Duplicate) {
           oracle.set(k, { batch: batches.length - 1, row: entry.keys.length });
           entry.keys.push(k);

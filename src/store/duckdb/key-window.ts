@@ -51,7 +51,11 @@ export class WindowBatch {
   maxTsMs = Number.NEGATIVE_INFINITY;
   settled = false;
 
-  constructor(expectedRows: number) {
+  constructor(
+    expectedRows: number,
+    /** Names the batch as the owner of its keys (KeyWindow.duplicateOf). */
+    readonly id: number,
+  ) {
     this.kinds = new Uint8Array(Math.max(16, expectedRows));
     this.words = new Uint32Array(5 * this.kinds.length);
   }
@@ -83,6 +87,8 @@ function copyKey(from: Uint32Array, at: number, to: Uint32Array, o: number): voi
 /** Open addressing with linear probing over 5-word entries; word 4 (the stage) is 0 when empty. */
 class WordSet {
   private slots: Uint32Array;
+  /** Per slot: the id of the batch that holds the key. */
+  private owners: Uint32Array;
   private mask: number;
   size = 0;
   // Audit IDs can come from clients (the Audit-ID header): a per-process seed keeps crafted IDs
@@ -93,8 +99,12 @@ class WordSet {
     let slots = 1024;
     while (slots < expectedKeys * 2) slots *= 2;
     this.slots = new Uint32Array(slots * 5);
+    this.owners = new Uint32Array(slots);
     this.mask = slots - 1;
   }
+
+  /** Owner of the entry add() last found already held. */
+  lastOwner = 0;
 
   private slotOf(w: Uint32Array, at: number): number {
     let h = Math.imul((w[at] as number) ^ this.seed, 0x9e3779b1);
@@ -127,12 +137,16 @@ class WordSet {
     return this.find(w, at) >= 0;
   }
 
-  /** False when the key is held already. */
-  add(w: Uint32Array, at: number): boolean {
+  /** False when the key is held already (its owner is then in lastOwner). */
+  add(w: Uint32Array, at: number, owner: number): boolean {
     if ((this.size + 1) * 2 > this.mask + 1) this.grow();
     const f = this.find(w, at);
-    if (f >= 0) return false;
+    if (f >= 0) {
+      this.lastOwner = this.owners[f] as number;
+      return false;
+    }
     copyKey(w, at, this.slots, (-1 - f) * 5);
+    this.owners[-1 - f] = owner;
     this.size++;
     return true;
   }
@@ -150,6 +164,7 @@ class WordSet {
       const between = i <= j ? i < home && home <= j : i < home || home <= j;
       if (between) continue;
       s.copyWithin(i * 5, j * 5, j * 5 + 5);
+      this.owners[i] = this.owners[j] as number;
       i = j;
     }
     s.fill(0, i * 5, i * 5 + 5);
@@ -158,10 +173,13 @@ class WordSet {
 
   private grow(): void {
     const old = this.slots;
+    const oldOwners = this.owners;
     this.slots = new Uint32Array(old.length * 2);
+    this.owners = new Uint32Array(oldOwners.length * 2);
     this.mask = (this.mask + 1) * 2 - 1;
     this.size = 0;
-    for (let o = 0; o < old.length; o += 5) if (old[o + 4] !== 0) this.add(old, o);
+    for (let o = 0; o < old.length; o += 5)
+      if (old[o + 4] !== 0) this.add(old, o, oldOwners[o / 5] as number);
   }
 }
 
@@ -202,7 +220,14 @@ function textToWords(key: string, out: Uint32Array): boolean {
 
 export class KeyWindow {
   private readonly wordKeys: WordSet;
-  private readonly textKeys = new Set<string>();
+  /** Text keys and the id of the batch holding each. */
+  private readonly textKeys = new Map<string, number>();
+  private nextId = 1;
+  /**
+   * After a claim answered Duplicate: the id of the batch that holds the key (WindowBatch.id); the
+   * claiming batch's own id when the key came twice in it.
+   */
+  duplicateOf = 0;
   private readonly batches: WindowBatch[] = [];
   private readonly scratch = new Uint32Array(5);
   private floor: number;
@@ -225,7 +250,7 @@ export class KeyWindow {
 
   /** A batch of about `expectedRows` rows (more are fine). */
   begin(expectedRows = 0): WindowBatch {
-    const batch = new WindowBatch(expectedRows);
+    const batch = new WindowBatch(expectedRows, this.nextId++);
     this.batches.push(batch);
     return batch;
   }
@@ -244,15 +269,22 @@ export class KeyWindow {
       return Claim.CheckTable;
     }
     if (textToWords(key, this.scratch)) return this.claimWords(batch, this.scratch, 0, tsMs);
-    if (this.textKeys.has(key)) return Claim.Duplicate;
-    this.textKeys.add(key);
+    const owner = this.textKeys.get(key);
+    if (owner !== undefined) {
+      this.duplicateOf = owner;
+      return Claim.Duplicate;
+    }
+    this.textKeys.set(key, batch.id);
     batch.texts.set(batch.add(KIND_TEXT), key);
     return this.covered(batch, tsMs);
   }
 
   /** claim() for a key already in words: w[at..at+3] the UUID, w[at+4] its stage number. */
   claimWords(batch: WindowBatch, w: Uint32Array, at: number, tsMs: number): Claim {
-    if (!this.wordKeys.add(w, at)) return Claim.Duplicate;
+    if (!this.wordKeys.add(w, at, batch.id)) {
+      this.duplicateOf = this.wordKeys.lastOwner;
+      return Claim.Duplicate;
+    }
     // add() first: it may replace batch.words with a larger array.
     const row = batch.add(KIND_WORDS);
     copyKey(w, at, batch.words, row * 5);
