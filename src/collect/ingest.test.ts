@@ -44,6 +44,16 @@ describe('ingest', () => {
     expect((await store.stats()).rows).toBe(40);
   });
 
+  it('stores batches that repeat an event of the batch before, itself holding a reject', async () => {
+    const lines: string[] = [];
+    lines.push(auditLine(uuid(1000), { verb: null }), auditLine(uuid(1)), auditLine(uuid(1001)));
+    for (let b = 1; b < 30; b++)
+      lines.push(auditLine(uuid(b)), auditLine(uuid(1001 + b), { verb: null }), auditLine(uuid(b + 1)));
+    const s = await ingestLines(lines, 3);
+    expect(s).toMatchObject({ stored: 31, duplicates: 29, malformed: 30 });
+    expect((await store.stats()).rows).toBe(31);
+  });
+
   it('stores a valid event whose key a rejected copy in an earlier batch in flight had claimed', async () => {
     const bad = auditLine(uuid(1), { verb: null });
     const fill = [2, 3, 4].map((i) => auditLine(uuid(i)));

@@ -65,8 +65,8 @@ export interface IngestSummary {
 
 const DEFAULT_BATCH_BYTES = 256 << 20;
 // Two importing, the rest staged and waiting, so an import never waits for the parse loop.
-/** Times a batch is staged again when the store asks; each time another batch's copy was rejected. */
-const MAX_RESTAGES = 3;
+/** Times a batch may be staged again when the store asks (see flush). */
+const MAX_RESTAGES = 1000;
 const DEFAULT_BATCHES_IN_FLIGHT = 4;
 
 /** Expands directories (recursively, sorted by name) into the files to read. */
@@ -133,6 +133,7 @@ export async function ingest(inputs: readonly IngestInput[], opts: IngestOptions
   const maxInFlight = Math.max(1, opts.batchesInFlight ?? DEFAULT_BATCHES_IN_FLIGHT);
   const inFlight: Promise<void>[] = [];
   let failure: unknown = null;
+  let stopped = false;
   let pending = newPending();
 
   // Only sources and offsets outlive the store call: the store returns rejected events' bytes.
@@ -169,12 +170,15 @@ export async function ingest(inputs: readonly IngestInput[], opts: IngestOptions
     // Hand the batch over before waiting for the oldest in flight: the store stages it meanwhile.
     const write = async (): Promise<WriteResult> => {
       for (let attempt = 1; ; attempt++) {
-        const staged = opts.store.stage({ events: events ?? [], cluster: opts.cluster });
+        if (events === null) throw new Error('internal: a batch staged again after its events were let go');
+        const staged = opts.store.stage({ events, cluster: opts.cluster });
         if (staged.selfContained) events = null;
         try {
           return await writeOnce(staged);
         } catch (err) {
-          const again = err instanceof RestageError && events !== null && failure === null;
+          // Nothing failed: another batch rejected or let go copies this one counted on. Each time,
+          // a batch before it has settled, so this ends; the cap is only a guard.
+          const again = err instanceof RestageError && events !== null && failure === null && !stopped;
           if (!again || attempt >= MAX_RESTAGES) throw err;
         }
       }
@@ -191,47 +195,14 @@ export async function ingest(inputs: readonly IngestInput[], opts: IngestOptions
     if (failure) throw failure;
   };
 
-  for (const file of files) {
-    const stream = file.path === '-' ? inputs.find((i) => i.path === '-')?.stream : undefined;
-    const source = file.path === '-' ? '<stdin>' : file.path;
-    const base = bytesDone;
-    for await (const records of frameInput(stream ?? file.path, {
-      onBytes: (n) => {
-        bytesDone = base + n;
-      },
-      prepare: prep,
-    })) {
-      for (const rec of records) {
-        if (rec.kind === 'line' && rec.plain) add(rec.data, source, rec.offset);
-        else {
-          const prepared = prepareRecord(rec, prep);
-          if (prepared.malformed !== undefined) {
-            s.malformed++;
-            void opts.deadLetter.add({
-              source,
-              offset: rec.offset,
-              reason: prepared.malformed,
-              data: rec.data,
-            });
-            continue;
-          }
-          s.truncated += prepared.truncated;
-          for (const ev of prepared.events) add(ev, source, rec.offset);
-        }
-        if (pending.bytes >= batchBytes || pending.events.length >= batchEvents) await flush();
-      }
-      // Let the store's completions run: reads of a cached file may never leave the event loop idle.
-      await setImmediate();
-      opts.onProgress?.({
-        bytesRead: bytesDone,
-        bytesTotal,
-        events: s.events,
-        stored: s.stored,
-        elapsedMs: performance.now() - started,
-      });
-    }
+  try {
+    await readAll();
+  } catch (err) {
+    // No batch may still be written (or staged again) once the caller closes the store.
+    stopped = true;
+    await Promise.all(inFlight);
+    throw err;
   }
-  await flush();
   await Promise.all(inFlight);
   if (failure) throw failure;
   await opts.deadLetter.sync();
@@ -244,4 +215,48 @@ export async function ingest(inputs: readonly IngestInput[], opts: IngestOptions
     seconds: Math.round(seconds * 1000) / 1000,
     eventsPerSecond: Math.round(s.events / Math.max(seconds, 1e-9)),
   };
+
+  async function readAll(): Promise<void> {
+    for (const file of files) {
+      const stream = file.path === '-' ? inputs.find((i) => i.path === '-')?.stream : undefined;
+      const source = file.path === '-' ? '<stdin>' : file.path;
+      const base = bytesDone;
+      for await (const records of frameInput(stream ?? file.path, {
+        onBytes: (n) => {
+          bytesDone = base + n;
+        },
+        prepare: prep,
+      })) {
+        for (const rec of records) {
+          if (rec.kind === 'line' && rec.plain) add(rec.data, source, rec.offset);
+          else {
+            const prepared = prepareRecord(rec, prep);
+            if (prepared.malformed !== undefined) {
+              s.malformed++;
+              void opts.deadLetter.add({
+                source,
+                offset: rec.offset,
+                reason: prepared.malformed,
+                data: rec.data,
+              });
+              continue;
+            }
+            s.truncated += prepared.truncated;
+            for (const ev of prepared.events) add(ev, source, rec.offset);
+          }
+          if (pending.bytes >= batchBytes || pending.events.length >= batchEvents) await flush();
+        }
+        // Let the store's completions run: reads of a cached file may never leave the event loop idle.
+        await setImmediate();
+        opts.onProgress?.({
+          bytesRead: bytesDone,
+          bytesTotal,
+          events: s.events,
+          stored: s.stored,
+          elapsedMs: performance.now() - started,
+        });
+      }
+    }
+    await flush();
+  }
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { auditLine } from '../../test/fixtures/agent/make-events.js';
+import { RestageError } from '../store/store.js';
 import { memoryLogger } from './logger.js';
 import { MemoryStore } from './memory-store.js';
 import { type DeadLetterEntry, Pipeline, type PipelineItem, type PipelineOptions } from './pipeline.js';
@@ -205,6 +206,21 @@ describe('Pipeline', () => {
     await pipeline.shutdown();
     expect(store.stages).toBe(2);
     expect([...store.rows.keys()].sort()).toEqual(['u-1/ResponseComplete', 'u-2/ResponseComplete']);
+  });
+
+  it('stages a batch again at once, as no failure, when the store asks for it', async () => {
+    const store = new MemoryStore();
+    store.selfContained = false;
+    store.failures = [new RestageError('copies were not stored; stage them again')];
+    const { pipeline } = setup(store, 100, { flushIntervalMs: 0 });
+    const file = item(['z-1']);
+    const hook = item(['z-2'], false);
+    await pipeline.offer(file);
+    expect(pipeline.tryOffer(hook)).toBe(true);
+    expect(await Promise.all([file.result, hook.result])).toEqual([undefined, undefined]);
+    await pipeline.shutdown();
+    expect(pipeline.stats()).toMatchObject({ storeErrors: 0, storeError: undefined, eventsStored: 2 });
+    expect(store.stages).toBe(3);
   });
 
   it('offers a batch again from its items when the store could not take it in', async () => {

@@ -1,5 +1,5 @@
 import type { PrepareOptions } from '../model/prepare.js';
-import type { StagedBatch, Store } from '../store/store.js';
+import { RestageError, type StagedBatch, type Store } from '../store/store.js';
 import type { Logger } from './logger.js';
 
 /** What model/prepare.ts returns for one line or one parsed body. */
@@ -125,6 +125,8 @@ interface Batch {
   slices: Slice[];
   /** Once the store has taken the events in; the queue's items no longer hold them if selfContained. */
   staged?: StagedBatch | undefined;
+  /** A write of it failed: it is being written again. */
+  failed?: boolean;
 }
 
 /**
@@ -144,6 +146,8 @@ export class Pipeline {
   private writing = 0;
   /** Batches whose write failed, sent again before anything newer, oldest first. */
   private retry: Batch[] = [];
+  /** Failed batches being written again now. */
+  private failedInFlight = 0;
   private readonly roomWaiters: (() => void)[] = [];
   private wakeFlusher: (() => void) | undefined;
   private stopping = false;
@@ -360,6 +364,7 @@ export class Pipeline {
         }
       }
       const batch = this.retry.shift() ?? { slices: this.takeBatch() };
+      if (batch.failed === true) this.failedInFlight++;
       this.writing++;
       void this.writeBatch(batch).finally(() => {
         this.writing--;
@@ -390,6 +395,22 @@ export class Pipeline {
       }
       if (batch.staged !== undefined) result = await batch.staged.write();
     } catch (err) {
+      if (batch.failed === true) this.failedInFlight--;
+      // Events it counted as duplicates were not stored after all (their copy was rejected, or
+      // its batch let go): staged again at once, nothing failed. While the store is failing, a
+      // batch it waits for may be waiting for its retry, so this one backs off like any other.
+      if (
+        err instanceof RestageError &&
+        this.storeError === undefined &&
+        batch.staged?.selfContained === false
+      ) {
+        await this.discard(batch);
+        batch.staged = undefined;
+        this.retry.push(batch);
+        this.retry.sort((x, y) => firstSeq(x) - firstSeq(y));
+        return;
+      }
+      batch.failed = true;
       const message = err instanceof Error ? err.message : String(err);
       if (this.storeError === undefined)
         this.opts.log.error('store write failed; will retry', { error: message });
@@ -398,8 +419,8 @@ export class Pipeline {
       this.retryAt = Date.now() + this.backoffMs;
       this.backoffMs = Math.min(this.backoffMs * 2, MAX_BACKOFF_MS);
       // Webhook items are refused now (the client retries), and so are those waiting behind this
-      // batch, since retries go first (tryOffer takes no more until a write succeeds); file items
-      // wait, and so do their checkpoints (a batch holds one kind or the other).
+      // batch, since retries go first (tryOffer takes no more while a failed file batch waits);
+      // file items wait, and so do their checkpoints (a batch holds one kind or the other).
       const refusal = new Error(`store unavailable: ${message}`);
       let again = false;
       for (const { entry } of slices) {
@@ -420,8 +441,10 @@ export class Pipeline {
       this.acknowledge();
       return;
     }
-    // Recovered once no failed batch waits: another batch's success does not lift the backoff.
-    if (this.retry.length === 0) {
+    // Recovered once no failed batch waits or is being written again: another batch's success
+    // does not lift the backoff.
+    if (batch.failed === true) this.failedInFlight--;
+    if (this.retry.length === 0 && this.failedInFlight === 0) {
       if (this.storeError !== undefined) this.opts.log.info('store writes recovered');
       this.storeError = undefined;
       this.backoffMs = INITIAL_BACKOFF_MS;

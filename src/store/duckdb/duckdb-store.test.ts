@@ -403,6 +403,12 @@ describe('DuckDBStore.stage', () => {
       duplicates: 0,
       rejected: [],
     });
+    // A reject of another event does not concern it.
+    const mixed = store.stage({ events: [line(4, { verb: null }), line(5)], cluster: 'c1' });
+    const after = store.stage({ events: [line(5), line(6)], cluster: 'c1' });
+    const [rm, ra] = await Promise.all([mixed.write(), after.write()]);
+    expect(rm).toMatchObject({ stored: 1, rejected: [{ index: 0 }] });
+    expect(ra).toEqual({ stored: 1, duplicates: 1, rejected: [] });
   });
 
   it('looks up in the table the events of a batch let go after a failed import', async () => {

@@ -104,11 +104,11 @@ interface Staged {
    * duplicates (null if none): this one is stored only once they are, and fails if one is let go
    * or rejects its copy instead, since it holds no copy of those events.
    */
-  after: Staged[] | null;
+  after: Map<Staged, string[]> | null;
   /** Settles when a running import of this batch ends. */
   importing: Promise<void> | null;
-  /** Its import rejected rows whose keys it had claimed, and gave those back. */
-  gaveBack: boolean;
+  /** Keys (KeyWindow.keyName) of rows its import rejected and gave back; null if none. */
+  givenBack: Set<string> | null;
   outcome: 'pending' | 'stored' | 'let go';
   window: WindowBatch;
   /** Batch index -> staged row (-1: not staged), for giving back the keys of rejected rows. */
@@ -338,6 +338,7 @@ export class DuckDBStore implements Store {
    * import keeps its file and its keys for the next write() of the batch.
    */
   stage(batch: EventBatch): StagedBatch {
+    if (this.closing) throw new Error(`the store ${this.location} is closing`);
     const s = this.stageRows(batch);
     // Only the cluster outlives staging: the events' memory goes back as soon as they are in the file.
     const { cluster } = batch;
@@ -423,13 +424,13 @@ export class DuckDBStore implements Store {
   /**
    * Waits for the imports running of batches this one counted duplicates against; throws if one of
    * them is not stored after all (let go, or failed and waiting for its retry: waiting for that
-   * could hold up the retry itself).
+   * could hold up the retry itself), or rejected its copy of one of those events.
    */
-  private async awaitEarlier(earlier: readonly Staged[]): Promise<void> {
-    for (const e of earlier) {
+  private async awaitEarlier(earlier: ReadonlyMap<Staged, readonly string[]>): Promise<void> {
+    for (const [e, keys] of earlier) {
       if (e.outcome === 'pending' && e.importing !== null) await e.importing;
-      // A batch that rejected events gave their keys back: a duplicate of one of them is not stored.
-      if (e.outcome !== 'stored' || e.gaveBack)
+      const given = e.givenBack;
+      if (e.outcome !== 'stored' || (given !== null && keys.some((k) => given.has(k))))
         throw new RestageError(
           'some events of this batch were counted as duplicates of copies that were not stored; stage them again',
         );
@@ -483,7 +484,7 @@ export class DuckDBStore implements Store {
       failed: false,
       after: null,
       importing: null,
-      gaveBack: false,
+      givenBack: null,
       outcome: 'pending',
       window: this.window.begin(events.length),
       rowOf: new Int32Array(events.length).fill(-1),
@@ -494,7 +495,7 @@ export class DuckDBStore implements Store {
     let path = '';
     let fileBytes = 0;
     // The pending batches that hold keys this one counted as duplicates.
-    const after = new Set<Staged>();
+    const after = new Map<Staged, string[]>();
     const scan = this.scanner;
     try {
       // Slices bound the scanner's memory; one event larger than a slice is a slice of its own.
@@ -540,7 +541,11 @@ export class DuckDBStore implements Store {
           if (claim === Claim.Duplicate) {
             s.batchDuplicates++;
             const owner = this.held.get(this.window.duplicateOf);
-            if (owner !== undefined) after.add(owner);
+            if (owner !== undefined) {
+              const keys = after.get(owner);
+              if (keys === undefined) after.set(owner, [this.window.duplicateKey]);
+              else keys.push(this.window.duplicateKey);
+            }
             continue;
           }
           if (claim === Claim.CheckTable) s.checkTable = true;
@@ -579,7 +584,7 @@ export class DuckDBStore implements Store {
       throw err;
     }
     if (this.scanner.memoryBytes > SCANNER_MEMORY_MAX) this.scanner = newEventScanner();
-    if (after.size > 0) s.after = [...after];
+    if (after.size > 0) s.after = after;
     if (fd >= 0) {
       closeSync(fd);
       s.path = path;
@@ -666,8 +671,10 @@ export class DuckDBStore implements Store {
   private giveBack(s: Staged, index: number): void {
     const row = s.rowOf[index];
     if (row !== undefined && row >= 0) {
+      // Named before it is given back (that forgets the row's key).
+      const name = this.window.keyName(s.window, row);
+      if (name !== null) (s.givenBack ??= new Set()).add(name);
       this.window.giveBack(s.window, row);
-      s.gaveBack = true;
     }
   }
 

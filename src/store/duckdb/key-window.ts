@@ -183,6 +183,11 @@ class WordSet {
   }
 }
 
+/** A key in words as text, for the rare comparisons of a duplicate with a key given back. */
+function wordsName(w: Uint32Array, at: number): string {
+  return `${w[at]}:${w[at + 1]}:${w[at + 2]}:${w[at + 3]}:${w[at + 4]}`;
+}
+
 const HEX = new Int8Array(128).fill(-1);
 for (let i = 0; i < 10; i++) HEX[0x30 + i] = i;
 for (let i = 0; i < 6; i++) HEX[0x61 + i] = 10 + i;
@@ -228,6 +233,8 @@ export class KeyWindow {
    * claiming batch's own id when the key came twice in it.
    */
   duplicateOf = 0;
+  /** After a claim answered Duplicate: the key's name, as keyName() gives it. */
+  duplicateKey = '';
   private readonly batches: WindowBatch[] = [];
   private readonly scratch = new Uint32Array(5);
   private floor: number;
@@ -272,6 +279,7 @@ export class KeyWindow {
     const owner = this.textKeys.get(key);
     if (owner !== undefined) {
       this.duplicateOf = owner;
+      this.duplicateKey = key;
       return Claim.Duplicate;
     }
     this.textKeys.set(key, batch.id);
@@ -283,6 +291,7 @@ export class KeyWindow {
   claimWords(batch: WindowBatch, w: Uint32Array, at: number, tsMs: number): Claim {
     if (!this.wordKeys.add(w, at, batch.id)) {
       this.duplicateOf = this.wordKeys.lastOwner;
+      this.duplicateKey = wordsName(w, at);
       return Claim.Duplicate;
     }
     // add() first: it may replace batch.words with a larger array.
@@ -294,6 +303,14 @@ export class KeyWindow {
   private covered(batch: WindowBatch, tsMs: number): Claim {
     if (tsMs > batch.maxTsMs) batch.maxTsMs = tsMs;
     return tsMs > this.floor ? Claim.Covered : Claim.CheckTable;
+  }
+
+  /** The name of a staged row's key, as duplicateKey names it; null for a row without one. */
+  keyName(batch: WindowBatch, row: number): string | null {
+    const kind = batch.kinds[row];
+    if (kind === KIND_WORDS) return wordsName(batch.words, row * 5);
+    if (kind === KIND_TEXT) return batch.texts.get(row) ?? null;
+    return null;
   }
 
   /** A staged row that was not stored after all (rejected): its key may come again, validly. */
