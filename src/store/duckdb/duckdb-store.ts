@@ -673,7 +673,10 @@ export class DuckDBStore implements Store {
     if (row !== undefined && row >= 0) {
       // Named before it is given back (that forgets the row's key).
       const name = this.window.keyName(s.window, row);
-      if (name !== null) (s.givenBack ??= new Set()).add(name);
+      if (name !== null) {
+        s.givenBack ??= new Set();
+        s.givenBack.add(name);
+      }
       this.window.giveBack(s.window, row);
     }
   }
