@@ -57,7 +57,7 @@ Examples:
           : parsePositiveNumberFlag('--retention-days', flags.retentionDays);
       // One thread per import: two writers then keep both cores busy, each filling whole row groups.
       // Chosen when row groups were 122,880 rows (384MB was ~10% slower, 512MB peaked near 1.5 GB);
-      // with 16,384-row groups an import needs far less and peak RSS is ~0.8 GB.
+      // with 16,384-row groups an import needs far less and peak RSS is ~0.6 GB (bench:ingest).
       const store = await openStore({
         dataDir,
         threads: 1,

@@ -71,7 +71,7 @@ export interface DuckDBStoreOptions {
    * Return freed memory to the system after each import instead of keeping it for the next one
    * (DuckDB's allocator_bulk_deallocation_flush_threshold at 4 MiB instead of 512 MiB; at 8 MiB it
    * had no effect, so some bulk frees are exactly that size). Measured on the agent catching up:
-   * ~75-100 MB less peak RSS, ~15% fewer events per second.
+   * ~60-100 MB less peak RSS, ~15% fewer events per second.
    */
   trimMemory?: boolean;
 }
