@@ -64,9 +64,9 @@ export interface IngestSummary {
 }
 
 const DEFAULT_BATCH_BYTES = 256 << 20;
-// Two importing, the rest staged and waiting, so an import never waits for the parse loop.
 /** Times a batch may be staged again when the store asks (see flush). */
 const MAX_RESTAGES = 1000;
+// Two importing, the rest staged and waiting, so an import never waits for the parse loop.
 const DEFAULT_BATCHES_IN_FLIGHT = 4;
 
 /** Expands directories (recursively, sorted by name) into the files to read. */

@@ -79,7 +79,7 @@ export class MemoryStore implements Store {
     };
   }
 
-  write(batch: EventBatch): Promise<WriteResult> {
+  async write(batch: EventBatch): Promise<WriteResult> {
     return writeOnce(this.stage(batch));
   }
 

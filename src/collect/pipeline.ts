@@ -404,10 +404,7 @@ export class Pipeline {
         this.storeError === undefined &&
         batch.staged?.selfContained === false
       ) {
-        await this.discard(batch);
-        batch.staged = undefined;
-        this.retry.push(batch);
-        this.retry.sort((x, y) => firstSeq(x) - firstSeq(y));
+        await this.requeue(batch);
         return;
       }
       batch.failed = true;
@@ -429,15 +426,8 @@ export class Pipeline {
       }
       for (const entry of this.queue.filter((e) => !e.item.retry && e.next === 0 && !e.handed))
         this.refuse(entry, refusal);
-      if (again) {
-        // A batch the store cannot write again by itself is staged again from the items' events.
-        if (batch.staged?.selfContained === false) {
-          await this.discard(batch);
-          batch.staged = undefined;
-        }
-        this.retry.push(batch);
-        this.retry.sort((x, y) => firstSeq(x) - firstSeq(y));
-      } else await this.discard(batch);
+      if (again) await this.requeue(batch);
+      else await this.discard(batch);
       this.acknowledge();
       return;
     }
@@ -508,6 +498,19 @@ export class Pipeline {
     entry.refused = true;
     this.remove(entry);
     entry.item.done?.(err);
+  }
+
+  /**
+   * Queues a batch to be written again, before anything newer. One the store cannot write again by
+   * itself is staged again from the items' events.
+   */
+  private async requeue(batch: Batch): Promise<void> {
+    if (batch.staged?.selfContained === false) {
+      await this.discard(batch);
+      batch.staged = undefined;
+    }
+    this.retry.push(batch);
+    this.retry.sort((x, y) => firstSeq(x) - firstSeq(y));
   }
 
   private async discard(batch: Batch): Promise<void> {

@@ -342,26 +342,23 @@ export class DuckDBStore implements Store {
     const s = this.stageRows(batch);
     // Only the cluster outlives staging: the events' memory goes back as soon as they are in the file.
     const { cluster } = batch;
-    let state: 'ready' | 'writing' | 'done' = 'ready';
     this.held.set(s.window.id, s);
+    // Its state is the Staged's: being written while `importing` is set, done once not pending.
     return {
       selfContained: s.after === null,
       write: () => {
-        if (state !== 'ready')
+        if (s.outcome !== 'pending' || s.importing !== null)
           return Promise.reject(
-            new Error(`write() of a staged batch that is ${state === 'done' ? 'done' : 'being written'}`),
+            new Error(`write() of a staged batch that is ${s.importing === null ? 'done' : 'being written'}`),
           );
-        state = 'writing';
         const run = this.importStaged(s, cluster).then(
           (result) => {
-            state = 'done';
             s.importing = null;
             s.outcome = 'stored';
             this.held.delete(s.window.id);
             return result;
           },
           (err: unknown) => {
-            state = 'ready';
             s.importing = null;
             if (!(err instanceof RestageError)) {
               // The import may have failed after its commit: a retry must look its rows up, and
@@ -372,31 +369,26 @@ export class DuckDBStore implements Store {
             throw err;
           },
         );
-        s.importing = run.then(
+        const ended = run.then(
           () => undefined,
           () => undefined,
         );
-        const tracked = run.catch(() => undefined);
-        this.imports.add(tracked);
-        void tracked.then(() => this.imports.delete(tracked));
+        s.importing = ended;
+        this.imports.add(ended);
+        void ended.then(() => this.imports.delete(ended));
         return run;
       },
       discard: async () => {
-        if (state === 'writing') throw new Error('discard() of a staged batch being written');
-        if (state === 'done') return;
-        state = 'done';
+        if (s.importing !== null) throw new Error('discard() of a staged batch being written');
+        if (s.outcome !== 'pending') return;
         this.letGo(s);
         await this.recycle(s.path);
       },
     };
   }
 
-  write(batch: EventBatch): Promise<WriteResult> {
-    try {
-      return writeOnce(this.stage(batch));
-    } catch (err) {
-      return Promise.reject(err);
-    }
+  async write(batch: EventBatch): Promise<WriteResult> {
+    return writeOnce(this.stage(batch));
   }
 
   private async importStaged(s: Staged, cluster: string): Promise<WriteResult> {
@@ -757,9 +749,10 @@ export class DuckDBStore implements Store {
   async close(): Promise<void> {
     this.closing = true;
     while (this.imports.size > 0) await Promise.all([...this.imports]);
+    // Closing: recycle() deletes their files.
     for (const s of [...this.held.values()]) {
       this.letGo(s);
-      if (s.path !== null) rmSync(s.path, { force: true });
+      await this.recycle(s.path);
     }
     try {
       await this.conn.run('CHECKPOINT');
