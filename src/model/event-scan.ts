@@ -313,9 +313,7 @@ class WasmEventScanner implements EventScanner {
   }
 
   private reserve(bytes: number): void {
-    const have = this.x.memory.buffer.byteLength;
-    if (bytes <= have) return;
-    this.x.memory.grow(Math.ceil((bytes - have) / PAGE));
+    if (!ensureMemory(this.x, bytes)) return;
     const buf = this.x.memory.buffer;
     this.u8 = new Uint8Array(buf);
     this.u32 = new Uint32Array(buf);
@@ -392,9 +390,7 @@ class WasmLineScanner implements LineScanner {
     const ends = starts + slots * 4;
     const flags = ends + slots * 4;
     const input = align8(flags + slots * 4);
-    const need = input + len;
-    const have = this.x.memory.buffer.byteLength;
-    if (need > have) this.x.memory.grow(Math.ceil((need - have) / PAGE));
+    ensureMemory(this.x, input + len);
     const buf = this.x.memory.buffer;
     new Uint8Array(buf).set(chunk.subarray(from, to), input);
     const out: ChunkLines = {
@@ -427,6 +423,14 @@ class WasmLineScanner implements LineScanner {
     }
     return out;
   }
+}
+
+/** Grows the module's memory to at least `bytes`; true when it grew (views of it must be made again). */
+function ensureMemory(x: ScanExports, bytes: number): boolean {
+  const have = x.memory.buffer.byteLength;
+  if (bytes <= have) return false;
+  x.memory.grow(Math.ceil((bytes - have) / PAGE));
+  return true;
 }
 
 /** `head[0, at)` followed by a copy of `tail`, in `head` when it has room. */
