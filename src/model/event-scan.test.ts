@@ -203,6 +203,58 @@ describe('EventScanner', () => {
     expect(factsOf([lines[0] as Buffer], { ...FACTS, maxEventBytes: 100 })[0]?.plain).toBe(false);
   });
 
+  it('finds credential words in the query and sensitive kinds in bodies at every offset, in any case', () => {
+    // The module reads sixteen bytes at a time: each word is tried at every position in a block,
+    // across block ends and in the tail, and so are near misses that must not count.
+    const words = [
+      'token',
+      'SECRET',
+      'Passw',
+      'kEy',
+      'sig',
+      'code=',
+      'tokn',
+      'secre',
+      'pas',
+      'ke',
+      'si',
+      'cod',
+    ];
+    const kinds = [
+      'Secret',
+      'SecretList',
+      'TokenReview',
+      'TokenRequest',
+      'Secrets',
+      'Token',
+      'SecretLis',
+      'TokenRev',
+    ];
+    const credential = /token|secret|passw|key|sig|code=/i;
+    const sensitive = new Set(['Secret', 'SecretList', 'TokenReview', 'TokenRequest']);
+    const lines: Buffer[] = [];
+    const plain: boolean[] = [];
+    for (let pad = 0; pad < 40; pad++) {
+      for (const w of words) {
+        lines.push(Buffer.from(line({ uri: `/api/v1/pods?${'x'.repeat(pad)}${w}` })));
+        lines.push(Buffer.from(line({ uri: `/api/v1/pods?${'y'.repeat(pad)}${w}=1&limit=500` })));
+        plain.push(!credential.test(w), !credential.test(`${w}=1&limit=500`));
+      }
+      for (const kind of kinds) {
+        const l = line({ body: { metadata: { name: 'n'.repeat(pad) }, kind } });
+        // Also with the body last, its kind in the line's final bytes.
+        const bodyLast = `${l.slice(0, l.indexOf(',"requestReceivedTimestamp"'))}}`;
+        lines.push(Buffer.from(l), Buffer.from(bodyLast));
+        plain.push(!sensitive.has(kind), !sensitive.has(kind));
+      }
+    }
+    const facts = factsOf(lines);
+    expect(facts.map((f) => f.plain)).toEqual(plain);
+    for (const [i, f] of facts.entries()) agrees(lines[i] as Buffer, f);
+    expect(plain.filter((p) => p).length).toBeGreaterThan(400);
+    expect(plain.filter((p) => !p).length).toBeGreaterThan(400);
+  });
+
   it('agrees with the JS readers on every line of the shared samples and of simulated traffic', () => {
     const dir = join(import.meta.dirname, '../../../shared/data/samples');
     const inputs = readdirSync(dir)
