@@ -499,9 +499,10 @@ export function eventFacts(
 }
 
 /**
- * The store's staging rows: each kept event followed by `<US>m<NL>`, m = 2 * (firstIndex + i) + 1
- * when keep[i] is 2 (it may carry latency annotations), 2 * (firstIndex + i) when 1; keep[i] 0 skips
- * the event. Writes each row's start (relative to out) at rowStarts[i]; returns the bytes written.
+ * The store's staging rows: each kept event followed by `<US>m<NL>`, m = 4 * (firstIndex + i), plus
+ * 2 for a spare copy (keep[i] 3 or 4), plus 1 when it may carry latency annotations (keep[i] 2 or 4);
+ * keep[i] 0 skips the event (model/event-scan.ts keepCode). Writes each row's start (relative to
+ * out) at rowStarts[i]; returns the bytes written.
  */
 export function stagingRows(
   base: usize,
@@ -521,7 +522,7 @@ export function stagingRows(
     store<u32>(rowStarts + (<usize>i << 2), <u32>(pos - out));
     memory.copy(pos, s, e - s);
     pos += e - s;
-    let m: u32 = 2 * <u32>(firstIndex + i) + (k == 2 ? 1 : 0);
+    let m: u32 = 4 * <u32>(firstIndex + i) + (k >= 3 ? 2 : 0) + ((k & 1) == 0 ? 1 : 0);
     store<u8>(pos++, US);
     // Decimal digits, most significant first.
     let digits: usize = 1;

@@ -283,8 +283,13 @@ describe('EventScanner', () => {
     scanner.readFacts(FACTS);
     scanner.keep(0, false);
     scanner.keep(2, true);
-    expect(scanner.stagingRows(40).toString()).toBe('{"a":1}\x1f80\n{"c":3}\x1f85\n');
-    expect([scanner.rowStart(0), scanner.rowStart(2)]).toEqual([0, 11]);
+    expect(scanner.stagingRows(40).toString()).toBe('{"a":1}\x1f160\n{"c":3}\x1f169\n');
+    expect([scanner.rowStart(0), scanner.rowStart(2)]).toEqual([0, 12]);
+    // A spare copy is marked with 2.
+    scanner.keep(1, false, true);
+    expect(scanner.stagingRows(40).toString()).toBe('{"a":1}\x1f160\n{"b":2}\x1f166\n{"c":3}\x1f169\n');
+    scanner.keep(1, true, true);
+    expect(scanner.stagingRows(0).toString()).toBe('{"a":1}\x1f0\n{"b":2}\x1f7\n{"c":3}\x1f9\n');
   });
 });
 
@@ -340,6 +345,7 @@ describe('without WebAssembly (KAUDIT_WASM=off)', () => {
       scanner.readFacts(FACTS);
       const flags = [0, 1, 2].map((i) => scanner.flags(i));
       scanner.keep(0, false);
+      scanner.keep(1, true, true);
       scanner.keep(2, true);
       return {
         flags,

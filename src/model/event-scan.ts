@@ -133,8 +133,11 @@ export interface EventScanner {
   /** Index into `u32` of event i's key (FACT_KEY): four UUID words, then the stage number. */
   wordsAt(i: number): number;
   stageMs(i: number): number;
-  /** Stage event i (latency: it may carry latency annotations). */
-  keep(i: number, latency: boolean): void;
+  /**
+   * Stage event i (latency: it may carry latency annotations; spare: a repeat within the batch,
+   * kept in the file in case the first copy is rejected, and not imported otherwise).
+   */
+  keep(i: number, latency: boolean, spare?: boolean): void;
   /**
    * The kept events as staging rows (store/duckdb/schema.ts stagingSource); `firstIndex` is the
    * batch index of the slice's first event.
@@ -148,6 +151,19 @@ export interface EventScanner {
 export function newEventScanner(): EventScanner {
   const x = tryInstantiate();
   return x === null ? new JsEventScanner() : new WasmEventScanner(x);
+}
+
+/**
+ * How a kept event is staged (wasm/event-scan.ts stagingRows): 1 surely without latency annotations,
+ * 2 maybe with them; 3 and 4 the same for a spare copy.
+ */
+function keepCode(latency: boolean, spare: boolean): number {
+  return (latency ? 2 : 1) + (spare ? 2 : 0);
+}
+
+/** The number after a staging row's event: 4 * batch index + 2 if a spare + 1 if latency may be there. */
+function rowNumber(index: number, code: number): number {
+  return 4 * index + (code >= 3 ? 2 : 0) + (code % 2 === 0 ? 1 : 0);
 }
 
 /** No key and never plain: only control characters are looked for; the store reads keys in JS. */
@@ -190,8 +206,8 @@ class JsEventScanner implements EventScanner {
     throw new Error('JsEventScanner reads no keys');
   }
 
-  keep(i: number, latency: boolean): void {
-    this.kept[i] = latency ? 2 : 1;
+  keep(i: number, latency: boolean, spare = false): void {
+    this.kept[i] = keepCode(latency, spare);
   }
 
   stagingRows(firstIndex: number): Buffer {
@@ -201,7 +217,7 @@ class JsEventScanner implements EventScanner {
       const k = this.kept[i] as number;
       if (k === 0) continue;
       const ev = this.events[this.from + i] as Buffer;
-      const suffix = Buffer.from(`\x1f${2 * (firstIndex + i) + (k === 2 ? 1 : 0)}\n`);
+      const suffix = Buffer.from(`\x1f${rowNumber(firstIndex + i, k)}\n`);
       this.starts[i] = at;
       parts.push(ev, suffix);
       at += ev.length + suffix.length;
@@ -289,9 +305,8 @@ class WasmEventScanner implements EventScanner {
     return this.f64[(this.facts >>> 3) + i * (FACT_BYTES >>> 3) + 3] as number;
   }
 
-  keep(i: number, latency: boolean): void {
-    // 2: it may carry latency annotations, 1: it surely has none.
-    this.u8[this.keepAt + i] = latency ? 2 : 1;
+  keep(i: number, latency: boolean, spare = false): void {
+    this.u8[this.keepAt + i] = keepCode(latency, spare);
   }
 
   /** The Buffer views the module's memory. */

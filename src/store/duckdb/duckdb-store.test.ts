@@ -197,6 +197,35 @@ describe('DuckDBStore.write', () => {
     });
   });
 
+  it('stores the first valid repeat in a batch whose earlier copy of the key is rejected', async () => {
+    const [fixtureEvent] = prepared(fixture('watch-long-running.jsonl'));
+    if (!fixtureEvent) throw new Error('fixture empty');
+    // The auditID as kube-apiserver writes it (keys read by the module) and as a client may send it.
+    for (const id of [uuidOf(7, 'e'), 'client-chosen-id']) {
+      const good = Buffer.from(fixtureEvent.toString().replace(/"auditID":"[^"]+"/, `"auditID":"${id}"`));
+      const noVerb = Buffer.from(good.toString().replace(/"verb":"[a-z]+",/, ''));
+      const cut = good.subarray(0, good.length - 2);
+      const r = await store.write({ events: [noVerb, cut, good, cut, good], cluster: 'c1' });
+      // Both rejected copies before it are dead-lettered; the two after it are duplicates.
+      expect(r.stored).toBe(1);
+      expect(r.duplicates).toBe(2);
+      expect(r.rejected.map((x) => [x.index, x.reason])).toEqual([
+        [0, 'not an audit Event: missing field verb'],
+        [1, 'not JSON'],
+      ]);
+      expect(r.rejected[1]?.data).toEqual(cut);
+      const rows = await store.query(`SELECT verb FROM events WHERE audit_id = '${id}'`);
+      expect(rows.rows).toEqual([{ verb: 'watch' }]);
+      // The key is held again: another batch's copy is a duplicate, found without the table.
+      expect(await store.write({ events: [good], cluster: 'c1' })).toEqual({
+        stored: 0,
+        duplicates: 1,
+        rejected: [],
+      });
+    }
+    expect(store.tableChecks).toBe(0);
+  });
+
   it('returns the index and reason of events it cannot store, and stores the rest', async () => {
     const [good] = prepared(fixture('watch-long-running.jsonl'));
     if (!good) throw new Error('fixture empty');

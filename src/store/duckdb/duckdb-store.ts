@@ -112,12 +112,21 @@ interface Staged {
   givenBack: Set<string> | null;
   outcome: 'pending' | 'stored' | 'let go';
   window: WindowBatch;
-  /** Batch index -> staged row (-1: not staged), for giving back the keys of rejected rows. */
+  /**
+   * Repeats within the batch of a key it holds (KeyWindow.keyName -> their batch indexes, in order),
+   * staged as spare rows: if the row holding the key is rejected, the first valid spare is stored
+   * instead. Null if none.
+   */
+  spares: Map<string, number[]> | null;
+  /** Batch index -> staged row (-1: not staged, SPARE_ROW: a spare), for giving back the keys of rejected rows. */
   rowOf: Int32Array;
   /** Batch index -> byte offset and length of the event in the staging file, to read back a row DuckDB skipped. */
   fileAt: Float64Array;
   lengths: Int32Array;
 }
+
+/** rowOf of a spare row (Staged.spares). */
+const SPARE_ROW = -2;
 
 const DEFAULT_WRITERS = 2;
 const CATALOG = 'kaudit';
@@ -478,6 +487,7 @@ export class DuckDBStore implements Store {
       after: null,
       importing: null,
       givenBack: null,
+      spares: null,
       outcome: 'pending',
       window: this.window.begin(events.length),
       rowOf: new Int32Array(events.length).fill(-1),
@@ -531,33 +541,45 @@ export class DuckDBStore implements Store {
             latency = key?.mayHaveLatency ?? true;
             claim = this.window.claim(s.window, key?.id ?? null, key?.stageMs ?? 0);
           }
+          let spare = false;
           if (claim === Claim.Duplicate) {
             s.batchDuplicates++;
-            const owner = this.held.get(this.window.duplicateOf);
-            if (owner !== undefined) {
-              const keys = after.get(owner);
-              if (keys === undefined) after.set(owner, [this.window.duplicateKey]);
-              else keys.push(this.window.duplicateKey);
+            if (this.window.duplicateOf === s.window.id) {
+              // A repeat within this batch: kept as a spare, stored only if the copy that holds the
+              // key is rejected (kube-apiserver writes no such repeats; a corrupted log might).
+              spare = true;
+              s.spares ??= new Map();
+              const copies = s.spares.get(this.window.duplicateKey);
+              if (copies === undefined) s.spares.set(this.window.duplicateKey, [i]);
+              else copies.push(i);
+            } else {
+              const owner = this.held.get(this.window.duplicateOf);
+              if (owner !== undefined) {
+                const keys = after.get(owner);
+                if (keys === undefined) after.set(owner, [this.window.duplicateKey]);
+                else keys.push(this.window.duplicateKey);
+              }
+              continue;
             }
-            continue;
           }
           if (claim === Claim.CheckTable) s.checkTable = true;
+          // A spare's time counts too: a retry's anti-join must find it if it was stored.
           if (Number.isNaN(stageMs)) s.minStageMs = Number.NaN;
           else {
             if (stageMs < s.minStageMs) s.minStageMs = stageMs;
             if (stageMs > s.maxStageMs) s.maxStageMs = stageMs;
           }
-          s.rowOf[i] = s.staged++;
+          s.rowOf[i] = spare ? SPARE_ROW : s.staged++;
           s.lengths[i] = ev.length;
           if (ev.length > s.longest) s.longest = ev.length;
-          scan.keep(k, latency);
+          scan.keep(k, latency, spare);
           kept++;
         }
         if (kept > 0) {
           if (fd < 0) ({ fd, path } = this.openStaging());
           const rows = scan.stagingRows(from);
           for (let i = from; i < to; i++)
-            if ((s.rowOf[i] as number) >= 0) s.fileAt[i] = fileBytes + scan.rowStart(i - from);
+            if ((s.rowOf[i] as number) !== -1) s.fileAt[i] = fileBytes + scan.rowStart(i - from);
           // Written synchronously: it is a memory copy on tmpfs, and async writes would wait for the
           // event loop, which a busy producer (ingest's parse loop) keeps to itself.
           for (let done = 0; done < rows.length; )
@@ -617,48 +639,89 @@ export class DuckDBStore implements Store {
         : '';
       antiJoin = ` AND NOT EXISTS (SELECT 1 FROM audit_events t WHERE t.audit_id = s.audit_id AND t.stage = s.stage${range})`;
     }
+    const notSpare = s.spares === null ? '' : ' AND NOT spare';
     const inserted = await conn.run(`
       INSERT INTO audit_events
       SELECT ${INSERT_LIST}
       FROM (${select}) s
-      WHERE reject IS NULL${antiJoin}`);
-    const stored = inserted.rowsChanged;
+      WHERE reject IS NULL${notSpare}${antiJoin}`);
+    const storedRows = inserted.rowsChanged;
+    let storedSpares = 0;
     const rejected = [...s.early];
+    let rejectedRows = 0;
+    let rejectedSpares = 0;
     // Only when rows are missing is it worth a second pass to tell rejects from stored duplicates.
-    if (stored < s.staged) {
+    if (storedRows < s.staged) {
       const all = await conn.runAndReadAll(
         `SELECT i, reject, CASE WHEN reject IS NOT NULL THEN raw END FROM (${select})`,
       );
-      const read = new Uint8Array(s.rowOf.length);
+      // Batch index -> why DuckDB rejected the row (null: it did not), for every row it read.
+      const reasons = new Map<number, string | null>();
+      const raws = new Map<number, string>();
       for (const [i, reason, raw] of all.getRows()) {
         const index = Number(i);
-        read[index] = 1;
-        if (reason === null) continue;
-        rejected.push({ index, reason: String(reason), data: Buffer.from(String(raw)) });
-        this.giveBack(s, index);
+        reasons.set(index, reason === null ? null : String(reason));
+        if (raw !== null) raws.set(index, String(raw));
       }
-      // DuckDB skips a line it cannot read (ignore_errors): in practice bytes that are not UTF-8.
-      const skipped = s.rowOf.reduce<number[]>((acc, row, index) => {
-        if (row >= 0 && read[index] === 0) acc.push(index);
-        return acc;
-      }, []);
-      if (skipped.length > 0) {
-        const fd = openSync(path, 'r');
-        try {
-          for (const index of skipped) {
-            const data = Buffer.allocUnsafe(s.lengths[index] ?? 0);
-            readSync(fd, data, 0, data.length, s.fileAt[index] ?? 0);
-            rejected.push({ index, reason: 'not UTF-8 text', data });
-            this.giveBack(s, index);
+      const refuse = (index: number, reason: string) => {
+        rejected.push({
+          index,
+          reason,
+          data: raws.has(index) ? Buffer.from(raws.get(index) as string) : this.readBack(s, path, index),
+        });
+      };
+      const recover: number[] = [];
+      for (let index = 0; index < s.rowOf.length; index++) {
+        if ((s.rowOf[index] as number) < 0) continue;
+        // DuckDB skips a line it cannot read (ignore_errors): in practice bytes that are not UTF-8.
+        const reason = reasons.has(index) ? reasons.get(index) : 'not UTF-8 text';
+        if (reason === null || reason === undefined) continue;
+        refuse(index, reason);
+        rejectedRows++;
+        // The first valid spare copy of its key, if any, is stored in its place; the key stays held.
+        const name = this.window.keyName(s.window, s.rowOf[index] as number);
+        const copies = name === null ? undefined : s.spares?.get(name);
+        let replaced = false;
+        for (const copy of copies ?? []) {
+          const spareReason = reasons.has(copy) ? reasons.get(copy) : 'not UTF-8 text';
+          if (spareReason === null || spareReason === undefined) {
+            recover.push(copy);
+            replaced = true;
+            break;
           }
-        } finally {
-          closeSync(fd);
+          refuse(copy, spareReason);
+          rejectedSpares++;
         }
+        if (!replaced) this.giveBack(s, index);
+      }
+      if (recover.length > 0) {
+        const more = await conn.run(`
+          INSERT INTO audit_events
+          SELECT ${INSERT_LIST}
+          FROM (${select}) s
+          WHERE reject IS NULL AND spare AND i IN (${recover.join(', ')})${antiJoin}`);
+        // A copy the anti-join finds stored already stays a duplicate.
+        storedSpares = more.rowsChanged;
       }
     }
     rejected.sort((a, b) => a.index - b.index);
-    const duplicates = s.batchDuplicates + (s.staged - stored - (rejected.length - s.early.length));
-    return { stored, duplicates, rejected };
+    // Counted as duplicates at staging: every spare and every repeat of another batch's key. Of the
+    // staged rows, those neither stored nor rejected were in the table already.
+    const duplicates =
+      s.batchDuplicates - storedSpares - rejectedSpares + (s.staged - storedRows - rejectedRows);
+    return { stored: storedRows + storedSpares, duplicates, rejected };
+  }
+
+  /** The bytes of event `index` from its staging file (for a row DuckDB could not read). */
+  private readBack(s: Staged, path: string, index: number): Buffer {
+    const data = Buffer.allocUnsafe(s.lengths[index] ?? 0);
+    const fd = openSync(path, 'r');
+    try {
+      readSync(fd, data, 0, data.length, s.fileAt[index] ?? 0);
+    } finally {
+      closeSync(fd);
+    }
+    return data;
   }
 
   private giveBack(s: Staged, index: number): void {

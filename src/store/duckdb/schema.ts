@@ -111,8 +111,9 @@ export function sqlString(s: string): string {
 }
 
 /**
- * Rows `(i, lat, j)` from a staging file written by the store: `json<US>n` per line, where
- * n = 2 * index + (1 if the event may carry apiserver.latency.k8s.io annotations).
+ * Rows `(i, lat, spare, j)` from a staging file written by the store: `json<US>n` per line, where
+ * n = 4 * index + (2 if it is a spare copy: a repeat within the batch, imported only if the first
+ * copy is rejected) + (1 if the event may carry apiserver.latency.k8s.io annotations).
  */
 export function stagingSource(stagingPath: string, maxLineBytes: number): string {
   // DuckDB sizes its read buffers from max_line_size, so it follows the batch's longest line. Its
@@ -122,7 +123,7 @@ export function stagingSource(stagingPath: string, maxLineBytes: number): string
   const buffer = 2 * maxLine;
   // ignore_errors: a line that is not UTF-8 is skipped, not fatal to the batch; the store finds
   // the missing index and dead-letters it.
-  return `SELECT n // 2 AS i, n % 2 = 1 AS lat, j FROM read_csv(${sqlString(stagingPath)}, delim = '\x1f', quote = '',
+  return `SELECT n // 4 AS i, n % 2 = 1 AS lat, n % 4 >= 2 AS spare, j FROM read_csv(${sqlString(stagingPath)}, delim = '\x1f', quote = '',
     escape = '', header = false, columns = {'j': 'VARCHAR', 'n': 'INTEGER'}, auto_detect = false, max_line_size = ${maxLine},
     buffer_size = ${buffer}, ignore_errors = true)`;
 }
@@ -134,12 +135,12 @@ export function stagingSelect(stagingPath: string, cluster: string, maxLineBytes
 /**
  * Extracts every column from rows `(i, j)` of event JSON text. Rows that are not valid audit
  * events keep their index and get a `reject` reason instead. Also used by the ingest benchmark,
- * with DuckDB reading the log itself, as the native baseline. With `latencyHint` the rows also
- * have `lat`, false where the event surely has no apiserver.latency.k8s.io annotation, which
- * spares searching its text.
+ * with DuckDB reading the log itself, as the native baseline. With `staging` the rows are a staging
+ * file's (stagingSource): `lat`, false where the event surely has no apiserver.latency.k8s.io
+ * annotation, spares searching its text, and `spare` is passed through.
  */
-export function eventsSelect(source: string, cluster: string, latencyHint = false): string {
-  const lat = latencyHint ? 'lat, ' : '';
+export function eventsSelect(source: string, cluster: string, staging = false): string {
+  const lat = staging ? 'lat, spare, ' : '';
   return `
 WITH parsed AS (
   -- try(): malformed JSON gives NULL instead of failing the batch; one parse per row.
@@ -149,7 +150,7 @@ WITH parsed AS (
     kaudit_ts(coalesce(e.stageTimestamp, e.requestReceivedTimestamp, e.timestamp)) AS stage_ts FROM parsed
 )
 SELECT
-  i,
+  i,${staging ? '\n  spare,' : ''}
   CASE
     WHEN e IS NULL THEN 'not JSON'
     WHEN e.auditID IS NULL OR e.auditID = '' THEN 'not an audit Event: missing field auditID'
@@ -186,7 +187,7 @@ SELECT
   -- kube-apiserver BasicLongRunningRequestCheck: verbs watch, proxy; subresources attach, exec, proxy, log, portforward
   coalesce(e.verb IN ('watch', 'proxy') OR e.objectRef.subresource IN ('attach', 'exec', 'proxy', 'log', 'portforward'), false)
     AS long_running,
-  CASE WHEN ${latencyHint ? 'lat AND ' : ''}contains(j, '"apiserver.latency.k8s.io/') THEN map_from_entries(list_transform(
+  CASE WHEN ${staging ? 'lat AND ' : ''}contains(j, '"apiserver.latency.k8s.io/') THEN map_from_entries(list_transform(
     list_filter(map_entries(try(json_transform(json_extract(j, '$.annotations'), '"MAP(VARCHAR, VARCHAR)"'))),
       x -> starts_with(x.key, 'apiserver.latency.k8s.io/')),
     x -> {'key': substr(x.key, 26), 'value': kaudit_go_duration_ms(x.value)})) END AS latency_breakdown,
