@@ -482,6 +482,55 @@ describe('DuckDBStore.query', () => {
   });
 });
 
+describe('DuckDBStore raw column', () => {
+  const [fixtureEvent] = prepared(fixture('watch-long-running.jsonl'));
+  if (!fixtureEvent) throw new Error('fixture empty');
+  // Backslash sequences a cast to BLOB would read as escapes, and text beyond ASCII.
+  const event = Buffer.from(
+    fixtureEvent
+      .toString()
+      .replace(/"userAgent":"[^"]*"/, '"userAgent":"kubectl \\\\x41\\\\\\\\x42 \\u00e9 é 漢字"'),
+  );
+
+  it('keeps the event bytes as they are and shows them as text', async () => {
+    expect((await store.write({ events: [event], cluster: 'c1' })).stored).toBe(1);
+    const r = await store.query("SELECT raw, typeof(raw) AS type, raw::JSON->>'userAgent' AS ua FROM events");
+    expect(r.rows).toEqual([{ raw: event.toString(), type: 'VARCHAR', ua: 'kubectl \\x41\\\\x42 é é 漢字' }]);
+    expect((await store.query("SELECT value FROM kaudit_meta WHERE key = 'schema_version'")).rows).toEqual([
+      { value: '2' },
+    ]);
+  });
+
+  it('reads and writes a schema 1 file, whose raw column is text', async () => {
+    await store.close();
+    const legacy = mkdtempSync(join(tmpdir(), 'kaudit-legacy-'));
+    try {
+      const { DuckDBInstance } = await import('@duckdb/node-api');
+      const file = join(legacy, 'kaudit.duckdb');
+      const db = await DuckDBInstance.create(file, { storage_compatibility_version: 'latest' });
+      const c = await db.connect();
+      const { CREATE_TABLES } = await import('./schema.js');
+      await c.run(
+        CREATE_TABLES.replace('raw BLOB USING COMPRESSION zstd', 'raw VARCHAR USING COMPRESSION zstd'),
+      );
+      c.closeSync();
+      db.closeSync();
+      store = await DuckDBStore.open({ dataDir: legacy });
+      expect((await store.write({ events: [event], cluster: 'c1' })).stored).toBe(1);
+      const r = await store.query('SELECT raw, typeof(raw) AS type FROM events');
+      expect(r.rows).toEqual([{ raw: event.toString(), type: 'VARCHAR' }]);
+      expect((await store.query("SELECT value FROM kaudit_meta WHERE key = 'schema_version'")).rows).toEqual([
+        { value: '1' },
+      ]);
+    } finally {
+      await store.close();
+      rmSync(legacy, { recursive: true, force: true });
+      // afterEach closes the store again: give it one to close.
+      store = await DuckDBStore.open({ dataDir: dir });
+    }
+  });
+});
+
 describe('DuckDBStore retention and locking', () => {
   it('deletes events older than the retention', async () => {
     await store.write({ events: prepared(fixture('v1beta1-event.jsonl')), cluster: 'c' });

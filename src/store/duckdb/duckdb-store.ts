@@ -39,7 +39,8 @@ import { Claim, KeyWindow, type WindowBatch } from './key-window.js';
 import {
   CREATE_MACROS,
   CREATE_TABLES,
-  INSERT_LIST,
+  createView,
+  insertList,
   SCHEMA_VERSION,
   sqlString,
   stagingSelect,
@@ -260,6 +261,8 @@ export class DuckDBStore implements Store {
   private closing = false;
   /** Imports that had to look their rows up in the table (the key window could not vouch for them). */
   tableChecks = 0;
+  /** The SELECT list that fills audit_events (schema.ts insertList). */
+  private insertList = insertList(true);
   private readonly stagingDir: string;
   private readonly idleWriters: DuckDBConnection[];
   private readonly writerWaiters: ((conn: DuckDBConnection) => void)[] = [];
@@ -325,8 +328,14 @@ export class DuckDBStore implements Store {
       // in the WAL either way.
       await conn.run(`SET checkpoint_threshold = '${opts.checkpointThreshold ?? CHECKPOINT_THRESHOLD}'`);
       await conn.run(CREATE_TABLES);
+      // A file made by schema 1 keeps its VARCHAR raw column (and says so).
+      const rawType = await conn.runAndReadAll(
+        `SELECT data_type FROM information_schema.columns WHERE table_catalog = '${CATALOG}' AND table_name = 'audit_events' AND column_name = 'raw'`,
+      );
+      const rawIsBlob = String(rawType.getRows()[0]?.[0]) === 'BLOB';
+      await conn.run(createView(rawIsBlob));
       await conn.run(
-        `INSERT INTO kaudit_meta VALUES ('schema_version', '${SCHEMA_VERSION}') ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+        `INSERT INTO kaudit_meta VALUES ('schema_version', '${rawIsBlob ? SCHEMA_VERSION : 1}') ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
       );
       for (let i = 0; i < writerCount; i++) writers.push(await connectTo(instance));
       const newest = await conn.runAndReadAll('SELECT epoch_us(max(stage_ts)) FROM audit_events');
@@ -334,7 +343,9 @@ export class DuckDBStore implements Store {
       const floorMs =
         us === null || us === undefined ? Number.NEGATIVE_INFINITY : Math.ceil(Number(us) / 1000);
       const window = new KeyWindow(opts.dedupeWindow ?? DEFAULT_DEDUPE_WINDOW, floorMs);
-      return new DuckDBStore(instance, conn, writers, window, opts.dataDir);
+      const store = new DuckDBStore(instance, conn, writers, window, opts.dataDir);
+      store.insertList = insertList(rawIsBlob);
+      return store;
     } catch (err) {
       for (const c of [conn, ...writers]) c?.closeSync();
       instance.closeSync();
@@ -642,7 +653,7 @@ export class DuckDBStore implements Store {
     const notSpare = s.spares === null ? '' : ' AND NOT spare';
     const inserted = await conn.run(`
       INSERT INTO audit_events
-      SELECT ${INSERT_LIST}
+      SELECT ${this.insertList}
       FROM (${select}) s
       WHERE reject IS NULL${notSpare}${antiJoin}`);
     const storedRows = inserted.rowsChanged;
@@ -697,7 +708,7 @@ export class DuckDBStore implements Store {
       if (recover.length > 0) {
         const more = await conn.run(`
           INSERT INTO audit_events
-          SELECT ${INSERT_LIST}
+          SELECT ${this.insertList}
           FROM (${select}) s
           WHERE reject IS NULL AND spare AND i IN (${recover.join(', ')})${antiJoin}`);
         // A copy the anti-join finds stored already stays a duplicate.

@@ -3,7 +3,12 @@
  * documented public view users query with SQL.
  */
 
-export const SCHEMA_VERSION = 1;
+/**
+ * 2: `raw` is a BLOB (the event's UTF-8 bytes), shown as text by the view; DuckDB then does not
+ * check every stored event's text for non-ASCII characters a second time (the staging file's read
+ * has checked it is UTF-8). 1: `raw` is VARCHAR; such files are still read and written.
+ */
+export const SCHEMA_VERSION = 2;
 
 export const CREATE_TABLES = `
 CREATE TABLE IF NOT EXISTS kaudit_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
@@ -38,15 +43,19 @@ CREATE TABLE IF NOT EXISTS audit_events (
   truncated BOOLEAN,
   cluster VARCHAR NOT NULL,
   ingested_at TIMESTAMP NOT NULL,
-  raw VARCHAR USING COMPRESSION zstd
+  raw BLOB USING COMPRESSION zstd
 );
-CREATE OR REPLACE VIEW events AS SELECT
-  ts, stage_ts, audit_id, stage, level, verb, username, user_uid, groups, impersonated_user, subject,
+`;
+
+const VIEW_COLUMNS = `ts, stage_ts, audit_id, stage, level, verb, username, user_uid, groups, impersonated_user, subject,
   source_ip, source_ips, user_agent, api_group, api_version, resource, subresource, namespace, name,
   request_uri, code, decision, reason, latency_ms, long_running, latency_breakdown, truncated, cluster,
-  ingested_at, raw
-FROM audit_events;
-`;
+  ingested_at`;
+
+/** The public view; `rawIsBlob` false for a schema 1 file. */
+export function createView(rawIsBlob: boolean): string {
+  return `CREATE OR REPLACE VIEW events AS SELECT ${VIEW_COLUMNS}, ${rawIsBlob ? 'decode(raw) AS raw' : 'raw'} FROM audit_events;`;
+}
 
 /** The JSON structure json_transform extracts; unknown or mistyped fields become NULL, never errors. */
 const EVENT_STRUCTURE = JSON.stringify({
@@ -197,8 +206,14 @@ SELECT
 FROM typed`;
 }
 
-/** Columns of audit_events in table order, as the SELECT list that fills them from eventsSelect(). */
-export const INSERT_LIST = `ts, stage_ts, audit_id, stage, level, verb, username, user_uid, groups, impersonated_user, subject,
+/**
+ * Columns of audit_events in table order, as the SELECT list that fills them from eventsSelect();
+ * `rawIsBlob` false for a schema 1 file. encode() keeps the text's bytes as they are (a cast to
+ * BLOB would read backslash escapes in it).
+ */
+export function insertList(rawIsBlob: boolean): string {
+  return `ts, stage_ts, audit_id, stage, level, verb, username, user_uid, groups, impersonated_user, subject,
   source_ip, source_ips, user_agent, api_group, api_version, resource, subresource, namespace, name,
   request_uri, code, decision, reason, latency_ms, long_running, latency_breakdown, truncated, cluster,
-  now()::TIMESTAMP, raw`;
+  now()::TIMESTAMP, ${rawIsBlob ? 'encode(raw)' : 'raw'}`;
+}
