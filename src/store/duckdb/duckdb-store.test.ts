@@ -509,16 +509,33 @@ describe('DuckDBStore raw column', () => {
       const file = join(legacy, 'kaudit.duckdb');
       const db = await DuckDBInstance.create(file, { storage_compatibility_version: 'latest' });
       const c = await db.connect();
-      const { CREATE_TABLES } = await import('./schema.js');
-      await c.run(
-        CREATE_TABLES.replace('raw BLOB USING COMPRESSION zstd', 'raw VARCHAR USING COMPRESSION zstd'),
-      );
+      // The table as kaudit made it before layout 2.
+      await c.run(`CREATE TABLE kaudit_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+        CREATE TABLE audit_events (ts TIMESTAMP NOT NULL, stage_ts TIMESTAMP, audit_id VARCHAR NOT NULL,
+          stage VARCHAR NOT NULL, level VARCHAR, verb VARCHAR, username VARCHAR, user_uid VARCHAR, groups VARCHAR[],
+          impersonated_user VARCHAR, subject VARCHAR, source_ip VARCHAR, source_ips VARCHAR[], user_agent VARCHAR,
+          api_group VARCHAR, api_version VARCHAR, resource VARCHAR, subresource VARCHAR, namespace VARCHAR,
+          name VARCHAR, request_uri VARCHAR, code INTEGER, decision VARCHAR, reason VARCHAR, latency_ms DOUBLE,
+          long_running BOOLEAN, latency_breakdown MAP(VARCHAR, DOUBLE), truncated BOOLEAN, cluster VARCHAR NOT NULL,
+          ingested_at TIMESTAMP NOT NULL, raw VARCHAR USING COMPRESSION zstd)`);
       c.closeSync();
       db.closeSync();
       store = await DuckDBStore.open({ dataDir: legacy });
       expect((await store.write({ events: [event], cluster: 'c1' })).stored).toBe(1);
       const r = await store.query('SELECT raw, typeof(raw) AS type FROM events');
       expect(r.rows).toEqual([{ raw: event.toString(), type: 'VARCHAR' }]);
+      // The same view columns, with the same values, as a file of the current layout.
+      const all = 'SELECT * EXCLUDE (ingested_at) FROM events';
+      const legacyRows = (await store.query(all)).rows;
+      const legacyColumns = (await store.query('DESCRIBE events')).rows;
+      const current = await DuckDBStore.open({ dataDir: join(legacy, 'current') });
+      try {
+        await current.write({ events: [event], cluster: 'c1' });
+        expect((await current.query(all)).rows).toEqual(legacyRows);
+        expect((await current.query('DESCRIBE events')).rows).toEqual(legacyColumns);
+      } finally {
+        await current.close();
+      }
       expect((await store.query("SELECT value FROM kaudit_meta WHERE key = 'schema_version'")).rows).toEqual([
         { value: '1' },
       ]);

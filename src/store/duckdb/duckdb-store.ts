@@ -41,6 +41,7 @@ import {
   CREATE_TABLES,
   createView,
   insertList,
+  type Layout,
   SCHEMA_VERSION,
   sqlString,
   stagingSelect,
@@ -262,7 +263,7 @@ export class DuckDBStore implements Store {
   /** Imports that had to look their rows up in the table (the key window could not vouch for them). */
   tableChecks = 0;
   /** The SELECT list that fills audit_events (schema.ts insertList). */
-  private insertList = insertList(true);
+  private insertList = insertList(SCHEMA_VERSION);
   private readonly stagingDir: string;
   private readonly idleWriters: DuckDBConnection[];
   private readonly writerWaiters: ((conn: DuckDBConnection) => void)[] = [];
@@ -328,14 +329,14 @@ export class DuckDBStore implements Store {
       // in the WAL either way.
       await conn.run(`SET checkpoint_threshold = '${opts.checkpointThreshold ?? CHECKPOINT_THRESHOLD}'`);
       await conn.run(CREATE_TABLES);
-      // A file made by schema 1 keeps its VARCHAR raw column (and says so).
+      // A file made with layout 1 keeps it (its raw column is VARCHAR) and says so.
       const rawType = await conn.runAndReadAll(
         `SELECT data_type FROM information_schema.columns WHERE table_catalog = '${CATALOG}' AND table_name = 'audit_events' AND column_name = 'raw'`,
       );
-      const rawIsBlob = String(rawType.getRows()[0]?.[0]) === 'BLOB';
-      await conn.run(createView(rawIsBlob));
+      const layout: Layout = String(rawType.getRows()[0]?.[0]) === 'BLOB' ? SCHEMA_VERSION : 1;
+      await conn.run(createView(layout));
       await conn.run(
-        `INSERT INTO kaudit_meta VALUES ('schema_version', '${rawIsBlob ? SCHEMA_VERSION : 1}') ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+        `INSERT INTO kaudit_meta VALUES ('schema_version', '${layout}') ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
       );
       for (let i = 0; i < writerCount; i++) writers.push(await connectTo(instance));
       const newest = await conn.runAndReadAll('SELECT epoch_us(max(stage_ts)) FROM audit_events');
@@ -344,7 +345,7 @@ export class DuckDBStore implements Store {
         us === null || us === undefined ? Number.NEGATIVE_INFINITY : Math.ceil(Number(us) / 1000);
       const window = new KeyWindow(opts.dedupeWindow ?? DEFAULT_DEDUPE_WINDOW, floorMs);
       const store = new DuckDBStore(instance, conn, writers, window, opts.dataDir);
-      store.insertList = insertList(rawIsBlob);
+      store.insertList = insertList(layout);
       return store;
     } catch (err) {
       for (const c of [conn, ...writers]) c?.closeSync();
