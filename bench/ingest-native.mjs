@@ -6,6 +6,7 @@ import { DuckDBInstance } from '@duckdb/node-api';
 import {
   CREATE_MACROS,
   CREATE_TABLES,
+  CURRENT_SHAPE,
   createView,
   eventsSelect,
   insertList,
@@ -21,11 +22,11 @@ const started = performance.now();
 const instance = await DuckDBInstance.create(dbFile, { storage_compatibility_version: 'latest' });
 const conn = await instance.connect();
 await conn.run(CREATE_TABLES);
-await conn.run(createView(2));
+await conn.run(createView(CURRENT_SHAPE));
 await conn.run(CREATE_MACROS);
 const source = `SELECT 0 AS i, json::VARCHAR AS j FROM read_json_objects(${sqlString(file)}, format = 'newline_delimited', maximum_object_size = 1073741824)`;
 const r = await conn.run(
-  `INSERT INTO audit_events SELECT ${insertList(2)} FROM (${eventsSelect(source, 'default')}) WHERE reject IS NULL`,
+  `INSERT INTO audit_events SELECT ${insertList(CURRENT_SHAPE)} FROM (${eventsSelect(source, 'default')}) WHERE reject IS NULL`,
 );
 await conn.run('CHECKPOINT');
 conn.closeSync();

@@ -226,6 +226,44 @@ describe('DuckDBStore.write', () => {
     expect(store.tableChecks).toBe(0);
   });
 
+  it('vouches for a spare by its own stage time, not the rejected copy it replaces', async () => {
+    const [good] = prepared(fixture('watch-long-running.jsonl'));
+    if (!good) throw new Error('fixture empty');
+    const at = /"stageTimestamp":"([^"]+)"/.exec(good.toString())?.[1] ?? '';
+    const shifted = (text: string, hours: number) => {
+      const t = at.replace(/T(\d\d)/, (_, h: string) => `T${String(Number(h) + hours).padStart(2, '0')}`);
+      return text.replace(`"stageTimestamp":"${at}"`, `"stageTimestamp":"${t}"`);
+    };
+    // A damaged copy: no verb (rejected) and a stage time some hours later or earlier.
+    const damaged = (hours: number) =>
+      Buffer.from(shifted(good.toString().replace(/"verb":"[a-z]+",/, ''), hours));
+    const rows = async (s: DuckDBStore) =>
+      (await s.query("SELECT count(*)::INTEGER AS n FROM events WHERE verb = 'watch'")).rows[0]?.n;
+    // Stored by an earlier process: the new one must look the spare's key up in the table, though
+    // the copy it replaces is later than anything stored.
+    expect((await store.write({ events: [good], cluster: 'c1' })).stored).toBe(1);
+    await store.close();
+    store = await DuckDBStore.open({ dataDir: dir });
+    expect(await store.write({ events: [damaged(2), good], cluster: 'c1' })).toMatchObject({
+      stored: 0,
+      duplicates: 1,
+    });
+    expect(await rows(store)).toBe(1);
+    // Stored by this process, in place of an earlier copy, then let go from a one-key window: the
+    // floor must rise past the spare's time, not only the copy's.
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+    store = await DuckDBStore.open({ dataDir: dir, dedupeWindow: 1 });
+    expect((await store.write({ events: [damaged(-2), good], cluster: 'c1' })).stored).toBe(1);
+    // Other events, as early as that copy, push the first batch out of the window.
+    for (const n of [1, 2]) {
+      const other = good.toString().replace(/"auditID":"[^"]+"/, `"auditID":"${uuidOf(n, 'b')}"`);
+      await store.write({ events: [Buffer.from(shifted(other, -2))], cluster: 'c1' });
+    }
+    expect(await store.write({ events: [good], cluster: 'c1' })).toMatchObject({ stored: 0, duplicates: 1 });
+    expect(await rows(store)).toBe(1 + 2);
+  });
+
   it('returns the index and reason of events it cannot store, and stores the rest', async () => {
     const [good] = prepared(fixture('watch-long-running.jsonl'));
     if (!good) throw new Error('fixture empty');
@@ -501,51 +539,54 @@ describe('DuckDBStore raw column', () => {
     ]);
   });
 
-  it('reads and writes a schema 1 file, whose raw column is text', async () => {
-    await store.close();
-    const legacy = mkdtempSync(join(tmpdir(), 'kaudit-legacy-'));
-    try {
-      const { DuckDBInstance } = await import('@duckdb/node-api');
-      const file = join(legacy, 'kaudit.duckdb');
-      const db = await DuckDBInstance.create(file, { storage_compatibility_version: 'latest' });
-      const c = await db.connect();
-      // The table as kaudit made it before layout 2.
-      await c.run(`CREATE TABLE kaudit_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
-        CREATE TABLE audit_events (ts TIMESTAMP NOT NULL, stage_ts TIMESTAMP, audit_id VARCHAR NOT NULL,
-          stage VARCHAR NOT NULL, level VARCHAR, verb VARCHAR, username VARCHAR, user_uid VARCHAR, groups VARCHAR[],
-          impersonated_user VARCHAR, subject VARCHAR, source_ip VARCHAR, source_ips VARCHAR[], user_agent VARCHAR,
-          api_group VARCHAR, api_version VARCHAR, resource VARCHAR, subresource VARCHAR, namespace VARCHAR,
-          name VARCHAR, request_uri VARCHAR, code INTEGER, decision VARCHAR, reason VARCHAR, latency_ms DOUBLE,
-          long_running BOOLEAN, latency_breakdown MAP(VARCHAR, DOUBLE), truncated BOOLEAN, cluster VARCHAR NOT NULL,
-          ingested_at TIMESTAMP NOT NULL, raw VARCHAR USING COMPRESSION zstd)`);
-      c.closeSync();
-      db.closeSync();
-      store = await DuckDBStore.open({ dataDir: legacy });
-      expect((await store.write({ events: [event], cluster: 'c1' })).stored).toBe(1);
-      const r = await store.query('SELECT raw, typeof(raw) AS type FROM events');
-      expect(r.rows).toEqual([{ raw: event.toString(), type: 'VARCHAR' }]);
-      // The same view columns, with the same values, as a file of the current layout.
-      const all = 'SELECT * EXCLUDE (ingested_at) FROM events';
-      const legacyRows = (await store.query(all)).rows;
-      const legacyColumns = (await store.query('DESCRIBE events')).rows;
-      const current = await DuckDBStore.open({ dataDir: join(legacy, 'current') });
-      try {
-        await current.write({ events: [event], cluster: 'c1' });
-        expect((await current.query(all)).rows).toEqual(legacyRows);
-        expect((await current.query('DESCRIBE events')).rows).toEqual(legacyColumns);
-      } finally {
-        await current.close();
-      }
-      expect((await store.query("SELECT value FROM kaudit_meta WHERE key = 'schema_version'")).rows).toEqual([
-        { value: '1' },
-      ]);
-    } finally {
+  // Layout 1 (every column stored, raw as text), and a table of a development build between the
+  // two layouts (raw already a BLOB, every column stored).
+  for (const raw of ['VARCHAR', 'BLOB']) {
+    it(`reads and writes a file whose table stores every column, raw as ${raw}`, async () => {
       await store.close();
-      rmSync(legacy, { recursive: true, force: true });
-      // afterEach closes the store again: give it one to close.
-      store = await DuckDBStore.open({ dataDir: dir });
-    }
-  });
+      const legacy = mkdtempSync(join(tmpdir(), 'kaudit-legacy-'));
+      try {
+        const { DuckDBInstance } = await import('@duckdb/node-api');
+        const file = join(legacy, 'kaudit.duckdb');
+        const db = await DuckDBInstance.create(file, { storage_compatibility_version: 'latest' });
+        const c = await db.connect();
+        await c.run(`CREATE TABLE kaudit_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+          CREATE TABLE audit_events (ts TIMESTAMP NOT NULL, stage_ts TIMESTAMP, audit_id VARCHAR NOT NULL,
+            stage VARCHAR NOT NULL, level VARCHAR, verb VARCHAR, username VARCHAR, user_uid VARCHAR, groups VARCHAR[],
+            impersonated_user VARCHAR, subject VARCHAR, source_ip VARCHAR, source_ips VARCHAR[], user_agent VARCHAR,
+            api_group VARCHAR, api_version VARCHAR, resource VARCHAR, subresource VARCHAR, namespace VARCHAR,
+            name VARCHAR, request_uri VARCHAR, code INTEGER, decision VARCHAR, reason VARCHAR, latency_ms DOUBLE,
+            long_running BOOLEAN, latency_breakdown MAP(VARCHAR, DOUBLE), truncated BOOLEAN, cluster VARCHAR NOT NULL,
+            ingested_at TIMESTAMP NOT NULL, raw ${raw} USING COMPRESSION zstd)`);
+        c.closeSync();
+        db.closeSync();
+        store = await DuckDBStore.open({ dataDir: legacy });
+        expect((await store.write({ events: [event], cluster: 'c1' })).stored).toBe(1);
+        const r = await store.query('SELECT raw, typeof(raw) AS type FROM events');
+        expect(r.rows).toEqual([{ raw: event.toString(), type: 'VARCHAR' }]);
+        // The same view columns, with the same values, as a file of the current layout.
+        const all = 'SELECT * EXCLUDE (ingested_at) FROM events';
+        const legacyRows = (await store.query(all)).rows;
+        const legacyColumns = (await store.query('DESCRIBE events')).rows;
+        const current = await DuckDBStore.open({ dataDir: join(legacy, 'current') });
+        try {
+          await current.write({ events: [event], cluster: 'c1' });
+          expect((await current.query(all)).rows).toEqual(legacyRows);
+          expect((await current.query('DESCRIBE events')).rows).toEqual(legacyColumns);
+        } finally {
+          await current.close();
+        }
+        expect(
+          (await store.query("SELECT value FROM kaudit_meta WHERE key = 'schema_version'")).rows,
+        ).toEqual([{ value: '1' }]);
+      } finally {
+        await store.close();
+        rmSync(legacy, { recursive: true, force: true });
+        // afterEach closes the store again: give it one to close.
+        store = await DuckDBStore.open({ dataDir: dir });
+      }
+    });
+  }
 });
 
 describe('DuckDBStore retention and locking', () => {

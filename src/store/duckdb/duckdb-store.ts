@@ -39,12 +39,13 @@ import { Claim, KeyWindow, type WindowBatch } from './key-window.js';
 import {
   CREATE_MACROS,
   CREATE_TABLES,
+  CURRENT_SHAPE,
   createView,
   insertList,
-  type Layout,
-  SCHEMA_VERSION,
+  layoutOf,
   sqlString,
   stagingSelect,
+  type TableShape,
 } from './schema.js';
 import { buildSearchSql } from './search-sql.js';
 
@@ -263,7 +264,7 @@ export class DuckDBStore implements Store {
   /** Imports that had to look their rows up in the table (the key window could not vouch for them). */
   tableChecks = 0;
   /** The SELECT list that fills audit_events (schema.ts insertList). */
-  private insertList = insertList(SCHEMA_VERSION);
+  private insertList = insertList(CURRENT_SHAPE);
   private readonly stagingDir: string;
   private readonly idleWriters: DuckDBConnection[];
   private readonly writerWaiters: ((conn: DuckDBConnection) => void)[] = [];
@@ -329,14 +330,18 @@ export class DuckDBStore implements Store {
       // in the WAL either way.
       await conn.run(`SET checkpoint_threshold = '${opts.checkpointThreshold ?? CHECKPOINT_THRESHOLD}'`);
       await conn.run(CREATE_TABLES);
-      // A file made with layout 1 keeps it (its raw column is VARCHAR) and says so.
-      const rawType = await conn.runAndReadAll(
-        `SELECT data_type FROM information_schema.columns WHERE table_catalog = '${CATALOG}' AND table_name = 'audit_events' AND column_name = 'raw'`,
+      // A file made with layout 1 keeps it and says so: the view and the inserts follow its columns.
+      const columns = await conn.runAndReadAll(
+        `SELECT column_name, data_type FROM information_schema.columns WHERE table_catalog = '${CATALOG}' AND table_name = 'audit_events'`,
       );
-      const layout: Layout = String(rawType.getRows()[0]?.[0]) === 'BLOB' ? SCHEMA_VERSION : 1;
-      await conn.run(createView(layout));
+      const types = new Map(columns.getRows().map(([name, type]) => [String(name), String(type)]));
+      const shape: TableShape = {
+        rawIsBlob: types.get('raw') === 'BLOB',
+        storesDerived: types.has('subject'),
+      };
+      await conn.run(createView(shape));
       await conn.run(
-        `INSERT INTO kaudit_meta VALUES ('schema_version', '${layout}') ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+        `INSERT INTO kaudit_meta VALUES ('schema_version', '${layoutOf(shape)}') ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
       );
       for (let i = 0; i < writerCount; i++) writers.push(await connectTo(instance));
       const newest = await conn.runAndReadAll('SELECT epoch_us(max(stage_ts)) FROM audit_events');
@@ -345,7 +350,7 @@ export class DuckDBStore implements Store {
         us === null || us === undefined ? Number.NEGATIVE_INFINITY : Math.ceil(Number(us) / 1000);
       const window = new KeyWindow(opts.dedupeWindow ?? DEFAULT_DEDUPE_WINDOW, floorMs);
       const store = new DuckDBStore(instance, conn, writers, window, opts.dataDir);
-      store.insertList = insertList(layout);
+      store.insertList = insertList(shape);
       return store;
     } catch (err) {
       for (const c of [conn, ...writers]) c?.closeSync();
@@ -564,6 +569,11 @@ export class DuckDBStore implements Store {
               const copies = s.spares.get(this.window.duplicateKey);
               if (copies === undefined) s.spares.set(this.window.duplicateKey, [i]);
               else copies.push(i);
+              // It may be stored in the holder's place, and its stage time may differ from the
+              // holder's (a damaged copy): the window vouches for it only by its own time, and
+              // counts that time when it lets the batch go (the floor then rises past it).
+              if (!(stageMs > this.window.floorMs)) s.checkTable = true;
+              if (stageMs > s.window.maxTsMs) s.window.maxTsMs = stageMs;
             } else {
               const owner = this.held.get(this.window.duplicateOf);
               if (owner !== undefined) {

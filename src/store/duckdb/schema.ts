@@ -13,7 +13,21 @@
  * Each cut was measured in instructions per import (callgrind): ~4% each for raw and for the rest.
  */
 export const SCHEMA_VERSION = 2;
-export type Layout = 1 | 2;
+
+/** What a file's audit_events table holds, read from its columns (a development build's may mix). */
+export interface TableShape {
+  /** raw is a BLOB (layout 2), not VARCHAR. */
+  rawIsBlob: boolean;
+  /** subject, source_ip, long_running and latency_ms are stored (layout 1), not computed. */
+  storesDerived: boolean;
+}
+
+export const CURRENT_SHAPE: TableShape = { rawIsBlob: true, storesDerived: false };
+
+/** The layout number kaudit_meta records for a table of this shape. */
+export function layoutOf(shape: TableShape): number {
+  return shape.rawIsBlob && !shape.storesDerived ? SCHEMA_VERSION : 1;
+}
 
 export const CREATE_TABLES = `
 CREATE TABLE IF NOT EXISTS kaudit_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
@@ -53,29 +67,21 @@ CREATE TABLE IF NOT EXISTS audit_events (
 const LONG_RUNNING = `coalesce(verb IN ('watch', 'proxy') OR subresource IN ('attach', 'exec', 'proxy', 'log', 'portforward'), false)`;
 const LATENCY_MS = '(epoch_us(stage_ts) - epoch_us(ts)) / 1000.0';
 
-/** The public view over a file of either layout; the same columns, in the same order. */
-export function createView(layout: Layout): string {
-  const derived =
-    layout === 1
-      ? {
-          subject: 'subject',
-          sourceIp: 'source_ip',
-          latency: 'latency_ms',
-          longRunning: 'long_running',
-          raw: 'raw',
-        }
-      : {
-          subject: 'coalesce(impersonated_user, username) AS subject',
-          sourceIp: 'source_ips[1] AS source_ip',
-          latency: `${LATENCY_MS} AS latency_ms`,
-          longRunning: `${LONG_RUNNING} AS long_running`,
-          raw: 'decode(raw) AS raw',
-        };
+/** The public view over a table of any shape; the same columns, in the same order. */
+export function createView(shape: TableShape): string {
+  const derived = shape.storesDerived
+    ? { subject: 'subject', sourceIp: 'source_ip', latency: 'latency_ms', longRunning: 'long_running' }
+    : {
+        subject: 'coalesce(impersonated_user, username) AS subject',
+        sourceIp: 'source_ips[1] AS source_ip',
+        latency: `${LATENCY_MS} AS latency_ms`,
+        longRunning: `${LONG_RUNNING} AS long_running`,
+      };
   return `CREATE OR REPLACE VIEW events AS SELECT
   ts, stage_ts, audit_id, stage, level, verb, username, user_uid, groups, impersonated_user, ${derived.subject},
   ${derived.sourceIp}, source_ips, user_agent, api_group, api_version, resource, subresource, namespace, name,
   request_uri, code, decision, reason, ${derived.latency}, ${derived.longRunning}, latency_breakdown, truncated,
-  cluster, ingested_at, ${derived.raw}
+  cluster, ingested_at, ${shape.rawIsBlob ? 'decode(raw) AS raw' : 'raw'}
 FROM audit_events;`;
 }
 
@@ -232,13 +238,10 @@ FROM typed`;
  * Columns of audit_events in table order, as the SELECT list that fills them from eventsSelect().
  * encode() keeps the text's bytes as they are (a cast to BLOB would read backslash escapes in it).
  */
-export function insertList(layout: Layout): string {
-  if (layout === 1)
-    return `ts, stage_ts, audit_id, stage, level, verb, username, user_uid, groups, impersonated_user, subject,
-  source_ip, source_ips, user_agent, api_group, api_version, resource, subresource, namespace, name,
-  request_uri, code, decision, reason, latency_ms, long_running, latency_breakdown, truncated, cluster,
-  now()::TIMESTAMP, raw`;
-  return `ts, stage_ts, audit_id, stage, level, verb, username, user_uid, groups, impersonated_user,
-  source_ips, user_agent, api_group, api_version, resource, subresource, namespace, name,
-  request_uri, code, decision, reason, latency_breakdown, truncated, cluster, now()::TIMESTAMP, encode(raw)`;
+export function insertList(shape: TableShape): string {
+  const stored = (column: string) => (shape.storesDerived ? `${column}, ` : '');
+  return `ts, stage_ts, audit_id, stage, level, verb, username, user_uid, groups, impersonated_user, ${stored('subject')}
+  ${stored('source_ip')}source_ips, user_agent, api_group, api_version, resource, subresource, namespace, name,
+  request_uri, code, decision, reason, ${stored('latency_ms')}${stored('long_running')}latency_breakdown, truncated,
+  cluster, now()::TIMESTAMP, ${shape.rawIsBlob ? 'encode(raw)' : 'raw'}`;
 }
