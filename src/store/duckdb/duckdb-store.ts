@@ -39,7 +39,6 @@ import { Claim, KeyWindow, type WindowBatch } from './key-window.js';
 import {
   CREATE_MACROS,
   CREATE_TABLES,
-  CURRENT_SHAPE,
   createView,
   insertList,
   layoutOf,
@@ -130,6 +129,13 @@ interface Staged {
 
 /** rowOf of a spare row (Staged.spares). */
 const SPARE_ROW = -2;
+
+/** Appends `value` to the list `map` holds for `key`. */
+function pushTo<K, V>(map: Map<K, V[]>, key: K, value: V): void {
+  const list = map.get(key);
+  if (list === undefined) map.set(key, [value]);
+  else list.push(value);
+}
 
 const DEFAULT_WRITERS = 2;
 const CATALOG = 'kaudit';
@@ -263,8 +269,6 @@ export class DuckDBStore implements Store {
   private closing = false;
   /** Imports that had to look their rows up in the table (the key window could not vouch for them). */
   tableChecks = 0;
-  /** The SELECT list that fills audit_events (schema.ts insertList). */
-  private insertList = insertList(CURRENT_SHAPE);
   private readonly stagingDir: string;
   private readonly idleWriters: DuckDBConnection[];
   private readonly writerWaiters: ((conn: DuckDBConnection) => void)[] = [];
@@ -282,6 +286,8 @@ export class DuckDBStore implements Store {
     writers: DuckDBConnection[],
     private readonly window: KeyWindow,
     dataDir: string,
+    /** The SELECT list that fills audit_events (schema.ts insertList), for the file's table. */
+    private readonly insertList: string,
   ) {
     this.location = join(dataDir, DUCKDB_FILE);
     this.stagingDir = defaultStagingDir(dataDir);
@@ -349,9 +355,7 @@ export class DuckDBStore implements Store {
       const floorMs =
         us === null || us === undefined ? Number.NEGATIVE_INFINITY : Math.ceil(Number(us) / 1000);
       const window = new KeyWindow(opts.dedupeWindow ?? DEFAULT_DEDUPE_WINDOW, floorMs);
-      const store = new DuckDBStore(instance, conn, writers, window, opts.dataDir);
-      store.insertList = insertList(shape);
-      return store;
+      return new DuckDBStore(instance, conn, writers, window, opts.dataDir, insertList(shape));
     } catch (err) {
       for (const c of [conn, ...writers]) c?.closeSync();
       instance.closeSync();
@@ -566,21 +570,13 @@ export class DuckDBStore implements Store {
               // key is rejected (kube-apiserver writes no such repeats; a corrupted log might).
               spare = true;
               s.spares ??= new Map();
-              const copies = s.spares.get(this.window.duplicateKey);
-              if (copies === undefined) s.spares.set(this.window.duplicateKey, [i]);
-              else copies.push(i);
+              pushTo(s.spares, this.window.duplicateKey, i);
               // It may be stored in the holder's place, and its stage time may differ from the
-              // holder's (a damaged copy): the window vouches for it only by its own time, and
-              // counts that time when it lets the batch go (the floor then rises past it).
-              if (!(stageMs > this.window.floorMs)) s.checkTable = true;
-              if (stageMs > s.window.maxTsMs) s.window.maxTsMs = stageMs;
+              // holder's (a damaged copy): the window vouches for it by its own time.
+              claim = this.window.covered(s.window, stageMs);
             } else {
               const owner = this.held.get(this.window.duplicateOf);
-              if (owner !== undefined) {
-                const keys = after.get(owner);
-                if (keys === undefined) after.set(owner, [this.window.duplicateKey]);
-                else keys.push(this.window.duplicateKey);
-              }
+              if (owner !== undefined) pushTo(after, owner, this.window.duplicateKey);
               continue;
             }
           }
@@ -685,36 +681,48 @@ export class DuckDBStore implements Store {
         reasons.set(index, reason === null ? null : String(reason));
         if (raw !== null) raws.set(index, String(raw));
       }
+      // DuckDB skips a line it cannot read (ignore_errors): in practice bytes that are not UTF-8.
+      const reasonOf = (index: number): string | null =>
+        reasons.has(index) ? (reasons.get(index) ?? null) : 'not UTF-8 text';
+      // Opened once, for the rows DuckDB skipped: their bytes are read back from the file.
+      let fd = -1;
       const refuse = (index: number, reason: string) => {
-        rejected.push({
-          index,
-          reason,
-          data: raws.has(index) ? Buffer.from(raws.get(index) as string) : this.readBack(s, path, index),
-        });
+        const raw = raws.get(index);
+        let data: Buffer;
+        if (raw !== undefined) data = Buffer.from(raw);
+        else {
+          if (fd < 0) fd = openSync(path, 'r');
+          data = Buffer.allocUnsafe(s.lengths[index] ?? 0);
+          readSync(fd, data, 0, data.length, s.fileAt[index] ?? 0);
+        }
+        rejected.push({ index, reason, data });
       };
       const recover: number[] = [];
-      for (let index = 0; index < s.rowOf.length; index++) {
-        if ((s.rowOf[index] as number) < 0) continue;
-        // DuckDB skips a line it cannot read (ignore_errors): in practice bytes that are not UTF-8.
-        const reason = reasons.has(index) ? reasons.get(index) : 'not UTF-8 text';
-        if (reason === null || reason === undefined) continue;
-        refuse(index, reason);
-        rejectedRows++;
-        // The first valid spare copy of its key, if any, is stored in its place; the key stays held.
-        const name = this.window.keyName(s.window, s.rowOf[index] as number);
-        const copies = name === null ? undefined : s.spares?.get(name);
-        let replaced = false;
-        for (const copy of copies ?? []) {
-          const spareReason = reasons.has(copy) ? reasons.get(copy) : 'not UTF-8 text';
-          if (spareReason === null || spareReason === undefined) {
-            recover.push(copy);
-            replaced = true;
-            break;
+      try {
+        for (let index = 0; index < s.rowOf.length; index++) {
+          if ((s.rowOf[index] as number) < 0) continue;
+          const reason = reasonOf(index);
+          if (reason === null) continue;
+          refuse(index, reason);
+          rejectedRows++;
+          // The first valid spare copy of its key, if any, is stored in its place; the key stays held.
+          const name = this.window.keyName(s.window, s.rowOf[index] as number);
+          const copies = name === null ? undefined : s.spares?.get(name);
+          let replaced = false;
+          for (const copy of copies ?? []) {
+            const spareReason = reasonOf(copy);
+            if (spareReason === null) {
+              recover.push(copy);
+              replaced = true;
+              break;
+            }
+            refuse(copy, spareReason);
+            rejectedSpares++;
           }
-          refuse(copy, spareReason);
-          rejectedSpares++;
+          if (!replaced) this.giveBack(s, index);
         }
-        if (!replaced) this.giveBack(s, index);
+      } finally {
+        if (fd >= 0) closeSync(fd);
       }
       if (recover.length > 0) {
         const more = await conn.run(`
@@ -732,18 +740,6 @@ export class DuckDBStore implements Store {
     const duplicates =
       s.batchDuplicates - storedSpares - rejectedSpares + (s.staged - storedRows - rejectedRows);
     return { stored: storedRows + storedSpares, duplicates, rejected };
-  }
-
-  /** The bytes of event `index` from its staging file (for a row DuckDB could not read). */
-  private readBack(s: Staged, path: string, index: number): Buffer {
-    const data = Buffer.allocUnsafe(s.lengths[index] ?? 0);
-    const fd = openSync(path, 'r');
-    try {
-      readSync(fd, data, 0, data.length, s.fileAt[index] ?? 0);
-    } finally {
-      closeSync(fd);
-    }
-    return data;
   }
 
   private giveBack(s: Staged, index: number): void {

@@ -300,7 +300,12 @@ export class KeyWindow {
     return this.covered(batch, tsMs);
   }
 
-  private covered(batch: WindowBatch, tsMs: number): Claim {
+  /**
+   * Whether the window vouches for a row of `batch` stage-timed at `tsMs` (Covered) or the table
+   * must be checked; the time counts as the batch's when it is let go (the floor rises past it).
+   * claim() does this for the copy it records; the store, for a spare repeat it may store instead.
+   */
+  covered(batch: WindowBatch, tsMs: number): Claim {
     if (tsMs > batch.maxTsMs) batch.maxTsMs = tsMs;
     return tsMs > this.floor ? Claim.Covered : Claim.CheckTable;
   }
