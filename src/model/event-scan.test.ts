@@ -256,7 +256,7 @@ describe('EventScanner', () => {
   });
 
   it('agrees with the JS readers on every line of the shared samples and of simulated traffic', () => {
-    const dir = join(import.meta.dirname, '../../../shared/data/samples');
+    const dir = join(import.meta.dirname, '../../test/fixtures/third-party/samples');
     const inputs = readdirSync(dir)
       .filter((n) => !n.endsWith('.gz'))
       .map((n) => readFileSync(join(dir, n)));

@@ -8,8 +8,10 @@ import { attributesFromRecord } from './request-attributes.js';
 import type { Policy } from './types.js';
 import { validatePolicy } from './validate.js';
 
-// kube-apiserver's own policy tests, transcribed; lives beside the repository as ../shared/data.
-const CASES_FILE = fileURLToPath(new URL('../../../shared/data/k8s-policy-cases.json', import.meta.url));
+// kube-apiserver's own policy tests, transcribed (test/fixtures/third-party, with its licence).
+const CASES_FILE = fileURLToPath(
+  new URL('../../test/fixtures/third-party/k8s-policy-cases.json', import.meta.url),
+);
 
 interface Decision {
   level?: string;

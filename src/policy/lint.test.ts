@@ -7,7 +7,7 @@ import { lintPolicyText } from './lint-file.js';
 import type { Policy } from './types.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
-const SHARED_POLICIES = `${REPO}../shared/data/policies/`;
+const SHARED_POLICIES = `${REPO}test/fixtures/third-party/policies/`;
 const FIXTURES = `${REPO}test/fixtures/policy/`;
 
 type Finding = `${string} ${string}`;
@@ -32,7 +32,7 @@ const V1BETA1 = 'KAUDIT_POLICY_API_VERSION apiVersion';
 const sorted = (xs: Finding[]) => [...xs].sort();
 
 /*
- * What each real policy in ../shared/data/policies should report, and why.
+ * What each real policy in test/fixtures/third-party/policies should report, and why.
  * Positions are checked separately below; here the finding and the rule it points at.
  */
 const EXPECTED: Record<
@@ -162,7 +162,7 @@ const EXPECTED: Record<
   },
 };
 
-describe('lint of the real policies in ../shared/data/policies', () => {
+describe('lint of the real policies in test/fixtures/third-party/policies', () => {
   it.each(Object.entries(EXPECTED))('%s', (file, want) => {
     const opts: { version?: string; fragment?: boolean } = {};
     if (want.version) opts.version = want.version;

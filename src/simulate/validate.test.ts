@@ -2,9 +2,12 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { validateAuditEvent } from './validate.js';
 
-// A real event from a kube-apiserver, kept in the shared samples beside this repository.
+// A real event from a kube-apiserver (test/fixtures/third-party/samples).
 const sample = JSON.parse(
-  readFileSync(new URL('../../../shared/data/samples/raw_audit_kubernetes.json', import.meta.url), 'utf8'),
+  readFileSync(
+    new URL('../../test/fixtures/third-party/samples/raw_audit_kubernetes.json', import.meta.url),
+    'utf8',
+  ),
 ) as Record<string, unknown>;
 
 describe('validateAuditEvent', () => {

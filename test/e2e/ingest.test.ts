@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FIXTURES, ndjson, runCli, SHARED_DATA } from '../helpers/cli.js';
+import { FIXTURES, ndjson, runCli, THIRD_PARTY } from '../helpers/cli.js';
 
 let dir: string;
 let data: string;
@@ -39,15 +39,15 @@ const SAMPLES: [string, number][] = [
 
 describe('kaudit ingest', () => {
   it.each(SAMPLES)('stores every event of the public sample %s', async (name, count) => {
-    const s = await ingestJson(join(SHARED_DATA, 'samples', name));
+    const s = await ingestJson(join(THIRD_PARTY, 'samples', name));
     expect(s).toMatchObject({ stored: count, events: count, duplicates: 0, malformed: 0, truncated: 0 });
     expect(await query('SELECT count(*) AS n FROM events')).toEqual([{ n: count }]);
   });
 
   it('adds no rows when the same files are ingested twice', async () => {
-    const first = await ingestJson(join(SHARED_DATA, 'samples'));
+    const first = await ingestJson(join(THIRD_PARTY, 'samples'));
     expect(first.stored).toBe(45);
-    const second = await ingestJson(join(SHARED_DATA, 'samples'));
+    const second = await ingestJson(join(THIRD_PARTY, 'samples'));
     expect(second).toMatchObject({ stored: 0, duplicates: 45 });
     expect(await query('SELECT count(*) AS n FROM events')).toEqual([{ n: 45 }]);
   });
@@ -222,7 +222,7 @@ describe('kaudit ingest', () => {
 
 describe('kaudit search and query', () => {
   beforeEach(async () => {
-    await ingestJson(join(SHARED_DATA, 'samples'), join(FIXTURES, 'watch-long-running.jsonl'));
+    await ingestJson(join(THIRD_PARTY, 'samples'), join(FIXTURES, 'watch-long-running.jsonl'));
   });
 
   it('filters by subject, verb, resource/subresource, code and time, newest first', async () => {

@@ -2,13 +2,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import {
-  BIN,
-  type CliResult,
-  FIXTURES as FIXTURE_ROOT,
-  runCliSync,
-  SHARED_DATA as SHARED,
-} from '../helpers/cli.js';
+import { BIN, type CliResult, FIXTURES as FIXTURE_ROOT, runCliSync, THIRD_PARTY } from '../helpers/cli.js';
 
 const FIXTURES = join(FIXTURE_ROOT, 'policy');
 
@@ -28,7 +22,7 @@ beforeAll(() => {
 
 describe('kaudit policy lint', () => {
   it('prints warnings with file:line:column and exits 0 when kube-apiserver would load the policy', () => {
-    const r = kaudit(['policy', 'lint', join(SHARED, 'policies/kubernetes-docs-audit-policy.yaml')]);
+    const r = kaudit(['policy', 'lint', join(THIRD_PARTY, 'policies/kubernetes-docs-audit-policy.yaml')]);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain(
       'kubernetes-docs-audit-policy.yaml:13:5: warning[KAUDIT_LINT_PODS_SUBRESOURCES] rules[0].resources[0].resources:',
@@ -40,7 +34,7 @@ describe('kaudit policy lint', () => {
   it('reads the policy from stdin with -', () => {
     const r = kaudit(
       ['policy', 'lint', '-'],
-      readFileSync(join(SHARED, 'policies/audit2rbac-demo-policy.yaml'), 'utf8'),
+      readFileSync(join(THIRD_PARTY, 'policies/audit2rbac-demo-policy.yaml'), 'utf8'),
     );
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^-:4:3: warning\[KAUDIT_LINT_NO_CATCH_ALL\] rules\[0\]:/);
@@ -62,7 +56,7 @@ describe('kaudit policy lint', () => {
       'lint',
       '--fail-on',
       'warning',
-      join(SHARED, 'policies/audit2rbac-demo-policy.yaml'),
+      join(THIRD_PARTY, 'policies/audit2rbac-demo-policy.yaml'),
     ]);
     expect(r.code).toBe(1);
     expect(r.stdout).toContain('KAUDIT_LINT_NO_CATCH_ALL');
@@ -73,7 +67,7 @@ describe('kaudit policy lint', () => {
       'policy',
       'lint',
       '--json',
-      join(SHARED, 'policies/falcosecurity-plugins-k8saudit-audit-policy.yaml'),
+      join(THIRD_PARTY, 'policies/falcosecurity-plugins-k8saudit-audit-policy.yaml'),
     ]);
     expect(r.code).toBe(0);
     const lines = jsonLines(r.stdout);
@@ -89,7 +83,7 @@ describe('kaudit policy lint', () => {
   });
 
   it('refuses v1beta1 policies unless checking against Kubernetes 1.23', () => {
-    const file = join(SHARED, 'policies/openshift-library-go/default.yaml');
+    const file = join(THIRD_PARTY, 'policies/openshift-library-go/default.yaml');
     const now = kaudit(['policy', 'lint', file]);
     expect(now.code).toBe(1);
     expect(now.stdout).toContain(
@@ -103,7 +97,7 @@ describe('kaudit policy lint', () => {
 
   it('checks a rule fragment only with --fragment', () => {
     const file = join(
-      SHARED,
+      THIRD_PARTY,
       'policies/openshift-library-go/fragments-current/writerequestbodies-rules.yaml',
     );
     expect(kaudit(['policy', 'lint', file]).stdout).toContain('KAUDIT_POLICY_FRAGMENT');
@@ -130,7 +124,7 @@ describe('kaudit policy lint', () => {
 });
 
 describe('kaudit policy eval', () => {
-  const docs = join(SHARED, 'policies/kubernetes-docs-audit-policy.yaml');
+  const docs = join(THIRD_PARTY, 'policies/kubernetes-docs-audit-policy.yaml');
 
   it('evaluates one request given by flags', () => {
     const r = kaudit([
@@ -313,8 +307,8 @@ describe('kaudit policy simulate', () => {
     const r = kaudit([
       'policy',
       'simulate',
-      join(SHARED, 'policies/gce-create-master-audit-policy.rendered.yaml'),
-      join(SHARED, 'samples/audit2rbac-demo.log'),
+      join(THIRD_PARTY, 'policies/gce-create-master-audit-policy.rendered.yaml'),
+      join(THIRD_PARTY, 'samples/audit2rbac-demo.log'),
     ]);
     expect(r.code).toBe(0);
     const golden = join(FIXTURES, 'golden/simulate-gce-audit2rbac-demo.txt');
@@ -326,23 +320,23 @@ describe('kaudit policy simulate', () => {
     const r = kaudit([
       'policy',
       'simulate',
-      join(SHARED, 'policies/gce-create-master-audit-policy.rendered.yaml'),
-      join(SHARED, 'samples/audit2rbac-demo.log'),
+      join(THIRD_PARTY, 'policies/gce-create-master-audit-policy.rendered.yaml'),
+      join(THIRD_PARTY, 'samples/audit2rbac-demo.log'),
       '--json',
     ]);
     expect(r.code).toBe(0);
     const report = JSON.parse(r.stdout) as { input: { events: number } };
     expect(report.input.events).toBe(
-      readFileSync(join(SHARED, 'samples/audit2rbac-demo.log'), 'utf8').trim().split('\n').length,
+      readFileSync(join(THIRD_PARTY, 'samples/audit2rbac-demo.log'), 'utf8').trim().split('\n').length,
     );
   });
 
   it('simulates over the store with --data exactly as over the log it was ingested from', () => {
     const dir = mkdtempSync(join(tmpdir(), 'kaudit-sim-data-'));
-    const log = join(SHARED, 'samples/audit2rbac-demo.log');
+    const log = join(THIRD_PARTY, 'samples/audit2rbac-demo.log');
     const ingest = kaudit(['ingest', '--data', dir, '--no-progress', '--no-redact', log]);
     expect(ingest.code).toBe(0);
-    const policy = join(SHARED, 'policies/kubernetes-docs-audit-policy.yaml');
+    const policy = join(THIRD_PARTY, 'policies/kubernetes-docs-audit-policy.yaml');
     const fromStore = kaudit(['policy', 'simulate', policy, '--data', dir, '--json']);
     const fromLog = kaudit(['policy', 'simulate', policy, log, '--json']);
     expect(fromStore.code).toBe(0);
@@ -360,7 +354,7 @@ describe('kaudit policy simulate', () => {
     const r = kaudit([
       'policy',
       'simulate',
-      join(SHARED, 'policies/audit2rbac-demo-policy.yaml'),
+      join(THIRD_PARTY, 'policies/audit2rbac-demo-policy.yaml'),
       'missing.log',
     ]);
     expect(r.code).toBe(2);

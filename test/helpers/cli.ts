@@ -12,8 +12,8 @@ export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** The built CLI (npm test builds it first); KAUDIT_E2E_BIN points at another build, e.g. one in a private directory. */
 export const BIN =
   process.env.KAUDIT_E2E_BIN ?? fileURLToPath(new URL('../../bin/kaudit.cjs', import.meta.url));
-/** Third-party samples shared beside the repository (licences in ../shared/data/licenses). */
-export const SHARED_DATA = fileURLToPath(new URL('../../../shared/data/', import.meta.url));
+/** Real third-party inputs copied into the fixtures, with their licences (see its README). */
+export const THIRD_PARTY = fileURLToPath(new URL('../fixtures/third-party/', import.meta.url));
 export const FIXTURES = fileURLToPath(new URL('../fixtures/', import.meta.url));
 
 export interface CliResult {

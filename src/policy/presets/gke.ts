@@ -27,7 +27,7 @@ const OMIT_RECEIVED = ['RequestReceived'];
 
 /**
  * Modeled on the audit policy kube-up's configure-helper.sh renders for GCE masters
- * (../shared/data/policies/gce-create-master-audit-policy.rendered.yaml), which GKE's policy follows.
+ * (test/fixtures/third-party/policies/gce-create-master-audit-policy.rendered.yaml), which GKE's policy follows.
  */
 export const gke: Preset = {
   name: 'gke',
