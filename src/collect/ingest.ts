@@ -1,13 +1,13 @@
 /**
- * One-shot ingest of files, directories and stdin into a Store: frame -> prepare -> batch ->
- * store, with one batch being stored while the next is prepared. Malformed records and events
- * the store rejects are dead-lettered with their source and byte offset; nothing is dropped silently.
+ * One-shot ingest of files, directories and stdin: a source that reads each input once, to its end,
+ * into the same Pipeline the agent uses (batching, de-duplication, dead letters and acknowledgement
+ * are one code path), then drains it. A path that cannot be read, or a compressed file cut short, is
+ * reported and skipped; every good event of the rest is stored.
  */
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { setImmediate } from 'node:timers/promises';
-import { UserError } from '../model/errors.js';
 import { type FrameRecord, frameInput } from '../model/frame.js';
 import {
   DEFAULT_PREPARE_OPTIONS,
@@ -17,8 +17,11 @@ import {
   prepareValue,
   trimLine,
 } from '../model/prepare.js';
-import { RestageError, type Store, type WriteResult, writeOnce } from '../store/store.js';
+import type { Store } from '../store/contract.js';
 import type { DeadLetter } from './dead-letter.js';
+import type { Logger } from './logger.js';
+import { type DeadLetterEntry, Pipeline, type PipelineItem } from './pipeline.js';
+import { FanOut, type Sink } from './sinks.js';
 
 export interface IngestInput {
   /** A file or directory path, or `-` with `stream` for standard input. */
@@ -40,14 +43,19 @@ export interface IngestOptions {
   store: Store;
   cluster: string;
   deadLetter: DeadLetter;
+  log: Logger;
   prepare?: PrepareOptions;
-  /** A store batch holds at most this many events (default: the store's batchEvents)... */
+  /** Consumers of what the store stored (detections), after the store. */
+  sinks?: readonly Sink[];
+  /** A store batch holds at most this many events (default: the store's batchEvents). */
   batchEvents?: number;
-  /** ...and this many bytes. */
-  batchBytes?: number;
-  /** Batches handed to the store and not yet stored; default 4. */
-  batchesInFlight?: number;
   onProgress?: (p: IngestProgress) => void;
+}
+
+/** An input that was not read whole. */
+export interface SkippedInput {
+  path: string;
+  reason: string;
 }
 
 export interface IngestSummary {
@@ -58,20 +66,21 @@ export interface IngestSummary {
   duplicates: number;
   truncated: number;
   malformed: number;
+  /** Inputs not read, or not read to their end; their readable events are stored. */
+  skipped: SkippedInput[];
   deadLetter: string;
   seconds: number;
   eventsPerSecond: number;
 }
 
-const DEFAULT_BATCH_BYTES = 256 << 20;
-/** Times a batch may be staged again when the store asks (see flush). */
-const MAX_RESTAGES = 1000;
-// Two importing, the rest staged and waiting, so an import never waits for the parse loop.
-const DEFAULT_BATCHES_IN_FLIGHT = 4;
+/** Events per pipeline item: the pipeline cuts store batches from them. */
+const ITEM_EVENTS = 2000;
+const QUEUE_BYTES = 512 << 20;
 
-/** Expands directories (recursively, sorted by name) into the files to read. */
+/** Expands directories (recursively, sorted by name) into the files to read; bad paths are reported, not fatal. */
 export async function expandInputs(
   paths: readonly string[],
+  skipped: SkippedInput[] = [],
 ): Promise<{ path: string; size: number | null }[]> {
   const out: { path: string; size: number | null }[] = [];
   for (const p of paths) {
@@ -83,31 +92,39 @@ export async function expandInputs(
     try {
       st = await stat(p);
     } catch (err) {
-      throw new UserError(
-        'KAUDIT_INPUT_NOT_FOUND',
-        `cannot read ${p}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
-      );
+      skipped.push({ path: p, reason: errnoText(err) });
+      continue;
     }
     if (st.isDirectory()) {
+      let names: string[];
+      try {
+        names = await readdir(p);
+      } catch (err) {
+        skipped.push({ path: p, reason: errnoText(err) });
+        continue;
+      }
       // Hidden files and the simulator's ground-truth files are not audit logs.
-      const names = (await readdir(p)).filter((n) => !n.startsWith('.') && !n.endsWith('.truth.json')).sort();
-      out.push(...(await expandInputs(names.map((n) => join(p, n)))));
+      const logs = names.filter((n) => !n.startsWith('.') && !n.endsWith('.truth.json')).sort();
+      out.push(
+        ...(await expandInputs(
+          logs.map((n) => join(p, n)),
+          skipped,
+        )),
+      );
     } else if (st.isFile()) {
       out.push({ path: p, size: st.size });
+    } else {
+      skipped.push({ path: p, reason: 'not a regular file' });
     }
   }
   return out;
 }
 
-interface Pending {
-  events: Buffer[];
-  sources: string[];
-  offsets: number[];
-  bytes: number;
-}
-
-function newPending(): Pending {
-  return { events: [], sources: [], offsets: [], bytes: 0 };
+function errnoText(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  if (e.code === 'ENOENT') return 'no such file or directory (or a broken symlink)';
+  if (e.code === 'EACCES') return 'permission denied';
+  return e.code ?? (err instanceof Error ? err.message : String(err));
 }
 
 /** A framed record (not one of the plain lines framing marked) as prepared events. */
@@ -123,140 +140,124 @@ function prepareRecord(rec: FrameRecord, prep: PrepareOptions): PreparedLine {
 export async function ingest(inputs: readonly IngestInput[], opts: IngestOptions): Promise<IngestSummary> {
   const started = performance.now();
   const prep = opts.prepare ?? DEFAULT_PREPARE_OPTIONS;
-  const batchBytes = opts.batchBytes ?? DEFAULT_BATCH_BYTES;
-  // The store's cheapest batch (for DuckDB, one row group, written compressed without the WAL).
   const batchEvents = opts.batchEvents ?? opts.store.capabilities.batchEvents;
-  const files = await expandInputs(inputs.map((i) => i.path));
+  const writesInFlight = opts.store.capabilities.parallelWrites + 1;
+  const sinks = new FanOut(opts.sinks ?? [], { log: opts.log });
+  const pipeline = new Pipeline({
+    store: opts.store,
+    cluster: opts.cluster,
+    // Room for a batch in each writer and the next one being filled.
+    queueEvents: (writesInFlight + 2) * batchEvents,
+    queueBytes: QUEUE_BYTES,
+    batchEvents,
+    flushIntervalMs: 50,
+    writesInFlight,
+    deadLetter: opts.deadLetter,
+    log: opts.log,
+    sinks,
+  });
+  pipeline.start();
+
+  const skipped: SkippedInput[] = [];
+  const files = await expandInputs(
+    inputs.map((i) => i.path),
+    skipped,
+  );
   const bytesTotal = files.some((f) => f.size === null) ? null : files.reduce((a, f) => a + (f.size ?? 0), 0);
-  const s = { events: 0, stored: 0, duplicates: 0, truncated: 0, malformed: 0 };
+  const s = { events: 0, truncated: 0, malformed: 0 };
   let bytesDone = 0;
-  const maxInFlight = Math.max(1, opts.batchesInFlight ?? DEFAULT_BATCHES_IN_FLIGHT);
-  const inFlight: Promise<void>[] = [];
-  let failure: unknown = null;
-  let stopped = false;
-  let pending = newPending();
+  let failure: Error | undefined;
 
-  // Only sources and offsets outlive the store call: the store returns rejected events' bytes.
-  const settle = (batch: Pick<Pending, 'sources' | 'offsets'>, r: WriteResult) => {
-    s.stored += r.stored;
-    s.duplicates += r.duplicates;
-    for (const rej of r.rejected) {
-      s.malformed++;
-      s.events--;
-      void opts.deadLetter.add({
-        source: batch.sources[rej.index] ?? '?',
-        offset: batch.offsets[rej.index] ?? 0,
-        reason: rej.reason,
-        data: rej.data,
-      });
-    }
-  };
-
-  const add = (ev: Buffer, source: string, offset: number) => {
-    pending.events.push(ev);
-    pending.sources.push(source);
-    pending.offsets.push(offset);
-    pending.bytes += ev.length;
-    s.events++;
-  };
-
-  const flush = async () => {
-    if (pending.events.length === 0) return;
-    const { sources, offsets } = pending;
-    // Kept only while the store may ask for the batch to be staged again (copies it counted as
-    // duplicates were not stored after all); a batch before it that failed has failed the ingest.
-    let events: Buffer[] | null = pending.events;
-    pending = newPending();
-    // Hand the batch over before waiting for the oldest in flight: the store stages it meanwhile.
-    const write = async (): Promise<WriteResult> => {
-      for (let attempt = 1; ; attempt++) {
-        if (events === null) throw new Error('internal: a batch staged again after its events were let go');
-        const staged = opts.store.stage({ events, cluster: opts.cluster });
-        if (staged.selfContained) events = null;
-        try {
-          return await writeOnce(staged);
-        } catch (err) {
-          // Nothing failed: another batch rejected or let go copies this one counted on. Each time,
-          // a batch before it has settled, so this ends; the cap is only a guard.
-          const again = err instanceof RestageError && events !== null && failure === null && !stopped;
-          if (!again || attempt >= MAX_RESTAGES) throw err;
-        }
-      }
+  const offer = async (item: PipelineItem): Promise<void> => {
+    item.done = (err) => {
+      failure ??= err;
     };
-    inFlight.push(
-      write().then(
-        (r) => settle({ sources, offsets }, r),
-        (err: unknown) => {
-          failure ??= err;
-        },
-      ),
-    );
-    if (inFlight.length >= maxInFlight) await inFlight.shift();
-    if (failure) throw failure;
+    await pipeline.offer(item);
   };
 
   try {
-    await readAll();
-  } catch (err) {
-    // No batch may still be written (or staged again) once the caller closes the store.
-    stopped = true;
-    await Promise.all(inFlight);
-    throw err;
+    for (const file of files) {
+      if (failure !== undefined) break;
+      const stream = file.path === '-' ? inputs.find((i) => i.path === '-')?.stream : undefined;
+      const source = file.path === '-' ? '<stdin>' : file.path;
+      const base = bytesDone;
+      let item = newItem(source);
+      try {
+        for await (const records of frameInput(stream ?? file.path, {
+          onBytes: (n) => {
+            bytesDone = base + n;
+          },
+          prepare: prep,
+        })) {
+          for (const rec of records) {
+            if (rec.kind === 'line' && rec.plain) {
+              item.events.push(rec.data);
+              item.offsets?.push(rec.offset);
+              s.events++;
+            } else {
+              const prepared = prepareRecord(rec, prep);
+              if (prepared.malformed !== undefined) {
+                s.malformed++;
+                item.deadLetters.push(letter(source, rec.offset, prepared.malformed, rec.data));
+              }
+              s.truncated += prepared.truncated;
+              for (const ev of prepared.events) {
+                item.events.push(ev);
+                item.offsets?.push(rec.offset);
+                s.events++;
+              }
+            }
+            if (item.events.length >= ITEM_EVENTS) {
+              await offer(item);
+              item = newItem(source);
+            }
+          }
+          // Lets the store's completions run: reads of a cached file may never leave the event loop idle.
+          await setImmediate();
+          opts.onProgress?.({
+            bytesRead: bytesDone,
+            bytesTotal,
+            events: s.events,
+            stored: pipeline.stats().eventsStored,
+            elapsedMs: performance.now() - started,
+          });
+        }
+      } catch (err) {
+        // A truncated .gz, a file that went away or became unreadable: what was read is kept.
+        skipped.push({ path: source, reason: `stopped after ${bytesDone - base} bytes: ${errnoText(err)}` });
+      }
+      if (item.events.length > 0 || item.deadLetters.length > 0) {
+        item.more = false;
+        await offer(item);
+      }
+    }
+  } finally {
+    await pipeline.shutdown(failure === undefined ? 60_000 : 0);
+    await sinks.shutdown();
   }
-  await Promise.all(inFlight);
-  if (failure) throw failure;
+  if (failure !== undefined) throw failure;
   await opts.deadLetter.sync();
+  const p = pipeline.stats();
   const seconds = (performance.now() - started) / 1000;
   return {
     files: files.length,
     bytes: bytesDone,
-    ...s,
+    events: s.events - p.rejected,
+    stored: p.eventsStored,
+    duplicates: p.duplicates,
+    truncated: s.truncated,
+    malformed: s.malformed + p.rejected,
+    skipped,
     deadLetter: opts.deadLetter.path,
     seconds: Math.round(seconds * 1000) / 1000,
     eventsPerSecond: Math.round(s.events / Math.max(seconds, 1e-9)),
   };
+}
 
-  async function readAll(): Promise<void> {
-    for (const file of files) {
-      const stream = file.path === '-' ? inputs.find((i) => i.path === '-')?.stream : undefined;
-      const source = file.path === '-' ? '<stdin>' : file.path;
-      const base = bytesDone;
-      for await (const records of frameInput(stream ?? file.path, {
-        onBytes: (n) => {
-          bytesDone = base + n;
-        },
-        prepare: prep,
-      })) {
-        for (const rec of records) {
-          if (rec.kind === 'line' && rec.plain) add(rec.data, source, rec.offset);
-          else {
-            const prepared = prepareRecord(rec, prep);
-            if (prepared.malformed !== undefined) {
-              s.malformed++;
-              void opts.deadLetter.add({
-                source,
-                offset: rec.offset,
-                reason: prepared.malformed,
-                data: rec.data,
-              });
-              continue;
-            }
-            s.truncated += prepared.truncated;
-            for (const ev of prepared.events) add(ev, source, rec.offset);
-          }
-          if (pending.bytes >= batchBytes || pending.events.length >= batchEvents) await flush();
-        }
-        // Let the store's completions run: reads of a cached file may never leave the event loop idle.
-        await setImmediate();
-        opts.onProgress?.({
-          bytesRead: bytesDone,
-          bytesTotal,
-          events: s.events,
-          stored: s.stored,
-          elapsedMs: performance.now() - started,
-        });
-      }
-    }
-    await flush();
-  }
+function newItem(source: string): PipelineItem {
+  return { source, events: [], offsets: [], deadLetters: [], retry: false, more: true };
+}
+
+function letter(source: string, offset: number, reason: string, data: Buffer): DeadLetterEntry {
+  return { source, offset, reason, data };
 }

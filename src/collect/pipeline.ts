@@ -1,6 +1,7 @@
 import type { PrepareOptions } from '../model/prepare.js';
-import { RestageError, type StagedBatch, type Store } from '../store/store.js';
+import { RestageError, type StagedBatch, type Store, type WriteResult } from '../store/store.js';
 import type { Logger } from './logger.js';
+import type { FanOut } from './sinks.js';
 
 /** What model/prepare.ts returns for one line or one parsed body. */
 export interface PreparedLine {
@@ -35,6 +36,8 @@ export interface DeadLetterSink {
 export interface PipelineItem {
   source: string;
   events: Buffer[];
+  /** Byte offset in the source of each event, when known: dead letters of rejected events carry it. */
+  offsets?: number[];
   /** Lines that are not audit events; written to the dead-letter file when the batch is stored. */
   deadLetters: DeadLetterEntry[];
   /** performance.now() when the item entered the queue; set by the pipeline. */
@@ -64,6 +67,8 @@ export interface PipelineOptions {
   writesInFlight?: number;
   deadLetter: DeadLetterSink;
   log: Logger;
+  /** Consumers after the store: each stored batch goes to them once the store acknowledged it. */
+  sinks?: FanOut;
 }
 
 export interface PipelineStats {
@@ -171,6 +176,10 @@ export class Pipeline {
   private lastWriteAt: Date | undefined;
 
   constructor(private readonly opts: PipelineOptions) {}
+
+  private get feedsSinks(): boolean {
+    return (this.opts.sinks?.size ?? 0) > 0;
+  }
 
   start(): void {
     this.loop ??= this.run();
@@ -389,7 +398,8 @@ export class Pipeline {
         if (events.length > 0) {
           batch.staged = this.opts.store.stage({ events, cluster: this.opts.cluster });
           events.length = 0;
-          if (batch.staged.selfContained)
+          // The queue lets go of what the store holds, unless sinks want the events after the store.
+          if (batch.staged.selfContained && !this.feedsSinks)
             for (const { entry, from, to } of slices) entry.item.events.fill(RELEASED, from, to);
         }
       }
@@ -448,15 +458,27 @@ export class Pipeline {
       this.counters.rejected += result.rejected.length;
     }
 
+    if (result !== undefined && this.feedsSinks) this.publish(slices, result);
     const letters: DeadLetterEntry[] = [];
     if (result !== undefined && result.rejected.length > 0) {
       const owner: Entry[] = [];
-      for (const { entry, from, to } of slices) for (let i = from; i < to; i++) owner.push(entry);
+      const at: number[] = [];
+      for (const { entry, from, to } of slices)
+        for (let i = from; i < to; i++) {
+          owner.push(entry);
+          at.push(i);
+        }
       for (const r of result.rejected) {
         const entry = owner[r.index];
         // A refused item's events are the client's to send again, and dead-lettered then.
-        if (entry !== undefined && !entry.refused)
-          letters.push({ source: entry.item.source, reason: r.reason, data: r.data });
+        if (entry === undefined || entry.refused) continue;
+        const offset = entry.item.offsets?.[at[r.index] ?? -1];
+        letters.push({
+          source: entry.item.source,
+          reason: r.reason,
+          data: r.data,
+          ...(offset === undefined ? {} : { offset }),
+        });
       }
     }
     const now = performance.now();
@@ -491,6 +513,18 @@ export class Pipeline {
     // Only now, after their dead letters are durable, may another batch's completion ack them.
     for (const entry of completed) entry.complete = true;
     this.acknowledge();
+  }
+
+  /** The batch's newly stored events (not its duplicates or rejects) go to the sinks. */
+  private publish(slices: readonly Slice[], result: WriteResult): void {
+    const skip = new Set<number>(result.duplicateIndexes ?? []);
+    for (const r of result.rejected) skip.add(r.index);
+    const events: Buffer[] = [];
+    let index = 0;
+    for (const { entry, from, to } of slices)
+      for (let i = from; i < to; i++, index++)
+        if (!skip.has(index) && !entry.refused) events.push(entry.item.events[i] as Buffer);
+    this.opts.sinks?.publish({ cluster: this.opts.cluster, events });
   }
 
   private refuse(entry: Entry, err: Error): void {
