@@ -1,49 +1,26 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
+import { z } from 'zod';
 import { type Diagnostic, formatDiagnostic, UserError } from '../model/errors.js';
 import { DEFAULT_MAX_EVENT_BYTES } from '../model/prepare.js';
+import { type ListenAddress, parseListen } from './config/listen.js';
+import { diagnostic, type ValidateContext, validate } from './config/schema-diagnostics.js';
+import type { SourceConfig } from './config/source-config.js';
+import { readYaml } from './config/yaml-input.js';
+import { SOURCE_TYPES } from './sources/index.js';
 
 export const DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024;
-export const DEFAULT_WEBHOOK_MAX_BODY_BYTES = 12 * 1024 * 1024;
 export const DEFAULT_ADMIN_LISTEN = '127.0.0.1:5599';
 
-export interface ListenAddress {
-  host: string;
-  port: number;
-}
-
-export interface FileSourceConfig {
-  type: 'file';
-  /** Stable name of the source: checkpoints and metrics are keyed by it. */
-  name: string;
-  path: string;
-  source: string;
-  service: string;
-  startPosition: 'beginning' | 'end';
-}
-
-export interface WebhookTlsConfig {
-  cert: string;
-  key: string;
-  clientCa?: string;
-  /** Client-certificate subject CNs or DNS SANs allowed; empty means any certificate signed by clientCa. */
-  allowedNames: string[];
-}
-
-export interface WebhookSourceConfig {
-  type: 'webhook';
-  name: string;
-  listen: ListenAddress;
-  path: string;
-  source: string;
-  service: string;
-  tls?: WebhookTlsConfig;
-  tokenFile?: string;
-  maxBodyBytes: number;
-}
-
-export type SourceConfig = FileSourceConfig | WebhookSourceConfig;
+export type { ListenAddress } from './config/listen.js';
+export { formatListen, parseListen } from './config/listen.js';
+export type {
+  FileSourceConfig,
+  SourceConfig,
+  WebhookSourceConfig,
+  WebhookTlsConfig,
+} from './config/source-config.js';
+export { DEFAULT_WEBHOOK_MAX_BODY_BYTES } from './config/source-config.js';
 
 export interface PipelineConfig {
   /** Events held between the sources and the store before sources are slowed (files) or refused (webhook). */
@@ -103,35 +80,50 @@ export const ENV_VARS = {
   KAUDIT_STORE_TRIM_MEMORY: 'store_trim_memory',
 } as const;
 
-const TOP_KEYS = new Set([
-  'cluster',
-  'run_path',
-  'data',
-  'admin',
-  'logs_enabled',
-  'max_event_bytes',
-  'max_line_bytes',
-  'redact',
-  'retention_days',
-  'store_memory_limit',
-  'store_trim_memory',
-  'pipeline',
-  'logs',
-]);
-const FILE_KEYS = new Set(['type', 'name', 'path', 'source', 'service', 'start_position']);
-const WEBHOOK_KEYS = new Set([
-  'type',
-  'name',
-  'listen',
-  'path',
-  'source',
-  'service',
-  'tls',
-  'token_file',
-  'max_body_bytes',
-]);
-const TLS_KEYS = new Set(['cert', 'key', 'client_ca', 'allowed_names']);
-const PIPELINE_KEYS = new Set(['queue_events', 'queue_bytes', 'batch_events', 'flush_interval_ms']);
+const SIZE = /^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i;
+
+/** The top of kaudit.yaml; each `logs:` entry is checked by the schema of its type (sources/). */
+const topSchema = z
+  .object({
+    cluster: z.string().min(1).optional(),
+    run_path: z.string().min(1),
+    data: z.string().min(1),
+    admin: z
+      .object({ listen: z.string().min(1).optional() })
+      .strict()
+      .optional(),
+    logs_enabled: z.boolean().default(true),
+    max_event_bytes: z.number().int().min(1024).default(DEFAULT_MAX_EVENT_BYTES),
+    max_line_bytes: z.number().int().min(1024).default(DEFAULT_MAX_LINE_BYTES),
+    redact: z.boolean().default(true),
+    retention_days: z.number().int().min(1).optional(),
+    store_memory_limit: z
+      .string()
+      .refine((v) => SIZE.test(v), { message: 'must be a size such as 512MB or 2GB' })
+      .optional(),
+    store_trim_memory: z.boolean().default(false),
+    pipeline: z
+      .object({
+        queue_events: z.number().int().min(1).default(DEFAULT_PIPELINE.queueEvents),
+        queue_bytes: z.number().int().min(1024).default(DEFAULT_PIPELINE.queueBytes),
+        batch_events: z.number().int().min(1).default(DEFAULT_PIPELINE.batchEvents),
+        flush_interval_ms: z.number().int().min(1).default(DEFAULT_PIPELINE.flushIntervalMs),
+      })
+      .strict()
+      .default({
+        queue_events: DEFAULT_PIPELINE.queueEvents,
+        queue_bytes: DEFAULT_PIPELINE.queueBytes,
+        batch_events: DEFAULT_PIPELINE.batchEvents,
+        flush_interval_ms: DEFAULT_PIPELINE.flushIntervalMs,
+      }),
+    logs: z.array(z.unknown()).default([]),
+  })
+  .strict();
+
+const HINTS: Record<string, string> = {
+  run_path: 'the directory where checkpoints are kept; or set KAUDIT_RUN_PATH',
+  data: 'the directory of the store; or set KAUDIT_DATA',
+};
 
 export interface ParseConfigOptions {
   /** Shown in diagnostics and used to resolve relative paths. */
@@ -146,374 +138,165 @@ export interface ParsedConfig {
   diagnostics: Diagnostic[];
 }
 
-/** Parses and validates agent YAML; every problem is reported, each with its line. */
-export function parseAgentConfig(text: string, options: ParseConfigOptions = {}): ParsedConfig {
-  const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false });
-  const diagnostics: Diagnostic[] = [];
-  const file = options.file;
-  const baseDir = file ? dirname(resolve(file)) : process.cwd();
-  const env = options.env ?? {};
+type EnvKind = 'string' | 'int' | 'bool';
+/** KAUDIT_* variables, the key each overrides and how it is read. */
+const ENV_KINDS: Record<keyof typeof ENV_VARS, EnvKind> = {
+  KAUDIT_CLUSTER: 'string',
+  KAUDIT_RUN_PATH: 'string',
+  KAUDIT_DATA: 'string',
+  KAUDIT_ADMIN_LISTEN: 'string',
+  KAUDIT_LOGS_ENABLED: 'bool',
+  KAUDIT_MAX_EVENT_BYTES: 'int',
+  KAUDIT_REDACT: 'bool',
+  KAUDIT_RETENTION_DAYS: 'int',
+  KAUDIT_STORE_MEMORY_LIMIT: 'string',
+  KAUDIT_STORE_TRIM_MEMORY: 'bool',
+};
 
-  const at = (node: Node | null | undefined): { line?: number; column?: number } => {
-    const range = node?.range;
-    if (!range) return {};
-    const pos = lineCounter.linePos(range[0]);
-    return { line: pos.line, column: pos.col };
-  };
-  const report = (path: string, message: string, node?: Node | null, hint?: string): void => {
-    const d: Diagnostic = { severity: 'error', code: 'KAUDIT_CONFIG_INVALID', message, path };
-    if (file !== undefined) d.file = file;
-    Object.assign(d, at(node));
-    if (hint !== undefined) d.hint = hint;
-    diagnostics.push(d);
-  };
-
-  for (const e of doc.errors) {
-    const d: Diagnostic = {
-      severity: 'error',
-      code: 'KAUDIT_CONFIG_YAML',
-      message: e.message.split('\n')[0] ?? '',
-    };
-    if (file !== undefined) d.file = file;
-    const pos = e.linePos?.[0];
-    if (pos) {
-      d.line = pos.line;
-      d.column = pos.col;
+/** Applies KAUDIT_* variables over the file's values; a bad value is reported by its name. */
+function applyEnv(
+  doc: Record<string, unknown>,
+  env: Record<string, string | undefined>,
+  diagnostics: Diagnostic[],
+): void {
+  for (const [name, key] of Object.entries(ENV_VARS) as [keyof typeof ENV_VARS, string][]) {
+    const raw = env[name];
+    if (raw === undefined || raw === '') continue;
+    let value: unknown = raw;
+    const kind = ENV_KINDS[name];
+    if (kind === 'int') {
+      value = Number(raw);
+      if (!Number.isInteger(value)) {
+        diagnostics.push({
+          severity: 'error',
+          code: 'KAUDIT_CONFIG_ENV',
+          message: `${name}: must be an integer, got "${raw}"`,
+        });
+        continue;
+      }
+    } else if (kind === 'bool') {
+      const v = raw.toLowerCase();
+      if (['true', '1', 'yes'].includes(v)) value = true;
+      else if (['false', '0', 'no'].includes(v)) value = false;
+      else {
+        diagnostics.push({
+          severity: 'error',
+          code: 'KAUDIT_CONFIG_ENV',
+          message: `${name}: must be true or false, got "${raw}"`,
+        });
+        continue;
+      }
     }
-    diagnostics.push(d);
+    if (key === 'admin.listen') doc.admin = { ...(doc.admin as object | undefined), listen: value };
+    else doc[key] = value;
   }
-  if (diagnostics.length > 0) return { config: undefined, diagnostics };
+}
 
-  const root = doc.contents;
-  if (root !== null && !isMap(root)) {
-    report('', 'the config must be a mapping of keys such as cluster, run_path, data, logs', root);
+/** Parses and validates agent YAML; every problem is reported, each with its line and field. */
+export function parseAgentConfig(text: string, options: ParseConfigOptions = {}): ParsedConfig {
+  const file = options.file;
+  const input = readYaml(text, file);
+  if (input.diagnostics.length > 0) return { config: undefined, diagnostics: input.diagnostics };
+  const ctx: ValidateContext = { input, file, hints: HINTS };
+  const diagnostics: Diagnostic[] = [];
+  const baseDir = file ? dirname(resolve(file)) : process.cwd();
+  const pathOf = (p: string): string => (isAbsolute(p) ? p : resolve(baseDir, p));
+
+  const value = input.value ?? {};
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    diagnostics.push(
+      diagnostic(ctx, [], 'the config must be a mapping of keys such as cluster, run_path, data, logs'),
+    );
     return { config: undefined, diagnostics };
   }
+  const doc = { ...(value as Record<string, unknown>) };
+  applyEnv(doc, options.env ?? {}, diagnostics);
+  const top = validate(topSchema, doc, [], ctx, diagnostics);
 
-  const get = (map: Node | null | undefined, key: string): Node | undefined => {
-    if (!isMap(map)) return undefined;
-    for (const pair of map.items) {
-      if (isScalar(pair.key) && pair.key.value === key) return (pair.value as Node | null) ?? undefined;
-    }
-    return undefined;
-  };
-  const unknownKeys = (map: Node | null | undefined, allowed: Set<string>, prefix: string): void => {
-    if (!isMap(map)) return;
-    for (const pair of map.items) {
-      const k = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
-      if (!allowed.has(k)) {
-        report(
-          `${prefix}${k}`,
-          `unknown key "${k}"`,
-          pair.key as Node,
-          `allowed here: ${[...allowed].join(', ')}`,
-        );
-      }
-    }
-  };
-  const str = (node: Node | undefined, path: string): string | undefined => {
-    if (node === undefined) return undefined;
-    if (isScalar(node) && (typeof node.value === 'string' || typeof node.value === 'number')) {
-      const v = String(node.value);
-      if (v.trim() === '') {
-        report(path, 'must not be empty', node);
-        return undefined;
-      }
-      return v;
-    }
-    report(path, 'must be a string', node);
-    return undefined;
-  };
-  const int = (node: Node | undefined, path: string, min: number): number | undefined => {
-    if (node === undefined) return undefined;
-    const v = isScalar(node) ? node.value : undefined;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min) {
-      report(
-        path,
-        `must be an integer >= ${min}, got ${isScalar(node) ? JSON.stringify(v) : 'a collection'}`,
-        node,
-      );
-      return undefined;
-    }
-    return v;
-  };
-  const bool = (node: Node | undefined, path: string): boolean | undefined => {
-    if (node === undefined) return undefined;
-    const v = isScalar(node) ? node.value : undefined;
-    if (typeof v !== 'boolean') {
-      report(path, 'must be true or false', node);
-      return undefined;
-    }
-    return v;
-  };
-  const pathOf = (p: string): string => (isAbsolute(p) ? p : resolve(baseDir, p));
-  const checkFile = (p: string, field: string, node: Node | undefined): void => {
-    if (options.checkFiles && !existsSync(p)) report(field, `file not found: ${p}`, node);
-  };
-
-  unknownKeys(root, TOP_KEYS, '');
-
-  const envReport = (name: string, message: string): void => {
-    diagnostics.push({ severity: 'error', code: 'KAUDIT_CONFIG_ENV', message: `${name}: ${message}` });
-  };
-  const envInt = (name: string, min: number): number | undefined => {
-    const raw = env[name];
-    if (raw === undefined || raw === '') return undefined;
-    const v = Number(raw);
-    if (!Number.isInteger(v) || v < min) {
-      envReport(name, `must be an integer >= ${min}, got "${raw}"`);
-      return undefined;
-    }
-    return v;
-  };
-  const envBool = (name: string): boolean | undefined => {
-    const raw = env[name]?.toLowerCase();
-    if (raw === undefined || raw === '') return undefined;
-    if (['true', '1', 'yes'].includes(raw)) return true;
-    if (['false', '0', 'no'].includes(raw)) return false;
-    envReport(name, `must be true or false, got "${env[name]}"`);
-    return undefined;
-  };
-  const envStr = (name: string): string | undefined => {
-    const raw = env[name];
-    return raw === undefined || raw === '' ? undefined : raw;
-  };
-
-  const cluster = envStr('KAUDIT_CLUSTER') ?? str(get(root, 'cluster'), 'cluster') ?? 'default';
-  const runPathRaw = envStr('KAUDIT_RUN_PATH') ?? str(get(root, 'run_path'), 'run_path');
-  const dataRaw = envStr('KAUDIT_DATA') ?? str(get(root, 'data'), 'data');
-  if (runPathRaw === undefined && get(root, 'run_path') === undefined) {
-    report(
-      'run_path',
-      'is required: the directory where checkpoints are kept',
-      root,
-      'or set KAUDIT_RUN_PATH',
-    );
-  }
-  if (dataRaw === undefined && get(root, 'data') === undefined) {
-    report('data', 'is required: the directory of the store', root, 'or set KAUDIT_DATA');
-  }
-
-  const adminNode = get(root, 'admin');
-  unknownKeys(adminNode, new Set(['listen']), 'admin.');
-  const adminRaw = envStr('KAUDIT_ADMIN_LISTEN') ?? str(get(adminNode, 'listen'), 'admin.listen');
-  let admin = parseListen(DEFAULT_ADMIN_LISTEN) ?? { host: '127.0.0.1', port: 5599 };
-  if (adminRaw !== undefined) {
-    const parsed = parseListen(adminRaw);
+  let admin = parseListen(DEFAULT_ADMIN_LISTEN) as ListenAddress;
+  const adminText = top?.admin?.listen;
+  if (adminText !== undefined) {
+    const parsed = parseListen(adminText);
     if (parsed === undefined)
-      report('admin.listen', `must be host:port, got "${adminRaw}"`, get(adminNode, 'listen'));
+      diagnostics.push(diagnostic(ctx, ['admin', 'listen'], `must be host:port, got "${adminText}"`));
     else admin = parsed;
   }
-
-  const logsEnabled =
-    envBool('KAUDIT_LOGS_ENABLED') ?? bool(get(root, 'logs_enabled'), 'logs_enabled') ?? true;
-  const maxEventBytes =
-    envInt('KAUDIT_MAX_EVENT_BYTES', 1024) ??
-    int(get(root, 'max_event_bytes'), 'max_event_bytes', 1024) ??
-    DEFAULT_MAX_EVENT_BYTES;
-  const maxLineBytes = int(get(root, 'max_line_bytes'), 'max_line_bytes', 1024) ?? DEFAULT_MAX_LINE_BYTES;
-  if (maxLineBytes < maxEventBytes) {
-    report(
-      'max_line_bytes',
-      `must be at least max_event_bytes (${maxEventBytes})`,
-      get(root, 'max_line_bytes'),
+  if (top !== undefined && top.max_line_bytes < top.max_event_bytes)
+    diagnostics.push(
+      diagnostic(ctx, ['max_line_bytes'], `must be at least max_event_bytes (${top.max_event_bytes})`),
     );
-  }
-  const redact = envBool('KAUDIT_REDACT') ?? bool(get(root, 'redact'), 'redact') ?? true;
-  const retentionDays =
-    envInt('KAUDIT_RETENTION_DAYS', 1) ?? int(get(root, 'retention_days'), 'retention_days', 1);
-  const storeTrimMemory =
-    envBool('KAUDIT_STORE_TRIM_MEMORY') ?? bool(get(root, 'store_trim_memory'), 'store_trim_memory') ?? false;
-  const memoryRaw =
-    envStr('KAUDIT_STORE_MEMORY_LIMIT') ?? str(get(root, 'store_memory_limit'), 'store_memory_limit');
-  if (memoryRaw !== undefined && !/^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i.test(memoryRaw)) {
-    report(
-      'store_memory_limit',
-      `must be a size such as 512MB or 2GB, got "${memoryRaw}"`,
-      get(root, 'store_memory_limit'),
-    );
-  }
-
-  const pipeNode = get(root, 'pipeline');
-  unknownKeys(pipeNode, PIPELINE_KEYS, 'pipeline.');
-  const pipeline: PipelineConfig = {
-    queueEvents:
-      int(get(pipeNode, 'queue_events'), 'pipeline.queue_events', 1) ?? DEFAULT_PIPELINE.queueEvents,
-    queueBytes:
-      int(get(pipeNode, 'queue_bytes'), 'pipeline.queue_bytes', 1024) ?? DEFAULT_PIPELINE.queueBytes,
-    batchEvents:
-      int(get(pipeNode, 'batch_events'), 'pipeline.batch_events', 1) ?? DEFAULT_PIPELINE.batchEvents,
-    flushIntervalMs:
-      int(get(pipeNode, 'flush_interval_ms'), 'pipeline.flush_interval_ms', 1) ??
-      DEFAULT_PIPELINE.flushIntervalMs,
-  };
 
   const logs: SourceConfig[] = [];
-  const logsNode = get(root, 'logs');
   const names = new Map<string, number>();
-  if (logsNode !== undefined && !isSeq(logsNode)) {
-    report('logs', 'must be a list of sources (- type: file ... / - type: webhook ...)', logsNode);
-  } else if (isSeq(logsNode)) {
-    logsNode.items.forEach((item, i) => {
-      const p = `logs[${i}]`;
-      const node = item as Node;
-      const before = logs.length;
-      if (!isMap(node)) {
-        report(p, 'must be a mapping with a type: file or webhook', node);
-        return;
-      }
-      const type = str(get(node, 'type'), `${p}.type`);
-      const source = str(get(node, 'source'), `${p}.source`) ?? 'kubernetes.audit';
-      const service = str(get(node, 'service'), `${p}.service`) ?? 'audit';
-      const explicitName = str(get(node, 'name'), `${p}.name`);
-      if (type === 'file') {
-        unknownKeys(node, FILE_KEYS, `${p}.`);
-        const rawPath = str(get(node, 'path'), `${p}.path`);
-        if (rawPath === undefined && get(node, 'path') === undefined) {
-          report(`${p}.path`, 'is required for a file source', node);
-        }
-        const startRaw = str(get(node, 'start_position'), `${p}.start_position`) ?? 'beginning';
-        if (startRaw !== 'beginning' && startRaw !== 'end') {
-          report(
-            `${p}.start_position`,
-            `must be beginning or end, got "${startRaw}"`,
-            get(node, 'start_position'),
-          );
-        }
-        if (rawPath !== undefined) {
-          const path = pathOf(rawPath);
-          logs.push({
-            type: 'file',
-            name: explicitName ?? path,
-            path,
-            source,
-            service,
-            startPosition: startRaw === 'end' ? 'end' : 'beginning',
-          });
-        }
-      } else if (type === 'webhook') {
-        unknownKeys(node, WEBHOOK_KEYS, `${p}.`);
-        const listenRaw = str(get(node, 'listen'), `${p}.listen`);
-        let listen: ListenAddress | undefined;
-        if (listenRaw === undefined) {
-          if (get(node, 'listen') === undefined)
-            report(`${p}.listen`, 'is required for a webhook source', node);
-        } else {
-          listen = parseListen(listenRaw);
-          if (listen === undefined)
-            report(`${p}.listen`, `must be host:port, got "${listenRaw}"`, get(node, 'listen'));
-        }
-        const urlPath = str(get(node, 'path'), `${p}.path`) ?? '/audit';
-        if (!urlPath.startsWith('/'))
-          report(`${p}.path`, `must start with /, got "${urlPath}"`, get(node, 'path'));
-        const tlsNode = get(node, 'tls');
-        let tls: WebhookTlsConfig | undefined;
-        if (tlsNode !== undefined) {
-          if (!isMap(tlsNode)) report(`${p}.tls`, 'must be a mapping {cert, key, client_ca}', tlsNode);
-          else {
-            unknownKeys(tlsNode, TLS_KEYS, `${p}.tls.`);
-            const cert = str(get(tlsNode, 'cert'), `${p}.tls.cert`);
-            const key = str(get(tlsNode, 'key'), `${p}.tls.key`);
-            const clientCa = str(get(tlsNode, 'client_ca'), `${p}.tls.client_ca`);
-            if (cert === undefined) report(`${p}.tls.cert`, 'is required with tls', tlsNode);
-            if (key === undefined) report(`${p}.tls.key`, 'is required with tls', tlsNode);
-            const allowedNode = get(tlsNode, 'allowed_names');
-            const allowedNames: string[] = [];
-            if (allowedNode !== undefined) {
-              if (!isSeq(allowedNode))
-                report(`${p}.tls.allowed_names`, 'must be a list of names', allowedNode);
-              else
-                allowedNode.items.forEach((n, j) => {
-                  const v = str(n as Node, `${p}.tls.allowed_names[${j}]`);
-                  if (v !== undefined) allowedNames.push(v);
-                });
-              if (clientCa === undefined) {
-                report(
-                  `${p}.tls.allowed_names`,
-                  'needs tls.client_ca to verify client certificates',
-                  allowedNode,
-                );
-              }
-            }
-            if (cert !== undefined && key !== undefined) {
-              tls = { cert: pathOf(cert), key: pathOf(key), allowedNames };
-              checkFile(tls.cert, `${p}.tls.cert`, get(tlsNode, 'cert'));
-              checkFile(tls.key, `${p}.tls.key`, get(tlsNode, 'key'));
-              if (clientCa !== undefined) {
-                tls.clientCa = pathOf(clientCa);
-                checkFile(tls.clientCa, `${p}.tls.client_ca`, get(tlsNode, 'client_ca'));
-              }
-            }
-          }
-        }
-        const tokenRaw = str(get(node, 'token_file'), `${p}.token_file`);
-        const tokenFile = tokenRaw === undefined ? undefined : pathOf(tokenRaw);
-        if (tokenFile !== undefined) checkFile(tokenFile, `${p}.token_file`, get(node, 'token_file'));
-        if (
-          tls?.clientCa === undefined &&
-          tokenFile === undefined &&
-          listen !== undefined &&
-          !isLoopback(listen.host)
-        ) {
-          report(
-            p,
-            `a webhook listening on ${listen.host} needs tls.client_ca or token_file: anyone could write audit events`,
-            node,
-            'listen on 127.0.0.1 for an unauthenticated receiver',
-          );
-        }
-        const maxBodyBytes =
-          int(get(node, 'max_body_bytes'), `${p}.max_body_bytes`, 1024) ?? DEFAULT_WEBHOOK_MAX_BODY_BYTES;
-        if (listen !== undefined) {
-          const w: WebhookSourceConfig = {
-            type: 'webhook',
-            name: explicitName ?? `webhook ${listen.host}:${listen.port}${urlPath}`,
-            listen,
-            path: urlPath,
-            source,
-            service,
-            maxBodyBytes,
-          };
-          if (tls !== undefined) w.tls = tls;
-          if (tokenFile !== undefined) w.tokenFile = tokenFile;
-          logs.push(w);
-        }
-      } else if (type !== undefined) {
-        report(`${p}.type`, `must be file or webhook, got "${type}"`, get(node, 'type'));
-      } else if (get(node, 'type') === undefined) {
-        report(`${p}.type`, 'is required: file or webhook', node);
-      }
-      const last = logs[logs.length - 1];
-      if (last !== undefined && logs.length > before) {
-        const prev = names.get(last.name);
-        if (prev !== undefined) {
-          report(`${p}.name`, `duplicates the name of logs[${prev}]; give each source a distinct name`, node);
-        }
-        names.set(last.name, i);
-      }
-    });
-  }
+  const entries = Array.isArray(doc.logs) ? doc.logs : [];
+  entries.forEach((entry, i) => {
+    const at = ['logs', i];
+    const type = (entry as { type?: unknown } | null)?.type;
+    const kind = typeof type === 'string' ? SOURCE_TYPES.get(type) : undefined;
+    const kinds = [...SOURCE_TYPES.keys()].join(' or ');
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) {
+      diagnostics.push(diagnostic(ctx, at, `must be a mapping with a type: ${kinds}`));
+      return;
+    }
+    if (kind === undefined) {
+      diagnostics.push(
+        diagnostic(
+          ctx,
+          [...at, 'type'],
+          type === undefined ? `is required: ${kinds}` : `must be ${kinds}, got ${JSON.stringify(type)}`,
+        ),
+      );
+      return;
+    }
+    const raw = validate(kind.schema, entry, at, ctx, diagnostics);
+    if (raw === undefined) return;
+    const config = kind.configure(raw, {
+      pathOf,
+      checkFile: (p, field) => {
+        if (options.checkFiles && !existsSync(p))
+          diagnostics.push(diagnostic(ctx, [...at, ...field.split('.')], `file not found: ${p}`));
+      },
+      report: (field, message, hint) =>
+        diagnostics.push(diagnostic(ctx, field === '' ? at : [...at, ...field.split('.')], message, hint)),
+      diagnostics,
+    }) as SourceConfig | undefined;
+    if (config === undefined) return;
+    const prev = names.get(config.name);
+    if (prev !== undefined)
+      diagnostics.push(
+        diagnostic(
+          ctx,
+          [...at, 'name'],
+          `duplicates the name of logs[${prev}]; give each source a distinct name`,
+        ),
+      );
+    names.set(config.name, i);
+    logs.push(config);
+  });
 
-  if (diagnostics.length > 0 || runPathRaw === undefined || dataRaw === undefined) {
-    return { config: undefined, diagnostics };
-  }
+  diagnostics.sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0));
+  if (diagnostics.length > 0 || top === undefined) return { config: undefined, diagnostics };
   const config: AgentConfig = {
-    cluster,
-    runPath: pathOf(runPathRaw),
-    dataDir: pathOf(dataRaw),
-    logsEnabled,
+    cluster: top.cluster ?? 'default',
+    runPath: pathOf(top.run_path),
+    dataDir: pathOf(top.data),
+    logsEnabled: top.logs_enabled,
     admin,
-    maxEventBytes,
-    maxLineBytes,
-    redact,
-    storeTrimMemory,
-    pipeline,
+    maxEventBytes: top.max_event_bytes,
+    maxLineBytes: top.max_line_bytes,
+    redact: top.redact,
+    storeTrimMemory: top.store_trim_memory,
+    pipeline: {
+      queueEvents: top.pipeline.queue_events,
+      queueBytes: top.pipeline.queue_bytes,
+      batchEvents: top.pipeline.batch_events,
+      flushIntervalMs: top.pipeline.flush_interval_ms,
+    },
     logs,
   };
   if (file !== undefined) config.file = file;
-  if (retentionDays !== undefined) config.retentionDays = retentionDays;
-  if (memoryRaw !== undefined) config.storeMemoryLimit = memoryRaw;
+  if (top.retention_days !== undefined) config.retentionDays = top.retention_days;
+  if (top.store_memory_limit !== undefined) config.storeMemoryLimit = top.store_memory_limit;
   return { config, diagnostics };
 }
 
@@ -544,21 +327,4 @@ export function loadAgentConfig(
     );
   }
   return config;
-}
-
-export function parseListen(text: string): ListenAddress | undefined {
-  const m = /^(?:\[([0-9a-fA-F:]+)\]|([^:\s]*)):(\d{1,5})$/.exec(text.trim());
-  if (!m) return undefined;
-  const port = Number(m[3]);
-  if (port > 65535) return undefined;
-  const host = m[1] ?? (m[2] === '' || m[2] === undefined ? '0.0.0.0' : m[2]);
-  return { host, port };
-}
-
-export function formatListen(a: ListenAddress): string {
-  return a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`;
-}
-
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || host.startsWith('127.');
 }

@@ -8,10 +8,12 @@ import type { Store } from '../store/store.js';
 import { AdminHandler } from './admin-handler.js';
 import { type AgentConfig, formatListen } from './agent-config.js';
 import { CheckpointRegistry, writeFileAtomic } from './checkpoint-registry.js';
-import { FileSource, type FileSourceStatus } from './file-source.js';
+import type { FileSourceStatus } from './file-source.js';
 import type { Logger } from './logger.js';
 import { type DeadLetterSink, Pipeline, type PipelineStats, type Preparer } from './pipeline.js';
-import { WebhookServer, type WebhookStatus } from './webhook-source.js';
+import { SOURCE_TYPES } from './sources/index.js';
+import type { Source, SourceDeps } from './sources/source.js';
+import type { WebhookStatus } from './webhook-source.js';
 
 export interface AgentOptions {
   config: AgentConfig;
@@ -74,8 +76,7 @@ const CHECKPOINT_COMMIT_MS = 1000;
 export class Agent {
   readonly pipeline: Pipeline;
   readonly registry: CheckpointRegistry;
-  private readonly files: FileSource[] = [];
-  private readonly webhooks: WebhookServer[] = [];
+  private readonly sources: Source[] = [];
   private admin: http.Server | undefined;
   private adminAddress: AddressInfo | undefined;
   private commitTimer: NodeJS.Timeout | undefined;
@@ -107,24 +108,20 @@ export class Agent {
       log: opts.log,
     });
     if (!config.logsEnabled) return;
+    const deps: SourceDeps = {
+      registry: this.registry,
+      offer: (item) => this.pipeline.offer(item),
+      tryOffer: (item) => this.pipeline.tryOffer(item),
+      prepare: opts.prepare,
+      maxLineBytes: config.maxLineBytes,
+      log: opts.log,
+      ...(opts.scanIntervalMs === undefined ? {} : { scanIntervalMs: opts.scanIntervalMs }),
+      ...(opts.rotatedIdleMs === undefined ? {} : { rotatedIdleMs: opts.rotatedIdleMs }),
+    };
     for (const source of config.logs) {
-      if (source.type === 'file') {
-        const o: ConstructorParameters<typeof FileSource>[0] = {
-          config: source,
-          registry: this.registry,
-          offer: (item) => this.pipeline.offer(item),
-          prepare: opts.prepare,
-          maxLineBytes: config.maxLineBytes,
-          log: opts.log,
-        };
-        if (opts.scanIntervalMs !== undefined) o.scanIntervalMs = opts.scanIntervalMs;
-        if (opts.rotatedIdleMs !== undefined) o.rotatedIdleMs = opts.rotatedIdleMs;
-        this.files.push(new FileSource(o));
-      } else {
-        this.webhooks.push(
-          new WebhookServer(source, opts.prepare, (item) => this.pipeline.tryOffer(item), opts.log),
-        );
-      }
+      const kind = SOURCE_TYPES.get(source.type);
+      if (kind === undefined) throw new Error(`internal: no source type ${source.type}`);
+      this.sources.push(kind.create(source, deps));
     }
   }
 
@@ -137,8 +134,7 @@ export class Agent {
     const { config, log } = this.opts;
     await this.startAdmin();
     this.pipeline.start();
-    for (const w of this.webhooks) await w.start();
-    for (const f of this.files) f.start();
+    for (const s of this.sources) await s.start();
     this.commitTimer = setInterval(() => {
       this.registry
         .commit()
@@ -233,7 +229,7 @@ export class Agent {
         config: config.file ?? null,
         logsEnabled: config.logsEnabled,
       },
-      logs: [...this.files.map((f) => f.status()), ...this.webhooks.map((w) => w.handler.status())],
+      logs: this.sources.map((s) => s.status()),
       pipeline: { ...pipeline, deadLetterPath: this.opts.deadLetter.path ?? null },
       store: storeStatus,
     };
@@ -250,11 +246,10 @@ export class Agent {
     log.info('agent stopping: draining the pipeline');
     // Sources stop taking input while the queue drains; a reader blocked on a full queue is freed
     // when the pipeline shuts down, even if the store never recovers.
-    for (const f of this.files) f.requestStop();
-    const webhooksClosed = Promise.all(this.webhooks.map((w) => w.stop()));
+    for (const s of this.sources) s.requestStop();
+    const stopped = Promise.all(this.sources.map((s) => s.stop()));
     await this.pipeline.shutdown();
-    await Promise.all(this.files.map((f) => f.stop()));
-    await webhooksClosed;
+    await stopped;
     if (this.commitTimer !== undefined) clearInterval(this.commitTimer);
     this.registry.markDirty();
     await this.registry.commit();

@@ -1,0 +1,57 @@
+import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
+import type { Diagnostic } from '../../model/errors.js';
+
+export type FieldPath = readonly (string | number)[];
+
+/** A YAML document as plain data, with the position of every field for messages. */
+export interface YamlInput {
+  value: unknown;
+  /** Line and column of the node at `path`, or of its nearest ancestor present. */
+  locate(path: FieldPath): { line: number; column: number } | undefined;
+  /** YAML syntax errors; when there are any, `value` is undefined. */
+  diagnostics: Diagnostic[];
+}
+
+export function readYaml(text: string, file?: string): YamlInput {
+  const lineCounter = new LineCounter();
+  // A few aliases are fine; thousands are an alias bomb.
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false });
+  const diagnostics: Diagnostic[] = doc.errors.map((e) => {
+    const d: Diagnostic = {
+      severity: 'error',
+      code: 'KAUDIT_CONFIG_YAML',
+      message: e.message.split('\n')[0] ?? '',
+    };
+    if (file !== undefined) d.file = file;
+    const pos = e.linePos?.[0];
+    if (pos) Object.assign(d, { line: pos.line, column: pos.col });
+    return d;
+  });
+  const locate = (path: FieldPath) => {
+    let node: Node | null | undefined = doc.contents;
+    let found = node;
+    for (const step of path) {
+      if (isMap(node)) {
+        const items: { key: unknown; value: unknown }[] = node.items;
+        const pair = items.find((p) => isScalar(p.key) && String(p.key.value) === String(step));
+        node = pair === undefined ? undefined : ((pair.value as Node | null) ?? (pair.key as Node));
+      } else if (isSeq(node) && typeof step === 'number') node = node.items[step] as Node | undefined;
+      else node = undefined;
+      if (node === undefined || node === null) break;
+      found = node;
+    }
+    const range = found?.range;
+    if (!range) return undefined;
+    const pos = lineCounter.linePos(range[0]);
+    return { line: pos.line, column: pos.col };
+  };
+  const value = diagnostics.length > 0 ? undefined : doc.toJS({ maxAliasCount: 100 });
+  return { value, locate, diagnostics };
+}
+
+/** `logs[0].tls.cert` */
+export function formatPath(path: FieldPath): string {
+  let out = '';
+  for (const step of path) out += typeof step === 'number' ? `[${step}]` : out === '' ? step : `.${step}`;
+  return out;
+}

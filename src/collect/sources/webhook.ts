@@ -1,0 +1,106 @@
+import { z } from 'zod';
+import { isLoopbackHost, parseListen } from '../config/listen.js';
+import {
+  DEFAULT_WEBHOOK_MAX_BODY_BYTES,
+  type WebhookSourceConfig,
+  type WebhookTlsConfig,
+} from '../config/source-config.js';
+import { WebhookServer } from '../webhook-source.js';
+import type { Source, SourceType } from './source.js';
+
+export const listenSchema = z
+  .string()
+  .min(1)
+  .transform((text, ctx) => {
+    const a = parseListen(text);
+    if (a === undefined) {
+      ctx.addIssue({ code: 'custom', message: `must be host:port, got "${text}"` });
+      return z.NEVER;
+    }
+    return a;
+  });
+
+const schema = z
+  .object({
+    type: z.literal('webhook'),
+    name: z.string().min(1).optional(),
+    listen: listenSchema,
+    path: z
+      .string()
+      .default('/audit')
+      .refine((p) => p.startsWith('/'), { message: 'must start with /' }),
+    source: z.string().min(1).default('kubernetes.audit'),
+    service: z.string().min(1).default('audit'),
+    tls: z
+      .object({
+        cert: z.string().min(1),
+        key: z.string().min(1),
+        client_ca: z.string().min(1).optional(),
+        allowed_names: z.array(z.string().min(1)).default([]),
+      })
+      .strict()
+      .refine((t) => t.allowed_names.length === 0 || t.client_ca !== undefined, {
+        message: 'allowed_names needs client_ca to verify client certificates',
+        path: ['allowed_names'],
+      })
+      .optional(),
+    token_file: z.string().min(1).optional(),
+    max_body_bytes: z.number().int().min(1024).default(DEFAULT_WEBHOOK_MAX_BODY_BYTES),
+  })
+  .strict();
+
+/** `type: webhook`: receives kube-apiserver's audit webhook (EventList batches). */
+export const webhookSourceType: SourceType<z.output<typeof schema>, WebhookSourceConfig> = {
+  type: 'webhook',
+  schema,
+  configure(raw, ctx) {
+    let tls: WebhookTlsConfig | undefined;
+    if (raw.tls !== undefined) {
+      tls = {
+        cert: ctx.pathOf(raw.tls.cert),
+        key: ctx.pathOf(raw.tls.key),
+        allowedNames: raw.tls.allowed_names,
+      };
+      ctx.checkFile(tls.cert, 'tls.cert');
+      ctx.checkFile(tls.key, 'tls.key');
+      if (raw.tls.client_ca !== undefined) {
+        tls.clientCa = ctx.pathOf(raw.tls.client_ca);
+        ctx.checkFile(tls.clientCa, 'tls.client_ca');
+      }
+    }
+    const tokenFile = raw.token_file === undefined ? undefined : ctx.pathOf(raw.token_file);
+    if (tokenFile !== undefined) ctx.checkFile(tokenFile, 'token_file');
+    if (tls?.clientCa === undefined && tokenFile === undefined && !isLoopbackHost(raw.listen.host)) {
+      ctx.report(
+        '',
+        `a webhook listening on ${raw.listen.host} needs tls.client_ca or token_file: anyone could write audit events`,
+        'listen on 127.0.0.1 for an unauthenticated receiver',
+      );
+      return undefined;
+    }
+    const w: WebhookSourceConfig = {
+      type: 'webhook',
+      name: raw.name ?? `webhook ${raw.listen.host}:${raw.listen.port}${raw.path}`,
+      listen: raw.listen,
+      path: raw.path,
+      source: raw.source,
+      service: raw.service,
+      maxBodyBytes: raw.max_body_bytes,
+    };
+    if (tls !== undefined) w.tls = tls;
+    if (tokenFile !== undefined) w.tokenFile = tokenFile;
+    return w;
+  },
+  create(config, deps): Source {
+    const server = new WebhookServer(config, deps.prepare, deps.tryOffer, deps.log);
+    return {
+      name: config.name,
+      start: async () => {
+        await server.start();
+      },
+      requestStop: () => undefined,
+      stop: () => server.stop(),
+      status: () => server.handler.status(),
+    };
+  },
+};
