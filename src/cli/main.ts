@@ -8,6 +8,21 @@ export const EXIT_FINDINGS = 1;
 export const EXIT_USAGE = 2;
 export const EXIT_RUNTIME = 3;
 
+let exitCode = 0;
+
+/**
+ * A command's outcome other than success (lint findings, a failing status check): the process
+ * exits with the highest status asked for. Only this module ends the process.
+ */
+export function setExitCode(code: number): void {
+  exitCode = Math.max(exitCode, code);
+}
+
+/** Ends the process at once, without draining (a second SIGTERM). */
+export function exitNow(code: number): never {
+  process.exit(code);
+}
+
 export function buildProgram(): Command {
   const program = new Command('kaudit')
     .description('Collect, search and analyse Kubernetes API-server audit logs')
@@ -20,9 +35,10 @@ export function buildProgram(): Command {
 
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
+  exitCode = 0;
   try {
     await program.parseAsync(argv, { from: 'user' });
-    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+    return exitCode;
   } catch (err) {
     if (err instanceof CommanderError) {
       // --help and --version arrive here as well, with exit code 0.
@@ -37,4 +53,17 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`kaudit: internal error: ${e.stack ?? e.message}\n`);
     return EXIT_RUNTIME;
   }
+}
+
+/** The executable's entry (bin.ts): runs the command and sets the process's exit status. */
+export function run(argv: string[] = process.argv.slice(2)): void {
+  main(argv).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(`kaudit: internal error: ${String(err)}\n`);
+      process.exitCode = EXIT_RUNTIME;
+    },
+  );
 }

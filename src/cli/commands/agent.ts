@@ -26,6 +26,7 @@ import {
 } from '../../model/prepare.js';
 import { type OpenStoreOptions, openStore } from '../../store/open-store.js';
 import { dataOption, resolveDataDir } from '../common.js';
+import { EXIT_RUNTIME, exitNow } from '../main.js';
 import { VERSION } from '../version.js';
 
 interface AgentFlags {
@@ -232,7 +233,7 @@ function waitForSignal(log: Logger): Promise<void> {
     const onSignal = (signal: NodeJS.Signals): void => {
       if (received) {
         log.warn('second signal: exiting without draining', { signal });
-        process.exit(3);
+        exitNow(EXIT_RUNTIME);
       }
       received = true;
       log.info('signal received', { signal });

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { Option } from 'commander';
 import { type Diagnostic, formatDiagnostic } from '../../model/errors.js';
 import { lintPolicyText } from '../../policy/lint-file.js';
-import { EXIT_FINDINGS } from '../main.js';
+import { EXIT_FINDINGS, setExitCode } from '../main.js';
 import { toJson } from '../output.js';
 import {
   featuresFrom,
@@ -61,6 +61,6 @@ Examples:
           ? `kaudit: ${files.length === 1 ? files[0] : `${files.length} files`}: no problems found\n`
           : `kaudit: ${errors} error(s), ${warnings} warning(s)\n`,
       );
-      if (errors > 0 || (flags.failOn === 'warning' && warnings > 0)) process.exitCode = EXIT_FINDINGS;
+      if (errors > 0 || (flags.failOn === 'warning' && warnings > 0)) setExitCode(EXIT_FINDINGS);
     });
 }
