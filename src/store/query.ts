@@ -130,6 +130,10 @@ export interface EventFilter {
   longRunning?: boolean;
   /** Requests with no objectRef (non-resource URLs such as /healthz) when true; resource requests when false. */
   nonResource?: boolean;
+  /** Requests without a namespace (cluster-scoped objects, or lists across all namespaces) when true. */
+  noNamespace?: boolean;
+  /** request_uri does not contain this substring. */
+  textExcludes?: string;
 }
 
 export type SortOrder = 'time' | 'time_asc' | 'latency';
