@@ -10,6 +10,7 @@ import type { AccessLevel, TokenAuth } from './auth.js';
 import { eventsApi } from './events-api.js';
 import { errorJson, errorResponse } from './http-error.js';
 import { policyApi } from './policy-api.js';
+import { reportsApi } from './reports-api.js';
 
 /** A fetch-style handler for a group of routes: undefined when the request is not one of them. */
 export type RouteHandler = (req: Request) => Promise<Response | undefined>;
@@ -93,6 +94,7 @@ export function createApp(opts: AppOptions): Hono {
   app.get('/api/v1/info', async () => Response.json(await opts.store.info()));
   app.route('/api/v1/events', eventsApi(opts.store));
   app.route('/api/v1/policy', policyApi(opts.store));
+  app.route('/api/v1/reports', reportsApi(opts.store));
   return app;
 }
 

@@ -1,0 +1,55 @@
+import { Hono } from 'hono';
+import { activityReport } from '../analyze/activity.js';
+import { objectHistory, parseObjectTarget } from '../analyze/history.js';
+import { latencyReport } from '../analyze/latency.js';
+import { UserError } from '../model/errors.js';
+import type { Store } from '../store/contract.js';
+import { filterFromParams } from './filter-params.js';
+
+const MAX_LIMIT = 1000;
+
+function limitOf(params: URLSearchParams, fallback: number): number {
+  const text = params.get('limit');
+  if (text === null) return fallback;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_LIMIT)
+    throw new UserError(
+      'KAUDIT_API_BAD_PARAMETER',
+      `limit ${JSON.stringify(text)}: expected 1 to ${MAX_LIMIT}`,
+    );
+  return n;
+}
+
+/**
+ * The analyses as JSON, the same typed results `kaudit report ... --json` prints:
+ * `GET /latency`, `GET /activity`, `GET /history?object=deployments.apps/payments/api`. Every report
+ * takes the event filter parameters (since, until, cluster, ...).
+ */
+export function reportsApi(store: Store): Hono {
+  const api = new Hono();
+  api.get('/latency', async (c) => {
+    const params = new URL(c.req.url).searchParams;
+    return Response.json(
+      await latencyReport(store, { filter: filterFromParams(params), limit: limitOf(params, 20) }),
+    );
+  });
+  api.get('/activity', async (c) => {
+    const params = new URL(c.req.url).searchParams;
+    return Response.json(
+      await activityReport(store, { filter: filterFromParams(params), limit: limitOf(params, 10) }),
+    );
+  });
+  api.get('/history', async (c) => {
+    const params = new URL(c.req.url).searchParams;
+    const object = params.get('object');
+    if (object === null)
+      throw new UserError(
+        'KAUDIT_API_BAD_PARAMETER',
+        'object is required: RESOURCE/NAMESPACE/NAME or RESOURCE/NAME',
+      );
+    const target = parseObjectTarget(object, params.get('uid') ?? undefined);
+    const filter = filterFromParams(params);
+    return Response.json(await objectHistory(store, { target, filter, limit: limitOf(params, 500) }));
+  });
+  return api;
+}
