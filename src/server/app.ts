@@ -5,12 +5,15 @@
  */
 import { Hono, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
+import { inRange, resolveRange } from '../analyze/report-range.js';
 import type { Store } from '../store/contract.js';
 import type { AccessLevel, TokenAuth } from './auth.js';
 import { eventsApi } from './events-api.js';
+import { filterFromParams } from './filter-params.js';
 import { errorJson, errorResponse } from './http-error.js';
 import { policyApi } from './policy-api.js';
 import { reportsApi } from './reports-api.js';
+import { assetResponse, loadUiAssets } from './ui-assets.js';
 
 /** A fetch-style handler for a group of routes: undefined when the request is not one of them. */
 export type RouteHandler = (req: Request) => Promise<Response | undefined>;
@@ -75,6 +78,20 @@ export function createApp(opts: AppOptions): Hono {
   );
   app.get('/status', async () => Response.json(await opts.status()));
 
+  const assets = loadUiAssets();
+  app.get('/', (c) => {
+    const index = assets.get('/');
+    return index === undefined
+      ? errorJson(404, 'KAUDIT_UI_NOT_BUILT', 'the dashboard is not built', 'run npm run build')
+      : assetResponse(index, c.req.header('accept-encoding'));
+  });
+  app.get('/assets/:file', (c) => {
+    const asset = assets.get(`/assets/${c.req.param('file')}`);
+    return asset === undefined
+      ? errorJson(404, 'KAUDIT_API_NOT_FOUND', 'no such asset')
+      : assetResponse(asset, c.req.header('accept-encoding'));
+  });
+
   const need =
     (level: AccessLevel): MiddlewareHandler =>
     async (c, next) => {
@@ -92,6 +109,20 @@ export function createApp(opts: AppOptions): Hono {
   }
   app.use('/api/v1/*', need('read'));
   app.get('/api/v1/info', async () => Response.json(await opts.store.info()));
+  app.get('/api/v1/count', async (c) =>
+    Response.json({ count: await opts.store.count(filterFromParams(new URL(c.req.url).searchParams)) }),
+  );
+  app.get('/api/v1/histogram', async (c) => {
+    const filter = filterFromParams(new URL(c.req.url).searchParams);
+    const range = await resolveRange(opts.store, filter);
+    const rows = await opts.store.aggregate({
+      filter: inRange(filter, range),
+      groupBy: [{ bucket: 'ts', everyMs: range.bucketMs }],
+      measures: { count: { fn: 'count' } },
+      orderBy: [{ key: 'bucket' }],
+    });
+    return Response.json({ range, buckets: rows.map((r) => ({ bucket: r.bucket, count: r.count })) });
+  });
   app.route('/api/v1/events', eventsApi(opts.store));
   app.route('/api/v1/policy', policyApi(opts.store));
   app.route('/api/v1/reports', reportsApi(opts.store));

@@ -1,0 +1,8 @@
+import type { JSX } from 'preact';
+
+/** Pages of features that arrive with their own modules (denials and RBAC, detections). */
+export const PAGES_AFTER: {
+  id: string;
+  title: string;
+  view: (p: { params: URLSearchParams }) => JSX.Element;
+}[] = [];
