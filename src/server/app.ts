@@ -9,7 +9,7 @@ import { inRange, resolveRange } from '../analyze/report-range.js';
 import type { Store } from '../store/contract.js';
 import type { AccessLevel, TokenAuth } from './auth.js';
 import { eventsApi } from './events-api.js';
-import { filterFromParams } from './filter-params.js';
+import { filterFromParams } from '../store/filter-params.js';
 import { errorJson, errorResponse } from './http-error.js';
 import { policyApi } from './policy-api.js';
 import { reportsApi } from './reports-api.js';

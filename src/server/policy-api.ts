@@ -5,7 +5,7 @@ import { loadPolicyOrThrow } from '../policy/load.js';
 import { simulatePolicy } from '../policy/simulate.js';
 import type { Store } from '../store/contract.js';
 import { storedEvents } from '../store/stored-events.js';
-import { filterFromParams } from './filter-params.js';
+import { filterFromParams } from '../store/filter-params.js';
 
 /**
  * Policy tooling on a posted policy (the body is the policy's YAML): `POST /lint` gives the findings

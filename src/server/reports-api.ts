@@ -4,7 +4,7 @@ import { objectHistory, parseObjectTarget } from '../analyze/history.js';
 import { latencyReport } from '../analyze/latency.js';
 import { UserError } from '../model/errors.js';
 import type { Store } from '../store/contract.js';
-import { filterFromParams } from './filter-params.js';
+import { filterFromParams } from '../store/filter-params.js';
 
 const MAX_LIMIT = 1000;
 

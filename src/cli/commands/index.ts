@@ -1,8 +1,10 @@
 import type { Command } from 'commander';
 import { registerAgent } from './agent.js';
+import { registerHistory } from './history.js';
 import { registerIngest } from './ingest.js';
 import { registerPolicy } from './policy.js';
 import { registerQuery } from './query.js';
+import { registerReport } from './report.js';
 import { registerSearch } from './search.js';
 import { registerSimulate } from './simulate.js';
 import { registerStatus } from './status.js';
@@ -16,4 +18,6 @@ export function registerCommands(program: Command): void {
   registerPolicy(program);
   registerAgent(program);
   registerStatus(program);
+  registerReport(program);
+  registerHistory(program);
 }

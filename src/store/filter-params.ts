@@ -1,11 +1,16 @@
 import { UserError } from '../model/errors.js';
-import type { CodeRange, EventFilter } from '../store/query.js';
+import type { CodeRange, EventFilter } from './query.js';
+
+export interface FilterParamsOptions {
+  /** Name problems as command-line flags (`--user-agent`) instead of URL parameters (`userAgent`). */
+  flags?: boolean;
+}
 
 /**
- * URL query parameters -> EventFilter. A list parameter takes commas or repeats
- * (`verb=get,list` or `verb=get&verb=list`); every bad value is a 400 naming the parameter.
+ * Query parameters (of a URL, or of a command's flags) -> EventFilter. A list parameter takes commas
+ * or repeats (`verb=get,list` or `verb=get&verb=list`); every bad value is an error naming it.
  */
-export function filterFromParams(p: URLSearchParams): EventFilter {
+export function filterFromParams(p: URLSearchParams, options: FilterParamsOptions = {}): EventFilter {
   const f: EventFilter = {};
   const list = (name: string): string[] | undefined => {
     const values = p
@@ -17,7 +22,11 @@ export function filterFromParams(p: URLSearchParams): EventFilter {
   };
   const one = (name: string): string | undefined => p.get(name) ?? undefined;
   const bad = (name: string, value: string, expected: string): never => {
-    throw new UserError('KAUDIT_API_BAD_PARAMETER', `${name} ${JSON.stringify(value)}: expected ${expected}`);
+    const shown = options.flags ? `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}` : name;
+    throw new UserError(
+      options.flags ? 'KAUDIT_FLAG_INVALID' : 'KAUDIT_API_BAD_PARAMETER',
+      `${shown} ${JSON.stringify(value)}: expected ${expected}`,
+    );
   };
 
   for (const name of ['since', 'until'] as const) {

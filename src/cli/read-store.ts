@@ -1,0 +1,12 @@
+import type { Store } from '../store/contract.js';
+import { openReadStore } from './store-access.js';
+
+/** Opens the store for reading (directly, or through the running agent), runs `fn`, closes it. */
+export async function withReadStore<T>(dataDir: string, fn: (store: Store) => Promise<T>): Promise<T> {
+  const store = (await openReadStore({ dataDir })) as unknown as Store;
+  try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
