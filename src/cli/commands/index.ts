@@ -6,6 +6,7 @@ import { registerPolicy } from './policy.js';
 import { registerQuery } from './query.js';
 import { registerReport } from './report.js';
 import { registerSearch } from './search.js';
+import { registerServe } from './serve.js';
 import { registerSimulate } from './simulate.js';
 import { registerStatus } from './status.js';
 
@@ -20,4 +21,5 @@ export function registerCommands(program: Command): void {
   registerStatus(program);
   registerReport(program);
   registerHistory(program);
+  registerServe(program);
 }
