@@ -7,9 +7,10 @@ import { Hono, type MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { inRange, resolveRange } from '../analyze/report-range.js';
 import type { Store } from '../store/contract.js';
+import { filterFromParams } from '../store/filter-params.js';
+import { alertsApi } from './alerts-api.js';
 import type { AccessLevel, TokenAuth } from './auth.js';
 import { eventsApi } from './events-api.js';
-import { filterFromParams } from '../store/filter-params.js';
 import { errorJson, errorResponse } from './http-error.js';
 import { policyApi } from './policy-api.js';
 import { reportsApi } from './reports-api.js';
@@ -33,6 +34,8 @@ export interface AppOptions {
   metrics: () => Promise<string>;
   /** More /api/v1 routes, tried in order before the built-in ones (each checks its own access level). */
   routes?: readonly { handler: RouteHandler; level: AccessLevel }[];
+  /** The data directory whose alerts.ndjson the alerts API reads; without it there is no alerts API. */
+  dataDir?: string;
   /** Largest request body; default 8 MiB. */
   maxBodyBytes?: number;
 }
@@ -126,6 +129,7 @@ export function createApp(opts: AppOptions): Hono {
   app.route('/api/v1/events', eventsApi(opts.store));
   app.route('/api/v1/policy', policyApi(opts.store));
   app.route('/api/v1/reports', reportsApi(opts.store));
+  if (opts.dataDir !== undefined) app.route('/api/v1/alerts', alertsApi(opts.dataDir));
   return app;
 }
 

@@ -1,8 +1,8 @@
 import { Hono } from 'hono';
 import { UserError } from '../model/errors.js';
 import type { Store } from '../store/contract.js';
-import { EVENT_COLUMNS, type EventColumn, type SearchQuery, type SortOrder } from '../store/query.js';
 import { filterFromParams } from '../store/filter-params.js';
+import { EVENT_COLUMNS, type EventColumn, type SearchQuery, type SortOrder } from '../store/query.js';
 
 const MAX_LIMIT = 10_000;
 const SORTS: readonly SortOrder[] = ['time', 'time_asc', 'latency'];

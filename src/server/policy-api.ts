@@ -4,8 +4,8 @@ import { lintPolicyText } from '../policy/lint-file.js';
 import { loadPolicyOrThrow } from '../policy/load.js';
 import { simulatePolicy } from '../policy/simulate.js';
 import type { Store } from '../store/contract.js';
-import { storedEvents } from '../store/stored-events.js';
 import { filterFromParams } from '../store/filter-params.js';
+import { storedEvents } from '../store/stored-events.js';
 
 /**
  * Policy tooling on a posted policy (the body is the policy's YAML): `POST /lint` gives the findings

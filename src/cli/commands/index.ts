@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { registerAgent } from './agent.js';
+import { registerAlerts } from './alerts.js';
 import { registerHistory } from './history.js';
 import { registerIngest } from './ingest.js';
 import { registerPolicy } from './policy.js';
@@ -22,4 +23,5 @@ export function registerCommands(program: Command): void {
   registerReport(program);
   registerHistory(program);
   registerServe(program);
+  registerAlerts(program);
 }

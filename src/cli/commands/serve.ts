@@ -78,6 +78,7 @@ The API is described in docs/api.md.`,
       try {
         const app = createApp({
           store,
+          dataDir: resolveDataDir(flags.data),
           auth,
           status: async () => ({ store: await store.info() }),
           health: async () => {

@@ -1,8 +1,9 @@
 import type { JSX } from 'preact';
+import { Security } from './security.js';
 
 /** Pages of features that arrive with their own modules (denials and RBAC, detections). */
 export const PAGES_AFTER: {
   id: string;
   title: string;
   view: (p: { params: URLSearchParams }) => JSX.Element;
-}[] = [];
+}[] = [{ id: 'security', title: 'Security', view: Security }];
