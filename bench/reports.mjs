@@ -1,0 +1,99 @@
+// npm run bench:reports — every report over a store of 1M simulated events (DuckDB, the embedded
+// default), against a baseline measured in the same run: counting the same events (a full pass over
+// the rows the report filters). Target: each report <= 1 s; RBAC generation for every subject <= 5 s.
+// BENCH_EVENTS changes the size (default 1,000,000); the log is shared with bench:ingest.
+import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { MB, table, timedNode, verdict } from './lib.mjs';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const dist = (p) => pathToFileURL(join(root, 'dist', p)).href;
+const bin = join(root, 'dist/cli/bin.js');
+const out = join(root, 'bench/out');
+const events = Number(process.env.BENCH_EVENTS ?? 1_000_000);
+const seed = 20261126;
+mkdirSync(out, { recursive: true });
+const log = join(out, `audit-${events}-${seed}.log`);
+const data = join(out, `reports-${events}`);
+
+if (!existsSync(log)) {
+  process.stderr.write(`generating ${events} events with kaudit simulate (seed ${seed}) ...\n`);
+  const g = await timedNode([
+    bin,
+    'simulate',
+    '--out',
+    log,
+    '--count',
+    String(events),
+    '--seed',
+    String(seed),
+    '--start',
+    '2026-01-15T09:00:00Z',
+  ]);
+  if (g.code !== 0) throw new Error(`simulate failed: ${g.stderr}`);
+}
+if (!existsSync(join(data, 'kaudit.duckdb'))) {
+  rmSync(data, { recursive: true, force: true });
+  process.stderr.write(`ingesting ${(statSync(log).size / MB).toFixed(0)} MB ...\n`);
+  const i = await timedNode([bin, 'ingest', '--data', data, '--no-progress', log]);
+  if (i.code !== 0) throw new Error(`ingest failed: ${i.stderr}`);
+}
+
+const { openStore } = await import(dist('store/registry.js'));
+const { latencyReport } = await import(dist('analyze/latency.js'));
+const { activityReport } = await import(dist('analyze/activity.js'));
+const { objectHistory } = await import(dist('analyze/history.js'));
+const { resolveRange } = await import(dist('analyze/report-range.js'));
+
+const store = await openStore(data, { readOnly: true });
+const range = await resolveRange(store, {});
+const filter = {};
+
+async function time(fn) {
+  const runs = [];
+  for (let i = 0; i < 3; i++) {
+    const t = performance.now();
+    await fn();
+    runs.push(performance.now() - t);
+  }
+  runs.sort((a, b) => a - b);
+  return runs[1];
+}
+
+const baseline = await time(() => store.count({ since: range.since, until: range.until }));
+const rows = [];
+const add = async (name, fn, targetMs = 1000) => {
+  const ms = await time(fn);
+  rows.push({
+    report: name,
+    ms: ms.toFixed(0),
+    'x count': (ms / baseline).toFixed(1),
+    target: `<= ${targetMs} ms`,
+    verdict: verdict(ms <= targetMs),
+  });
+};
+await add('latency', () => latencyReport(store, { filter }));
+await add('activity', () => activityReport(store, { filter }));
+await add('history configmaps/payments/payments-config', () =>
+  objectHistory(store, {
+    target: { resource: 'configmaps', namespace: 'payments', name: 'payments-config' },
+    filter: {},
+  }),
+);
+for (const [name, module, fn, target] of [
+  ['denials', 'analyze/denials/report.js', 'denialsReport', 1000],
+  ['rbac generate --all', 'analyze/rbac/from-store.js', 'generateAllFromStore', 5000],
+]) {
+  try {
+    const m = await import(dist(module));
+    if (typeof m[fn] === 'function') await add(name, () => m[fn](store, { filter }), target);
+  } catch {
+    rows.push({ report: name, ms: '-', 'x count': '-', target: `<= ${target} ms`, verdict: 'not built' });
+  }
+}
+await store.close();
+console.log(
+  `\n${events.toLocaleString('en')} events; baseline: count of the window's events = ${baseline.toFixed(0)} ms\n`,
+);
+console.log(table(rows));
