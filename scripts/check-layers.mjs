@@ -11,11 +11,12 @@ const rank = {
   analyze: 2,
   detect: 2,
   simulate: 2,
+  forward: 2,
   server: 3,
   cli: 4,
 };
 // Same-tier packages that may use each other (the pipeline writes to a Store).
-const allowed = new Set(['collect->store', 'collect->detect', 'analyze->store', 'detect->store', 'server->cli']);
+const allowed = new Set(['collect->store', 'collect->detect', 'forward->collect', 'analyze->store', 'detect->store', 'server->cli']);
 
 const root = resolve('src');
 const problems = [];

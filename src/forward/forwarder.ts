@@ -1,0 +1,175 @@
+import type { Logger } from '../collect/logger.js';
+import type { Sink, StoredBatch } from '../collect/sinks.js';
+import type { AuditEvent } from '../model/event.js';
+import type { Policy } from '../policy/types.js';
+import { backoffMs, type Delivery, deliver } from './deliver.js';
+import type { Encoder, Payload } from './encoders/encoder.js';
+import type { OutgoingEvent } from './event-fields.js';
+import { applyPolicy } from './policy-filter.js';
+
+/** Event fields the include/exclude lists test; each list is "any of". */
+export interface FieldMatch {
+  cluster?: string[];
+  verb?: string[];
+  namespace?: string[];
+  resource?: string[];
+  user?: string[];
+}
+
+export interface ForwarderStats {
+  name: string;
+  type: string;
+  sentEvents: number;
+  filteredEvents: number;
+  truncatedEvents: number;
+  deadLettered: number;
+  retries: number;
+  lastError: string | undefined;
+  lastSentAt: string | undefined;
+  /** Age of the oldest event being sent, in seconds: how far behind the platform is. */
+  lagSeconds: number;
+}
+
+export interface ForwarderOptions {
+  name: string;
+  type: string;
+  url: string;
+  encoder: Encoder;
+  /** Reads a 2xx answer that may still report failed items. */
+  check?: (status: number, body: string) => Delivery;
+  policy?: Policy;
+  include?: FieldMatch;
+  exclude?: FieldMatch;
+  /** Events the platform refused for good, with its answer. */
+  deadLetter: (events: readonly OutgoingEvent[], reason: string) => Promise<void>;
+  log: Logger;
+  /** Waits between retries; tests pass a fast one. */
+  sleep?: (ms: number) => Promise<void>;
+  fetch?: typeof fetch;
+}
+
+function matches(e: AuditEvent, cluster: string, m: FieldMatch): boolean {
+  const has = (list: string[] | undefined, v: string | undefined) =>
+    list === undefined || (v !== undefined && list.includes(v));
+  return (
+    has(m.cluster, cluster) &&
+    has(m.verb, e.verb) &&
+    has(m.namespace, e.objectRef?.namespace) &&
+    has(m.resource, e.objectRef?.resource) &&
+    has(m.user, e.user?.username)
+  );
+}
+
+/**
+ * Sends stored events on to a log platform, in order, at least once: each payload is retried with
+ * exponential backoff and jitter (honouring Retry-After) until the platform takes it; a 413 sends it
+ * in halves; an answer that will never succeed puts its events in the sink's dead letters with the
+ * answer. Events are filtered first by the sink's audit policy (None: not sent; Metadata: no bodies)
+ * and its include/exclude lists.
+ */
+export class Forwarder implements Sink {
+  private readonly counters = { sent: 0, filtered: 0, truncated: 0, deadLettered: 0, retries: 0 };
+  private lastError: string | undefined;
+  private lastSentAt: Date | undefined;
+  private sendingSince: number | undefined;
+  private stopping = false;
+
+  constructor(private readonly opts: ForwarderOptions) {}
+
+  get name(): string {
+    return this.opts.name;
+  }
+
+  async export(batch: StoredBatch): Promise<void> {
+    const out: OutgoingEvent[] = [];
+    for (const buf of batch.events) {
+      let event: AuditEvent;
+      try {
+        event = JSON.parse(buf.toString('utf8')) as AuditEvent;
+      } catch {
+        continue;
+      }
+      const kept = this.select(event, batch.cluster);
+      if (kept === undefined) {
+        this.counters.filtered++;
+        continue;
+      }
+      out.push({
+        event: kept,
+        cluster: batch.cluster,
+        json: kept === event ? buf.toString('utf8') : JSON.stringify(kept),
+      });
+    }
+    if (out.length === 0) return;
+    this.sendingSince = Math.min(
+      ...out.map((o) => Date.parse(o.event.requestReceivedTimestamp) || Date.now()),
+    );
+    try {
+      for (const payload of this.opts.encoder.encode(out)) await this.send(payload);
+    } finally {
+      this.sendingSince = undefined;
+    }
+  }
+
+  private select(e: AuditEvent, cluster: string): AuditEvent | undefined {
+    if (this.opts.include !== undefined && !matches(e, cluster, this.opts.include)) return undefined;
+    if (this.opts.exclude !== undefined && matches(e, cluster, this.opts.exclude)) return undefined;
+    return this.opts.policy === undefined ? e : applyPolicy(e, this.opts.policy);
+  }
+
+  private async send(payload: Payload): Promise<void> {
+    const sleep = this.opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+    for (let attempt = 0; ; attempt++) {
+      const d = await deliver(payload, {
+        url: this.opts.url,
+        ...(this.opts.check === undefined ? {} : { check: this.opts.check }),
+        ...(this.opts.fetch === undefined ? {} : { fetch: this.opts.fetch }),
+      });
+      if (d.kind === 'ok') {
+        this.counters.sent += payload.events.length;
+        this.counters.truncated += payload.truncated;
+        this.lastSentAt = new Date();
+        return;
+      }
+      this.lastError = d.reason;
+      if (d.kind === 'split' && payload.events.length > 1) {
+        const half = Math.ceil(payload.events.length / 2);
+        for (const part of [payload.events.slice(0, half), payload.events.slice(half)])
+          for (const p of this.opts.encoder.encode(part)) await this.send(p);
+        return;
+      }
+      if (d.kind === 'reject' || d.kind === 'split' || this.stopping) {
+        this.counters.deadLettered += payload.events.length;
+        this.opts.log.warn('forwarding: events refused, kept in the dead letters', {
+          sink: this.name,
+          reason: d.reason,
+        });
+        await this.opts.deadLetter(payload.events, d.reason);
+        return;
+      }
+      this.counters.retries++;
+      if (attempt === 0)
+        this.opts.log.warn('forwarding failed; retrying', { sink: this.name, reason: d.reason });
+      await sleep(d.afterMs ?? backoffMs(attempt));
+    }
+  }
+
+  async shutdown(): Promise<void> {
+    this.stopping = true;
+  }
+
+  stats(): ForwarderStats {
+    return {
+      name: this.opts.name,
+      type: this.opts.type,
+      sentEvents: this.counters.sent,
+      filteredEvents: this.counters.filtered,
+      truncatedEvents: this.counters.truncated,
+      deadLettered: this.counters.deadLettered,
+      retries: this.counters.retries,
+      lastError: this.lastError,
+      lastSentAt: this.lastSentAt?.toISOString(),
+      lagSeconds: this.sendingSince === undefined ? 0 : Math.max(0, (Date.now() - this.sendingSince) / 1000),
+    };
+  }
+}
