@@ -1,8 +1,8 @@
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { BIN, type CliResult, FIXTURES as FIXTURE_ROOT, runCliSync, THIRD_PARTY } from '../helpers/cli.js';
+import { tempDir } from '../helpers/temp.js';
 
 const FIXTURES = join(FIXTURE_ROOT, 'policy');
 
@@ -211,7 +211,7 @@ describe('kaudit policy eval', () => {
   });
 
   it('applies group "*" only from Kubernetes 1.36', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'kaudit-eval-'));
+    const dir = tempDir('kaudit-eval-');
     const policy = join(dir, 'star.yaml');
     writeFileSync(
       policy,
@@ -240,7 +240,7 @@ describe('kaudit policy eval', () => {
 
 describe('kaudit policy simulate', () => {
   it('reports per-rule counts that match a direct count of a generated log', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'kaudit-sim-'));
+    const dir = tempDir('kaudit-sim-');
     const log = join(dir, 'audit.log');
     const lines: string[] = [];
     const want = { health: 0, secrets: 0, other: 0 };
@@ -332,7 +332,7 @@ describe('kaudit policy simulate', () => {
   });
 
   it('simulates over the store with --data exactly as over the log it was ingested from', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'kaudit-sim-data-'));
+    const dir = tempDir('kaudit-sim-data-');
     const log = join(THIRD_PARTY, 'samples/audit2rbac-demo.log');
     const ingest = kaudit(['ingest', '--data', dir, '--no-progress', '--no-redact', log]);
     expect(ingest.code).toBe(0);
@@ -367,7 +367,7 @@ describe('kaudit policy generate', () => {
     const r = kaudit(['policy', 'generate']);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^# kaudit's recommended audit policy/);
-    const dir = mkdtempSync(join(tmpdir(), 'kaudit-gen-'));
+    const dir = tempDir('kaudit-gen-');
     writeFileSync(join(dir, 'p.yaml'), r.stdout);
     const lint = kaudit(['policy', 'lint', join(dir, 'p.yaml')]);
     expect(lint.code).toBe(0);
@@ -383,7 +383,7 @@ describe('kaudit policy generate', () => {
   });
 
   it('tunes to observed traffic with --from, dropping heavy system reads only', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'kaudit-gen-'));
+    const dir = tempDir('kaudit-gen-');
     const log = join(dir, 'audit.log');
     const ev = (i: number, user: string, verb: string, resource: string) =>
       JSON.stringify({
