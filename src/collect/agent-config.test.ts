@@ -136,3 +136,35 @@ logs:
     expect(parseListen('h:99999')).toBeUndefined();
   });
 });
+
+describe('forward: and detect: sections', () => {
+  it('checks each forward entry with the schema the caller gives, naming the line and field', async () => {
+    const { forwardSchema } = await import('../forward/sink-types.js');
+    const text = `${GOOD}forward:
+  - type: datadog
+    api_key: {env: DD_API_KEY}
+  - type: datadgo
+  - type: loki
+    url: not a url
+`;
+    const { config, diagnostics } = parseAgentConfig(text, { forwardSchema });
+    expect(config).toBeUndefined();
+    expect(diagnostics.map((d) => `${d.line}:${d.path}`)).toEqual([
+      '17:forward[1].type',
+      '19:forward[2].url',
+    ]);
+    const ok = parseAgentConfig(`${GOOD}forward:\n  - type: http\n    url: http://127.0.0.1:9/x\n`, {
+      forwardSchema,
+    });
+    expect(ok.diagnostics).toEqual([]);
+    expect(ok.config?.forward).toEqual([{ type: 'http', url: 'http://127.0.0.1:9/x' }]);
+  });
+
+  it('turns detection on with the built-in pack unless told otherwise', () => {
+    const on = parseAgentConfig(`${GOOD}detect:\n  allow: {namespaces: [ci]}\n`);
+    expect(on.config?.detect).toMatchObject({ builtin: true, allow: { namespaces: ['ci'] } });
+    expect(parseAgentConfig(`${GOOD}detect: {enabled: false}\n`).config?.detect).toBeUndefined();
+    const bad = parseAgentConfig(`${GOOD}detect:\n  outputs: [{type: pager}]\n`);
+    expect(bad.diagnostics.map((d) => d.path)).toEqual(['detect.outputs[0].type']);
+  });
+});

@@ -48,6 +48,10 @@ export interface AgentConfig {
   storeTrimMemory: boolean;
   pipeline: PipelineConfig;
   logs: SourceConfig[];
+  /** Live detection; undefined: off. */
+  detect?: DetectConfig;
+  /** `forward:` entries, each validated by its sink type (src/forward/sink-types.ts). */
+  forward: unknown[];
 }
 
 export const DEFAULT_PIPELINE: PipelineConfig = {
@@ -79,6 +83,50 @@ export const ENV_VARS = {
   KAUDIT_STORE_MEMORY_LIMIT: 'store_memory_limit',
   KAUDIT_STORE_TRIM_MEMORY: 'store_trim_memory',
 } as const;
+
+const secretRef = z
+  .object({ file: z.string().min(1).optional(), env: z.string().min(1).optional() })
+  .strict()
+  .refine((v) => (v.file === undefined) !== (v.env === undefined), {
+    message: 'give exactly one of file or env',
+  });
+
+/** `detect:`: live detection in the agent (the built-in pack, the user's rules and Sigma rules). */
+const detectSchema = z
+  .object({
+    enabled: z.boolean().default(true),
+    builtin: z.boolean().default(true),
+    rules: z.array(z.string().min(1)).default([]),
+    sigma: z.array(z.string().min(1)).default([]),
+    allow: z
+      .object({
+        subjects: z.array(z.string()).default([]),
+        groups: z.array(z.string()).default([]),
+        namespaces: z.array(z.string()).default([]),
+        images: z.array(z.string()).default([]),
+        userAgents: z.array(z.string()).default([]),
+        sourceCidrs: z.array(z.string()).default([]),
+      })
+      .strict()
+      .optional(),
+    outputs: z
+      .array(
+        z.discriminatedUnion('type', [
+          z.object({ type: z.literal('stdout') }).strict(),
+          z.object({ type: z.literal('file'), path: z.string().min(1) }).strict(),
+          z
+            .object({ type: z.literal('webhook'), url: z.string().min(1), token: secretRef.optional() })
+            .strict(),
+          z.object({ type: z.literal('slack'), url: secretRef }).strict(),
+        ]),
+      )
+      .default([]),
+    /** At most this many alerts per rule per minute; more are counted, not sent. */
+    max_alerts_per_rule_per_minute: z.number().int().min(1).default(60),
+  })
+  .strict();
+
+export type DetectConfig = z.output<typeof detectSchema>;
 
 const SIZE = /^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i;
 
@@ -117,6 +165,8 @@ const topSchema = z
         flush_interval_ms: DEFAULT_PIPELINE.flushIntervalMs,
       }),
     logs: z.array(z.unknown()).default([]),
+    detect: detectSchema.optional(),
+    forward: z.array(z.unknown()).default([]),
   })
   .strict();
 
@@ -131,6 +181,11 @@ export interface ParseConfigOptions {
   env?: Record<string, string | undefined>;
   /** Checks that files named by the config exist; off for pure validation. */
   checkFiles?: boolean;
+  /**
+   * The schema of a `forward:` entry (src/forward/sink-types.ts, given by the caller, which owns the
+   * sinks); without it the entries are kept unchecked.
+   */
+  forwardSchema?: z.ZodType;
 }
 
 export interface ParsedConfig {
@@ -274,6 +329,16 @@ export function parseAgentConfig(text: string, options: ParseConfigOptions = {})
     logs.push(config);
   });
 
+  const forward: unknown[] = [];
+  if (top !== undefined)
+    top.forward.forEach((entry, i) => {
+      if (options.forwardSchema === undefined) forward.push(entry);
+      else {
+        const v = validate(options.forwardSchema, entry, ['forward', i], ctx, diagnostics);
+        if (v !== undefined) forward.push(v);
+      }
+    });
+
   diagnostics.sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0));
   if (diagnostics.length > 0 || top === undefined) return { config: undefined, diagnostics };
   const config: AgentConfig = {
@@ -293,7 +358,9 @@ export function parseAgentConfig(text: string, options: ParseConfigOptions = {})
       flushIntervalMs: top.pipeline.flush_interval_ms,
     },
     logs,
+    forward,
   };
+  if (top.detect !== undefined && top.detect.enabled) config.detect = top.detect;
   if (file !== undefined) config.file = file;
   if (top.retention_days !== undefined) config.retentionDays = top.retention_days;
   if (top.store_memory_limit !== undefined) config.storeMemoryLimit = top.store_memory_limit;
@@ -304,6 +371,7 @@ export function parseAgentConfig(text: string, options: ParseConfigOptions = {})
 export function loadAgentConfig(
   file: string,
   env: Record<string, string | undefined> = process.env,
+  forwardSchema?: z.ZodType,
 ): AgentConfig {
   let text: string;
   try {
@@ -317,7 +385,12 @@ export function loadAgentConfig(
       },
     );
   }
-  const { config, diagnostics } = parseAgentConfig(text, { file, env, checkFiles: true });
+  const { config, diagnostics } = parseAgentConfig(text, {
+    file,
+    env,
+    checkFiles: true,
+    ...(forwardSchema === undefined ? {} : { forwardSchema }),
+  });
   if (config === undefined || diagnostics.length > 0) {
     throw new UserError(
       'KAUDIT_CONFIG_INVALID',

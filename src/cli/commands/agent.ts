@@ -17,6 +17,7 @@ import {
 import { DeadLetter } from '../../collect/dead-letter.js';
 import { createLogger, type Logger, type LogLevel } from '../../collect/logger.js';
 import type { Preparer } from '../../collect/pipeline.js';
+import { forwardSchema } from '../../forward/sink-types.js';
 import { UserError } from '../../model/errors.js';
 import {
   DEFAULT_MAX_EVENT_BYTES,
@@ -71,6 +72,7 @@ function demoConfig(dataDir: string, workDir: string): AgentConfig {
     redact: true,
     storeTrimMemory: false,
     pipeline: DEFAULT_PIPELINE,
+    forward: [],
     logs: [
       {
         type: 'file',
@@ -164,7 +166,7 @@ Examples:
             hint: 'pass --config kaudit.yaml (see docs/agent.md), or try `kaudit agent --demo`',
           });
         }
-        config = loadAgentConfig(file, process.env);
+        config = loadAgentConfig(file, process.env, forwardSchema);
         if (flags.data !== undefined) config.dataDir = resolve(flags.data);
       }
 
