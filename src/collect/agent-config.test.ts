@@ -150,8 +150,8 @@ describe('forward: and detect: sections', () => {
     const { config, diagnostics } = parseAgentConfig(text, { forwardSchema });
     expect(config).toBeUndefined();
     expect(diagnostics.map((d) => `${d.line}:${d.path}`)).toEqual([
-      '17:forward[1].type',
-      '19:forward[2].url',
+      '16:forward[1].type',
+      '18:forward[2].url',
     ]);
     const ok = parseAgentConfig(`${GOOD}forward:\n  - type: http\n    url: http://127.0.0.1:9/x\n`, {
       forwardSchema,
