@@ -1,4 +1,5 @@
 import type { JSX } from 'preact';
+import { Denials } from './denials.js';
 import { Security } from './security.js';
 
 /** Pages of features that arrive with their own modules (denials and RBAC, detections). */
