@@ -173,6 +173,8 @@ export async function ingest(inputs: readonly IngestInput[], opts: IngestOptions
       failure ??= err;
     };
     await pipeline.offer(item);
+    // The store failed: stop reading (what was stored stays stored, the run fails).
+    if (failure !== undefined) throw failure;
   };
 
   try {
@@ -223,12 +225,13 @@ export async function ingest(inputs: readonly IngestInput[], opts: IngestOptions
           });
         }
       } catch (err) {
+        if (err === failure) break;
         // A truncated .gz, a file that went away or became unreadable: what was read is kept.
         skipped.push({ path: source, reason: `stopped after ${bytesDone - base} bytes: ${errnoText(err)}` });
       }
-      if (item.events.length > 0 || item.deadLetters.length > 0) {
+      if (failure === undefined && (item.events.length > 0 || item.deadLetters.length > 0)) {
         item.more = false;
-        await offer(item);
+        await offer(item).catch(() => undefined);
       }
     }
   } finally {
