@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isLongRunning, parseGoDurationMs, parseTimestampMicros } from './derive.js';
+import { decisionOf, isLongRunning, parseGoDurationMs, parseTimestampMicros } from './derive.js';
 
 describe('parseGoDurationMs', () => {
   it.each([
@@ -37,5 +37,47 @@ describe('isLongRunning', () => {
     expect(isLongRunning('get', 'log')).toBe(true);
     expect(isLongRunning('list', undefined)).toBe(false);
     expect(isLongRunning('get', 'status')).toBe(false);
+  });
+});
+
+describe('decisionOf', () => {
+  const base = {
+    kind: 'Event',
+    apiVersion: 'audit.k8s.io/v1',
+    level: 'Metadata',
+    auditID: 'a',
+    stage: 'ResponseComplete',
+    requestURI: '/api/v1/pods',
+    verb: 'list',
+    user: { username: 'bob' },
+    requestReceivedTimestamp: '2026-01-15T09:00:00Z',
+    stageTimestamp: '2026-01-15T09:00:00Z',
+  } as const;
+  it('takes the annotation when there is one', () => {
+    expect(
+      decisionOf({ ...base, annotations: { 'authorization.k8s.io/decision': 'allow' } } as never),
+    ).toEqual({
+      decision: 'allow',
+      source: 'annotation',
+    });
+  });
+  it("derives forbid from the authorizer's 403 message, old and new wording", () => {
+    for (const message of [
+      'pods is forbidden: User "bob" cannot list pods in the namespace "default"',
+      'pods is forbidden: User "bob" cannot list resource "pods" in API group "" in the namespace "default"',
+      'forbidden: User "system:anonymous" cannot get path "/metrics"',
+    ])
+      expect(decisionOf({ ...base, responseStatus: { code: 403, message } } as never)).toEqual({
+        decision: 'forbid',
+        source: 'response',
+      });
+  });
+  it('does not take an admission 403 or another code for an RBAC decision', () => {
+    for (const responseStatus of [
+      { code: 403, message: 'pods "x" is forbidden: violates PodSecurity "baseline:latest": privileged' },
+      { code: 403, message: 'admission webhook "v.example" denied the request' },
+      { code: 401, message: 'Unauthorized' },
+    ])
+      expect(decisionOf({ ...base, responseStatus } as never)).toEqual({ decision: null, source: null });
   });
 });

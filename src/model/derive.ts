@@ -44,6 +44,8 @@ export interface DerivedFields {
   request_uri: string;
   code: number | null;
   decision: string | null;
+  /** How the decision is known: the `authorization.k8s.io/decision` annotation, or the response (older events). */
+  decision_source: 'annotation' | 'response' | null;
   reason: string | null;
   latency_ms: number | null;
   long_running: boolean;
@@ -95,6 +97,32 @@ export function isLongRunning(verb: string, subresource: string | undefined): bo
   );
 }
 
+/**
+ * The authorizer's own refusal, as kube-apiserver words it (rbac/authorizer and
+ * endpoints/handlers/responsewriters: `<resource> is forbidden: User "<name>" cannot <verb> resource
+ * "<resource>" ...`, before 1.11 `... cannot <verb> <resource> in the namespace ...`, and
+ * `... cannot <verb> path "<path>"` for non-resource URLs). Admission plugins
+ * word their 403s differently, so they are not taken for RBAC denials.
+ */
+export const AUTHORIZER_FORBIDDEN = /forbidden: User "[^"]*" cannot \S+ /;
+
+/**
+ * The authorization decision: the annotation when the event has one; otherwise, for events older
+ * than the annotation (Kubernetes before 1.11 wrote none), a 403 carrying the authorizer's message
+ * is a `forbid`. Anything else is unknown.
+ */
+export function decisionOf(e: AuditEvent): {
+  decision: string | null;
+  source: 'annotation' | 'response' | null;
+} {
+  const ann = e.annotations?.[DECISION_ANNOTATION];
+  if (ann !== undefined) return { decision: ann, source: 'annotation' };
+  const status = e.responseStatus;
+  if (status?.code === 403 && typeof status.message === 'string' && AUTHORIZER_FORBIDDEN.test(status.message))
+    return { decision: 'forbid', source: 'response' };
+  return { decision: null, source: null };
+}
+
 export function deriveFields(e: AuditEvent, cluster: string): DerivedFields {
   const ann = e.annotations ?? {};
   const ref = e.objectRef;
@@ -131,7 +159,10 @@ export function deriveFields(e: AuditEvent, cluster: string): DerivedFields {
     name: ref?.name ?? null,
     request_uri: e.requestURI,
     code: e.responseStatus?.code ?? null,
-    decision: ann[DECISION_ANNOTATION] ?? null,
+    ...(() => {
+      const d = decisionOf(e);
+      return { decision: d.decision, decision_source: d.source };
+    })(),
     reason: ann[REASON_ANNOTATION] ?? null,
     latency_ms: recv !== null && stage !== null ? (stage - recv) / 1000 : null,
     long_running: isLongRunning(e.verb, ref?.subresource),
