@@ -1,0 +1,150 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ClusterRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole';
+import { ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding';
+import { Role } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role';
+import { RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding';
+import { describe, expect, it } from 'vitest';
+import { readAuditEvents } from '../../model/read-events.js';
+import { type RequestRecord, recordFromEvent } from '../request-record.js';
+import { RbacAuthorizer } from './authorize.js';
+import { generateRbac } from './generate.js';
+import { loadRbacOrThrow } from './load-rbac.js';
+import { authzRequestOf } from './subjects.js';
+import { addRbacObject, emptyRbac, type RbacObject } from './types.js';
+
+const DEMO = join(import.meta.dirname, '../../../test/fixtures/third-party/samples/audit2rbac-demo.log');
+
+async function demoRecords(): Promise<RequestRecord[]> {
+  const out: RequestRecord[] = [];
+  for await (const { event } of readAuditEvents(DEMO)) out.push(recordFromEvent(event));
+  return out;
+}
+
+export function validateObject(o: RbacObject): void {
+  const models = { Role, RoleBinding, ClusterRole, ClusterRoleBinding };
+  const Model = models[o.kind];
+  new Model(o as never).validate();
+}
+
+function rulesOf(objects: RbacObject[]) {
+  return objects.flatMap((o) => ('rules' in o ? o.rules : []));
+}
+
+describe('generateRbac over audit2rbac demo log', () => {
+  it('--user alice: a Role and RoleBinding in ns1 for get/list/watch of configmaps, pods, secrets, nothing cluster-scoped', async () => {
+    const r = await generateRbac(await demoRecords(), {
+      select: { subjects: [{ kind: 'User', name: 'alice', apiGroup: 'rbac.authorization.k8s.io' }] },
+    });
+    const objs = r.objects;
+    expect(objs.map((o) => `${o.kind}/${o.metadata.namespace ?? ''}`)).toEqual([
+      'Role/ns1',
+      'RoleBinding/ns1',
+    ]);
+    expect(rulesOf(objs)).toEqual([
+      { verbs: ['get', 'list', 'watch'], apiGroups: [''], resources: ['configmaps', 'pods', 'secrets'] },
+    ]);
+    const binding = objs[1];
+    expect(binding && 'subjects' in binding ? binding.subjects : []).toEqual([
+      { kind: 'User', apiGroup: 'rbac.authorization.k8s.io', name: 'alice' },
+    ]);
+    for (const o of objs) validateObject(o);
+    expect(objs[0]?.metadata.labels?.['kaudit.io/generated-for']).toBe('alice');
+  });
+
+  it('bob: discovery is left to system:discovery; pods listed in two namespaces become a ClusterRole rule', async () => {
+    const r = await generateRbac(await demoRecords(), {
+      select: { subjects: [{ kind: 'User', name: 'bob' }] },
+    });
+    const rules = rulesOf(r.objects);
+    expect(rules.some((x) => (x.nonResourceURLs ?? []).length > 0)).toBe(false);
+    expect(r.objects.map((o) => o.kind)).toEqual(['ClusterRole', 'ClusterRoleBinding']);
+    expect(rules).toContainEqual({
+      verbs: ['get', 'list', 'watch'],
+      apiGroups: [''],
+      resources: ['nodes', 'pods'],
+    });
+    for (const o of r.objects) validateObject(o);
+  });
+
+  it('without --expand-multi-namespace bob gets one Role per namespace and nodes in a ClusterRole', async () => {
+    const r = await generateRbac(await demoRecords(), {
+      select: { subjects: [{ kind: 'User', name: 'bob' }] },
+      expandMultiNamespace: false,
+      expandVerbs: false,
+    });
+    expect(r.objects.map((o) => `${o.kind}/${o.metadata.namespace ?? ''}`)).toEqual([
+      'ClusterRole/',
+      'ClusterRoleBinding/',
+      'Role/default',
+      'RoleBinding/default',
+      'Role/ns1',
+      'RoleBinding/ns1',
+    ]);
+    expect(rulesOf(r.objects)[0]).toEqual({ verbs: ['list'], apiGroups: [''], resources: ['nodes'] });
+  });
+
+  it('--all: one set per subject; the service account is bound as a ServiceAccount', async () => {
+    const r = await generateRbac(await demoRecords(), { select: { all: true } });
+    // system:admin only impersonated others: the authorizer never checked it, so it gets nothing.
+    expect(r.subjects.map((s) => `${s.subject.kind}:${s.subject.name}`)).toEqual([
+      'ServiceAccount:sa1',
+      'User:alice',
+      'User:bob',
+    ]);
+    const sa = r.subjects.find((s) => s.subject.kind === 'ServiceAccount');
+    const crb = sa?.objects.find((o) => o.kind === 'ClusterRoleBinding');
+    expect(crb && 'subjects' in crb ? crb.subjects : []).toEqual([
+      { kind: 'ServiceAccount', namespace: 'ns1', name: 'sa1' },
+    ]);
+    for (const o of r.objects) validateObject(o);
+  });
+
+  it('--rbac: generates only what the existing RBAC lacks', async () => {
+    const existing = loadRbacOrThrow(
+      `apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: cm-reader, namespace: ns1}
+rules:
+- {apiGroups: [""], resources: [configmaps], verbs: [list]}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: alice-cm, namespace: ns1}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: cm-reader}
+subjects:
+- {kind: User, apiGroup: rbac.authorization.k8s.io, name: alice}
+`,
+      'existing.yaml',
+    ).rbac;
+    const r = await generateRbac(await demoRecords(), {
+      select: { subjects: [{ kind: 'User', name: 'alice' }] },
+      existing,
+    });
+    expect(r.subjects[0]?.alreadyAllowed).toBe(1);
+    expect(rulesOf(r.objects)).toEqual([
+      { verbs: ['get', 'list', 'watch'], apiGroups: [''], resources: ['pods', 'secrets'] },
+    ]);
+    // The generated objects and the existing RBAC together allow all of alice's requests.
+    const both = emptyRbac();
+    for (const o of [...existing.roles, ...existing.roleBindings, ...r.objects]) addRbacObject(both, o);
+    const authz = new RbacAuthorizer(both);
+    for (const rec of (await demoRecords()).filter((x) => x.subject === 'alice')) {
+      expect(authz.authorize(authzRequestOf(rec)).allowed).toBe(true);
+    }
+  });
+
+  it('create is never given resourceNames', async () => {
+    const base = (await demoRecords())[0] as RequestRecord;
+    const rec: RequestRecord = {
+      ...base,
+      subject: 'carol',
+      verb: 'create',
+      resource: 'configmaps',
+      namespace: 'ns2',
+      name: 'made-by-carol',
+    };
+    const r = await generateRbac([rec], { select: { subjects: [{ kind: 'User', name: 'carol' }] } });
+    expect(rulesOf(r.objects)).toEqual([{ verbs: ['create'], apiGroups: [''], resources: ['configmaps'] }]);
+  });
+});
