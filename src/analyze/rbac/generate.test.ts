@@ -1,10 +1,6 @@
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ClusterRole } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRole';
-import { ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/ClusterRoleBinding';
-import { Role } from 'kubernetes-models/rbac.authorization.k8s.io/v1/Role';
-import { RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1/RoleBinding';
 import { describe, expect, it } from 'vitest';
+import { validateRbacObject } from '../../../test/fixtures/rbac/validate-rbac-object.js';
 import { readAuditEvents } from '../../model/read-events.js';
 import { type RequestRecord, recordFromEvent } from '../request-record.js';
 import { RbacAuthorizer } from './authorize.js';
@@ -19,12 +15,6 @@ async function demoRecords(): Promise<RequestRecord[]> {
   const out: RequestRecord[] = [];
   for await (const { event } of readAuditEvents(DEMO)) out.push(recordFromEvent(event));
   return out;
-}
-
-export function validateObject(o: RbacObject): void {
-  const models = { Role, RoleBinding, ClusterRole, ClusterRoleBinding };
-  const Model = models[o.kind];
-  new Model(o as never).validate();
 }
 
 function rulesOf(objects: RbacObject[]) {
@@ -48,7 +38,7 @@ describe('generateRbac over audit2rbac demo log', () => {
     expect(binding && 'subjects' in binding ? binding.subjects : []).toEqual([
       { kind: 'User', apiGroup: 'rbac.authorization.k8s.io', name: 'alice' },
     ]);
-    for (const o of objs) validateObject(o);
+    for (const o of objs) validateRbacObject(o);
     expect(objs[0]?.metadata.labels?.['kaudit.io/generated-for']).toBe('alice');
   });
 
@@ -64,7 +54,7 @@ describe('generateRbac over audit2rbac demo log', () => {
       apiGroups: [''],
       resources: ['nodes', 'pods'],
     });
-    for (const o of r.objects) validateObject(o);
+    for (const o of r.objects) validateRbacObject(o);
   });
 
   it('without --expand-multi-namespace bob gets one Role per namespace and nodes in a ClusterRole', async () => {
@@ -97,7 +87,7 @@ describe('generateRbac over audit2rbac demo log', () => {
     expect(crb && 'subjects' in crb ? crb.subjects : []).toEqual([
       { kind: 'ServiceAccount', namespace: 'ns1', name: 'sa1' },
     ]);
-    for (const o of r.objects) validateObject(o);
+    for (const o of r.objects) validateRbacObject(o);
   });
 
   it('--rbac: generates only what the existing RBAC lacks', async () => {
