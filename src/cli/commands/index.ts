@@ -3,6 +3,9 @@ import { registerAgent } from './agent.js';
 import { registerIngest } from './ingest.js';
 import { registerPolicy } from './policy.js';
 import { registerQuery } from './query.js';
+import { registerRbacCan } from './rbac-can.js';
+import { registerRbacGenerate } from './rbac-generate.js';
+import { registerReportDenials } from './report-denials.js';
 import { registerSearch } from './search.js';
 import { registerSimulate } from './simulate.js';
 import { registerStatus } from './status.js';
@@ -16,4 +19,7 @@ export function registerCommands(program: Command): void {
   registerPolicy(program);
   registerAgent(program);
   registerStatus(program);
+  registerRbacCan(program);
+  registerRbacGenerate(program);
+  registerReportDenials(program);
 }
