@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { Option } from 'commander';
 import { type GenerateResult, generateRbac, type SubjectSelection } from '../../analyze/rbac/generate.js';
 import { parseServiceAccountFlag, recordMatchesSubject, subjectLabel } from '../../analyze/rbac/subjects.js';
 import { RBAC_GROUP, type Subject } from '../../analyze/rbac/types.js';
