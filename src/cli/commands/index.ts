@@ -5,6 +5,7 @@ import { registerPolicy } from './policy.js';
 import { registerQuery } from './query.js';
 import { registerRbacCan } from './rbac-can.js';
 import { registerRbacGenerate } from './rbac-generate.js';
+import { registerRbacReview } from './rbac-review.js';
 import { registerReportDenials } from './report-denials.js';
 import { registerSearch } from './search.js';
 import { registerSimulate } from './simulate.js';
@@ -21,5 +22,6 @@ export function registerCommands(program: Command): void {
   registerStatus(program);
   registerRbacCan(program);
   registerRbacGenerate(program);
+  registerRbacReview(program);
   registerReportDenials(program);
 }
