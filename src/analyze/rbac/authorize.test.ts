@@ -47,6 +47,8 @@ describe('evaluation helpers (evaluation_helpers.go)', () => {
     [['/healthz/*'], '/healthz/etcd', true],
     [['/healthz/*'], '/healthz', false],
     [['/api*'], '/apis/apps', true],
+    // strings.TrimRight removes every trailing `*`
+    [['/logs**'], '/logs/kube', true],
   ])('nonResourceURLs %j vs %s -> %s', (urls, path, want) => {
     expect(nonResourceURLMatches({ verbs: ['get'], nonResourceURLs: urls }, path)).toBe(want);
   });

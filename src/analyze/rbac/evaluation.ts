@@ -53,7 +53,8 @@ export function resourceNameMatches(rule: PolicyRule, name: string): boolean {
 export function nonResourceURLMatches(rule: PolicyRule, path: string): boolean {
   for (const u of rule.nonResourceURLs ?? []) {
     if (u === '*' || u === path) return true;
-    if (u.endsWith('*') && path.startsWith(u.slice(0, -1))) return true;
+    // strings.TrimRight drops every trailing `*`, so `/foo**` is the prefix `/foo`.
+    if (u.endsWith('*') && path.startsWith(u.replace(/\*+$/, ''))) return true;
   }
   return false;
 }
