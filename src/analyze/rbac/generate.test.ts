@@ -137,4 +137,31 @@ subjects:
     const r = await generateRbac([rec], { select: { subjects: [{ kind: 'User', name: 'carol' }] } });
     expect(rulesOf(r.objects)).toEqual([{ verbs: ['create'], apiGroups: [''], resources: ['configmaps'] }]);
   });
+
+  it('non-resource URLs become ClusterRole rules; discovery is left out; --group binds the group', async () => {
+    const base = (await demoRecords())[0] as RequestRecord;
+    const nr = (path: string, user: string): RequestRecord => ({
+      ...base,
+      subject: user,
+      subjectGroups: ['monitoring', 'system:authenticated'],
+      resourceRequest: false,
+      verb: 'get',
+      resource: '',
+      namespace: '',
+      nonResourceURL: path,
+      code: 200,
+    });
+    const r = await generateRbac(
+      [nr('/metrics', 'prom-1'), nr('/metrics', 'prom-2'), nr('/version', 'prom-1')],
+      {
+        select: { subjects: [{ kind: 'Group', apiGroup: 'rbac.authorization.k8s.io', name: 'monitoring' }] },
+      },
+    );
+    expect(r.objects.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual([
+      'ClusterRole/kaudit:group:monitoring',
+      'ClusterRoleBinding/kaudit:group:monitoring',
+    ]);
+    expect(rulesOf(r.objects)).toEqual([{ verbs: ['get'], nonResourceURLs: ['/metrics'] }]);
+    for (const o of r.objects) validateRbacObject(o);
+  });
 });
