@@ -100,13 +100,18 @@ export function recordFromEvent(e: AuditEvent): RequestRecord {
   };
 }
 
-/** Records of the events, one per request: the final stage (ResponseComplete or Panic) when the log has it. */
+/**
+ * Records of the events, one per request: its final stage (ResponseComplete or Panic), and for a
+ * failed authentication the only event there is, ResponseStarted with 401
+ * (apiserver filters/authn_audit.go WithFailedAuthenticationAudit).
+ */
 export async function* requestRecords(
   events: AsyncIterable<AuditEvent> | Iterable<AuditEvent>,
 ): AsyncGenerator<RequestRecord> {
   for await (const e of events) {
-    if (e.stage !== 'ResponseComplete' && e.stage !== 'Panic') continue;
-    yield recordFromEvent(e);
+    const final = e.stage === 'ResponseComplete' || e.stage === 'Panic';
+    const failedAuthn = e.stage === 'ResponseStarted' && e.responseStatus?.code === 401;
+    if (final || failedAuthn) yield recordFromEvent(e);
   }
 }
 

@@ -16,7 +16,7 @@ import { type ClosestGrant, closestGrant } from './closest-grant.js';
 export interface DenialsOptions {
   /** The cluster's RBAC: the closest existing role per denial, and fixes that only add what is missing. */
   rbac?: RbacSet;
-  /** A subject denied on at least this many distinct resources is flagged suspicious (default 8). */
+  /** A subject denied on at least this many distinct resources is flagged suspicious (default 6). */
   suspiciousResources?: number;
   /** ... or in at least this many namespaces (default 5). */
   suspiciousNamespaces?: number;
@@ -233,14 +233,18 @@ export async function reportDenials(
     return g;
   });
 
-  const maxResources = options.suspiciousResources ?? 8;
+  const maxResources = options.suspiciousResources ?? 6;
   const maxNamespaces = options.suspiciousNamespaces ?? 5;
   for (const s of [...subjects.values()].sort((a, b) => (a.subject < b.subject ? -1 : 1))) {
     if (s.denied === 0) continue;
     const suspicious: string[] = [];
     if (s.anonymous) suspicious.push('anonymous user');
     if (s.byClass.rbac > 0) {
-      if (s.succeeded === 0) suspicious.push('never seen succeeding');
+      // A workload deployed without its Role never succeeds either, but it retries the same few
+      // requests; never succeeding counts as probing for the anonymous or once denials spread out.
+      if (s.succeeded === 0 && (s.anonymous || s.rbacResources.size >= 3 || s.rbacNamespaces.size >= 2)) {
+        suspicious.push('never seen succeeding');
+      }
       if (s.rbacResources.size >= maxResources)
         suspicious.push(`denied on ${s.rbacResources.size} distinct resources`);
       if (s.rbacNamespaces.size >= maxNamespaces)

@@ -97,7 +97,7 @@ export function registerReportDenials(program: Command): void {
     .option(
       '--suspicious-resources <n>',
       'a subject denied on this many distinct resources is probing, not missing a permission',
-      '8',
+      '6',
     )
     .option('--suspicious-namespaces <n>', 'a subject denied in this many namespaces is probing', '5')
     .option('--json', 'the whole report as one JSON object')
@@ -109,7 +109,8 @@ Classes: rbac (the authorizer said forbid), admission (the authorizer allowed it
 step refused: PodSecurity, a validating webhook or policy, ResourceQuota, LimitRange,
 NamespaceLifecycle), authentication (401), other (429 from API Priority and Fairness, 409 ...).
 Each subject with rbac denials gets the smallest Role/ClusterRole and binding that allows them,
-unless it is anonymous, was never seen succeeding, or was denied on many resources or namespaces.
+unless it looks like probing: anonymous, denied on many resources or namespaces, or never seen
+succeeding while denied on several resources.
 
 Examples:
   kaudit report denials --from audit.log
