@@ -6,7 +6,7 @@
  * compacted at the end without widening them.
  */
 import type { RecordSource, RequestRecord } from '../request-record.js';
-import { RbacAuthorizer } from './authorize.js';
+import { RbacAuthorizer, SERVICE_ACCOUNT_PREFIX } from './authorize.js';
 import { compactRules } from './compact-rules.js';
 import { defaultDiscoveryRbac } from './defaults.js';
 import { type AuthzRequest, ruleAllows } from './evaluation.js';
@@ -150,7 +150,24 @@ export function coverRequests(
     allowedBefore: (r: AuthzRequest) => boolean;
   },
 ): { scope: Scope; alreadyAllowed: number } {
-  const sorted = [...requests].sort(compareRequests);
+  // The same request seen many times needs one look: dedupe before the quadratic widening pass.
+  const distinct = new Map<string, AuthzRequest>();
+  for (const r of requests) {
+    const k = JSON.stringify([
+      r.user,
+      r.groups,
+      r.verb,
+      r.resourceRequest,
+      r.apiGroup,
+      r.resource,
+      r.subresource,
+      r.namespace,
+      r.name,
+      r.path,
+    ]);
+    if (!distinct.has(k)) distinct.set(k, r);
+  }
+  const sorted = [...distinct.values()].sort(compareRequests);
   const scope: Scope = { cluster: [], namespaced: new Map() };
   let alreadyAllowed = 0;
   const sameKind = (a: AuthzRequest, b: AuthzRequest) =>
@@ -302,8 +319,21 @@ export async function generateRbac(source: RecordSource, options: GenerateOption
   const existing = new RbacAuthorizer(base);
   const prefix = options.namePrefix ?? 'kaudit';
   const result: GenerateResult = { subjects: [], objects: [] };
+  const byUser = new Map<string, RequestRecord[]>();
+  for (const r of records) {
+    const list = byUser.get(r.subject) ?? [];
+    list.push(r);
+    byUser.set(r.subject, list);
+  }
   for (const subject of subjects) {
-    const mine = records.filter((r) => recordMatchesSubject(r, subject));
+    const mine =
+      subject.kind === 'Group'
+        ? records.filter((r) => recordMatchesSubject(r, subject))
+        : (byUser.get(
+            subject.kind === 'User'
+              ? subject.name
+              : `${SERVICE_ACCOUNT_PREFIX}${subject.namespace ?? ''}:${subject.name}`,
+          ) ?? []);
     const requests = mine.map(authzRequestOf);
     const { scope, alreadyAllowed } = coverRequests(requests, {
       expandVerbs: options.expandVerbs ?? true,

@@ -1,6 +1,11 @@
 import type { Command } from 'commander';
 import { type GenerateResult, generateRbac, type SubjectSelection } from '../../analyze/rbac/generate.js';
-import { parseServiceAccountFlag, recordMatchesSubject, subjectLabel } from '../../analyze/rbac/subjects.js';
+import {
+  parseServiceAccountFlag,
+  recordMatchesSubject,
+  subjectLabel,
+  subjectOfUser,
+} from '../../analyze/rbac/subjects.js';
 import { RBAC_GROUP, type Subject } from '../../analyze/rbac/types.js';
 import { collectRecords } from '../../analyze/request-record.js';
 import { UserError } from '../../model/errors.js';
@@ -34,7 +39,8 @@ interface GenerateFlags {
 
 function selection(flags: GenerateFlags): SubjectSelection {
   const subjects: Subject[] = [
-    ...flags.user.map((name): Subject => ({ kind: 'User', apiGroup: RBAC_GROUP, name })),
+    // A service account's username given as --user is bound as the ServiceAccount it is.
+    ...flags.user.map(subjectOfUser),
     ...flags.serviceaccount.map(parseServiceAccountFlag),
     ...flags.group.map((name): Subject => ({ kind: 'Group', apiGroup: RBAC_GROUP, name })),
   ];
