@@ -136,11 +136,36 @@ function namespacesToProbe(scope: RiskScope, namespaces: readonly string[]): str
   return ['', ...namespaces];
 }
 
+/**
+ * One subject's grants per namespace, gathered once: the review asks thousands of questions about
+ * the same subject, and rbac.go would walk every binding for each.
+ */
+class SubjectGrants {
+  private readonly byNs = new Map<string, Grant[]>();
+  constructor(
+    private readonly authz: RbacAuthorizer,
+    readonly user: string,
+    readonly groups: readonly string[],
+  ) {}
+
+  in(namespace: string): Grant[] {
+    let g = this.byNs.get(namespace);
+    if (!g) {
+      g = [...this.authz.grantsFor(this.user, this.groups, namespace)];
+      this.byNs.set(namespace, g);
+    }
+    return g;
+  }
+
+  /** rbac.go Authorize for this subject: the first grant whose rule allows the request. */
+  authorize(req: AuthzRequest): Grant | undefined {
+    return this.in(req.namespace).find((g) => ruleAllows(req, g.rule));
+  }
+}
+
 function evaluateRisk(
-  authz: RbacAuthorizer,
+  subjectGrants: SubjectGrants,
   policy: RiskPolicy,
-  user: string,
-  groups: readonly string[],
   namespaces: readonly string[],
   used: readonly { req: AuthzRequest; auditID: string }[],
 ): RiskFinding[] {
@@ -150,11 +175,8 @@ function evaluateRisk(
     for (const group of policy.requires) {
       let found: Grant | undefined;
       for (const probe of group) {
-        const r = authz.authorize(probeRequest(probe, user, groups, ns));
-        if (r.allowed && r.by) {
-          found = r.by;
-          break;
-        }
+        found = subjectGrants.authorize(probeRequest(probe, subjectGrants.user, subjectGrants.groups, ns));
+        if (found) break;
       }
       if (!found) break;
       grants.push(found);
@@ -215,8 +237,9 @@ export async function reviewRbac(source: RecordSource, options: ReviewOptions): 
     const mine = byUser.get(user) ?? [];
     const groups = authenticatedGroups(user, [...new Set(mine.flatMap((r) => r.subjectGroups))]);
     const grants = new Map<string, GrantUse>();
+    const subjectGrants = new SubjectGrants(authz, user, groups);
     for (const ns of ['', ...namespaces]) {
-      for (const g of authz.grantsFor(user, groups, ns)) {
+      for (const g of subjectGrants.in(ns)) {
         const k = grantKey(g);
         if (!grants.has(k))
           grants.set(k, { ...refOf(g), rule: g.rule, used: 0, wildcard: isWildcardRule(g.rule) });
@@ -228,13 +251,14 @@ export async function reviewRbac(source: RecordSource, options: ReviewOptions): 
     for (const r of succeeded) {
       const req = { ...authzRequestOf(r), groups: authenticatedGroups(r.subject, r.subjectGroups) };
       used.push({ req, auditID: r.auditID });
-      const res = authz.authorize(req);
-      if (res.by) {
-        const g = grants.get(grantKey(res.by));
+      // The subject's groups as seen over the window, not this request's: they rarely differ.
+      const by = subjectGrants.authorize({ ...req, groups });
+      if (by) {
+        const g = grants.get(grantKey(by));
         if (g) g.used++;
       }
     }
-    const risks = RISK_POLICIES.flatMap((p) => evaluateRisk(authz, p, user, groups, namespaces, used)).sort(
+    const risks = RISK_POLICIES.flatMap((p) => evaluateRisk(subjectGrants, p, namespaces, used)).sort(
       (a, b) => SEVERITY_ORDER[a.severity] - SEVERITY_ORDER[b.severity],
     );
     const subject = subjectOfUser(user);
