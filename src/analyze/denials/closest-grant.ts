@@ -10,6 +10,7 @@ import {
   nonResourceURLMatches,
   resourceMatches,
   resourceNameMatches,
+  ruleAllows,
   verbMatches,
 } from '../rbac/evaluation.js';
 import type { PolicyRule } from '../rbac/types.js';
@@ -50,6 +51,54 @@ export function closestGrant(authz: RbacAuthorizer, req: AuthzRequest): ClosestG
   for (const g of authz.grantsFor(req.user, req.groups, req.namespace)) {
     const lacks = missing(req, g.rule);
     if (best === undefined || lacks.length < best.lacks.length) best = { ...g, lacks };
+  }
+  return best;
+}
+
+export interface ExistingRole {
+  kind: 'Role' | 'ClusterRole';
+  name: string;
+  /** The Role's namespace; '' for a ClusterRole. */
+  namespace: string;
+  rules: number;
+}
+
+const hasWildcard = (r: PolicyRule) =>
+  [r.verbs, r.apiGroups ?? [], r.resources ?? [], r.nonResourceURLs ?? []].some((xs) => xs.includes('*'));
+
+/**
+ * An existing role that already allows every one of the requests, bound or not: binding it is
+ * often a better fix than a new role. Roles with wildcard rules are passed over (binding
+ * cluster-admin is never the answer); of the rest, the one with the fewest rules wins.
+ */
+export function smallestRoleAllowing(
+  authz: RbacAuthorizer,
+  requests: readonly AuthzRequest[],
+): ExistingRole | undefined {
+  if (requests.length === 0) return undefined;
+  const allows = (rules: readonly PolicyRule[]) =>
+    !rules.some(hasWildcard) && requests.every((q) => rules.some((r) => ruleAllows(q, r)));
+  let best: ExistingRole | undefined;
+  const consider = (c: ExistingRole, rules: readonly PolicyRule[]) => {
+    if ((best === undefined || rules.length < best.rules) && allows(rules)) best = c;
+  };
+  const namespaces = new Set(requests.map((q) => q.namespace));
+  for (const [name, rules] of authz.clusterRoleRules) {
+    consider({ kind: 'ClusterRole', name, namespace: '', rules: rules.length }, rules);
+  }
+  if (namespaces.size === 1 && !namespaces.has('')) {
+    for (const role of authz.rbac.roles) {
+      if (!namespaces.has(role.metadata.namespace)) continue;
+      consider(
+        {
+          kind: 'Role',
+          name: role.metadata.name,
+          namespace: role.metadata.namespace,
+          rules: role.rules.length,
+        },
+        role.rules,
+      );
+    }
   }
   return best;
 }

@@ -113,6 +113,8 @@ describe('reportDenials', () => {
       ruleIndex: 1,
       lacks: ['verb "list"'],
     });
+    // no existing role covers storageclasses and deployments/scale as well
+    expect(r.subjects.find((s) => s.subject === SA)?.fix?.existingRole).toBeUndefined();
     const scale = r.groups.find((g) => g.subject === SA && g.subresource === 'scale');
     // nothing is bound to the SA in app2
     expect(scale?.closest).toBeNull();
@@ -320,5 +322,24 @@ describe('denial fixes, round trip (property)', () => {
       ),
       { seed: 17, numRuns: 300 },
     );
+  });
+});
+
+describe('an existing role that already allows the denials', () => {
+  it('is named beside the fix, the one with fewest rules and no wildcards', async () => {
+    const rbac = loadRbacOrThrow(
+      readFileSync(join(FIXTURES, 'cluster-rbac.yaml'), 'utf8'),
+      'cluster-rbac.yaml',
+    ).rbac;
+    const only = (await records()).filter(
+      (x) => x.subject !== SA || x.resource === 'configmaps' || x.resource === 'secrets' || x.code === 200,
+    );
+    const r = await reportDenials(only, { rbac });
+    expect(r.subjects.find((s) => s.subject === SA)?.fix?.existingRole).toEqual({
+      kind: 'ClusterRole',
+      name: 'config-reader',
+      namespace: '',
+      rules: 1,
+    });
   });
 });

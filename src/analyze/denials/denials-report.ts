@@ -11,7 +11,7 @@ import { authzRequestOf, subjectKey, subjectOfUser } from '../rbac/subjects.js';
 import type { RbacObject, RbacSet, Subject } from '../rbac/types.js';
 import type { RecordSource, RequestRecord } from '../request-record.js';
 import { type AdmissionKind, classifyDenial, type DenialClass, isDenied } from './classify-denial.js';
-import { type ClosestGrant, closestGrant } from './closest-grant.js';
+import { type ClosestGrant, closestGrant, type ExistingRole, smallestRoleAllowing } from './closest-grant.js';
 
 export interface DenialsOptions {
   /** The cluster's RBAC: the closest existing role per denial, and fixes that only add what is missing. */
@@ -57,6 +57,8 @@ export interface DenialGroup {
 
 export interface RbacFix {
   objects: RbacObject[];
+  /** With the cluster RBAC: an existing role (no wildcards) that already allows every denied request; binding it is an alternative to the new objects. */
+  existingRole?: ExistingRole;
   /** The denied requests (distinct) the fix allows. */
   requests: number;
 }
@@ -265,7 +267,15 @@ export async function reportDenials(
         subject: rbacSubject,
         generatedBy: 'kaudit report denials',
       });
-      if (objects.length > 0) fix = { objects, requests: requests.length - alreadyAllowed };
+      if (objects.length > 0) {
+        const missing = authz ? requests.filter((q) => !authz.authorize(q).allowed) : [];
+        const existingRole = authz ? smallestRoleAllowing(authz, missing) : undefined;
+        fix = {
+          objects,
+          requests: requests.length - alreadyAllowed,
+          ...(existingRole ? { existingRole } : {}),
+        };
+      }
     }
     report.subjects.push({
       subject: s.subject,

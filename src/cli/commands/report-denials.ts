@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import type { ExistingRole } from '../../analyze/denials/closest-grant.js';
 import { type DenialGroup, type DenialsReport, reportDenials } from '../../analyze/denials/denials-report.js';
 import { UserError } from '../../model/errors.js';
 import { parseIntFlag } from '../common.js';
@@ -22,6 +23,11 @@ interface DenialsFlags {
   suspiciousNamespaces: string;
   json?: boolean;
   format?: string;
+}
+
+function existingRoleText(r: ExistingRole): string {
+  const where = r.kind === 'Role' ? ` in ${r.namespace}` : '';
+  return `Or bind the existing ${r.kind} ${r.name}${where}: it already allows all of them (${r.rules} rule${r.rules === 1 ? '' : 's'}, no wildcards).`;
 }
 
 function what(g: DenialGroup): string {
@@ -155,9 +161,9 @@ Examples:
           );
         }
         for (const s of fixes) {
-          out.write(
-            `\n### RBAC fix for ${s.subject}\n\n\`\`\`yaml\n${rbacYaml(s.fix?.objects ?? [])}\`\`\`\n`,
-          );
+          out.write(`\n### RBAC fix for ${s.subject}\n\n`);
+          if (s.fix?.existingRole) out.write(`${existingRoleText(s.fix.existingRole)}\n\n`);
+          out.write(`\`\`\`yaml\n${rbacYaml(s.fix?.objects ?? [])}\`\`\`\n`);
         }
       } else {
         out.write(`${counts}\n\n`);
@@ -168,6 +174,7 @@ Examples:
           );
         for (const s of fixes) {
           out.write(`\n# RBAC fix for ${s.subject}: allows its ${s.fix?.requests ?? 0} denied request(s)\n`);
+          if (s.fix?.existingRole) out.write(`# ${existingRoleText(s.fix.existingRole)}\n`);
           out.write(rbacYaml(s.fix?.objects ?? []));
         }
       }
