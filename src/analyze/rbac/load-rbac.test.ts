@@ -74,4 +74,22 @@ subjects:
     expect(() => loadRbacOrThrow('{{{', 'x.yaml')).toThrow(/not YAML/);
     expect(() => loadRbacOrThrow('', 'empty.yaml')).toThrow(/no Role, ClusterRole/);
   });
+
+  it('reads kubectl get -o json output too', () => {
+    const json = JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'List',
+      items: [
+        {
+          apiVersion: 'rbac.authorization.k8s.io/v1',
+          kind: 'Role',
+          metadata: { name: 'r', namespace: 'ns1' },
+          rules: [{ apiGroups: [''], resources: ['pods'], verbs: ['get'] }],
+        },
+      ],
+    });
+    const { rbac, diagnostics } = loadRbac(json, 'rbac.json');
+    expect(diagnostics).toEqual([]);
+    expect(rbac.roles[0]?.metadata).toEqual({ name: 'r', namespace: 'ns1' });
+  });
 });
