@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { validateRbacObject } from '../../../test/fixtures/rbac/validate-rbac-object.js';
 import { readAuditEvents } from '../../model/read-events.js';
@@ -163,5 +164,88 @@ subjects:
     ]);
     expect(rulesOf(r.objects)).toEqual([{ verbs: ['get'], nonResourceURLs: ['/metrics'] }]);
     for (const o of r.objects) validateRbacObject(o);
+  });
+});
+
+describe('generateRbac (property)', () => {
+  const verbs = ['get', 'list', 'create', 'patch'];
+  const resources: [string, string, string][] = [
+    ['', 'pods', ''],
+    ['', 'pods', 'exec'],
+    ['apps', 'deployments', 'scale'],
+    ['', 'nodes', ''],
+  ];
+  const namespaces = ['', 'a', 'b'];
+  const names = ['', 'x', 'y'];
+  const base = {
+    auditID: 'p',
+    stage: 'ResponseComplete' as const,
+    time: '2026-01-01T00:00:00Z',
+    username: 'u',
+    groups: [],
+    impersonatedUser: null,
+    impersonatedGroups: null,
+    subject: 'u',
+    subjectGroups: ['system:authenticated'],
+    apiVersion: 'v1',
+    nonResourceURL: '',
+    code: 200,
+    decision: null,
+    reason: '',
+    message: '',
+    statusReason: '',
+    annotations: {},
+    sourceIP: '',
+    sourceIPs: [],
+    userAgent: '',
+    resourceRequest: true,
+  };
+  const all: RequestRecord[] = [];
+  for (const verb of verbs)
+    for (const [apiGroup, resource, subresource] of resources)
+      for (const namespace of resource === 'nodes' ? [''] : namespaces)
+        for (const name of names)
+          all.push({ ...base, verb, apiGroup, resource, subresource, namespace, name });
+
+  it('without expansions, allows every observed request and only what they name', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.uniqueArray(fc.nat(all.length - 1), { minLength: 1, maxLength: 8 }),
+        async (picks) => {
+          const seen = picks.map((i) => all[i] as RequestRecord);
+          const r = await generateRbac(seen, {
+            select: { subjects: [{ kind: 'User', name: 'u' }] },
+            expandVerbs: false,
+            expandMultiName: false,
+            expandMultiNamespace: false,
+          });
+          const set = emptyRbac();
+          for (const o of r.objects) {
+            validateRbacObject(o);
+            addRbacObject(set, o);
+          }
+          const authz = new RbacAuthorizer(set);
+          const q = (x: RequestRecord) => authzRequestOf(x);
+          for (const x of seen) expect(authz.authorize(q(x)).allowed).toBe(true);
+          // Exact up to RBAC's own meaning: an unnamed request's rule covers every name, a
+          // cluster-wide request's rule every namespace, and create is never limited by name.
+          const covered = (x: RequestRecord) =>
+            seen.some((o) => {
+              const oq = q(o);
+              const xq = q(x);
+              return (
+                oq.verb === xq.verb &&
+                oq.apiGroup === xq.apiGroup &&
+                oq.resource === xq.resource &&
+                oq.subresource === xq.subresource &&
+                (oq.name === '' || oq.name === xq.name) &&
+                (oq.namespace === '' || oq.namespace === xq.namespace)
+              );
+            });
+          for (const x of all) if (authz.authorize(q(x)).allowed) expect(covered(x)).toBe(true);
+        },
+      ),
+      { seed: 42, numRuns: 200 },
+    );
   });
 });
