@@ -5,7 +5,11 @@ import { registerHistory } from './history.js';
 import { registerIngest } from './ingest.js';
 import { registerPolicy } from './policy.js';
 import { registerQuery } from './query.js';
+import { registerRbacCan } from './rbac-can.js';
+import { registerRbacGenerate } from './rbac-generate.js';
+import { registerRbacReview } from './rbac-review.js';
 import { registerReport } from './report.js';
+import { registerReportDenials } from './report-denials.js';
 import { registerSearch } from './search.js';
 import { registerServe } from './serve.js';
 import { registerSimulate } from './simulate.js';
@@ -21,7 +25,11 @@ export function registerCommands(program: Command): void {
   registerAgent(program);
   registerStatus(program);
   registerReport(program);
+  registerReportDenials(program);
   registerHistory(program);
+  registerRbacCan(program);
+  registerRbacGenerate(program);
+  registerRbacReview(program);
   registerServe(program);
   registerAlerts(program);
 }

@@ -11,18 +11,16 @@ import {
   reportFilter,
   reportLimit,
 } from '../report-flags.js';
+import { reportNoun } from './rbac-shared.js';
 
 /** `kaudit report <name>`: the analyses, over the store (or through the running agent). */
 export function registerReport(program: Command): Command {
-  const report = program
-    .command('report')
-    .description('Reports over the stored events: latency, activity, denials')
-    .addHelpText(
-      'after',
-      `
+  const report = reportNoun(program).addHelpText(
+    'after',
+    `
 Every report covers the last 24 hours of the data unless --since/--until say otherwise, and prints
 text tables, Markdown (--format md) or one JSON document (--json).`,
-    );
+  );
 
   addReportOptions(
     report
