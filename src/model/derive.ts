@@ -126,7 +126,9 @@ export function decisionOf(e: AuditEvent): {
 export function deriveFields(e: AuditEvent, cluster: string): DerivedFields {
   const ann = e.annotations ?? {};
   const ref = e.objectRef;
-  const recv = parseTimestampMicros(e.requestReceivedTimestamp);
+  // Events of old clusters (audit2rbac's demo, v1beta1) carry only `timestamp`.
+  const received = e.requestReceivedTimestamp ?? (e as { timestamp?: string }).timestamp ?? '';
+  const recv = parseTimestampMicros(received);
   const stage = e.stageTimestamp ? parseTimestampMicros(e.stageTimestamp) : null;
   const breakdown: Record<string, number> = {};
   for (const [k, v] of Object.entries(ann)) {
@@ -137,8 +139,9 @@ export function deriveFields(e: AuditEvent, cluster: string): DerivedFields {
   const username = e.user?.username ?? null;
   const impersonated = e.impersonatedUser?.username ?? null;
   return {
-    ts: e.requestReceivedTimestamp,
-    stage_ts: e.stageTimestamp ?? null,
+    ts: received,
+    // As the stores keep it: the stage time, else the receive time (so a row always has one).
+    stage_ts: e.stageTimestamp ?? (received === '' ? null : received),
     audit_id: e.auditID,
     stage: e.stage,
     level: e.level,

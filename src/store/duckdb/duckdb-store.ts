@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import {
   accessSync,
   closeSync,
@@ -20,22 +21,29 @@ import type { DuckDBConnection, DuckDBResultReader, DuckDBInstance as Instance }
 import { UserError } from '../../model/errors.js';
 import { FACT_CONTROL, FACT_KEY, FACT_LATENCY, newEventScanner } from '../../model/event-scan.js';
 import { processAlive } from '../../model/process.js';
-import type { SearchFilter } from '../search-filter.js';
-import {
-  type EventBatch,
-  type QueryResult,
-  type RejectedEvent,
-  RestageError,
-  type Row,
-  type StagedBatch,
-  type Store,
-  type StoreCapabilities,
-  type StoreStats,
-  type WriteResult,
-  writeOnce,
-} from '../store.js';
+import type {
+  EventBatch,
+  HeldBatch,
+  RejectedEvent,
+  Row,
+  SqlOptions,
+  SqlResult,
+  Store,
+  StoreCapabilities,
+  StoreInfo,
+  WriteResult,
+} from '../contract.js';
+import type {
+  AggregateQuery,
+  AggregateRow,
+  EventFilter,
+  ScanQuery,
+  SearchPage,
+  SearchQuery,
+} from '../query.js';
 import { eventKey } from './event-key.js';
 import { Claim, KeyWindow, type WindowBatch } from './key-window.js';
+import { aggregate, count, isoExpr, normalizeRow, scan, search } from './read.js';
 import {
   CREATE_MACROS,
   CREATE_TABLES,
@@ -46,7 +54,7 @@ import {
   stagingSelect,
   type TableShape,
 } from './schema.js';
-import { buildSearchSql } from './search-sql.js';
+import { RestageError, type StagedBatch } from './staged.js';
 
 // Loaded with require(): an ESM import of this CommonJS package has Node scan its sources for
 // export names first, which doubled the time every `kaudit` command took to start (~0.2 s more).
@@ -113,6 +121,9 @@ interface Staged {
   /** Keys (KeyWindow.keyName) of rows its import rejected and gave back; null if none. */
   givenBack: Set<string> | null;
   outcome: 'pending' | 'stored' | 'let go';
+  /** The key window of the batch's cluster: an event's identity includes its cluster. */
+  keys: KeyWindow;
+  cluster: string;
   window: WindowBatch;
   /**
    * Repeats within the batch of a key it holds (KeyWindow.keyName -> their batch indexes, in order),
@@ -122,6 +133,8 @@ interface Staged {
   spares: Map<string, number[]> | null;
   /** Batch index -> staged row (-1: not staged, SPARE_ROW: a spare), for giving back the keys of rejected rows. */
   rowOf: Int32Array;
+  /** Batch indexes dropped at staging as duplicates of another batch's copies (stored by the time this one is). */
+  knownDuplicates: number[];
   /** Batch index -> byte offset and length of the event in the staging file, to read back a row DuckDB skipped. */
   fileAt: Float64Array;
   lengths: Int32Array;
@@ -131,6 +144,10 @@ interface Staged {
 const SPARE_ROW = -2;
 
 /** Appends `value` to the list `map` holds for `key`. */
+function heldKey(cluster: string, id: number): string {
+  return `${cluster}\u0000${id}`;
+}
+
 function pushTo<K, V>(map: Map<K, V[]>, key: K, value: V): void {
   const list = map.get(key);
   if (list === undefined) map.set(key, [value]);
@@ -158,7 +175,7 @@ const SHM_MIN_FREE_BYTES = 2 * 1024 ** 3;
  * Staging files go to a RAM-backed directory when the system has one: they are written once,
  * read once by DuckDB and deleted, so they need not touch the disk.
  */
-function defaultStagingDir(dataDir: string): string {
+function stagingBase(dataDir: string): string {
   try {
     accessSync(SHM_DIR, constants.W_OK);
     // A container's /dev/shm is often 64 MB; a few batches in flight need far more.
@@ -168,7 +185,19 @@ function defaultStagingDir(dataDir: string): string {
     return dataDir;
   }
 }
+/** Files of releases before staging had a directory of its own; directories of the staging now. */
 const STAGING_FILE = /^\.kaudit-staging-(\d+)-\d+\.tsv$/;
+const STAGING_DIR = /^kaudit-staging-(\d+)-[0-9a-f]+$/;
+
+/**
+ * The store's own staging directory (owner-only, in RAM when possible): the one directory user SQL
+ * could name besides the spill directory, so it holds nothing but this store's batches.
+ */
+function makeStagingDir(dataDir: string): string {
+  const dir = join(stagingBase(dataDir), `kaudit-staging-${process.pid}-${randomBytes(4).toString('hex')}`);
+  mkdirSync(dir, { mode: 0o700 });
+  return dir;
+}
 
 function stagingName(pid: number, seq: number): string {
   return `.kaudit-staging-${pid}-${seq}.tsv`;
@@ -186,11 +215,13 @@ function removeStaleStaging(dir: string): void {
     return;
   }
   for (const name of names) {
-    const pid = Number(STAGING_FILE.exec(name)?.[1] ?? Number.NaN);
+    const pid = Number((STAGING_FILE.exec(name) ?? STAGING_DIR.exec(name))?.[1] ?? Number.NaN);
     if (!Number.isInteger(pid) || pid === process.pid || processAlive(pid)) continue;
     const path = join(dir, name);
     try {
-      if (lstatSync(path).isFile()) unlinkSync(path);
+      const st = lstatSync(path);
+      if (st.isFile()) unlinkSync(path);
+      else if (st.isDirectory()) rmSync(path, { recursive: true, force: true });
     } catch {
       // gone already, or not ours to delete
     }
@@ -205,11 +236,11 @@ const INTEGER_TYPES = new Set([
 ]);
 
 /** JSON-ready rows; 64-bit integers (count(*), sums) become numbers when they fit exactly. */
-function toQueryResult(reader: DuckDBResultReader): QueryResult {
+function toQueryResult(reader: DuckDBResultReader): { columns: string[]; rows: Row[] } {
   const columns = reader.columnNames();
   const types = reader.columnTypes();
   const big = columns.filter((_c, i) => INTEGER_TYPES.has(types[i]?.typeId ?? DuckDBTypeId.INVALID));
-  const rows = reader.getRowObjectsJson() as Row[];
+  const rows = (reader.getRowObjectsJson() as Row[]).map(normalizeRow);
   if (big.length > 0) {
     for (const row of rows) {
       for (const c of big) {
@@ -240,6 +271,22 @@ function openError(file: string, err: unknown): Error {
     );
   }
   return new UserError('KAUDIT_STORE_OPEN', `cannot open the store ${file}: ${msg}`, { cause: err });
+}
+
+/**
+ * Shuts the instance off from the host, for every connection and whatever SQL a user sends: no file
+ * outside the staging directory (which imports read) and the spill directory, no extension
+ * installed or loaded, and no setting changed afterwards (`lock_configuration`). These settings are
+ * the instance's: set once, after the store file is attached.
+ */
+async function sandbox(conn: DuckDBConnection, dataDir: string, stagingDir: string): Promise<void> {
+  const spill = join(dataDir, '.tmp');
+  await conn.run(`SET temp_directory = ${sqlString(spill)}`);
+  await conn.run(`SET allowed_directories = [${sqlString(`${stagingDir}/`)}, ${sqlString(`${spill}/`)}]`);
+  await conn.run('SET enable_external_access = false');
+  await conn.run('SET autoinstall_known_extensions = false');
+  await conn.run('SET autoload_known_extensions = false');
+  await conn.run('SET lock_configuration = true');
 }
 
 /** A connection to the store's catalog, in UTC, with kaudit's macros (they are per connection). */
@@ -277,26 +324,29 @@ export class DuckDBStore implements Store {
    * Staged batches not yet stored, by their key-window id: their files and keys, let go at close()
    * if never written.
    */
-  private readonly held = new Map<number, Staged>();
+  private readonly held = new Map<string, Staged>();
+  /** A key window per cluster, made on first use. */
+  private readonly windows = new Map<string, KeyWindow>();
   private scanner = newEventScanner();
 
   private constructor(
     private readonly instance: Instance,
     private readonly conn: DuckDBConnection,
     writers: DuckDBConnection[],
-    private readonly window: KeyWindow,
+    /** Per cluster, the newest stage time stored when the file was opened (the key windows' floors). */
+    private readonly floors: ReadonlyMap<string, number>,
+    private readonly windowSize: number,
     dataDir: string,
     /** The SELECT list that fills audit_events (schema.ts insertList), for the file's table. */
     private readonly insertList: string,
+    readonly schemaVersion: number,
+    stagingDir: string,
   ) {
     this.location = join(dataDir, DUCKDB_FILE);
-    this.stagingDir = defaultStagingDir(dataDir);
-    for (const dir of new Set([this.stagingDir, dataDir])) removeStaleStaging(dir);
+    this.stagingDir = stagingDir;
     this.idleWriters = writers;
     this.capabilities = {
       sql: true,
-      concurrentProcesses: false,
-      retention: true,
       parallelWrites: writers.length,
       batchEvents: ROW_GROUP_ROWS,
     };
@@ -328,6 +378,7 @@ export class DuckDBStore implements Store {
     }
     const writerCount = Math.max(1, opts.writers ?? DEFAULT_WRITERS);
     let conn: DuckDBConnection | undefined;
+    let stagingDir: string | undefined;
     const writers: DuckDBConnection[] = [];
     try {
       conn = await connectTo(instance);
@@ -350,15 +401,30 @@ export class DuckDBStore implements Store {
         `INSERT INTO kaudit_meta VALUES ('schema_version', '${layoutOf(shape)}') ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
       );
       for (let i = 0; i < writerCount; i++) writers.push(await connectTo(instance));
-      const newest = await conn.runAndReadAll('SELECT epoch_us(max(stage_ts)) FROM audit_events');
-      const us = newest.getRows()[0]?.[0];
-      const floorMs =
-        us === null || us === undefined ? Number.NEGATIVE_INFINITY : Math.ceil(Number(us) / 1000);
-      const window = new KeyWindow(opts.dedupeWindow ?? DEFAULT_DEDUPE_WINDOW, floorMs);
-      return new DuckDBStore(instance, conn, writers, window, opts.dataDir, insertList(shape));
+      for (const dir of new Set([stagingBase(opts.dataDir), opts.dataDir])) removeStaleStaging(dir);
+      stagingDir = makeStagingDir(opts.dataDir);
+      await sandbox(conn, opts.dataDir, stagingDir);
+      const newest = await conn.runAndReadAll(
+        'SELECT cluster, epoch_us(max(stage_ts)) FROM audit_events GROUP BY cluster',
+      );
+      const floors = new Map<string, number>();
+      for (const [cluster, us] of newest.getRows())
+        if (us !== null && us !== undefined) floors.set(String(cluster), Math.ceil(Number(us) / 1000));
+      return new DuckDBStore(
+        instance,
+        conn,
+        writers,
+        floors,
+        opts.dedupeWindow ?? DEFAULT_DEDUPE_WINDOW,
+        opts.dataDir,
+        insertList(shape),
+        layoutOf(shape),
+        stagingDir,
+      );
     } catch (err) {
       for (const c of [conn, ...writers]) c?.closeSync();
       instance.closeSync();
+      if (stagingDir !== undefined) rmSync(stagingDir, { recursive: true, force: true });
       throw err;
     }
   }
@@ -368,12 +434,12 @@ export class DuckDBStore implements Store {
    * ones are imported; up to `writers` imports run at once, each on its own connection. A failed
    * import keeps its file and its keys for the next write() of the batch.
    */
-  stage(batch: EventBatch): StagedBatch {
+  private stageBatch(batch: EventBatch): StagedBatch {
     if (this.closing) throw new Error(`the store ${this.location} is closing`);
     const s = this.stageRows(batch);
     // Only the cluster outlives staging: the events' memory goes back as soon as they are in the file.
     const { cluster } = batch;
-    this.held.set(s.window.id, s);
+    this.held.set(heldKey(cluster, s.window.id), s);
     // Its state is the Staged's: being written while `importing` is set, done once not pending.
     return {
       selfContained: s.after === null,
@@ -386,7 +452,7 @@ export class DuckDBStore implements Store {
           (result) => {
             s.importing = null;
             s.outcome = 'stored';
-            this.held.delete(s.window.id);
+            this.held.delete(heldKey(cluster, s.window.id));
             return result;
           },
           (err: unknown) => {
@@ -418,8 +484,46 @@ export class DuckDBStore implements Store {
     };
   }
 
+  /**
+   * The contract's hold(): stages the batch now. A batch that counted events as duplicates of a batch
+   * still pending keeps its events, and if that batch's copies turn out not stored (RestageError)
+   * it is staged again here: callers never see DuckDB's staging.
+   */
+  hold(batch: EventBatch): HeldBatch {
+    const { cluster } = batch;
+    let staged = this.stageBatch(batch);
+    let events: Buffer[] | null = staged.selfContained ? null : [...batch.events];
+    return {
+      commit: async () => {
+        for (let attempt = 0; ; attempt++) {
+          try {
+            const r = await staged.write();
+            events = null;
+            return r;
+          } catch (err) {
+            // Each restage follows an earlier batch settling, so this ends; the cap is a guard.
+            if (!(err instanceof RestageError) || events === null || attempt >= 1000) throw err;
+            await staged.discard();
+            staged = this.stageBatch({ events, cluster });
+            if (staged.selfContained) events = null;
+          }
+        }
+      },
+      discard: async () => {
+        events = null;
+        await staged.discard();
+      },
+    };
+  }
+
   async write(batch: EventBatch): Promise<WriteResult> {
-    return writeOnce(this.stage(batch));
+    const held = this.hold(batch);
+    try {
+      return await held.commit();
+    } catch (err) {
+      await held.discard();
+      throw err;
+    }
   }
 
   private async importStaged(s: Staged, cluster: string): Promise<WriteResult> {
@@ -429,8 +533,13 @@ export class DuckDBStore implements Store {
       s.after = null;
     }
     if (s.path === null) {
-      this.window.settle(s.window);
-      return { stored: 0, duplicates: s.batchDuplicates, rejected: s.early };
+      s.keys.settle(s.window);
+      return {
+        stored: 0,
+        duplicates: s.batchDuplicates,
+        duplicateIndexes: s.knownDuplicates,
+        rejected: s.early,
+      };
     }
     const conn = await this.takeWriter();
     let result: WriteResult;
@@ -439,7 +548,7 @@ export class DuckDBStore implements Store {
     } finally {
       this.releaseWriter(conn);
     }
-    this.window.settle(s.window);
+    s.keys.settle(s.window);
     await this.recycle(s.path);
     return result;
   }
@@ -460,12 +569,21 @@ export class DuckDBStore implements Store {
     }
   }
 
+  private windowOf(cluster: string): KeyWindow {
+    let w = this.windows.get(cluster);
+    if (w === undefined) {
+      w = new KeyWindow(this.windowSize, this.floors.get(cluster) ?? Number.NEGATIVE_INFINITY);
+      this.windows.set(cluster, w);
+    }
+    return w;
+  }
+
   /** Gives back the keys of a batch that will not be imported (again). */
   private letGo(s: Staged): void {
     s.outcome = 'let go';
     s.after = null;
-    this.held.delete(s.window.id);
-    this.window.abandon(s.window, s.failed);
+    this.held.delete(heldKey(s.cluster, s.window.id));
+    s.keys.abandon(s.window, s.failed);
   }
 
   /**
@@ -495,6 +613,7 @@ export class DuckDBStore implements Store {
   /** Writes the batch's new events to a staging file, claiming their keys in hand-over order. */
   private stageRows(batch: EventBatch): Staged {
     const events = batch.events;
+    const keys = this.windowOf(batch.cluster);
     const s: Staged = {
       path: null,
       staged: 0,
@@ -510,7 +629,10 @@ export class DuckDBStore implements Store {
       givenBack: null,
       spares: null,
       outcome: 'pending',
-      window: this.window.begin(events.length),
+      knownDuplicates: [],
+      keys,
+      cluster: batch.cluster,
+      window: keys.begin(events.length),
       rowOf: new Int32Array(events.length).fill(-1),
       fileAt: new Float64Array(events.length),
       lengths: new Int32Array(events.length),
@@ -555,28 +677,29 @@ export class DuckDBStore implements Store {
           if ((flags & FACT_KEY) !== 0) {
             stageMs = scan.stageMs(k);
             latency = (flags & FACT_LATENCY) !== 0;
-            claim = this.window.claimWords(s.window, scan.u32, scan.wordsAt(k), stageMs);
+            claim = keys.claimWords(s.window, scan.u32, scan.wordsAt(k), stageMs);
           } else {
             const key = eventKey(ev);
             stageMs = key?.stageMs ?? Number.NaN;
             latency = key?.mayHaveLatency ?? true;
-            claim = this.window.claim(s.window, key?.id ?? null, key?.stageMs ?? 0);
+            claim = keys.claim(s.window, key?.id ?? null, key?.stageMs ?? 0);
           }
           let spare = false;
           if (claim === Claim.Duplicate) {
             s.batchDuplicates++;
-            if (this.window.duplicateOf === s.window.id) {
+            if (keys.duplicateOf === s.window.id) {
               // A repeat within this batch: kept as a spare, stored only if the copy that holds the
               // key is rejected (kube-apiserver writes no such repeats; a corrupted log might).
               spare = true;
               s.spares ??= new Map();
-              pushTo(s.spares, this.window.duplicateKey, i);
+              pushTo(s.spares, keys.duplicateKey, i);
               // It may be stored in the holder's place, and its stage time may differ from the
               // holder's (a damaged copy): the window vouches for it by its own time.
-              claim = this.window.covered(s.window, stageMs);
+              claim = keys.covered(s.window, stageMs);
             } else {
-              const owner = this.held.get(this.window.duplicateOf);
-              if (owner !== undefined) pushTo(after, owner, this.window.duplicateKey);
+              const owner = this.held.get(heldKey(batch.cluster, keys.duplicateOf));
+              if (owner !== undefined) pushTo(after, owner, keys.duplicateKey);
+              s.knownDuplicates.push(i);
               continue;
             }
           }
@@ -609,7 +732,7 @@ export class DuckDBStore implements Store {
       // A file written over keeps its old length until cut.
       if (fd >= 0) ftruncateSync(fd, fileBytes);
     } catch (err) {
-      this.window.abandon(s.window);
+      s.keys.abandon(s.window);
       if (fd >= 0) {
         closeSync(fd);
         rmSync(path, { force: true });
@@ -655,7 +778,7 @@ export class DuckDBStore implements Store {
       const range = Number.isFinite(s.minStageMs)
         ? ` AND t.stage_ts BETWEEN TIMESTAMP '${tsLiteral(s.minStageMs - 1000)}' AND TIMESTAMP '${tsLiteral(s.maxStageMs + 1000)}'`
         : '';
-      antiJoin = ` AND NOT EXISTS (SELECT 1 FROM audit_events t WHERE t.audit_id = s.audit_id AND t.stage = s.stage${range})`;
+      antiJoin = ` AND NOT EXISTS (SELECT 1 FROM audit_events t WHERE t.audit_id = s.audit_id AND t.stage = s.stage AND t.cluster = s.cluster${range})`;
     }
     const notSpare = s.spares === null ? '' : ' AND NOT spare';
     const inserted = await conn.run(`
@@ -706,7 +829,7 @@ export class DuckDBStore implements Store {
           refuse(index, reason);
           rejectedRows++;
           // The first valid spare copy of its key, if any, is stored in its place; the key stays held.
-          const name = this.window.keyName(s.window, s.rowOf[index] as number);
+          const name = s.keys.keyName(s.window, s.rowOf[index] as number);
           const copies = name === null ? undefined : s.spares?.get(name);
           let replaced = false;
           for (const copy of copies ?? []) {
@@ -739,62 +862,122 @@ export class DuckDBStore implements Store {
     // staged rows, those neither stored nor rejected were in the table already.
     const duplicates =
       s.batchDuplicates - storedSpares - rejectedSpares + (s.staged - storedRows - rejectedRows);
-    return { stored: storedRows + storedSpares, duplicates, rejected };
+    return { stored: storedRows + storedSpares, duplicates, duplicateIndexes: s.knownDuplicates, rejected };
   }
 
   private giveBack(s: Staged, index: number): void {
     const row = s.rowOf[index];
     if (row !== undefined && row >= 0) {
       // Named before it is given back (that forgets the row's key).
-      const name = this.window.keyName(s.window, row);
+      const name = s.keys.keyName(s.window, row);
       if (name !== null) {
         s.givenBack ??= new Set();
         s.givenBack.add(name);
       }
-      this.window.giveBack(s.window, row);
+      s.keys.giveBack(s.window, row);
     }
   }
 
-  async query(sql: string): Promise<QueryResult> {
-    const text = sql.trim().replace(/;\s*$/, '');
-    let prepared: Awaited<ReturnType<DuckDBConnection['prepare']>>;
-    try {
-      const stmts = await this.conn.extractStatements(text);
-      if (stmts.count !== 1) {
-        throw new UserError('KAUDIT_QUERY_INVALID', `expected one SQL statement, got ${stmts.count}`);
-      }
-      prepared = await stmts.prepare(0);
-    } catch (err) {
-      if (err instanceof UserError) throw err;
-      throw new UserError('KAUDIT_QUERY_INVALID', `SQL error: ${(err as Error).message}`, { cause: err });
-    }
-    const type = prepared.statementType;
-    if (type !== StatementType.SELECT && type !== StatementType.EXPLAIN) {
+  /**
+   * User SQL, sandboxed whatever its text says: the instance refuses host files, extensions and
+   * configuration changes (see open()), and only SELECT and EXPLAIN of a SELECT run, as DuckDB's own
+   * parser classifies them. Rows are capped and a slow statement is interrupted.
+   */
+  async sql(text: string, options: SqlOptions): Promise<SqlResult> {
+    const body = text.trim().replace(/;\s*$/, '');
+    const kind = await this.statementKind(body);
+    if (kind === 'EXPLAIN') {
+      // EXPLAIN ANALYZE runs its statement: the statement inside must itself be a SELECT.
+      const inner = body.replace(/^\s*EXPLAIN\s+(ANALYZE\s+|\(\s*[^)]*\)\s*)?/i, '');
+      if (inner !== body && (await this.statementKind(inner)) !== 'SELECT')
+        throw new UserError(
+          'KAUDIT_QUERY_READONLY',
+          'only read-only queries are allowed: EXPLAIN of a statement that writes',
+          {
+            hint: 'query the `events` view with SELECT',
+          },
+        );
+    } else if (kind !== 'SELECT') {
       throw new UserError(
         'KAUDIT_QUERY_READONLY',
-        `only read-only queries are allowed (got a ${StatementType[type]} statement)`,
+        `only read-only queries are allowed (got a ${kind} statement)`,
         {
           hint: 'query the `events` view with SELECT',
         },
       );
     }
+    const conn = await this.instance.connect();
+    const timer = setTimeout(() => conn.interrupt(), options.timeoutMs);
     try {
-      return toQueryResult(await prepared.runAndReadAll());
+      await conn.run(`USE ${CATALOG}`);
+      await conn.run("SET TimeZone = 'UTC'");
+      await conn.run(CREATE_MACROS);
+      const wrapped =
+        kind === 'SELECT'
+          ? `SELECT * FROM (${body}) LIMIT ${Math.max(0, Math.floor(options.maxRows)) + 1}`
+          : body;
+      const reader = await conn.runAndReadAll(wrapped);
+      const r = toQueryResult(reader);
+      const truncated = r.rows.length > options.maxRows;
+      return { columns: r.columns, rows: truncated ? r.rows.slice(0, options.maxRows) : r.rows, truncated };
     } catch (err) {
-      throw new UserError('KAUDIT_QUERY_FAILED', `query failed: ${(err as Error).message}`, { cause: err });
+      if (err instanceof UserError) throw err;
+      const msg = (err as Error).message;
+      if (/INTERRUPT/i.test(msg))
+        throw new UserError(
+          'KAUDIT_QUERY_TIMEOUT',
+          `the query ran longer than ${options.timeoutMs} ms and was stopped`,
+          {
+            hint: 'narrow it with WHERE ts >= ..., or aggregate',
+          },
+        );
+      throw new UserError('KAUDIT_QUERY_FAILED', `query failed: ${msg}`, { cause: err });
+    } finally {
+      clearTimeout(timer);
+      conn.closeSync();
     }
   }
 
-  async search(filter: SearchFilter): Promise<QueryResult> {
-    const { sql, params } = buildSearchSql(filter);
-    return toQueryResult(await this.conn.runAndReadAll(sql, params));
+  /** The statement's kind as DuckDB's parser sees it (one statement only). */
+  private async statementKind(text: string): Promise<string> {
+    try {
+      const stmts = await this.conn.extractStatements(text);
+      if (stmts.count !== 1)
+        throw new UserError('KAUDIT_QUERY_INVALID', `expected one SQL statement, got ${stmts.count}`);
+      const prepared = await stmts.prepare(0);
+      return StatementType[prepared.statementType] ?? 'UNKNOWN';
+    } catch (err) {
+      if (err instanceof UserError) throw err;
+      throw new UserError('KAUDIT_QUERY_INVALID', `SQL error: ${(err as Error).message}`, { cause: err });
+    }
   }
 
-  async stats(): Promise<StoreStats> {
+  search(query: SearchQuery): Promise<SearchPage> {
+    return search(this.conn, query);
+  }
+
+  scan(query: ScanQuery): AsyncIterable<Row[]> {
+    return scan(this.conn, query.filter, query.columns, query.pageRows ?? 10_000);
+  }
+
+  aggregate(query: AggregateQuery): Promise<AggregateRow[]> {
+    return aggregate(this.conn, query);
+  }
+
+  count(filter: EventFilter): Promise<number> {
+    return count(this.conn, filter);
+  }
+
+  async info(): Promise<StoreInfo> {
     const r = await this.conn.runAndReadAll(
-      "SELECT count(*) AS n, strftime(min(ts), '%Y-%m-%dT%H:%M:%S.%fZ') AS oldest, strftime(max(ts), '%Y-%m-%dT%H:%M:%S.%fZ') AS newest FROM audit_events",
+      `SELECT cluster, count(*) AS n, ${isoExpr('min(ts)')} AS oldest, ${isoExpr('max(ts)')} AS newest FROM audit_events GROUP BY cluster ORDER BY cluster`,
     );
-    const row = r.getRowObjectsJson()[0] ?? {};
+    const clusters = (r.getRowObjectsJson() as Row[]).map((row) => ({
+      cluster: String(row.cluster),
+      rows: Number(row.n ?? 0),
+      oldest: (row.oldest as string | null) ?? null,
+      newest: (row.newest as string | null) ?? null,
+    }));
     let bytes: number | null = null;
     for (const f of [this.location, `${this.location}.wal`]) {
       try {
@@ -803,12 +986,20 @@ export class DuckDBStore implements Store {
         // no WAL after a checkpoint
       }
     }
+    const times = clusters
+      .flatMap((c) => [c.oldest, c.newest])
+      .filter((t): t is string => t !== null)
+      .sort();
     return {
-      rows: Number(row.n ?? 0),
-      tableChecks: this.tableChecks,
+      backend: this.backend,
+      location: this.location,
+      schemaVersion: this.schemaVersion,
+      rows: clusters.reduce((a, c) => a + c.rows, 0),
       bytes,
-      oldest: (row.oldest as string | null) ?? null,
-      newest: (row.newest as string | null) ?? null,
+      oldest: times[0] ?? null,
+      newest: times.at(-1) ?? null,
+      clusters,
+      details: { tableChecks: this.tableChecks },
     };
   }
 
@@ -842,6 +1033,7 @@ export class DuckDBStore implements Store {
       // closing anyway; the WAL is replayed at the next open
     }
     for (const path of this.spareStaging.splice(0)) rmSync(path, { force: true });
+    rmSync(this.stagingDir, { recursive: true, force: true });
     for (const w of this.idleWriters) w.closeSync();
     this.conn.closeSync();
     this.instance.closeSync();

@@ -70,10 +70,25 @@ CREATE TABLE IF NOT EXISTS audit_events (
 function longRunning(verb: string, subresource: string): string {
   return `coalesce(${verb} IN ('watch', 'proxy') OR ${subresource} IN ('attach', 'exec', 'proxy', 'log', 'portforward'), false)`;
 }
-const LATENCY_MS = '(epoch_us(stage_ts) - epoch_us(ts)) / 1000.0';
+// No latency when the event has no stage time of its own (stored as its receive time).
+const LATENCY_MS = 'CASE WHEN stage_ts = ts THEN NULL ELSE (epoch_us(stage_ts) - epoch_us(ts)) / 1000.0 END';
+
+/**
+ * model/derive.ts decisionOf: the annotation, else `forbid` for a 403 carrying the authorizer's own
+ * message (events older than the annotation). The message is read from the stored event only for
+ * 403s without the annotation.
+ */
+function derivedDecision(rawText: string): { decision: string; source: string } {
+  const fromResponse = `(code = 403 AND regexp_matches(coalesce(json_extract_string(${rawText}, '$.responseStatus.message'), ''), 'forbidden: User "[^"]*" cannot \\S+ '))`;
+  return {
+    decision: `CASE WHEN decision IS NOT NULL THEN decision WHEN ${fromResponse} THEN 'forbid' END AS decision`,
+    source: `CASE WHEN decision IS NOT NULL THEN 'annotation' WHEN ${fromResponse} THEN 'response' END AS decision_source`,
+  };
+}
 
 /** The public view over a table of any shape; the same columns, in the same order. */
 export function createView(shape: TableShape): string {
+  const d = derivedDecision(shape.rawIsBlob ? 'decode(raw)' : 'raw');
   const derived = shape.storesDerived
     ? { subject: 'subject', sourceIp: 'source_ip', latency: 'latency_ms', longRunning: 'long_running' }
     : {
@@ -85,7 +100,7 @@ export function createView(shape: TableShape): string {
   return `CREATE OR REPLACE VIEW events AS SELECT
   ts, stage_ts, audit_id, stage, level, verb, username, user_uid, groups, impersonated_user, ${derived.subject},
   ${derived.sourceIp}, source_ips, user_agent, api_group, api_version, resource, subresource, namespace, name,
-  request_uri, code, decision, reason, ${derived.latency}, ${derived.longRunning}, latency_breakdown, truncated,
+  request_uri, code, ${d.decision}, ${d.source}, reason, ${derived.latency}, ${derived.longRunning}, latency_breakdown, truncated,
   cluster, ingested_at, ${shape.rawIsBlob ? 'decode(raw) AS raw' : 'raw'}
 FROM audit_events;`;
 }

@@ -44,7 +44,8 @@ export function rejectReason(text: string): string | undefined {
   if (typeof e.stage !== 'string' || !(STAGES as readonly string[]).includes(e.stage))
     return 'not an audit Event: missing or unknown stage';
   if (typeof e.verb !== 'string') return 'not an audit Event: missing field verb';
-  if (typeof e.requestReceivedTimestamp !== 'string' || Number.isNaN(Date.parse(e.requestReceivedTimestamp)))
+  const received = e.requestReceivedTimestamp ?? (e as { timestamp?: unknown }).timestamp;
+  if (typeof received !== 'string' || Number.isNaN(Date.parse(received)))
     return 'not an audit Event: field requestReceivedTimestamp missing or not a timestamp';
   return undefined;
 }

@@ -1,0 +1,298 @@
+/**
+ * The portable read primitive (store/query.ts) compiled to DuckDB SQL over the `events` view: every
+ * value a parameter, times as RFC3339 UTC with milliseconds, numbers as numbers, the same answers as
+ * the memory store's reference (store/memory/evaluate.ts) on the same events.
+ */
+import type { DuckDBConnection, DuckDBValue } from '@duckdb/node-api';
+import type { Row } from '../contract.js';
+import {
+  type AggregateQuery,
+  type AggregateRow,
+  EVENT_COLUMNS,
+  type EventColumn,
+  type EventFilter,
+  GROUP_COLUMNS,
+  type GroupColumn,
+  type GroupKey,
+  MEASURE_COLUMNS,
+  type Measure,
+  SEARCH_DEFAULT_COLUMNS,
+  type SearchPage,
+  type SearchQuery,
+  type SortOrder,
+} from '../query.js';
+
+type Params = Record<string, DuckDBValue>;
+
+const TIME_COLUMNS = new Set(['ts', 'stage_ts', 'ingested_at']);
+const ISO = (expr: string) => `strftime(${expr}, '%Y-%m-%dT%H:%M:%S.%gZ')`;
+
+class Sql {
+  readonly params: Params = {};
+  private n = 0;
+  /** A new parameter holding `v`; returns its placeholder. */
+  p(v: DuckDBValue): string {
+    const name = `p${this.n++}`;
+    this.params[name] = v;
+    return `$${name}`;
+  }
+  list(values: readonly DuckDBValue[]): string {
+    return `(${values.map((v) => this.p(v)).join(', ')})`;
+  }
+}
+
+/** The WHERE clause of a filter (`TRUE` when empty). */
+export function whereOf(f: EventFilter, q: Sql): string {
+  const w: string[] = [];
+  const inList = (col: string, values: readonly string[] | undefined) => {
+    if (values !== undefined) w.push(values.length === 0 ? 'FALSE' : `${col} IN ${q.list(values)}`);
+  };
+  if (f.since !== undefined) w.push(`ts >= CAST(${q.p(f.since)} AS TIMESTAMPTZ)::TIMESTAMP`);
+  if (f.until !== undefined) w.push(`ts < CAST(${q.p(f.until)} AS TIMESTAMPTZ)::TIMESTAMP`);
+  inList('cluster', f.cluster);
+  inList('username', f.user);
+  inList('subject', f.subject);
+  if (f.userGroup !== undefined)
+    w.push(`list_has_any(groups, [${f.userGroup.map((g) => q.p(g)).join(', ')}]::VARCHAR[])`);
+  inList('verb', f.verb);
+  if (f.resource !== undefined) {
+    const alts = f.resource.map((r) => {
+      const res = `resource = ${q.p(r.resource)}`;
+      if (r.subresource === '*') return `(${res})`;
+      if (r.subresource === undefined) return `(${res} AND subresource IS NULL)`;
+      return `(${res} AND subresource = ${q.p(r.subresource)})`;
+    });
+    w.push(alts.length === 0 ? 'FALSE' : `(${alts.join(' OR ')})`);
+  }
+  inList('api_group', f.apiGroup);
+  inList('namespace', f.namespace);
+  inList('name', f.name);
+  inList('stage', f.stage);
+  inList('level', f.level);
+  inList('audit_id', f.auditId);
+  if (f.code !== undefined)
+    w.push(
+      f.code.length === 0
+        ? 'FALSE'
+        : `(${f.code.map((c) => `code BETWEEN ${q.p(c.min)} AND ${q.p(c.max)}`).join(' OR ')})`,
+    );
+  if (f.denied !== undefined) w.push(`${f.denied ? '' : 'NOT '}coalesce(code IN (401, 403), false)`);
+  inList('decision', f.decision);
+  if (f.userAgent !== undefined) w.push(`contains(lower(user_agent), lower(${q.p(f.userAgent)}))`);
+  if (f.sourceIp !== undefined)
+    w.push(`list_has_any(source_ips, [${f.sourceIp.map((s) => q.p(s)).join(', ')}]::VARCHAR[])`);
+  if (f.text !== undefined) w.push(`contains(coalesce(request_uri, ''), ${q.p(f.text)})`);
+  if (f.textExcludes !== undefined) w.push(`NOT contains(coalesce(request_uri, ''), ${q.p(f.textExcludes)})`);
+  if (f.minLatencyMs !== undefined) w.push(`latency_ms >= ${q.p(f.minLatencyMs)}`);
+  if (f.longRunning !== undefined) w.push(`long_running = ${q.p(f.longRunning)}`);
+  if (f.nonResource !== undefined) w.push(`(resource IS NULL) = ${q.p(f.nonResource)}`);
+  if (f.noNamespace !== undefined) w.push(`(namespace IS NULL OR namespace = '') = ${q.p(f.noNamespace)}`);
+  return w.length === 0 ? 'TRUE' : w.join(' AND ');
+}
+
+function selectColumn(c: EventColumn): string {
+  if (TIME_COLUMNS.has(c)) return `${ISO(c)} AS ${c}`;
+  return c;
+}
+
+/** Rows as the contract returns them: JSON-ready, numbers as numbers, the breakdown as an object. */
+export function normalizeRow(row: Row): Row {
+  for (const [k, v] of Object.entries(row)) {
+    if (typeof v === 'string' && (k === 'code' || k === 'latency_ms' || k === 'code_class'))
+      row[k] = Number(v);
+    else if (k === 'latency_breakdown') {
+      if (Array.isArray(v)) {
+        const o: Record<string, number> = {};
+        for (const e of v as { key: string; value: unknown }[]) o[e.key] = Number(e.value);
+        row[k] = Object.keys(o).length === 0 ? null : o;
+      }
+    }
+  }
+  return row;
+}
+
+// Qualified: the select list formats `ts` as text under the same name.
+const ORDER: Record<SortOrder, string> = {
+  time: 'events.ts DESC, events.audit_id, events.stage, events.cluster',
+  time_asc: 'events.ts, events.audit_id, events.stage, events.cluster',
+  latency: 'events.latency_ms DESC NULLS LAST, events.ts DESC, events.audit_id, events.stage, events.cluster',
+};
+
+/** The cursor: the sort key of the last row given, opaque to callers. */
+interface Cursor {
+  t: number;
+  l?: number | null;
+  a: string;
+  s: string;
+  c: string;
+}
+
+function afterCursor(sort: SortOrder, cur: Cursor, q: Sql): string {
+  const rest = `(events.audit_id, events.stage, events.cluster) > (${q.p(cur.a)}, ${q.p(cur.s)}, ${q.p(cur.c)})`;
+  const t = `epoch_us(events.ts)`;
+  const byTime =
+    sort === 'time_asc'
+      ? `(${t} > ${q.p(cur.t)} OR (${t} = ${q.p(cur.t)} AND ${rest}))`
+      : `(${t} < ${q.p(cur.t)} OR (${t} = ${q.p(cur.t)} AND ${rest}))`;
+  if (sort !== 'latency') return byTime;
+  const l = 'events.latency_ms';
+  if (cur.l === null || cur.l === undefined) return `(${l} IS NULL AND ${byTime})`;
+  return `(${l} < ${q.p(cur.l)} OR ${l} IS NULL OR (${l} = ${q.p(cur.l)} AND ${byTime}))`;
+}
+
+async function rowsOf(conn: DuckDBConnection, sql: string, params: Params): Promise<Row[]> {
+  const r = await conn.runAndReadAll(sql, params);
+  return (r.getRowObjectsJson() as Row[]).map(normalizeRow);
+}
+
+export async function search(conn: DuckDBConnection, query: SearchQuery): Promise<SearchPage> {
+  const q = new Sql();
+  const sort = query.sort ?? 'time';
+  const columns = (query.columns ?? SEARCH_DEFAULT_COLUMNS).filter((c) =>
+    (EVENT_COLUMNS as readonly string[]).includes(c),
+  );
+  let where = whereOf(query.filter, q);
+  if (query.cursor !== undefined) {
+    let cur: Cursor;
+    try {
+      cur = JSON.parse(Buffer.from(query.cursor, 'base64url').toString('utf8')) as Cursor;
+    } catch {
+      throw new Error('bad cursor');
+    }
+    where = `${where} AND ${afterCursor(sort, cur, q)}`;
+  }
+  const limit = Math.max(0, Math.floor(query.limit));
+  const keys = `epoch_us(ts) AS "__t", latency_ms AS "__l", audit_id AS "__a", stage AS "__s", cluster AS "__c"`;
+  const sql = `SELECT ${[...columns.map(selectColumn), keys].join(', ')} FROM events WHERE ${where} ORDER BY ${ORDER[sort]} LIMIT ${limit + 1}`;
+  const rows = await rowsOf(conn, sql, q.params);
+  const more = rows.length > limit;
+  const page = rows.slice(0, limit);
+  const last = page.at(-1);
+  const out: SearchPage = {
+    rows: page.map((r) => {
+      const o: Row = {};
+      for (const c of columns) o[c] = r[c] ?? null;
+      return o;
+    }),
+  };
+  if (more && last !== undefined) {
+    const cur: Cursor = {
+      t: Number(last.__t),
+      l: last.__l === null || last.__l === undefined ? null : Number(last.__l),
+      a: String(last.__a),
+      s: String(last.__s),
+      c: String(last.__c),
+    };
+    out.next = Buffer.from(JSON.stringify(cur)).toString('base64url');
+  }
+  return out;
+}
+
+export async function* scan(
+  conn: DuckDBConnection,
+  filter: EventFilter,
+  columns: readonly EventColumn[],
+  pageRows: number,
+): AsyncIterable<Row[]> {
+  let cursor: string | undefined;
+  for (;;) {
+    const page = await search(conn, {
+      filter,
+      columns,
+      sort: 'time_asc',
+      limit: pageRows,
+      ...(cursor === undefined ? {} : { cursor }),
+    });
+    if (page.rows.length > 0) yield page.rows;
+    if (page.next === undefined) return;
+    cursor = page.next;
+  }
+}
+
+function groupExpr(k: GroupKey, q: Sql): { expr: string; name: string } {
+  if (typeof k !== 'string')
+    return {
+      expr: ISO(
+        `make_timestamp((epoch_ms(ts) // ${q.p(Math.floor(k.everyMs))}) * ${q.p(Math.floor(k.everyMs))} * 1000)`,
+      ),
+      name: 'bucket',
+    };
+  if (!(GROUP_COLUMNS as readonly string[]).includes(k)) throw new Error(`not a group column: ${k}`);
+  return { expr: k === 'code_class' ? 'code // 100' : k, name: k };
+}
+
+function measureExpr(m: Measure, q: Sql): string {
+  const checkColumn = (c: string, list: readonly string[]) => {
+    if (!list.includes(c)) throw new Error(`not a column for this measure: ${c}`);
+  };
+  switch (m.fn) {
+    case 'count':
+      return 'count(*)';
+    case 'countDistinct':
+      checkColumn(m.column, GROUP_COLUMNS);
+      return `count(DISTINCT ${m.column === 'code_class' ? 'code // 100' : m.column})`;
+    case 'any':
+      checkColumn(m.column, GROUP_COLUMNS);
+      return `any_value(${m.column === 'code_class' ? 'code // 100' : m.column})`;
+    case 'distinct':
+      checkColumn(m.column, GROUP_COLUMNS);
+      return `coalesce(list_sort(list(DISTINCT CAST(${m.column === 'code_class' ? 'code // 100' : m.column} AS VARCHAR)) FILTER (WHERE ${m.column === 'code_class' ? 'code' : m.column} IS NOT NULL))[1:${Math.max(0, Math.floor(m.limit))}], []::VARCHAR[])`;
+    default: {
+      checkColumn(m.column, MEASURE_COLUMNS);
+      const time = TIME_COLUMNS.has(m.column);
+      const v = time ? `epoch_ms(${m.column})` : m.column;
+      let agg: string;
+      if (m.fn === 'quantile')
+        // Nearest rank: the value at rank ceil(q * n) of the sorted non-null values.
+        agg = `list_sort(list(${v}) FILTER (WHERE ${v} IS NOT NULL))[greatest(1, ceil(${q.p(m.q)} * count(${v})))::BIGINT]`;
+      else agg = `${m.fn}(${v})`;
+      if (time && m.fn !== 'sum' && m.fn !== 'avg')
+        return ISO(`make_timestamp(CAST(${agg} AS BIGINT) * 1000)`);
+      return m.fn === 'sum' || m.fn === 'avg' ? `CAST(${agg} AS DOUBLE)` : agg;
+    }
+  }
+}
+
+const quoteName = (n: string) => `"${n.replaceAll('"', '""')}"`;
+
+export async function aggregate(conn: DuckDBConnection, query: AggregateQuery): Promise<AggregateRow[]> {
+  const q = new Sql();
+  const groups = query.groupBy.map((k) => groupExpr(k, q));
+  const measures = Object.entries(query.measures).map(
+    ([name, m]) => `${measureExpr(m, q)} AS ${quoteName(name)}`,
+  );
+  const select = [...groups.map((g) => `${g.expr} AS ${quoteName(g.name)}`), ...measures].join(', ');
+  const where = whereOf(query.filter, q);
+  const known = new Set([...groups.map((g) => g.name), ...Object.keys(query.measures)]);
+  const order = [
+    ...(query.orderBy ?? []).map((o) => {
+      if (!known.has(o.key)) throw new Error(`orderBy ${o.key}: not a group or measure of the query`);
+      return `${quoteName(o.key)} ${o.desc === true ? 'DESC' : 'ASC'} NULLS LAST`;
+    }),
+    ...groups.map((g) => `${quoteName(g.name)} ASC NULLS LAST`),
+  ];
+  const sql = `SELECT ${select} FROM events WHERE ${where}${groups.length > 0 ? ` GROUP BY ${groups.map((_, i) => i + 1).join(', ')}` : ''}${order.length > 0 ? ` ORDER BY ${order.join(', ')}` : ''}${query.limit === undefined ? '' : ` LIMIT ${Math.max(0, Math.floor(query.limit))}`}`;
+  const rows = await rowsOf(conn, sql, q.params);
+  for (const r of rows)
+    for (const [name, m] of Object.entries(query.measures)) {
+      const v = r[name];
+      if (
+        typeof v === 'string' &&
+        (m.fn === 'count' ||
+          m.fn === 'countDistinct' ||
+          ((m.fn === 'min' || m.fn === 'max' || m.fn === 'sum' || m.fn === 'avg' || m.fn === 'quantile') &&
+            !TIME_COLUMNS.has(m.column)))
+      )
+        r[name] = Number(v);
+    }
+  return rows as AggregateRow[];
+}
+
+export async function count(conn: DuckDBConnection, filter: EventFilter): Promise<number> {
+  const q = new Sql();
+  const rows = await rowsOf(conn, `SELECT count(*) AS n FROM events WHERE ${whereOf(filter, q)}`, q.params);
+  return Number(rows[0]?.n ?? 0);
+}
+
+export type { GroupColumn };
+export { ISO as isoExpr };
