@@ -16,7 +16,14 @@ const rank = {
   cli: 4,
 };
 // Same-tier packages that may use each other (the pipeline writes to a Store).
-const allowed = new Set(['collect->store', 'collect->detect', 'forward->collect', 'analyze->store', 'detect->store', 'server->cli']);
+const allowed = new Set([
+  'collect->store',
+  'collect->detect',
+  'forward->collect',
+  'analyze->store',
+  'detect->store',
+  'server->cli',
+]);
 
 const root = resolve('src');
 const problems = [];

@@ -1,4 +1,4 @@
-import type { Row } from '../store/store.js';
+import type { Row } from '../store/contract.js';
 
 /** JSON.stringify that writes bigint as a number when safe, else as a string, and Dates as RFC3339. */
 export function toJson(value: unknown): string {

@@ -1,9 +1,9 @@
 import type { Store } from '../store/contract.js';
-import { openReadStore } from './store-access.js';
+import { openReadStore } from '../store/registry.js';
 
 /** Opens the store for reading (directly, or through the running agent), runs `fn`, closes it. */
 export async function withReadStore<T>(dataDir: string, fn: (store: Store) => Promise<T>): Promise<T> {
-  const store = (await openReadStore({ dataDir })) as unknown as Store;
+  const store = await openReadStore(dataDir);
   try {
     return await fn(store);
   } finally {

@@ -26,13 +26,14 @@ function text(c: Cell): string {
   if (c === null || c === undefined) return '-';
   if (typeof c === 'number') return Number.isInteger(c) ? String(c) : c.toFixed(1);
   // Control characters from events must not reach the terminal raw.
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point
   return String(c).replace(
     /[\u0000-\u001f\u007f-\u009f]/g,
     (ch) => `\\x${ch.charCodeAt(0).toString(16).padStart(2, '0')}`,
   );
 }
 
-function fit(s: string, width: number): string {
+function clip(s: string, width: number): string {
   return s.length <= width ? s : `${s.slice(0, Math.max(1, width - 1))}…`;
 }
 
@@ -46,7 +47,7 @@ export function renderText(doc: ReportDoc, maxCell = 48): string {
       out.push(t.empty ?? '(none)');
       continue;
     }
-    const cells = t.rows.map((r) => r.map((c) => fit(text(c), maxCell)));
+    const cells = t.rows.map((r) => r.map((c) => clip(text(c), maxCell)));
     const widths = t.columns.map((c, i) => Math.max(c.length, ...cells.map((r) => (r[i] ?? '').length)));
     const line = (vals: readonly string[]) =>
       vals

@@ -360,7 +360,7 @@ export function parseAgentConfig(text: string, options: ParseConfigOptions = {})
     logs,
     forward,
   };
-  if (top.detect !== undefined && top.detect.enabled) config.detect = top.detect;
+  if (top.detect?.enabled) config.detect = top.detect;
   if (file !== undefined) config.file = file;
   if (top.retention_days !== undefined) config.retentionDays = top.retention_days;
   if (top.store_memory_limit !== undefined) config.storeMemoryLimit = top.store_memory_limit;

@@ -1,16 +1,10 @@
-import { randomBytes } from 'node:crypto';
-import { rm } from 'node:fs/promises';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
-import { UserError } from '../model/errors.js';
-import type { Store } from '../store/store.js';
-import { AdminHandler } from './admin-handler.js';
-import { type AgentConfig, formatListen } from './agent-config.js';
-import { CheckpointRegistry, writeFileAtomic } from './checkpoint-registry.js';
+import type { Store } from '../store/contract.js';
+import type { AgentConfig } from './agent-config.js';
+import { CheckpointRegistry } from './checkpoint-registry.js';
 import type { FileSourceStatus } from './file-source.js';
 import type { Logger } from './logger.js';
 import { type DeadLetterSink, Pipeline, type PipelineStats, type Preparer } from './pipeline.js';
+import { FanOut, type Sink, type SinkStats } from './sinks.js';
 import { SOURCE_TYPES } from './sources/index.js';
 import type { Source, SourceDeps } from './sources/source.js';
 import type { WebhookStatus } from './webhook-source.js';
@@ -22,6 +16,8 @@ export interface AgentOptions {
   deadLetter: DeadLetterSink & { readonly path?: string };
   log: Logger;
   version: string;
+  /** Consumers after the store: detections, forwarders. */
+  sinks?: readonly Sink[];
   /** Test and bench knobs for the file sources. */
   scanIntervalMs?: number;
   rotatedIdleMs?: number;
@@ -55,21 +51,9 @@ export interface AgentStatus {
   logs: (FileSourceStatus | WebhookStatus)[];
   pipeline: PipelineStats & { deadLetterPath: string | null };
   store: StoreStatus;
+  sinks: SinkStats[];
 }
 
-/** What `<data>/agent.json` and `<run_path>/agent.json` hold, so other commands find the running agent. */
-export interface AgentLocator {
-  pid: number;
-  admin: string;
-  dataDir: string;
-  runPath: string;
-  startedAt: string;
-  version: string;
-  /** Bearer token of the read API; the file is written readable by the agent's user only. */
-  token: string;
-}
-
-export const AGENT_FILE = 'agent.json';
 const CHECKPOINT_COMMIT_MS = 1000;
 
 /** Sources -> pipeline -> store, with checkpoints and the local admin API. */
@@ -77,13 +61,12 @@ export class Agent {
   readonly pipeline: Pipeline;
   readonly registry: CheckpointRegistry;
   private readonly sources: Source[] = [];
-  private admin: http.Server | undefined;
-  private adminAddress: AddressInfo | undefined;
   private commitTimer: NodeJS.Timeout | undefined;
   private readonly startedAt = new Date();
-  /** The read API's bearer token, new at each start; other commands read it from agent.json. */
-  private readonly token = randomBytes(32).toString('base64url');
   private stopping: Promise<void> | undefined;
+  private readonly sinks: FanOut;
+  /** Where its API listens, for `kaudit status`; set by whoever serves it. */
+  adminUrl = '';
 
   constructor(private readonly opts: AgentOptions) {
     const { config } = opts;
@@ -96,6 +79,7 @@ export class Agent {
         queue_events: config.pipeline.queueEvents,
         suggested: fills,
       });
+    this.sinks = new FanOut(opts.sinks ?? [], { log: opts.log });
     this.pipeline = new Pipeline({
       store: opts.store,
       cluster: config.cluster,
@@ -106,6 +90,7 @@ export class Agent {
       writesInFlight,
       deadLetter: opts.deadLetter,
       log: opts.log,
+      sinks: this.sinks,
     });
     if (!config.logsEnabled) return;
     const deps: SourceDeps = {
@@ -125,14 +110,8 @@ export class Agent {
     }
   }
 
-  get adminUrl(): string {
-    const a = this.adminAddress;
-    return a === undefined ? '' : `http://${formatListen({ host: a.address, port: a.port })}`;
-  }
-
   async start(): Promise<void> {
     const { config, log } = this.opts;
-    await this.startAdmin();
     this.pipeline.start();
     for (const s of this.sources) await s.start();
     this.commitTimer = setInterval(() => {
@@ -140,58 +119,13 @@ export class Agent {
         .commit()
         .catch((err: unknown) => log.error('checkpoint write failed', { error: String(err) }));
     }, CHECKPOINT_COMMIT_MS);
-    const locator: AgentLocator = {
-      pid: process.pid,
-      admin: this.adminUrl,
-      dataDir: config.dataDir,
-      runPath: config.runPath,
-      startedAt: this.startedAt.toISOString(),
-      version: this.opts.version,
-      token: this.token,
-    };
-    const text = `${JSON.stringify(locator, null, 2)}\n`;
-    await writeFileAtomic(join(config.runPath, AGENT_FILE), text, 0o600);
-    await writeFileAtomic(join(config.dataDir, AGENT_FILE), text, 0o600);
     log.info('agent started', {
       cluster: config.cluster,
-      admin: this.adminUrl,
       sources: config.logsEnabled ? config.logs.length : 0,
       logs_enabled: config.logsEnabled,
+      sinks: this.sinks.size,
       store: this.opts.store.location,
     });
-  }
-
-  private async startAdmin(): Promise<void> {
-    const handler = new AdminHandler(this, this.opts.store, this.token);
-    const server = http.createServer((req, res) => void handler.serve(req, res));
-    const { host, port } = this.opts.config.admin;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', (err: NodeJS.ErrnoException) =>
-        reject(
-          new UserError(
-            'KAUDIT_LISTEN_FAILED',
-            `admin API cannot listen on ${formatListen({ host, port })}: ${err.message}`,
-            {
-              hint:
-                err.code === 'EADDRINUSE'
-                  ? 'another agent runs? set admin.listen or KAUDIT_ADMIN_LISTEN'
-                  : '',
-            },
-          ),
-        ),
-      );
-      server.listen(port, host, () => resolve());
-    });
-    this.admin = server;
-    this.adminAddress = server.address() as AddressInfo;
-    if (!/^(127\.|::1$|localhost$)/.test(host)) {
-      this.opts.log.warn(
-        'the admin API is plain HTTP: its token and the events it answers with cross the network in clear; keep it on loopback',
-        {
-          listen: formatListen({ host, port }),
-        },
-      );
-    }
   }
 
   async status(): Promise<AgentStatus> {
@@ -207,11 +141,12 @@ export class Agent {
     };
     if (pipeline.storeError !== undefined) storeStatus.error = pipeline.storeError;
     try {
-      const stats = await withTimeout(store.stats(), 5000);
-      storeStatus.rows = stats.rows;
-      storeStatus.oldest = stats.oldest;
-      storeStatus.newest = stats.newest;
-      if (stats.tableChecks !== undefined) storeStatus.tableChecks = stats.tableChecks;
+      const info = await withTimeout(store.info(), 5000);
+      storeStatus.rows = info.rows;
+      storeStatus.oldest = info.oldest;
+      storeStatus.newest = info.newest;
+      const checks = info.details.tableChecks;
+      if (typeof checks === 'number') storeStatus.tableChecks = checks;
     } catch (err) {
       storeStatus.status = 'Error';
       storeStatus.error = `stats: ${err instanceof Error ? err.message : String(err)}`;
@@ -232,6 +167,7 @@ export class Agent {
       logs: this.sources.map((s) => s.status()),
       pipeline: { ...pipeline, deadLetterPath: this.opts.deadLetter.path ?? null },
       store: storeStatus,
+      sinks: this.sinks.stats(),
     };
   }
 
@@ -242,7 +178,7 @@ export class Agent {
   }
 
   private async doStop(): Promise<void> {
-    const { log, config } = this.opts;
+    const { log } = this.opts;
     log.info('agent stopping: draining the pipeline');
     // Sources stop taking input while the queue drains; a reader blocked on a full queue is freed
     // when the pipeline shuts down, even if the store never recovers.
@@ -253,15 +189,7 @@ export class Agent {
     if (this.commitTimer !== undefined) clearInterval(this.commitTimer);
     this.registry.markDirty();
     await this.registry.commit();
-    await new Promise<void>((resolve) => {
-      if (this.admin === undefined) resolve();
-      else {
-        this.admin.close(() => resolve());
-        this.admin.closeAllConnections?.();
-      }
-    });
-    await rm(join(config.runPath, AGENT_FILE), { force: true });
-    await rm(join(config.dataDir, AGENT_FILE), { force: true });
+    await this.sinks.shutdown();
     const s = this.pipeline.stats();
     log.info('agent stopped', {
       stored: s.eventsStored,

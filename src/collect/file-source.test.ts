@@ -16,11 +16,11 @@ import { gzipSync } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { auditLine, auditLines, backupName } from '../../test/fixtures/agent/make-events.js';
 import { DEFAULT_MAX_EVENT_BYTES, prepareLine, prepareValue } from '../model/prepare.js';
+import { MemoryStore } from '../store/memory/memory-store.js';
 import type { FileSourceConfig } from './agent-config.js';
 import { CheckpointRegistry } from './checkpoint-registry.js';
 import { FileSource } from './file-source.js';
 import { memoryLogger } from './logger.js';
-import { MemoryStore } from './memory-store.js';
 import { type DeadLetterEntry, Pipeline, type Preparer } from './pipeline.js';
 
 let dir: string;
@@ -128,7 +128,10 @@ function logs(...parts: string[]): string {
 }
 
 function ids(store: MemoryStore): string[] {
-  return [...store.rows.keys()].map((k) => k.split('/')[0] ?? '').sort();
+  return [...store.rows.values()]
+    .map((r) => `${r.audit_id}/${r.stage}`)
+    .map((k) => k.split('/')[0] ?? '')
+    .sort();
 }
 
 function expectedIds(prefix: string, from: number, to: number): string[] {
@@ -235,7 +238,7 @@ describe('FileSource', () => {
     await storedRows(store, 450);
     expect(ids(store)).toEqual(expectedIds('d', 0, 450).sort());
     // Oldest first: the store saw them in the order kube-apiserver wrote them.
-    const order = [...store.rows.keys()].map((k) => k.split('/')[0]);
+    const order = [...store.rows.values()].map((r) => `${r.audit_id}/${r.stage}`).map((k) => k.split('/')[0]);
     expect(order.slice(100)).toEqual(expectedIds('d', 100, 450));
     // Resumed at each checkpoint (inside the gzip too): nothing stored before was read again.
     const status = h2.source.status();
@@ -271,13 +274,13 @@ describe('FileSource', () => {
     const h = harness(store, { maxLineBytes: 8 * 1024 * 1024 });
     await storedRows(store, 3);
     await waitFor('dead letters', () => h.letters.length === 2);
-    const whole = store.rows.get('big-0/ResponseComplete') ?? '';
+    const whole = store.rows.get('test/big-0/ResponseComplete')?.raw ?? '';
     expect(whole.length).toBeGreaterThan(2 * 1024 * 1024);
-    const cut = JSON.parse(store.rows.get('big-1/ResponseComplete') ?? '{}');
+    const cut = JSON.parse(store.rows.get('test/big-1/ResponseComplete')?.raw ?? '{}');
     expect(cut.requestObject).toBeUndefined();
     expect(cut.annotations['audit.k8s.io/truncated']).toBe('true');
-    expect(store.rows.has('big-2/ResponseComplete')).toBe(false);
-    expect(store.rows.has('big-3/ResponseComplete')).toBe(true);
+    expect(store.rows.has('test/big-2/ResponseComplete')).toBe(false);
+    expect(store.rows.has('test/big-3/ResponseComplete')).toBe(true);
     const s = h.source.status();
     expect(s).toMatchObject({ truncated: 1, dropped: 1, malformed: 1 });
     expect(h.letters.map((l) => l.reason).join('\n')).toMatch(/max_line_bytes[\s\S]*not JSON/);

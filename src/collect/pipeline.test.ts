@@ -1,8 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { auditLine } from '../../test/fixtures/agent/make-events.js';
-import { RestageError } from '../store/store.js';
+import { MemoryStore } from '../store/memory/memory-store.js';
 import { memoryLogger } from './logger.js';
-import { MemoryStore } from './memory-store.js';
 import { type DeadLetterEntry, Pipeline, type PipelineItem, type PipelineOptions } from './pipeline.js';
 
 function setup(store: MemoryStore, queueEvents = 100, more: Partial<PipelineOptions> = {}) {
@@ -78,7 +77,10 @@ describe('Pipeline', () => {
     await pipeline.offer(second);
     await Promise.all([first.result, second.result]);
     await pipeline.shutdown();
-    expect([...store.rows.keys()]).toEqual(['second/ResponseComplete', 'first/ResponseComplete']);
+    expect([...store.rows.values()].map((r) => `${r.audit_id}/${r.stage}`)).toEqual([
+      'second/ResponseComplete',
+      'first/ResponseComplete',
+    ]);
     expect(acked).toEqual(['first', 'second']);
   });
 
@@ -183,58 +185,30 @@ describe('Pipeline', () => {
     store.failWith = undefined;
     expect(await Promise.all(items.map((it) => it.result))).toEqual([undefined, undefined]);
     await pipeline.shutdown();
-    expect([...store.rows.keys()].sort()).toEqual(
+    expect([...store.rows.values()].map((r) => `${r.audit_id}/${r.stage}`).sort()).toEqual(
       ['c0-a', 'c0-b', 'c0-c', 'c1-a', 'c1-b', 'c1-c'].map((id) => `${id}/ResponseComplete`),
     );
     // Retries wrote the same two batches again, never re-cut ones.
-    expect(store.stages).toBe(2);
+    expect(store.holds).toBe(2);
     expect(store.writes).toBeGreaterThan(2);
     expect(store.held).toBe(0);
   });
 
-  it('keeps the events of a batch the store cannot write again by itself, and stages them again', async () => {
-    const store = new MemoryStore();
-    store.selfContained = false;
-    store.failures = [new Error('disk full')];
-    const { pipeline } = setup(store, 100, { flushIntervalMs: 0 });
-    const file = item(['u-1', 'u-2']);
-    await pipeline.offer(file);
-    while (pipeline.stats().storeErrors === 0) await new Promise((r) => setTimeout(r, 5));
-    expect(file.events.every((e) => e.length > 0)).toBe(true);
-    expect(store.held).toBe(0);
-    expect(await file.result).toBeUndefined();
-    await pipeline.shutdown();
-    expect(store.stages).toBe(2);
-    expect([...store.rows.keys()].sort()).toEqual(['u-1/ResponseComplete', 'u-2/ResponseComplete']);
-  });
-
-  it('stages a batch again at once, as no failure, when the store asks for it', async () => {
-    const store = new MemoryStore();
-    store.selfContained = false;
-    store.failures = [new RestageError('copies were not stored; stage them again')];
-    const { pipeline } = setup(store, 100, { flushIntervalMs: 0 });
-    const file = item(['z-1']);
-    const hook = item(['z-2'], false);
-    await pipeline.offer(file);
-    expect(pipeline.tryOffer(hook)).toBe(true);
-    expect(await Promise.all([file.result, hook.result])).toEqual([undefined, undefined]);
-    await pipeline.shutdown();
-    expect(pipeline.stats()).toMatchObject({ storeErrors: 0, storeError: undefined, eventsStored: 2 });
-    expect(store.stages).toBe(3);
-  });
-
   it('offers a batch again from its items when the store could not take it in', async () => {
     const store = new MemoryStore();
-    store.stageFailWith = new Error('staging directory full');
+    store.holdFailWith = new Error('staging directory full');
     const { pipeline } = setup(store, 100, { flushIntervalMs: 0 });
     const file = item(['t-1', 't-2']);
     await pipeline.offer(file);
     while (pipeline.stats().storeErrors === 0) await new Promise((r) => setTimeout(r, 5));
     expect(pipeline.stats().storeError).toBe('staging directory full');
-    store.stageFailWith = undefined;
+    store.holdFailWith = undefined;
     expect(await file.result).toBeUndefined();
     await pipeline.shutdown();
-    expect([...store.rows.keys()].sort()).toEqual(['t-1/ResponseComplete', 't-2/ResponseComplete']);
+    expect([...store.rows.values()].map((r) => `${r.audit_id}/${r.stage}`).sort()).toEqual([
+      't-1/ResponseComplete',
+      't-2/ResponseComplete',
+    ]);
     expect(store.held).toBe(0);
   });
 
@@ -272,12 +246,15 @@ describe('Pipeline', () => {
     expect(await file.result).toBeUndefined();
     expect(pipeline.tryOffer(item(['q-3'], false))).toBe(true);
     await pipeline.shutdown();
-    expect([...store.rows.keys()].sort()).toEqual(['q-1/ResponseComplete', 'q-3/ResponseComplete']);
+    expect([...store.rows.values()].map((r) => `${r.audit_id}/${r.stage}`).sort()).toEqual([
+      'q-1/ResponseComplete',
+      'q-3/ResponseComplete',
+    ]);
   });
 
   it('refuses a webhook item at once when the store cannot take its batch in', async () => {
     const store = new MemoryStore();
-    store.stageFailWith = new Error('staging directory full');
+    store.holdFailWith = new Error('staging directory full');
     const { pipeline } = setup(store, 100, { flushIntervalMs: 0 });
     const hook = item(['x-1'], false);
     expect(pipeline.tryOffer(hook)).toBe(true);
@@ -320,7 +297,7 @@ describe('Pipeline', () => {
     expect(pipeline.stats().storeError).toBe('disk full');
     store.failWith = undefined;
     expect(await file.result).toBeUndefined();
-    expect([...store.rows.keys()]).toEqual(['f-1/ResponseComplete']);
+    expect([...store.rows.values()].map((r) => `${r.audit_id}/${r.stage}`)).toEqual(['f-1/ResponseComplete']);
     expect(pipeline.stats().storeErrors).toBeGreaterThan(0);
     await pipeline.shutdown();
   });

@@ -1,5 +1,5 @@
 import type { PrepareOptions } from '../model/prepare.js';
-import { RestageError, type StagedBatch, type Store, type WriteResult } from '../store/store.js';
+import type { HeldBatch, Store, WriteResult } from '../store/contract.js';
 import type { Logger } from './logger.js';
 import type { FanOut } from './sinks.js';
 
@@ -128,8 +128,8 @@ interface Slice {
 /** One batch for the store: written again, whole, if it fails. */
 interface Batch {
   slices: Slice[];
-  /** Once the store has taken the events in; the queue's items no longer hold them if selfContained. */
-  staged?: StagedBatch | undefined;
+  /** Once the store has taken the events in: the queue's items no longer hold them (unless sinks want them). */
+  held?: HeldBatch | undefined;
   /** A write of it failed: it is being written again. */
   failed?: boolean;
 }
@@ -389,34 +389,23 @@ export class Pipeline {
    */
   private async writeBatch(batch: Batch): Promise<void> {
     const { slices } = batch;
-    let result: Awaited<ReturnType<StagedBatch['write']>> | undefined;
+    let result: WriteResult | undefined;
     try {
-      if (batch.staged === undefined) {
+      if (batch.held === undefined) {
         const events: Buffer[] = [];
         for (const { entry, from, to } of slices)
           for (let i = from; i < to; i++) events.push(entry.item.events[i] as Buffer);
         if (events.length > 0) {
-          batch.staged = this.opts.store.stage({ events, cluster: this.opts.cluster });
+          batch.held = this.opts.store.hold({ events, cluster: this.opts.cluster });
           events.length = 0;
           // The queue lets go of what the store holds, unless sinks want the events after the store.
-          if (batch.staged.selfContained && !this.feedsSinks)
+          if (!this.feedsSinks)
             for (const { entry, from, to } of slices) entry.item.events.fill(RELEASED, from, to);
         }
       }
-      if (batch.staged !== undefined) result = await batch.staged.write();
+      if (batch.held !== undefined) result = await batch.held.commit();
     } catch (err) {
       if (batch.failed === true) this.failedInFlight--;
-      // Events it counted as duplicates were not stored after all (their copy was rejected, or
-      // its batch let go): staged again at once, nothing failed. While the store is failing, a
-      // batch it waits for may be waiting for its retry, so this one backs off like any other.
-      if (
-        err instanceof RestageError &&
-        this.storeError === undefined &&
-        batch.staged?.selfContained === false
-      ) {
-        await this.requeue(batch);
-        return;
-      }
       batch.failed = true;
       const message = err instanceof Error ? err.message : String(err);
       if (this.storeError === undefined)
@@ -534,22 +523,15 @@ export class Pipeline {
     entry.item.done?.(err);
   }
 
-  /**
-   * Queues a batch to be written again, before anything newer. One the store cannot write again by
-   * itself is staged again from the items' events.
-   */
+  /** Queues a batch to be committed again (the store holds its events), before anything newer. */
   private async requeue(batch: Batch): Promise<void> {
-    if (batch.staged?.selfContained === false) {
-      await this.discard(batch);
-      batch.staged = undefined;
-    }
     this.retry.push(batch);
     this.retry.sort((x, y) => firstSeq(x) - firstSeq(y));
   }
 
   private async discard(batch: Batch): Promise<void> {
     try {
-      await batch.staged?.discard();
+      await batch.held?.discard();
     } catch (err) {
       this.opts.log.error('store discard failed', { error: String(err) });
     }

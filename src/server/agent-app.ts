@@ -30,5 +30,7 @@ export function agentApp(opts: AgentAppOptions) {
     },
     metrics: async () => formatMetrics(await opts.status()),
     routes: [{ handler: opts.storeApi, level: 'read' }],
+    // kaudit ingest sends whole store batches through the store API while the agent holds the store.
+    maxBodyBytes: 512 << 20,
   });
 }

@@ -1,8 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Command, Option } from 'commander';
 import { Agent } from '../../collect/agent.js';
@@ -14,10 +15,11 @@ import {
   loadAgentConfig,
   parseListen,
 } from '../../collect/agent-config.js';
+import { writeFileAtomic } from '../../collect/checkpoint-registry.js';
 import { DeadLetter } from '../../collect/dead-letter.js';
 import { createLogger, type Logger, type LogLevel } from '../../collect/logger.js';
 import type { Preparer } from '../../collect/pipeline.js';
-import { forwardSchema } from '../../forward/sink-types.js';
+import { createForwarder, type ForwardConfig, forwardSchema } from '../../forward/sink-types.js';
 import { UserError } from '../../model/errors.js';
 import {
   DEFAULT_MAX_EVENT_BYTES,
@@ -25,7 +27,12 @@ import {
   prepareLine,
   prepareValue,
 } from '../../model/prepare.js';
-import { type OpenStoreOptions, openStore } from '../../store/open-store.js';
+import { agentApp } from '../../server/agent-app.js';
+import { TokenAuth } from '../../server/auth.js';
+import { listen, type RunningServer } from '../../server/listen.js';
+import { storeApi } from '../../server/store-api.js';
+import { type OpenStoreOptions, openStore } from '../../store/registry.js';
+import { AGENT_FILE, type AgentLocator } from '../../store/remote/locator.js';
 import { dataOption, resolveDataDir } from '../common.js';
 import { EXIT_RUNTIME, exitNow } from '../main.js';
 import { VERSION } from '../version.js';
@@ -120,7 +127,8 @@ Try, in another terminal:
   kaudit status                                   # the agent's sources, lag, store
   kaudit search${data} --decision forbid --since 1h   # goes through the agent while it holds the store
   kaudit query${data} "SELECT verb, count(*) AS n FROM events GROUP BY 1 ORDER BY n DESC"
-  curl ${agent.adminUrl}/metrics
+  kaudit report latency${data}                    # slow requests and the clients behind them
+  open ${agent.adminUrl}/                  # the dashboard: the simulated cluster's traffic filling in
 
 Stop with Ctrl-C: the agent drains its queue and saves its checkpoints.
 `;
@@ -174,7 +182,6 @@ Examples:
       // order, so older keys are rarely needed, and memory matters more. One DuckDB thread per
       // import, as in ingest: the store runs two imports side by side.
       const storeOpts: OpenStoreOptions = {
-        dataDir: config.dataDir,
         threads: 1,
         dedupeWindow: AGENT_DEDUPE_WINDOW,
         memoryLimit: config.storeMemoryLimit ?? AGENT_STORE_MEMORY_LIMIT,
@@ -187,8 +194,18 @@ Examples:
         checkpointThreshold: '32MB',
       };
       if (config.retentionDays !== undefined) storeOpts.retentionDays = config.retentionDays;
-      const store = await openStore(storeOpts);
+      const store = await openStore(config.dataDir, storeOpts);
       const deadLetter = new DeadLetter(config.dataDir);
+      const sinks = config.forward.map((entry) =>
+        createForwarder(entry as ForwardConfig, {
+          log,
+          env: process.env,
+          pathOf: (p) => (config.file === undefined ? resolve(p) : resolve(dirname(config.file), p)),
+          deadLetter: async (sink, events, reason) => {
+            for (const e of events) await deadLetter.add({ source: `forward:${sink}`, reason, data: e.json });
+          },
+        }),
+      );
       const agent = new Agent({
         config,
         store,
@@ -196,12 +213,43 @@ Examples:
         deadLetter,
         log,
         version: VERSION,
+        sinks,
       });
+      // The agent's API: its own token, new at each start, written to agent.json (owner-only) where
+      // the CLI finds it. The demo's data is simulated, so its dashboard needs no token.
+      const token = randomBytes(32).toString('base64url');
+      const auth = new TokenAuth();
+      if (!flags.demo) auth.add(token, 'admin');
       let simulator: ChildProcess | undefined;
       let stopping = false;
       let retention: NodeJS.Timeout | undefined;
+      let server: RunningServer | undefined;
+      const locators = [join(config.runPath, AGENT_FILE), join(config.dataDir, AGENT_FILE)];
       try {
         await agent.start();
+        server = await listen(
+          agentApp({
+            status: () => agent.status(),
+            store,
+            auth,
+            dataDir: config.dataDir,
+            storeApi: (req) => storeApi(store, req),
+          }),
+          { host: config.admin.host, port: config.admin.port, tokens: auth.configured },
+        );
+        agent.adminUrl = server.url;
+        const locator: AgentLocator = {
+          pid: process.pid,
+          admin: server.url,
+          dataDir: config.dataDir,
+          runPath: config.runPath,
+          startedAt: new Date().toISOString(),
+          version: VERSION,
+          token,
+        };
+        for (const file of locators)
+          await writeFileAtomic(file, `${JSON.stringify(locator, null, 2)}\n`, 0o600);
+        log.info('agent API listening', { admin: server.url });
         if (config.retentionDays !== undefined) {
           const days = config.retentionDays;
           retention = setInterval(() => {
@@ -221,6 +269,8 @@ Examples:
         if (retention !== undefined) clearInterval(retention);
         simulator?.kill('SIGTERM');
         await agent.stop();
+        await server?.close();
+        for (const file of locators) await rm(file, { force: true });
         await deadLetter.close();
         await store.close();
         if (workDir !== undefined) await rm(workDir, { recursive: true, force: true });

@@ -1,9 +1,12 @@
 import { type Command, Option } from 'commander';
 import { DeadLetter } from '../../collect/dead-letter.js';
 import { ingest } from '../../collect/ingest.js';
+import { createLogger } from '../../collect/logger.js';
+import { UserError } from '../../model/errors.js';
 import { DEFAULT_MAX_EVENT_BYTES } from '../../model/prepare.js';
-import { openStore } from '../../store/open-store.js';
+import { openStoreOrAgent } from '../../store/registry.js';
 import { dataOption, parseIntFlag, parsePositiveNumberFlag, resolveDataDir } from '../common.js';
+import { EXIT_FINDINGS, setExitCode } from '../main.js';
 import { toJson } from '../output.js';
 import { ProgressBar } from '../progress.js';
 
@@ -58,8 +61,8 @@ Examples:
       // One thread per import: two writers then keep both cores busy, each filling whole row groups.
       // Chosen when row groups were 122,880 rows (384MB was ~10% slower, 512MB peaked near 1.5 GB);
       // with 16,384-row groups an import needs far less and peak RSS is ~0.6 GB (bench:ingest).
-      const store = await openStore({
-        dataDir,
+      // While the agent holds the store, the events go through it (same de-duplication, same store).
+      const store = await openStoreOrAgent(dataDir, {
         threads: 1,
         memoryLimit: '448MB',
         ...(retentionDays === undefined ? {} : { retentionDays }),
@@ -73,6 +76,7 @@ Examples:
             store,
             cluster: flags.cluster,
             deadLetter,
+            log: createLogger({ level: 'warn' }),
             prepare: { maxEventBytes, redact: flags.redact },
             ...(flags.progress ? { onProgress: (p) => bar.update(p) } : {}),
           },
@@ -85,9 +89,20 @@ Examples:
             `stored ${summary.stored} events from ${summary.files} file(s), ${(summary.bytes / 1048576).toFixed(1)} MB in ${summary.seconds}s (${summary.eventsPerSecond} events/s)\n` +
               `  duplicates ${summary.duplicates}  truncated ${summary.truncated}  malformed ${summary.malformed}\n` +
               (summary.malformed > 0 ? `  malformed records kept in ${summary.deadLetter}\n` : '') +
+              summary.skipped.map((x) => `  skipped ${x.path}: ${x.reason}\n`).join('') +
               `  store ${store.location}\n`,
           );
         }
+        if (summary.events === 0 && summary.malformed > 0)
+          throw new UserError(
+            'KAUDIT_INPUT_NOT_AUDIT',
+            `no audit events in the input: ${summary.malformed} record${summary.malformed === 1 ? ' is' : 's are'} not audit events (kept in ${summary.deadLetter})`,
+            {
+              hint: 'kaudit reads kube-apiserver audit logs: JSON lines, EventList, arrays, v1beta1, GKE and AKS exports',
+            },
+          );
+        // Some input was not read whole: the good events are stored, the run says so in its exit status.
+        if (summary.skipped.length > 0) setExitCode(EXIT_FINDINGS);
       } finally {
         bar.done();
         await deadLetter.close();

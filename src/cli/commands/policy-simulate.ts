@@ -1,11 +1,11 @@
 import type { Command } from 'commander';
 import { UserError } from '../../model/errors.js';
-import { normalizeValue } from '../../model/normalize.js';
 import type { ReadEvent } from '../../model/read-events.js';
 import { simulatePolicy } from '../../policy/simulate.js';
+import { openReadStore } from '../../store/registry.js';
+import { storedEvents } from '../../store/stored-events.js';
 import { dataOption, parseIntFlag, resolveDataDir } from '../common.js';
 import { formatTable, toJson } from '../output.js';
-import { openReadStore } from '../store-access.js';
 import {
   entryOption,
   formatBytes,
@@ -22,25 +22,13 @@ interface SimulateFlags extends PolicySourceFlags {
   data?: string;
 }
 
-const STORE_PAGE_ROWS = 5000;
+const _STORE_PAGE_ROWS = 5000;
 
 /** Every event held in the store (redacted, as ingest stored it), with its stored size. */
 async function* storeEvents(dataDir: string): AsyncGenerator<ReadEvent> {
-  const store = await openReadStore({ dataDir });
+  const store = await openReadStore(dataDir);
   try {
-    for (let offset = 0; ; offset += STORE_PAGE_ROWS) {
-      const page = await store.query(
-        `SELECT raw FROM events ORDER BY audit_id, stage LIMIT ${STORE_PAGE_ROWS} OFFSET ${offset}`,
-      );
-      for (const row of page.rows) {
-        if (typeof row.raw !== 'string') continue;
-        // The store keeps each event as it arrived; decode it as the log readers do.
-        const n = normalizeValue(JSON.parse(row.raw));
-        if (!n.ok) continue;
-        for (const event of n.events) yield { event, bytes: Buffer.byteLength(row.raw) };
-      }
-      if (page.rows.length < STORE_PAGE_ROWS) break;
-    }
+    for await (const { event, bytes } of storedEvents(store)) yield { event, bytes };
   } finally {
     await store.close();
   }

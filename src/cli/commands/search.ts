@@ -1,8 +1,9 @@
 import type { Command } from 'commander';
-import type { SearchFilter } from '../../store/search-filter.js';
+import { filterFromParams } from '../../store/filter-params.js';
+import type { SearchQuery } from '../../store/query.js';
+import { openReadStore } from '../../store/registry.js';
 import { dataOption, parseIntFlag, parseTimeFlag, resolveDataDir } from '../common.js';
 import { formatTable, writeNdjson } from '../output.js';
-import { openReadStore } from '../store-access.js';
 
 interface SearchFlags {
   data?: string;
@@ -20,6 +21,27 @@ interface SearchFlags {
   json?: boolean;
 }
 
+/** What --json prints of each event. */
+const TABLE_COLUMNS_FULL = [
+  'ts',
+  'cluster',
+  'subject',
+  'verb',
+  'resource',
+  'subresource',
+  'namespace',
+  'name',
+  'code',
+  'decision',
+  'latency_ms',
+  'source_ip',
+  'user_agent',
+  'audit_id',
+  'stage',
+  'username',
+  'request_uri',
+] as const;
+
 const TABLE_COLUMNS = [
   'ts',
   'subject',
@@ -33,19 +55,27 @@ const TABLE_COLUMNS = [
   'source_ip',
 ];
 
-export function searchFilterFromFlags(flags: SearchFlags, now = Date.now()): SearchFilter {
-  const f: SearchFilter = { limit: parseIntFlag('--limit', flags.limit, 0) };
-  if (flags.user !== undefined) f.user = flags.user;
-  if (flags.subject !== undefined) f.subject = flags.subject;
-  if (flags.verb !== undefined) f.verb = flags.verb;
-  if (flags.resource !== undefined) f.resource = flags.resource;
-  if (flags.namespace !== undefined) f.namespace = flags.namespace;
-  if (flags.code !== undefined) f.code = parseIntFlag('--code', flags.code, 0);
-  if (flags.decision !== undefined) f.decision = flags.decision;
-  if (flags.cluster !== undefined) f.cluster = flags.cluster;
-  if (flags.since !== undefined) f.since = parseTimeFlag('--since', flags.since, now);
-  if (flags.until !== undefined) f.until = parseTimeFlag('--until', flags.until, now);
-  return f;
+/** The search of the flags: each filter flag maps to the filter parameter of the same name. */
+export function searchQueryFromFlags(flags: SearchFlags, now = Date.now()): SearchQuery {
+  const p = new URLSearchParams();
+  const set = (k: string, v: string | undefined) => {
+    if (v !== undefined) p.set(k, v);
+  };
+  set('user', flags.user);
+  set('subject', flags.subject);
+  set('verb', flags.verb?.toLowerCase());
+  set('resource', flags.resource);
+  set('namespace', flags.namespace);
+  set('code', flags.code);
+  set('decision', flags.decision);
+  set('cluster', flags.cluster);
+  if (flags.since !== undefined) p.set('since', parseTimeFlag('--since', flags.since, now));
+  if (flags.until !== undefined) p.set('until', parseTimeFlag('--until', flags.until, now));
+  return {
+    filter: filterFromParams(p, { flags: true }),
+    limit: parseIntFlag('--limit', flags.limit, 0),
+    columns: TABLE_COLUMNS_FULL,
+  };
 }
 
 export function registerSearch(program: Command): void {
@@ -73,14 +103,15 @@ Examples:
   kaudit search --resource pods/exec --namespace prod --json`,
     )
     .action(async (flags: SearchFlags) => {
-      const filter = searchFilterFromFlags(flags);
-      const store = await openReadStore({ dataDir: resolveDataDir(flags.data) });
+      const query = searchQueryFromFlags(flags);
+      const store = await openReadStore(resolveDataDir(flags.data));
       try {
-        const result = await store.search(filter);
+        const result = await store.search(query);
         if (flags.json) writeNdjson(result.rows);
+        else if (result.rows.length === 0) process.stderr.write('no events match\n');
         else process.stdout.write(formatTable(TABLE_COLUMNS, result.rows));
-        if (!flags.json && result.rows.length === filter.limit) {
-          process.stderr.write(`(showing the newest ${filter.limit}; use --limit for more)\n`);
+        if (!flags.json && result.next !== undefined) {
+          process.stderr.write(`(showing the newest ${query.limit}; use --limit for more)\n`);
         }
       } finally {
         await store.close();

@@ -5,8 +5,8 @@ import { createApp } from '../../server/app.js';
 import { TokenAuth } from '../../server/auth.js';
 import { listen } from '../../server/listen.js';
 import type { Store } from '../../store/contract.js';
+import { openReadStore } from '../../store/registry.js';
 import { dataOption, resolveDataDir } from '../common.js';
-import { openReadStore } from '../store-access.js';
 
 interface ServeFlags {
   data?: string;
@@ -74,7 +74,7 @@ The API is described in docs/api.md.`,
       const auth = new TokenAuth();
       if (flags.tokenFile !== undefined) auth.addFile(flags.tokenFile, 'read');
       if (flags.adminTokenFile !== undefined) auth.addFile(flags.adminTokenFile, 'admin');
-      const store = (await openReadStore({ dataDir: resolveDataDir(flags.data) })) as unknown as Store;
+      const store = await openReadStore(resolveDataDir(flags.data));
       try {
         const app = createApp({
           store,

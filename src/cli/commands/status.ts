@@ -9,10 +9,10 @@ import {
 import type { FileSourceStatus } from '../../collect/file-source.js';
 import type { WebhookStatus } from '../../collect/webhook-source.js';
 import { processAlive } from '../../model/process.js';
+import { readAgentLocator } from '../../store/remote/locator.js';
 import { dataOption, resolveDataDir } from '../common.js';
-import { EXIT_FINDINGS, EXIT_RUNTIME } from '../main.js';
+import { EXIT_FINDINGS, EXIT_RUNTIME, setExitCode } from '../main.js';
 import { toJson } from '../output.js';
-import { readAgentLocator } from '../store-access.js';
 import { findConfigFile } from './agent.js';
 
 interface StatusFlags {
@@ -133,6 +133,10 @@ export function formatStatus(s: AgentStatus): string {
   out += `    Status: ${s.store.status}${s.store.error ? ` (${s.store.error})` : ''}\n`;
   out += `    Rows: ${s.store.rows ?? 'unknown'}${s.store.newest ? `   Newest: ${s.store.newest}` : ''}\n`;
   if (s.store.tableChecks !== undefined) out += `    Table checks: ${s.store.tableChecks}\n`;
+  for (const k of s.sinks ?? []) {
+    out += `\n${heading(`Sink ${k.name}`, '-', '  ')}`;
+    out += `    Exported: ${k.exportedEvents}   Queued: ${k.queuedEvents}   Dropped: ${k.droppedEvents}   Failed exports: ${k.failedExports}${k.lastError ? `   Last error: ${k.lastError}` : ''}\n`;
+  }
   for (const l of s.logs) {
     out += `\n${heading(l.name, '-', '  ')}`;
     out += `${l.type === 'file' ? fileSection(l) : webhookSection(l)}\n`;
@@ -170,12 +174,12 @@ Exits 0 when every source and the store are OK, 1 when one is in error, 3 when n
         process.stderr.write(
           '  hint: start it with `kaudit agent --config kaudit.yaml`, or pass --config/--admin\n',
         );
-        process.exitCode = EXIT_RUNTIME;
+        setExitCode(EXIT_RUNTIME);
         return;
       }
       if (flags.json) process.stdout.write(`${toJson(status)}\n`);
       else process.stdout.write(formatStatus(status));
       const failing = [status.store, ...status.logs].filter((x) => x.status !== 'OK');
-      if (failing.length > 0) process.exitCode = EXIT_FINDINGS;
+      if (failing.length > 0) setExitCode(EXIT_FINDINGS);
     });
 }

@@ -215,13 +215,15 @@ function removeStaleStaging(dir: string): void {
     return;
   }
   for (const name of names) {
-    const pid = Number((STAGING_FILE.exec(name) ?? STAGING_DIR.exec(name))?.[1] ?? Number.NaN);
+    const file = STAGING_FILE.exec(name);
+    const folder = STAGING_DIR.exec(name);
+    const pid = Number((file ?? folder)?.[1] ?? Number.NaN);
     if (!Number.isInteger(pid) || pid === process.pid || processAlive(pid)) continue;
     const path = join(dir, name);
     try {
       const st = lstatSync(path);
-      if (st.isFile()) unlinkSync(path);
-      else if (st.isDirectory()) rmSync(path, { recursive: true, force: true });
+      if (file !== null && st.isFile()) unlinkSync(path);
+      else if (folder !== null && st.isDirectory()) rmSync(path, { recursive: true, force: true });
     } catch {
       // gone already, or not ours to delete
     }
@@ -328,11 +330,14 @@ export class DuckDBStore implements Store {
   /** A key window per cluster, made on first use. */
   private readonly windows = new Map<string, KeyWindow>();
   private scanner = newEventScanner();
+  private sqlTurn: Promise<void> = Promise.resolve();
 
   private constructor(
     private readonly instance: Instance,
     private readonly conn: DuckDBConnection,
     writers: DuckDBConnection[],
+    /** The connection user SQL runs on (sql()), set up before the configuration was locked. */
+    private readonly sqlConn: DuckDBConnection,
     /** Per cluster, the newest stage time stored when the file was opened (the key windows' floors). */
     private readonly floors: ReadonlyMap<string, number>,
     private readonly windowSize: number,
@@ -379,6 +384,7 @@ export class DuckDBStore implements Store {
     const writerCount = Math.max(1, opts.writers ?? DEFAULT_WRITERS);
     let conn: DuckDBConnection | undefined;
     let stagingDir: string | undefined;
+    let sqlConn: DuckDBConnection | undefined;
     const writers: DuckDBConnection[] = [];
     try {
       conn = await connectTo(instance);
@@ -401,6 +407,7 @@ export class DuckDBStore implements Store {
         `INSERT INTO kaudit_meta VALUES ('schema_version', '${layoutOf(shape)}') ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
       );
       for (let i = 0; i < writerCount; i++) writers.push(await connectTo(instance));
+      sqlConn = await connectTo(instance);
       for (const dir of new Set([stagingBase(opts.dataDir), opts.dataDir])) removeStaleStaging(dir);
       stagingDir = makeStagingDir(opts.dataDir);
       await sandbox(conn, opts.dataDir, stagingDir);
@@ -414,6 +421,7 @@ export class DuckDBStore implements Store {
         instance,
         conn,
         writers,
+        sqlConn,
         floors,
         opts.dedupeWindow ?? DEFAULT_DEDUPE_WINDOW,
         opts.dataDir,
@@ -422,7 +430,7 @@ export class DuckDBStore implements Store {
         stagingDir,
       );
     } catch (err) {
-      for (const c of [conn, ...writers]) c?.closeSync();
+      for (const c of [conn, sqlConn, ...writers]) c?.closeSync();
       instance.closeSync();
       if (stagingDir !== undefined) rmSync(stagingDir, { recursive: true, force: true });
       throw err;
@@ -434,7 +442,8 @@ export class DuckDBStore implements Store {
    * ones are imported; up to `writers` imports run at once, each on its own connection. A failed
    * import keeps its file and its keys for the next write() of the batch.
    */
-  private stageBatch(batch: EventBatch): StagedBatch {
+  /** DuckDB's own protocol under hold(): public for this folder's tests only. */
+  stage(batch: EventBatch): StagedBatch {
     if (this.closing) throw new Error(`the store ${this.location} is closing`);
     const s = this.stageRows(batch);
     // Only the cluster outlives staging: the events' memory goes back as soon as they are in the file.
@@ -491,7 +500,7 @@ export class DuckDBStore implements Store {
    */
   hold(batch: EventBatch): HeldBatch {
     const { cluster } = batch;
-    let staged = this.stageBatch(batch);
+    let staged = this.stage(batch);
     let events: Buffer[] | null = staged.selfContained ? null : [...batch.events];
     return {
       commit: async () => {
@@ -504,7 +513,7 @@ export class DuckDBStore implements Store {
             // Each restage follows an earlier batch settling, so this ends; the cap is a guard.
             if (!(err instanceof RestageError) || events === null || attempt >= 1000) throw err;
             await staged.discard();
-            staged = this.stageBatch({ events, cluster });
+            staged = this.stage({ events, cluster });
             if (staged.selfContained) events = null;
           }
         }
@@ -906,12 +915,16 @@ export class DuckDBStore implements Store {
         },
       );
     }
-    const conn = await this.instance.connect();
+    // One user statement at a time on the connection kept for them: interrupting it stops no one else.
+    const turn = this.sqlTurn;
+    let done: () => void = () => undefined;
+    this.sqlTurn = new Promise<void>((resolve) => {
+      done = resolve;
+    });
+    await turn;
+    const conn = this.sqlConn;
     const timer = setTimeout(() => conn.interrupt(), options.timeoutMs);
     try {
-      await conn.run(`USE ${CATALOG}`);
-      await conn.run("SET TimeZone = 'UTC'");
-      await conn.run(CREATE_MACROS);
       const wrapped =
         kind === 'SELECT'
           ? `SELECT * FROM (${body}) LIMIT ${Math.max(0, Math.floor(options.maxRows)) + 1}`
@@ -934,7 +947,7 @@ export class DuckDBStore implements Store {
       throw new UserError('KAUDIT_QUERY_FAILED', `query failed: ${msg}`, { cause: err });
     } finally {
       clearTimeout(timer);
-      conn.closeSync();
+      done();
     }
   }
 
@@ -1035,6 +1048,7 @@ export class DuckDBStore implements Store {
     for (const path of this.spareStaging.splice(0)) rmSync(path, { force: true });
     rmSync(this.stagingDir, { recursive: true, force: true });
     for (const w of this.idleWriters) w.closeSync();
+    this.sqlConn.closeSync();
     this.conn.closeSync();
     this.instance.closeSync();
   }

@@ -7,4 +7,7 @@ export const PAGES_AFTER: {
   id: string;
   title: string;
   view: (p: { params: URLSearchParams }) => JSX.Element;
-}[] = [{ id: 'security', title: 'Security', view: Security }];
+}[] = [
+  { id: 'denials', title: 'Denials', view: Denials },
+  { id: 'security', title: 'Security', view: Security },
+];

@@ -1,0 +1,97 @@
+/**
+ * Opens a store from what the user names: `memory:`, `duckdb:DIR` or a plain directory (the
+ * embedded default). The only place besides the backends' folders that knows them; callers get a
+ * Store and its capabilities.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { UserError } from '../model/errors.js';
+import { processAlive } from '../model/process.js';
+import type { Store } from './contract.js';
+import { DUCKDB_FILE, DuckDBStore } from './duckdb/duckdb-store.js';
+import { MemoryStore } from './memory/memory-store.js';
+import { AGENT_FILE, readAgentLocator } from './remote/locator.js';
+import { RemoteStore } from './remote/remote-store.js';
+
+export interface OpenStoreOptions {
+  /** Open without writing anything (read commands): a missing store is an error, not created. */
+  readOnly?: boolean;
+  /** Delete rows older than this many days when opening. */
+  retentionDays?: number;
+  threads?: number;
+  /** DuckDB's memory limit (it spills beyond it), e.g. `1GB`; default 768MB. */
+  memoryLimit?: string;
+  /** Recent keys held in memory for de-duplication. */
+  dedupeWindow?: number;
+  checkpointThreshold?: string;
+  trimMemory?: boolean;
+}
+
+function dirOf(spec: string): string {
+  return spec.startsWith('duckdb:') ? spec.slice('duckdb:'.length) : spec;
+}
+
+export async function openStore(spec: string, opts: OpenStoreOptions = {}): Promise<Store> {
+  if (spec === 'memory:') return new MemoryStore();
+  if (/^clickhouse:\/\//.test(spec))
+    throw new UserError(
+      'KAUDIT_STORE_UNSUPPORTED',
+      `${spec.replace(/\/\/[^@/]*@/, '//')}: the ClickHouse store is not built into this release yet`,
+    );
+  const dataDir = dirOf(spec);
+  if (opts.readOnly === true) {
+    const file = join(dataDir, DUCKDB_FILE);
+    if (!existsSync(file))
+      throw new UserError('KAUDIT_STORE_MISSING', `no store at ${file}`, {
+        hint: 'load events with `kaudit ingest PATH...` or run `kaudit agent`; or point --data (KAUDIT_DATA) at an existing data directory',
+      });
+  }
+  const { retentionDays, memoryLimit, readOnly: _readOnly, ...duckdb } = opts;
+  const store = await DuckDBStore.open({ dataDir, ...duckdb, memoryLimit: memoryLimit ?? '768MB' });
+  if (retentionDays !== undefined) await store.deleteOlderThan(retentionDays);
+  return store;
+}
+
+/**
+ * The store as a command sees it: the DuckDB file directly or, when a running agent holds it
+ * (DuckDB allows one process per file), the same store through the agent's local API, which gives
+ * the same answers and takes writes (`kaudit ingest` while the agent runs).
+ */
+export async function openStoreOrAgent(dataDir: string, opts: OpenStoreOptions = {}): Promise<Store> {
+  try {
+    return await openStore(dataDir, opts);
+  } catch (err) {
+    if (!(err instanceof UserError) || err.code !== 'KAUDIT_STORE_LOCKED') throw err;
+    const locator = await readAgentLocator(dataDir);
+    if (locator === undefined) {
+      throw new UserError(
+        'KAUDIT_STORE_LOCKED',
+        `${err.message}, and no kaudit agent announced itself there`,
+        {
+          hint: `no ${join(dataDir, AGENT_FILE)}: the holder is not an agent; stop it, or use another --data directory`,
+          cause: err,
+        },
+      );
+    }
+    try {
+      return await RemoteStore.connect(locator.admin, locator.token);
+    } catch (cause) {
+      const why = cause instanceof Error ? cause.message : String(cause);
+      throw new UserError(
+        'KAUDIT_STORE_LOCKED',
+        `${err.message}; the agent (PID ${locator.pid}) that holds it does not answer at ${locator.admin}: ${why}`,
+        {
+          hint: processAlive(locator.pid)
+            ? 'the agent may be starting or overloaded; try again, or check `kaudit status`'
+            : `PID ${locator.pid} is not running: another process holds the file`,
+          cause,
+        },
+      );
+    }
+  }
+}
+
+/** For read commands: never creates a store. */
+export function openReadStore(dataDir: string): Promise<Store> {
+  return openStoreOrAgent(dataDir, { readOnly: true });
+}
