@@ -22,15 +22,14 @@ export interface ReportDoc {
   blocks?: readonly { title: string; text: string; language?: string }[];
 }
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g;
+
 function text(c: Cell): string {
   if (c === null || c === undefined) return '-';
   if (typeof c === 'number') return Number.isInteger(c) ? String(c) : c.toFixed(1);
   // Control characters from events must not reach the terminal raw.
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point
-  return String(c).replace(
-    /[\u0000-\u001f\u007f-\u009f]/g,
-    (ch) => `\\x${ch.charCodeAt(0).toString(16).padStart(2, '0')}`,
-  );
+  return String(c).replace(CONTROL, (ch) => `\\x${ch.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
 function clip(s: string, width: number): string {
