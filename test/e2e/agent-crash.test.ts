@@ -114,6 +114,8 @@ describe('kaudit agent under kill -9', () => {
       'query',
       '--data',
       join(dir, 'data'),
+      '--max-rows',
+      '10000000',
       '--json',
       "SELECT audit_id || '/' || stage AS k FROM events",
     ]);

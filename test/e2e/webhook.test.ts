@@ -1,4 +1,12 @@
-import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import { join } from 'node:path';
@@ -73,10 +81,10 @@ async function freePort(): Promise<number> {
 }
 
 async function countIds(agent: AgentProcess, prefix: string): Promise<number> {
-  const res = await fetch(`${agent.admin}/api/v1/query`, {
+  const res = await fetch(`${agent.admin}/api/v1/store/sql`, {
     method: 'POST',
     headers: { authorization: `Bearer ${agent.token}` },
-    body: JSON.stringify({ sql: `SELECT count(*) AS n FROM events WHERE audit_id LIKE '${prefix}-%'` }),
+    body: JSON.stringify({ text: `SELECT count(*) AS n FROM events WHERE audit_id LIKE '${prefix}-%'` }),
   });
   const body = (await res.json()) as { rows: { n: unknown }[] };
   const n = body.rows[0]?.n;
@@ -233,11 +241,19 @@ describe('webhook receiver while the store fails', () => {
   });
 
   it('answers 503 and stores nothing it did not acknowledge; file events wait and arrive once it recovers', async () => {
-    // The DuckDB store stages each batch in .kaudit-staging-<pid>-<n>.tsv, in /dev/shm when it can, else in
-    // the data directory; directories in the way make every write fail, as a full disk would.
+    // The DuckDB store stages each batch in .kaudit-staging-<pid>-<n>.tsv inside its own directory
+    // kaudit-staging-<pid>-<id>, in /dev/shm when it can, else in the data directory; directories in
+    // the way make every write fail, as a full disk would.
     const pid = agent.child.pid ?? 0;
-    for (const stagingDir of [join(dir, 'data'), '/dev/shm']) {
-      if (!existsSync(stagingDir)) continue;
+    const stagingDirs = [join(dir, 'data'), '/dev/shm']
+      .filter((base) => existsSync(base))
+      .flatMap((base) =>
+        readdirSync(base)
+          .filter((n) => n.startsWith(`kaudit-staging-${pid}-`))
+          .map((n) => join(base, n)),
+      );
+    expect(stagingDirs).toHaveLength(1);
+    for (const stagingDir of stagingDirs) {
       for (let n = 0; n < 500; n++) {
         const p = join(stagingDir, `.kaudit-staging-${pid}-${n}.tsv`);
         mkdirSync(p);

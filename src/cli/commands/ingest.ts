@@ -82,6 +82,19 @@ Examples:
           },
         );
         bar.done();
+        if (summary.files === 0 && summary.skipped.length > 0)
+          throw new UserError(
+            'KAUDIT_INPUT_NOT_FOUND',
+            `nothing to read: ${summary.skipped.map((x) => `${x.path}: ${x.reason}`).join('; ')}`,
+          );
+        if (summary.events === 0 && summary.malformed > 0)
+          throw new UserError(
+            'KAUDIT_INPUT_NOT_AUDIT',
+            `no audit events in the input: ${summary.malformed} record${summary.malformed === 1 ? ' is' : 's are'} not audit events (kept in ${summary.deadLetter})`,
+            {
+              hint: 'kaudit reads kube-apiserver audit logs: JSON lines, EventList, arrays, v1beta1, GKE and AKS exports',
+            },
+          );
         if (flags.json) {
           process.stdout.write(`${toJson(summary)}\n`);
         } else {
@@ -93,14 +106,6 @@ Examples:
               `  store ${store.location}\n`,
           );
         }
-        if (summary.events === 0 && summary.malformed > 0)
-          throw new UserError(
-            'KAUDIT_INPUT_NOT_AUDIT',
-            `no audit events in the input: ${summary.malformed} record${summary.malformed === 1 ? ' is' : 's are'} not audit events (kept in ${summary.deadLetter})`,
-            {
-              hint: 'kaudit reads kube-apiserver audit logs: JSON lines, EventList, arrays, v1beta1, GKE and AKS exports',
-            },
-          );
         // Some input was not read whole: the good events are stored, the run says so in its exit status.
         if (summary.skipped.length > 0) setExitCode(EXIT_FINDINGS);
       } finally {

@@ -4,7 +4,7 @@ import { authenticatedGroups, RbacAuthorizer, SERVICE_ACCOUNT_PREFIX } from '../
 import type { AuthzRequest } from '../../analyze/rbac/evaluation.js';
 import type { PolicyRule } from '../../analyze/rbac/types.js';
 import { UserError } from '../../model/errors.js';
-import { EXIT_FINDINGS } from '../main.js';
+import { EXIT_FINDINGS, setExitCode } from '../main.js';
 import { toJson } from '../output.js';
 import { chooseFormat, collect, formatOption, mdTable, rbacNoun, readRbacFile } from './rbac-shared.js';
 
@@ -177,6 +177,6 @@ Examples:
           }
         }
       }
-      if (!result.allowed) process.exitCode = EXIT_FINDINGS;
+      if (!result.allowed) setExitCode(EXIT_FINDINGS);
     });
 }

@@ -4,7 +4,7 @@ import { type GrantRef, type ReviewReport, reviewRbac } from '../../analyze/rbac
 import type { RiskSeverity } from '../../analyze/rbac/risky-permissions.js';
 import { subjectLabel } from '../../analyze/rbac/subjects.js';
 import { UserError } from '../../model/errors.js';
-import { EXIT_FINDINGS } from '../main.js';
+import { EXIT_FINDINGS, setExitCode } from '../main.js';
 import { formatTable, toJson } from '../output.js';
 import { ruleText } from './rbac-can.js';
 import {
@@ -210,7 +210,7 @@ Examples:
       if (flags.failOn !== undefined) {
         const worst = SEVERITIES.indexOf(flags.failOn);
         if (report.subjects.some((s) => s.risks.some((x) => SEVERITIES.indexOf(x.severity) <= worst)))
-          process.exitCode = EXIT_FINDINGS;
+          setExitCode(EXIT_FINDINGS);
       }
     });
 }

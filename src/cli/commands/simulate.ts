@@ -6,7 +6,7 @@ import { drive, type EventSink, fileSink, webhookSink, writeTruth } from '../../
 import { parseDurationMs, parseRfc3339 } from '../../simulate/time.js';
 import { SCENARIOS, type ScenarioName } from '../../simulate/truth.js';
 import { WebhookSender } from '../../simulate/webhook-sender.js';
-import { EXIT_RUNTIME } from '../main.js';
+import { EXIT_RUNTIME, setExitCode } from '../main.js';
 
 interface RawOptions {
   out?: string;
@@ -307,7 +307,7 @@ async function run(plan: Plan): Promise<void> {
     process.stderr.write(
       `kaudit: error: the webhook did not accept ${sender.stats.dropped} events after retries: ${sender.stats.lastError ?? 'unknown error'}\n`,
     );
-    process.exitCode = EXIT_RUNTIME;
+    setExitCode(EXIT_RUNTIME);
   }
 }
 
