@@ -29,7 +29,7 @@ export function agentApp(opts: AgentAppOptions) {
       return failing.length === 0 ? null : failing.map((x) => x.error ?? 'error');
     },
     metrics: async () => formatMetrics(await opts.status()),
-    routes: [{ handler: opts.storeApi, level: 'read' }],
+    routes: [{ prefix: '/api/v1/store/', handler: opts.storeApi, level: 'read' }],
     // kaudit ingest sends whole store batches through the store API while the agent holds the store.
     maxBodyBytes: 512 << 20,
   });

@@ -32,8 +32,8 @@ export interface AppOptions {
   health: () => Promise<string[] | null>;
   /** `GET /metrics`: Prometheus text. */
   metrics: () => Promise<string>;
-  /** More /api/v1 routes, tried in order before the built-in ones (each checks its own access level). */
-  routes?: readonly { handler: RouteHandler; level: AccessLevel }[];
+  /** More routes under /api/v1: each group under its path prefix, behind its access level. */
+  routes?: readonly { prefix: string; handler: RouteHandler; level: AccessLevel }[];
   /** The data directory whose alerts.ndjson the alerts API reads; without it there is no alerts API. */
   dataDir?: string;
   /** Largest request body; default 8 MiB. */
@@ -103,8 +103,8 @@ export function createApp(opts: AppOptions): Hono {
       await next();
     };
 
-  for (const { handler, level } of opts.routes ?? []) {
-    app.all('/api/v1/*', need(level), async (c, next) => {
+  for (const { prefix, handler, level } of opts.routes ?? []) {
+    app.all(`${prefix}*`, need(level), async (c, next) => {
       const res = await handler(c.req.raw);
       if (res === undefined) await next();
       else return res;

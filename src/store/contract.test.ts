@@ -1,13 +1,13 @@
 /**
  * One suite, every backend (as Kysely runs one suite over every dialect): the same events must give
  * the same writes, searches, scans and aggregates. The memory store is the reference; a backend
- * joins by adding its factory to BACKENDS (store/backends.test-support.ts).
+ * joins by adding its factory to BACKENDS (test/helpers/store-backends.ts).
  */
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BACKENDS, type OpenedBackend } from '../../test/helpers/store-backends.js';
 import { prepareLine } from '../model/prepare.js';
 import { generateLines } from '../simulate/generator.js';
-import { BACKENDS, type OpenedBackend } from './backends.test-support.js';
 import type { Store } from './contract.js';
 import { MemoryStore } from './memory/memory-store.js';
 import type { AggregateQuery, EventFilter, SearchQuery } from './query.js';
