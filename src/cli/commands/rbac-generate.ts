@@ -9,6 +9,7 @@ import {
 import { RBAC_GROUP, type Subject } from '../../analyze/rbac/types.js';
 import { collectRecords } from '../../analyze/request-record.js';
 import { UserError } from '../../model/errors.js';
+import { dataOption } from '../common.js';
 import { formatTable, toJson } from '../output.js';
 import {
   chooseFormat,
@@ -19,11 +20,15 @@ import {
   rbacNoun,
   rbacYaml,
   readRbacFile,
-  recordsFromLogs,
+  recordsFrom,
 } from './rbac-shared.js';
 
 interface GenerateFlags {
   from?: string[];
+  data?: string;
+  since?: string;
+  until?: string;
+  cluster?: string;
   user: string[];
   serviceaccount: string[];
   group: string[];
@@ -82,6 +87,10 @@ export function registerRbacGenerate(program: Command): void {
       'Least-privilege Roles/ClusterRoles and bindings that allow exactly what the subjects were seen doing',
     )
     .addOption(fromOption())
+    .addOption(dataOption())
+    .option('--since <when>', 'with the store: from this time, a duration ago (1h, 7d) or RFC3339')
+    .option('--until <when>', 'with the store: before this time')
+    .option('--cluster <names>', 'with the store: only these clusters (comma-separated)')
     .option('--user <name>', 'a user (repeatable)', collect, [])
     .option('--serviceaccount <ns:name>', 'a service account (repeatable)', collect, [])
     .option('--group <name>', 'a group: one set of roles for what its members did (repeatable)', collect, [])
@@ -116,7 +125,7 @@ Examples:
     .action(async (flags: GenerateFlags) => {
       const select = selection(flags);
       const existing = flags.rbac === undefined ? undefined : readRbacFile(flags.rbac);
-      const records = await collectRecords(recordsFromLogs(flags.from, 'rbac generate'));
+      const records = await collectRecords(recordsFrom(flags, 'rbac generate'));
       if ('subjects' in select) {
         const unknown = select.subjects.filter((s) => !records.some((r) => recordMatchesSubject(r, s)));
         if (unknown.length > 0) {

@@ -4,6 +4,7 @@ import { type GrantRef, type ReviewReport, reviewRbac } from '../../analyze/rbac
 import type { RiskSeverity } from '../../analyze/rbac/risky-permissions.js';
 import { subjectLabel } from '../../analyze/rbac/subjects.js';
 import { UserError } from '../../model/errors.js';
+import { dataOption } from '../common.js';
 import { EXIT_FINDINGS, setExitCode } from '../main.js';
 import { formatTable, toJson } from '../output.js';
 import { ruleText } from './rbac-can.js';
@@ -16,11 +17,15 @@ import {
   rbacNoun,
   rbacYaml,
   readRbacFile,
-  recordsFromLogs,
+  recordsFrom,
 } from './rbac-shared.js';
 
 interface ReviewFlags {
   from?: string[];
+  data?: string;
+  since?: string;
+  until?: string;
+  cluster?: string;
   rbac?: string;
   user: string[];
   includeSystem?: boolean;
@@ -85,6 +90,10 @@ export function registerRbacReview(program: Command): void {
       'Hold the cluster RBAC against observed use: unused and wildcard grants, cluster-admin, risky permissions and whether they were used',
     )
     .addOption(fromOption())
+    .addOption(dataOption())
+    .option('--since <when>', 'with the store: from this time, a duration ago (1h, 7d) or RFC3339')
+    .option('--until <when>', 'with the store: before this time')
+    .option('--cluster <names>', 'with the store: only these clusters (comma-separated)')
     .option(
       '--rbac <file>',
       'the cluster RBAC (kubectl get clusterroles,clusterrolebindings,roles,rolebindings -A -o yaml)',
@@ -125,7 +134,7 @@ Examples:
         });
       }
       const rbac = readRbacFile(flags.rbac);
-      const report = await reviewRbac(recordsFromLogs(flags.from, 'rbac review'), {
+      const report = await reviewRbac(recordsFrom(flags, 'rbac review'), {
         rbac,
         ...(flags.user.length > 0 ? { users: flags.user } : {}),
         ...(flags.includeSystem ? { includeSystemSubjects: true } : {}),

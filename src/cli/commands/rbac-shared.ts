@@ -5,6 +5,10 @@ import { loadRbacOrThrow } from '../../analyze/rbac/load-rbac.js';
 import type { RbacObject, RbacSet } from '../../analyze/rbac/types.js';
 import { type RecordSource, requestRecords } from '../../analyze/request-record.js';
 import { formatDiagnostic, UserError } from '../../model/errors.js';
+import type { EventFilter } from '../../store/query.js';
+import { openReadStore } from '../../store/registry.js';
+import { storedEvents } from '../../store/stored-events.js';
+import { parseTimeFlag, resolveDataDir } from '../common.js';
 import { readLogs, readTextFile } from './policy-files.js';
 
 /** `kaudit <noun>`, created by whichever of its verbs registers first. */
@@ -34,16 +38,52 @@ export function readRbacFile(path: string): RbacSet {
 export function fromOption(): Option {
   return new Option(
     '--from <log...>',
-    'audit log files to read (JSON lines, EventList, gzip, cloud exports ...)',
+    'audit log files to read (JSON lines, EventList, gzip, cloud exports ...); without it, the store',
+  );
+}
+
+/** Where the events come from: log files (--from), else the store (--data) in a time range. */
+export interface SourceFlags {
+  from?: string[];
+  data?: string;
+  since?: string;
+  until?: string;
+  cluster?: string;
+}
+
+/**
+ * One record per request: of the logs given with --from, or else of the store (directly, or
+ * through the running agent), the events of --since/--until/--cluster.
+ */
+export function recordsFrom(flags: SourceFlags, command: string): RecordSource {
+  if (flags.from !== undefined && flags.from.length > 0) return recordsFromLogs(flags.from, command);
+  const filter: EventFilter = {};
+  if (flags.since !== undefined) filter.since = parseTimeFlag('--since', flags.since);
+  if (flags.until !== undefined) filter.until = parseTimeFlag('--until', flags.until);
+  if (flags.cluster !== undefined) filter.cluster = flags.cluster.split(',');
+  const dataDir = resolveDataDir(flags.data);
+  return requestRecords(
+    (async function* () {
+      const store = await openReadStore(dataDir);
+      try {
+        for await (const { event } of storedEvents(store, filter)) yield event;
+      } finally {
+        await store.close();
+      }
+    })(),
   );
 }
 
 /** One record per request of the logs given with --from. */
 export function recordsFromLogs(paths: readonly string[] | undefined, command: string): RecordSource {
   if (paths === undefined || paths.length === 0) {
-    throw new UserError('KAUDIT_NO_INPUT', `${command} needs audit events: give --from LOG...`, {
-      hint: `kaudit ${command} --from /var/log/kubernetes/audit/audit.log`,
-    });
+    throw new UserError(
+      'KAUDIT_NO_INPUT',
+      `${command} needs audit events: give --from LOG... or --data DIR`,
+      {
+        hint: `kaudit ${command} --from /var/log/kubernetes/audit/audit.log`,
+      },
+    );
   }
   const logs = readLogs(paths);
   return requestRecords(

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import type { ExistingRole } from '../../analyze/denials/closest-grant.js';
 import { type DenialGroup, type DenialsReport, reportDenials } from '../../analyze/denials/denials-report.js';
 import { UserError } from '../../model/errors.js';
-import { parseIntFlag } from '../common.js';
+import { dataOption, parseIntFlag } from '../common.js';
 import { formatTable, toJson } from '../output.js';
 import {
   chooseFormat,
@@ -11,12 +11,16 @@ import {
   mdTable,
   rbacYaml,
   readRbacFile,
-  recordsFromLogs,
+  recordsFrom,
   reportNoun,
 } from './rbac-shared.js';
 
 interface DenialsFlags {
   from?: string[];
+  data?: string;
+  since?: string;
+  until?: string;
+  cluster?: string;
   rbac?: string;
   limit?: string;
   suspiciousResources: string;
@@ -95,6 +99,10 @@ export function registerReportDenials(program: Command): void {
       'Refused requests grouped by subject, verb, resource and namespace: why (RBAC, admission, authentication, other) and the RBAC that fixes them',
     )
     .addOption(fromOption())
+    .addOption(dataOption())
+    .option('--since <when>', 'with the store: from this time, a duration ago (1h, 7d) or RFC3339')
+    .option('--until <when>', 'with the store: before this time')
+    .option('--cluster <names>', 'with the store: only these clusters (comma-separated)')
     .option(
       '--rbac <file>',
       'the cluster RBAC: the closest existing role per denial, and fixes that only add what is missing',
@@ -126,7 +134,7 @@ Examples:
     .action(async (flags: DenialsFlags) => {
       const rbac = flags.rbac === undefined ? undefined : readRbacFile(flags.rbac);
       const limit = flags.limit === undefined ? undefined : parseIntFlag('--limit', flags.limit, 1);
-      const report = await reportDenials(recordsFromLogs(flags.from, 'report denials'), {
+      const report = await reportDenials(recordsFrom(flags, 'report denials'), {
         suspiciousResources: parseIntFlag('--suspicious-resources', flags.suspiciousResources, 1),
         suspiciousNamespaces: parseIntFlag('--suspicious-namespaces', flags.suspiciousNamespaces, 1),
         ...(rbac ? { rbac } : {}),
