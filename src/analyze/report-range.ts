@@ -45,10 +45,20 @@ export async function resolveRange(reader: EventReader, filter: EventFilter): Pr
             .filter((t): t is string => t !== null)
             .sort()
             .at(-1);
+    const oldest =
+      clusters === undefined
+        ? info.oldest
+        : info.clusters
+            .filter((c) => clusters.includes(c.cluster))
+            .map((c) => c.oldest)
+            .filter((t): t is string => t !== null)
+            .sort()[0];
     const end = until ?? (newest === null || newest === undefined ? new Date().toISOString() : newest);
     // Exclusive: the newest event itself is in.
     until ??= new Date(Date.parse(end) + 1).toISOString();
-    since ??= new Date(Date.parse(until) - DAY_MS).toISOString();
+    // The last day of the data, or all of it when it covers less (so series get buckets that show it).
+    const dayBefore = Date.parse(until) - DAY_MS;
+    since ??= new Date(oldest === null || oldest === undefined ? dayBefore : Math.max(dayBefore, Date.parse(oldest))).toISOString();
   }
   const span = Date.parse(until) - Date.parse(since);
   if (!(span > 0))

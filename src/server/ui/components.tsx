@@ -50,7 +50,7 @@ export type CellValue = string | number | null | undefined | { text: string; hre
 function cellText(v: CellValue): ComponentChildren {
   if (v === null || v === undefined) return <span class="muted">-</span>;
   if (typeof v === 'object') return <a href={v.href}>{v.text}</a>;
-  if (typeof v === 'number') return Number.isInteger(v) ? v.toLocaleString('en') : v.toFixed(1);
+  if (typeof v === 'number') return v.toLocaleString('en', { maximumFractionDigits: 1 });
   return v;
 }
 
@@ -168,6 +168,7 @@ export function TimeChart({
         width,
         height: 220,
         scales: { x: { time: true } },
+        axes: [{}, { size: 64 }],
         legend: { show: true },
         cursor: { drag: { x: onSelect !== undefined, y: false } },
         series: [
