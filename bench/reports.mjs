@@ -81,17 +81,19 @@ await add('history configmaps/payments/payments-config', () =>
     filter: {},
   }),
 );
-for (const [name, module, fn, target] of [
-  ['denials', 'analyze/denials/report.js', 'denialsReport', 1000],
-  ['rbac generate --all', 'analyze/rbac/from-store.js', 'generateAllFromStore', 5000],
-]) {
-  try {
-    const m = await import(dist(module));
-    if (typeof m[fn] === 'function') await add(name, () => m[fn](store, { filter }), target);
-  } catch {
-    rows.push({ report: name, ms: '-', 'x count': '-', target: `<= ${target} ms`, verdict: 'not built' });
-  }
-}
+const { reportDenials } = await import(dist('analyze/denials/denials-report.js'));
+const { generateRbac } = await import(dist('analyze/rbac/generate.js'));
+const { requestRecords } = await import(dist('analyze/request-record.js'));
+const { storedEvents } = await import(dist('store/stored-events.js'));
+const { inRange } = await import(dist('analyze/report-range.js'));
+const records = () =>
+  requestRecords(
+    (async function* () {
+      for await (const { event } of storedEvents(store, inRange(filter, range))) yield event;
+    })(),
+  );
+await add('denials', () => reportDenials(records()), 1000);
+await add('rbac generate --all', () => generateRbac(records(), { select: { all: true } }), 5000);
 await store.close();
 console.log(
   `\n${events.toLocaleString('en')} events; baseline: count of the window's events = ${baseline.toFixed(0)} ms\n`,

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 /**
  * The analyses end to end through the CLI over a store: denials found without annotations, RBAC from
  * the store, the slow client and the changed objects of the simulator's scenarios, user SQL that
@@ -93,6 +94,48 @@ describe('over the simulated cluster', () => {
     expect(h.changes.some((c) => c.subresource === 'finalize')).toBe(true);
     const times = h.changes.map((c) => c.ts);
     expect([...times].sort()).toEqual(times);
+  });
+
+  it('history of every object the truth file says changed names who changed it, how and from where', async () => {
+    const truth = JSON.parse(readFileSync(join(dir, 'audit.log.truth.json'), 'utf8')) as {
+      steps: {
+        id: string;
+        expect: {
+          kind: string;
+          verb?: string;
+          resource?: string;
+          namespace?: string;
+          name?: string;
+          primaryAuditID?: string;
+          client?: { username: string; sourceIP: string };
+        };
+      }[];
+    };
+    const changed = truth.steps.filter(
+      (s) => s.expect.kind === 'change' && s.expect.name !== undefined && s.expect.resource === 'configmaps',
+    );
+    expect(changed.length).toBeGreaterThan(0);
+    for (const step of changed) {
+      const e = step.expect;
+      const r = await runCli(['history', `${e.resource}/${e.namespace}/${e.name}`, '--data', sim, '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      const h = JSON.parse(r.stdout) as {
+        changes: {
+          auditId: string;
+          verb: string;
+          subject: string;
+          sourceIp: string;
+          requestObject?: unknown;
+        }[];
+      };
+      const primary = h.changes.find((c) => c.auditId === e.primaryAuditID);
+      expect(primary, step.id).toMatchObject({
+        verb: e.verb,
+        subject: e.client?.username,
+        sourceIp: e.client?.sourceIP,
+      });
+      expect(primary?.requestObject, 'the body the policy logged').toBeDefined();
+    }
   });
 
   it('report activity counts requests and ranks subjects', async () => {
