@@ -162,6 +162,25 @@ describe('over the simulated cluster', () => {
   });
 });
 
+describe('kaudit store info', () => {
+  it('says what the store holds, per cluster, with the dead letters', async () => {
+    const r = await runCli(['store', 'info', '--data', sim, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const info = JSON.parse(r.stdout) as {
+      backend: string;
+      rows: number;
+      clusters: { cluster: string; rows: number }[];
+      deadLetters: number;
+    };
+    expect(info.backend).toBe('duckdb');
+    expect(info.clusters).toEqual([expect.objectContaining({ cluster: 'sim', rows: info.rows })]);
+    expect(info.deadLetters).toBe(0);
+    const missing = await runCli(['store', 'info', '--data', join(dir, 'nothing-here')]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('KAUDIT_STORE_MISSING');
+  });
+});
+
 describe('safety', () => {
   it('kaudit query cannot write, read host files or load extensions (exit 2), and the store is unchanged', async () => {
     const before = await runCli(['query', '--data', demo, '--json', 'SELECT count(*) AS n FROM events']);

@@ -14,6 +14,7 @@ import { registerSearch } from './search.js';
 import { registerServe } from './serve.js';
 import { registerSimulate } from './simulate.js';
 import { registerStatus } from './status.js';
+import { registerStoreInfo } from './store-info.js';
 
 /** Every `kaudit <noun> [verb]` command; each module adds its own. */
 export function registerCommands(program: Command): void {
@@ -32,4 +33,5 @@ export function registerCommands(program: Command): void {
   registerRbacReview(program);
   registerServe(program);
   registerAlerts(program);
+  registerStoreInfo(program);
 }
