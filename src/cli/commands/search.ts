@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { filterFromParams } from '../../store/filter-params.js';
-import type { SearchQuery } from '../../store/query.js';
+import { SEARCH_DEFAULT_COLUMNS, type SearchQuery } from '../../store/query.js';
 import { openReadStore } from '../../store/registry.js';
 import { dataOption, parseIntFlag, parseTimeFlag, resolveDataDir } from '../common.js';
 import { formatTable, writeNdjson } from '../output.js';
@@ -20,27 +20,6 @@ interface SearchFlags {
   limit: string;
   json?: boolean;
 }
-
-/** What --json prints of each event. */
-const TABLE_COLUMNS_FULL = [
-  'ts',
-  'cluster',
-  'subject',
-  'verb',
-  'resource',
-  'subresource',
-  'namespace',
-  'name',
-  'code',
-  'decision',
-  'latency_ms',
-  'source_ip',
-  'user_agent',
-  'audit_id',
-  'stage',
-  'username',
-  'request_uri',
-] as const;
 
 const TABLE_COLUMNS = [
   'ts',
@@ -74,7 +53,7 @@ export function searchQueryFromFlags(flags: SearchFlags, now = Date.now()): Sear
   return {
     filter: filterFromParams(p, { flags: true }),
     limit: parseIntFlag('--limit', flags.limit, 0),
-    columns: TABLE_COLUMNS_FULL,
+    columns: SEARCH_DEFAULT_COLUMNS,
   };
 }
 
