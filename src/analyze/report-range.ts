@@ -58,7 +58,9 @@ export async function resolveRange(reader: EventReader, filter: EventFilter): Pr
     until ??= new Date(Date.parse(end) + 1).toISOString();
     // The last day of the data, or all of it when it covers less (so series get buckets that show it).
     const dayBefore = Date.parse(until) - DAY_MS;
-    since ??= new Date(oldest === null || oldest === undefined ? dayBefore : Math.max(dayBefore, Date.parse(oldest))).toISOString();
+    since ??= new Date(
+      oldest === null || oldest === undefined ? dayBefore : Math.max(dayBefore, Date.parse(oldest)),
+    ).toISOString();
   }
   const span = Date.parse(until) - Date.parse(since);
   if (!(span > 0))

@@ -155,6 +155,8 @@ function pushTo<K, V>(map: Map<K, V[]>, key: K, value: V): void {
 }
 
 const DEFAULT_WRITERS = 2;
+/** Scans that may stream at once; more wait for one to end. */
+const SCAN_CONNECTIONS = 2;
 const CATALOG = 'kaudit';
 /**
  * Rows per DuckDB row group: an import of a whole number of them is written compressed straight to
@@ -331,6 +333,7 @@ export class DuckDBStore implements Store {
   private readonly windows = new Map<string, KeyWindow>();
   private scanner = newEventScanner();
   private sqlTurn: Promise<void> = Promise.resolve();
+  private readonly scanWaiters: ((conn: DuckDBConnection) => void)[] = [];
 
   private constructor(
     private readonly instance: Instance,
@@ -338,6 +341,8 @@ export class DuckDBStore implements Store {
     writers: DuckDBConnection[],
     /** The connection user SQL runs on (sql()), set up before the configuration was locked. */
     private readonly sqlConn: DuckDBConnection,
+    /** Connections kept for scans, each held by one scan while it streams. */
+    private readonly scanConns: DuckDBConnection[],
     /** Per cluster, the newest stage time stored when the file was opened (the key windows' floors). */
     private readonly floors: ReadonlyMap<string, number>,
     private readonly windowSize: number,
@@ -385,6 +390,7 @@ export class DuckDBStore implements Store {
     let conn: DuckDBConnection | undefined;
     let stagingDir: string | undefined;
     let sqlConn: DuckDBConnection | undefined;
+    const scanConns: DuckDBConnection[] = [];
     const writers: DuckDBConnection[] = [];
     try {
       conn = await connectTo(instance);
@@ -408,6 +414,7 @@ export class DuckDBStore implements Store {
       );
       for (let i = 0; i < writerCount; i++) writers.push(await connectTo(instance));
       sqlConn = await connectTo(instance);
+      for (let i = 0; i < SCAN_CONNECTIONS; i++) scanConns.push(await connectTo(instance));
       for (const dir of new Set([stagingBase(opts.dataDir), opts.dataDir])) removeStaleStaging(dir);
       stagingDir = makeStagingDir(opts.dataDir);
       await sandbox(conn, opts.dataDir, stagingDir);
@@ -422,6 +429,7 @@ export class DuckDBStore implements Store {
         conn,
         writers,
         sqlConn,
+        scanConns,
         floors,
         opts.dedupeWindow ?? DEFAULT_DEDUPE_WINDOW,
         opts.dataDir,
@@ -430,7 +438,7 @@ export class DuckDBStore implements Store {
         stagingDir,
       );
     } catch (err) {
-      for (const c of [conn, sqlConn, ...writers]) c?.closeSync();
+      for (const c of [conn, sqlConn, ...scanConns, ...writers]) c?.closeSync();
       instance.closeSync();
       if (stagingDir !== undefined) rmSync(stagingDir, { recursive: true, force: true });
       throw err;
@@ -969,8 +977,21 @@ export class DuckDBStore implements Store {
     return search(this.conn, query);
   }
 
-  scan(query: ScanQuery): AsyncIterable<Row[]> {
-    return scan(this.conn, query.filter, query.columns, query.pageRows ?? 10_000);
+  /**
+   * A streamed scan holds its connection until it ends (a second query on it would cut the stream),
+   * so each scan takes one of the connections kept for them, or waits for one.
+   */
+  async *scan(query: ScanQuery): AsyncIterable<Row[]> {
+    const conn =
+      this.scanConns.pop() ??
+      (await new Promise<DuckDBConnection>((resolve) => this.scanWaiters.push(resolve)));
+    try {
+      yield* scan(conn, query.filter, query.columns, query.pageRows ?? 10_000);
+    } finally {
+      const next = this.scanWaiters.shift();
+      if (next !== undefined) next(conn);
+      else this.scanConns.push(conn);
+    }
   }
 
   aggregate(query: AggregateQuery): Promise<AggregateRow[]> {
@@ -1049,6 +1070,7 @@ export class DuckDBStore implements Store {
     rmSync(this.stagingDir, { recursive: true, force: true });
     for (const w of this.idleWriters) w.closeSync();
     this.sqlConn.closeSync();
+    for (const c of this.scanConns) c.closeSync();
     this.conn.closeSync();
     this.instance.closeSync();
   }

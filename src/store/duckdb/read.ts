@@ -3,6 +3,7 @@
  * value a parameter, times as RFC3339 UTC with milliseconds, numbers as numbers, the same answers as
  * the memory store's reference (store/memory/evaluate.ts) on the same events.
  */
+import { createRequire } from 'node:module';
 import type { DuckDBConnection, DuckDBValue } from '@duckdb/node-api';
 import type { Row } from '../contract.js';
 import {
@@ -21,6 +22,11 @@ import {
   type SearchQuery,
   type SortOrder,
 } from '../query.js';
+
+// Loaded with require(), as duckdb-store.ts does: an ES import of the CommonJS package is slow to start.
+const { JsonDuckDBValueConverter } = createRequire(import.meta.url)(
+  '@duckdb/node-api',
+) as typeof import('@duckdb/node-api');
 
 type Params = Record<string, DuckDBValue>;
 
@@ -188,25 +194,40 @@ export async function search(conn: DuckDBConnection, query: SearchQuery): Promis
   return out;
 }
 
+/**
+ * One ordered query, streamed a chunk at a time (DuckDB's own 2,048-row vectors) and handed out in
+ * pages: memory stays bounded by a page, and the sort runs once, not once a page.
+ */
 export async function* scan(
   conn: DuckDBConnection,
   filter: EventFilter,
   columns: readonly EventColumn[],
   pageRows: number,
 ): AsyncIterable<Row[]> {
-  let cursor: string | undefined;
-  for (;;) {
-    const page = await search(conn, {
-      filter,
-      columns,
-      sort: 'time_asc',
-      limit: pageRows,
-      ...(cursor === undefined ? {} : { cursor }),
-    });
-    if (page.rows.length > 0) yield page.rows;
-    if (page.next === undefined) return;
-    cursor = page.next;
+  const q = new Sql();
+  const cols = columns.filter((c) => (EVENT_COLUMNS as readonly string[]).includes(c));
+  const sql = `SELECT ${cols.map(selectColumn).join(', ')} FROM events WHERE ${whereOf(filter, q)} ORDER BY ${ORDER.time_asc}`;
+  const result = await conn.stream(sql, q.params);
+  const names = result.columnNames();
+  let page: Row[] = [];
+  for (
+    let chunk = await result.fetchChunk();
+    chunk !== null && chunk.rowCount > 0;
+    chunk = await result.fetchChunk()
+  ) {
+    for (const values of chunk.convertRows(JsonDuckDBValueConverter)) {
+      const row: Row = {};
+      names.forEach((n, i) => {
+        row[n] = values[i] ?? null;
+      });
+      page.push(normalizeRow(row));
+      if (page.length >= pageRows) {
+        yield page;
+        page = [];
+      }
+    }
   }
+  if (page.length > 0) yield page;
 }
 
 function groupExpr(k: GroupKey, q: Sql): { expr: string; name: string } {
