@@ -58,12 +58,11 @@ describe('kaudit report denials', () => {
     });
   });
 
-  it('no --from is exit 2 with a hint', () => {
-    const r = runCliSync(['report', 'denials']);
+  it('without --from it reads the store, and a missing store is exit 2 with a hint', () => {
+    const r = runCliSync(['report', 'denials', '--data', '/nonexistent/kaudit-data']);
     expect(r.code).toBe(2);
-    expect(r.stderr).toBe(
-      'kaudit: error[KAUDIT_NO_INPUT]: report denials needs audit events: give --from LOG...\n  hint: kaudit report denials --from /var/log/kubernetes/audit/audit.log\n',
-    );
+    expect(r.stderr).toContain('error[KAUDIT_STORE_MISSING]: no store at /nonexistent/kaudit-data/kaudit.duckdb');
+    expect(r.stderr).toContain('hint: load events with `kaudit ingest PATH...`');
   });
 
   it('a malformed number is exit 2', () => {
