@@ -16,9 +16,20 @@ export function writeNdjson(rows: readonly Row[], out: NodeJS.WritableStream = p
   for (const row of rows) out.write(`${toJson(row)}\n`);
 }
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g;
+
+/**
+ * Control characters of event text (an ESC in a user agent could rewrite the terminal) shown as
+ * `\xNN` instead of being printed raw.
+ */
+export function escapeControls(text: string): string {
+  return text.replace(CONTROL, (ch) => `\\x${ch.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
 function cell(v: unknown): string {
   if (v === null || v === undefined) return '';
-  if (typeof v === 'string') return v;
+  if (typeof v === 'string') return escapeControls(v);
   if (typeof v === 'bigint' || typeof v === 'number' || typeof v === 'boolean') return String(v);
   return toJson(v);
 }
@@ -27,7 +38,7 @@ function cell(v: unknown): string {
 export function formatTable(columns: readonly string[], rows: readonly Row[], maxCell = 60): string {
   const cells = rows.map((r) =>
     columns.map((c) => {
-      const s = cell(r[c]).replace(/\s+/g, ' ');
+      const s = cell(r[c]).replace(/ +/g, ' ');
       return s.length > maxCell ? `${s.slice(0, maxCell - 1)}…` : s;
     }),
   );

@@ -1,3 +1,4 @@
+import { escapeControls } from './output.js';
 /**
  * A report as a person reads it: a title, a few facts, and tables. Each report command turns its
  * typed result into one, printed as text tables on a terminal or as Markdown to paste into a
@@ -22,14 +23,11 @@ export interface ReportDoc {
   blocks?: readonly { title: string; text: string; language?: string }[];
 }
 
-// biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g;
-
 function text(c: Cell): string {
   if (c === null || c === undefined) return '-';
   if (typeof c === 'number') return Number.isInteger(c) ? String(c) : c.toFixed(1);
   // Control characters from events must not reach the terminal raw.
-  return String(c).replace(CONTROL, (ch) => `\\x${ch.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return escapeControls(String(c));
 }
 
 function clip(s: string, width: number): string {

@@ -61,7 +61,9 @@ describe('kaudit report denials', () => {
   it('without --from it reads the store, and a missing store is exit 2 with a hint', () => {
     const r = runCliSync(['report', 'denials', '--data', '/nonexistent/kaudit-data']);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain('error[KAUDIT_STORE_MISSING]: no store at /nonexistent/kaudit-data/kaudit.duckdb');
+    expect(r.stderr).toContain(
+      'error[KAUDIT_STORE_MISSING]: no store at /nonexistent/kaudit-data/kaudit.duckdb',
+    );
     expect(r.stderr).toContain('hint: load events with `kaudit ingest PATH...`');
   });
 

@@ -162,6 +162,63 @@ describe('over the simulated cluster', () => {
   });
 });
 
+describe('kaudit search', () => {
+  const search = (...args: string[]) => runCli(['search', '--data', sim, ...args]);
+
+  it('normalises what is obvious and refuses what is not, naming the valid choices', async () => {
+    const upper = await search('--verb', 'GET', '--limit', '3', '--json');
+    expect(upper.code).toBe(0);
+    expect(ndjson(upper.stdout).map((r) => r.verb)).toEqual(['get', 'get', 'get']);
+    const typo = await search('--verb', 'gte');
+    expect(typo.code).toBe(2);
+    expect(typo.stderr).toContain('did you mean get?');
+    expect((await search('--code', '6xx')).code).toBe(2);
+    expect((await search('--min-latency', 'soon')).code).toBe(2);
+    expect((await search('--stage', 'Done')).code).toBe(2);
+    expect((await search('--sort', 'random')).code).toBe(2);
+    expect((await search('--columns', 'ts,nope')).stderr).toContain('--columns "nope"');
+  });
+
+  it('filters by code class, denial, latency, stage, user agent and URI text', async () => {
+    const rows = async (...args: string[]) =>
+      ndjson((await search(...args, '--json', '--limit', '1000')).stdout);
+    expect(
+      (await rows('--code', '4xx')).every((r) => (r.code as number) >= 400 && (r.code as number) <= 499),
+    ).toBe(true);
+    expect((await rows('--denied')).every((r) => r.code === 401 || r.code === 403)).toBe(true);
+    const slow = await rows('--min-latency', '1s', '--sort', 'latency');
+    expect(slow.length).toBeGreaterThan(0);
+    expect(slow.every((r) => (r.latency_ms as number) >= 1000)).toBe(true);
+    expect(slow.map((r) => r.latency_ms)).toEqual(
+      [...slow.map((r) => r.latency_ms)].sort((a, b) => (b as number) - (a as number)),
+    );
+    expect((await rows('--stage', 'responsestarted')).every((r) => r.stage === 'ResponseStarted')).toBe(true);
+    expect(
+      (await rows('--user-agent', 'KUBECTL')).every((r) => String(r.user_agent).includes('kubectl')),
+    ).toBe(true);
+    expect(
+      (await rows('--text', '/namespaces/kube-system/')).every((r) =>
+        String(r.request_uri).includes('/namespaces/kube-system/'),
+      ),
+    ).toBe(true);
+    expect(await rows('--resource', 'pods/*', '--verb', 'create')).not.toEqual([]);
+  });
+
+  it('prints the columns asked for, as CSV, JSON or a table; says on stderr when nothing matches', async () => {
+    const csv = await search('--columns', 'audit_id,verb', '--output', 'csv', '--limit', '2');
+    expect(csv.stdout.split('\n')[0]).toBe('audit_id,verb');
+    expect(csv.stdout.trim().split('\n')).toHaveLength(3);
+    const json = JSON.parse(
+      (await search('--columns', 'verb', '--output', 'json', '--limit', '2')).stdout,
+    ) as unknown[];
+    expect(json).toEqual([{ verb: expect.any(String) }, { verb: expect.any(String) }]);
+    const none = await search('--user', 'nobody-at-all');
+    expect(none.code).toBe(0);
+    expect(none.stdout).toBe('');
+    expect(none.stderr).toContain('no events match');
+  });
+});
+
 describe('kaudit store info', () => {
   it('says what the store holds, per cluster, with the dead letters', async () => {
     const r = await runCli(['store', 'info', '--data', sim, '--json']);
