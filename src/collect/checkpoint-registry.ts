@@ -33,6 +33,56 @@ interface RegistryFile {
   sources: Record<string, SourceEntry>;
 }
 
+const CHECKPOINT_FIELDS: Record<keyof FileCheckpoint, 'string' | 'number' | 'boolean'> = {
+  path: 'string',
+  dev: 'number',
+  ino: 'number',
+  fingerprint: 'string',
+  fingerprintBytes: 'number',
+  offset: 'number',
+  complete: 'boolean',
+  updatedAt: 'string',
+};
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Every shape problem of a loaded checkpoint file, each naming the field, so none is found later by a crash. */
+export function registryProblems(parsed: unknown): string[] {
+  if (!isRecord(parsed)) return ['not a JSON object'];
+  if (parsed.version !== 1) return [`version is ${JSON.stringify(parsed.version)}, expected 1`];
+  if (!isRecord(parsed.sources)) return ['sources is not an object'];
+  const problems: string[] = [];
+  for (const [name, entry] of Object.entries(parsed.sources)) {
+    const at = `sources.${name}`;
+    if (!isRecord(entry)) {
+      problems.push(`${at} is not an object`);
+      continue;
+    }
+    if (typeof entry.initialisedAt !== 'string') problems.push(`${at}.initialisedAt is not a string`);
+    if (!Array.isArray(entry.files)) {
+      problems.push(`${at}.files is not an array`);
+      continue;
+    }
+    entry.files.forEach((f: unknown, i: number) => {
+      if (!isRecord(f)) {
+        problems.push(`${at}.files[${i}] is not an object`);
+        return;
+      }
+      for (const [field, type] of Object.entries(CHECKPOINT_FIELDS)) {
+        const v = f[field];
+        if (typeof v !== type || (type === 'number' && !Number.isFinite(v))) {
+          problems.push(
+            `${at}.files[${i}].${field} is ${JSON.stringify(v) ?? 'missing'}, expected a ${type}`,
+          );
+        }
+      }
+    });
+  }
+  return problems;
+}
+
 function detach(cp: FileCheckpoint): void {
   cp.dev = -1;
   cp.ino = -1;
@@ -81,11 +131,17 @@ export class CheckpointRegistry {
         hint: 'it is only ever replaced atomically; move it aside to start over (files are then re-read, the store drops duplicates)',
       });
     }
-    const reg = parsed as Partial<RegistryFile>;
-    if (reg.version !== 1 || typeof reg.sources !== 'object' || reg.sources === null) {
-      throw new UserError('KAUDIT_CHECKPOINT_CORRUPT', `checkpoint file ${path} has an unknown layout`);
+    const problems = registryProblems(parsed);
+    if (problems.length > 0) {
+      throw new UserError(
+        'KAUDIT_CHECKPOINT_CORRUPT',
+        `checkpoint file ${path} has an unknown layout: ${problems.join('; ')}`,
+        {
+          hint: 'move it aside to start over (files are then re-read, the store drops duplicates)',
+        },
+      );
     }
-    return new CheckpointRegistry(runPath, { version: 1, sources: reg.sources });
+    return new CheckpointRegistry(runPath, parsed as RegistryFile);
   }
 
   isInitialised(source: string): boolean {
@@ -173,18 +229,21 @@ export class CheckpointRegistry {
 
   /** Writes the registry if it changed; concurrent calls are serialised. */
   commit(): Promise<void> {
-    this.writing = this.writing.then(async () => {
-      if (!this.dirty) return;
-      this.dirty = false;
-      const text = JSON.stringify(this.data);
-      try {
-        await writeFileAtomic(this.path, text);
-        this.lastCommitAt = new Date();
-      } catch (err) {
-        this.dirty = true;
-        throw err;
-      }
-    });
+    // A failed commit rejects its own caller only; the next commit runs and writes again.
+    this.writing = this.writing
+      .catch(() => undefined)
+      .then(async () => {
+        if (!this.dirty) return;
+        this.dirty = false;
+        const text = JSON.stringify(this.data);
+        try {
+          await writeFileAtomic(this.path, text, 0o600);
+          this.lastCommitAt = new Date();
+        } catch (err) {
+          this.dirty = true;
+          throw err;
+        }
+      });
     return this.writing;
   }
 }

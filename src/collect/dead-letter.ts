@@ -46,11 +46,23 @@ export class DeadLetter {
       ...(text ? { data: head.toString('utf8') } : { dataBase64: head.toString('base64') }),
     };
     const line = `${JSON.stringify(record)}\n`;
-    this.chain = this.chain.then(async () => {
-      this.fh ??= await open(this.path, 'a');
-      await this.fh.write(line);
-    });
-    return this.chain;
+    // The chain continues after a failed write (a full disk, a directory in the way): each add
+    // reports its own failure and the next one tries afresh, with a new handle.
+    const write = this.chain
+      .catch(() => undefined)
+      .then(async () => {
+        try {
+          this.fh ??= await open(this.path, 'a', 0o600);
+          await this.fh.write(line);
+        } catch (err) {
+          const fh = this.fh;
+          this.fh = null;
+          await fh?.close().catch(() => undefined);
+          throw err;
+        }
+      });
+    this.chain = write;
+    return write;
   }
 
   /** Flushes to disk; call before acknowledging the input the entries came from. */
