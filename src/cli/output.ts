@@ -1,3 +1,4 @@
+import { sanitize } from '../model/sanitize.js';
 import type { Row } from '../store/contract.js';
 
 /** JSON.stringify that writes bigint as a number when safe, else as a string, and Dates as RFC3339. */
@@ -16,20 +17,10 @@ export function writeNdjson(rows: readonly Row[], out: NodeJS.WritableStream = p
   for (const row of rows) out.write(`${toJson(row)}\n`);
 }
 
-// biome-ignore lint/suspicious/noControlCharactersInRegex: matching them is the point
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/g;
-
-/**
- * Control characters of event text (an ESC in a user agent could rewrite the terminal) shown as
- * `\xNN` instead of being printed raw.
- */
-export function escapeControls(text: string): string {
-  return text.replace(CONTROL, (ch) => `\\x${ch.charCodeAt(0).toString(16).padStart(2, '0')}`);
-}
-
 function cell(v: unknown): string {
   if (v === null || v === undefined) return '';
-  if (typeof v === 'string') return escapeControls(v);
+  // Event text (an ESC in a user agent could rewrite the terminal) is shown escaped, never raw.
+  if (typeof v === 'string') return sanitize(v);
   if (typeof v === 'bigint' || typeof v === 'number' || typeof v === 'boolean') return String(v);
   return toJson(v);
 }

@@ -1,4 +1,4 @@
-import { escapeControls } from './output.js';
+import { sanitize } from '../model/sanitize.js';
 /**
  * A report as a person reads it: a title, a few facts, and tables. Each report command turns its
  * typed result into one, printed as text tables on a terminal or as Markdown to paste into a
@@ -27,7 +27,7 @@ function text(c: Cell): string {
   if (c === null || c === undefined) return '-';
   if (typeof c === 'number') return Number.isInteger(c) ? String(c) : c.toFixed(1);
   // Control characters from events must not reach the terminal raw.
-  return escapeControls(String(c));
+  return sanitize(String(c));
 }
 
 function clip(s: string, width: number): string {
