@@ -29,7 +29,7 @@ function cell(v: unknown): string {
 export function formatTable(columns: readonly string[], rows: readonly Row[], maxCell = 60): string {
   const cells = rows.map((r) =>
     columns.map((c) => {
-      const s = cell(r[c]).replace(/ +/g, ' ');
+      const s = cell(r[c]).replace(/[ \t]+/g, ' ');
       return s.length > maxCell ? `${s.slice(0, maxCell - 1)}…` : s;
     }),
   );
