@@ -81,7 +81,6 @@ await add('history configmaps/payments/payments-config', () =>
     filter: {},
   }),
 );
-const { reportDenials } = await import(dist('analyze/denials/denials-report.js'));
 const { generateRbac } = await import(dist('analyze/rbac/generate.js'));
 const { requestRecords } = await import(dist('analyze/request-record.js'));
 const { storedEvents } = await import(dist('store/stored-events.js'));
@@ -92,7 +91,8 @@ const records = () =>
       for await (const { event } of storedEvents(store, inRange(filter, range))) yield event;
     })(),
   );
-await add('denials', () => reportDenials(records()), 1000);
+const { denialsFromStore } = await import(dist('analyze/denials/denials-from-store.js'));
+await add('denials', () => denialsFromStore(store, inRange(filter, range)), 1000);
 await add('rbac generate --all', () => generateRbac(records(), { select: { all: true } }), 5000);
 await store.close();
 console.log(

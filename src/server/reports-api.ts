@@ -1,15 +1,13 @@
 import { Hono } from 'hono';
 import { stringify } from 'yaml';
 import { activityReport } from '../analyze/activity.js';
-import { reportDenials } from '../analyze/denials/denials-report.js';
+import { denialsFromStore } from '../analyze/denials/denials-from-store.js';
 import { objectHistory, parseObjectTarget } from '../analyze/history.js';
 import { latencyReport } from '../analyze/latency.js';
 import { inRange, resolveRange } from '../analyze/report-range.js';
-import { requestRecords } from '../analyze/request-record.js';
 import { UserError } from '../model/errors.js';
 import type { Store } from '../store/contract.js';
 import { filterFromParams } from '../store/filter-params.js';
-import { storedEvents } from '../store/stored-events.js';
 
 const MAX_LIMIT = 1000;
 
@@ -60,12 +58,7 @@ export function reportsApi(store: Store): Hono {
     const params = new URL(c.req.url).searchParams;
     const filter = filterFromParams(params);
     const range = await resolveRange(store, filter);
-    const records = requestRecords(
-      (async function* () {
-        for await (const { event } of storedEvents(store, inRange(filter, range))) yield event;
-      })(),
-    );
-    const report = await reportDenials(records, { limit: limitOf(params, 200) });
+    const report = await denialsFromStore(store, inRange(filter, range), { limit: limitOf(params, 200) });
     return Response.json({
       ...report,
       range,

@@ -24,6 +24,19 @@ export interface DenialsOptions {
   limit?: number;
   /** Keep up to this many distinct values of each list (IPs, user agents, names) per group (default 5). */
   maxValues?: number;
+  /**
+   * Counts of every request of the window, when the source holds only the refused ones (the store
+   * counts the rest without reading each event: denialsFromStore).
+   */
+  totals?: DenialTotals;
+}
+
+export interface DenialTotals {
+  requests: number;
+  from: string | null;
+  to: string | null;
+  /** Requests that succeeded (2xx, 3xx) per subject. */
+  succeeded: ReadonlyMap<string, number>;
 }
 
 export interface DenialGroup {
@@ -127,17 +140,22 @@ export async function reportDenials(
     from: null,
     to: null,
   };
+  const totals = options.totals;
+  if (totals !== undefined)
+    Object.assign(report, { requests: totals.requests, from: totals.from, to: totals.to });
   for await (const r of source) {
-    report.requests++;
-    if (report.from === null || r.time < report.from) report.from = r.time;
-    if (report.to === null || r.time > report.to) report.to = r.time;
+    if (totals === undefined) {
+      report.requests++;
+      if (report.from === null || r.time < report.from) report.from = r.time;
+      if (report.to === null || r.time > report.to) report.to = r.time;
+    }
     let s = subjects.get(r.subject);
     if (!s) {
       s = {
         subject: r.subject,
         denied: 0,
         byClass: emptyByClass(),
-        succeeded: 0,
+        succeeded: totals?.succeeded.get(r.subject) ?? 0,
         anonymous: false,
         rbacRequests: new Map(),
         rbacResources: new Set(),
@@ -146,7 +164,7 @@ export async function reportDenials(
       subjects.set(r.subject, s);
     }
     if (isAnonymous(r)) s.anonymous = true;
-    if (r.code !== null && r.code >= 200 && r.code < 400) s.succeeded++;
+    if (totals === undefined && r.code !== null && r.code >= 200 && r.code < 400) s.succeeded++;
     if (!isDenied(r)) continue;
     const c = classifyDenial(r);
     report.denied++;

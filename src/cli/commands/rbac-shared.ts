@@ -55,12 +55,18 @@ export interface SourceFlags {
  * One record per request: of the logs given with --from, or else of the store (directly, or
  * through the running agent), the events of --since/--until/--cluster.
  */
-export function recordsFrom(flags: SourceFlags, command: string): RecordSource {
-  if (flags.from !== undefined && flags.from.length > 0) return recordsFromLogs(flags.from, command);
+/** The store filter of --since, --until and --cluster. */
+export function storeFilter(flags: SourceFlags): EventFilter {
   const filter: EventFilter = {};
   if (flags.since !== undefined) filter.since = parseTimeFlag('--since', flags.since);
   if (flags.until !== undefined) filter.until = parseTimeFlag('--until', flags.until);
   if (flags.cluster !== undefined) filter.cluster = flags.cluster.split(',');
+  return filter;
+}
+
+export function recordsFrom(flags: SourceFlags, command: string): RecordSource {
+  if (flags.from !== undefined && flags.from.length > 0) return recordsFromLogs(flags.from, command);
+  const filter = storeFilter(flags);
   const dataDir = resolveDataDir(flags.data);
   return requestRecords(
     (async function* () {

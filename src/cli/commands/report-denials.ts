@@ -1,9 +1,11 @@
 import type { Command } from 'commander';
 import type { ExistingRole } from '../../analyze/denials/closest-grant.js';
+import { denialsFromStore } from '../../analyze/denials/denials-from-store.js';
 import { type DenialGroup, type DenialsReport, reportDenials } from '../../analyze/denials/denials-report.js';
 import { UserError } from '../../model/errors.js';
-import { dataOption, parseIntFlag } from '../common.js';
+import { dataOption, parseIntFlag, resolveDataDir } from '../common.js';
 import { formatTable, toJson } from '../output.js';
+import { withReadStore } from '../read-store.js';
 import {
   chooseFormat,
   formatOption,
@@ -13,6 +15,7 @@ import {
   readRbacFile,
   recordsFrom,
   reportNoun,
+  storeFilter,
 } from './rbac-shared.js';
 
 interface DenialsFlags {
@@ -134,12 +137,19 @@ Examples:
     .action(async (flags: DenialsFlags) => {
       const rbac = flags.rbac === undefined ? undefined : readRbacFile(flags.rbac);
       const limit = flags.limit === undefined ? undefined : parseIntFlag('--limit', flags.limit, 1);
-      const report = await reportDenials(recordsFrom(flags, 'report denials'), {
+      const options = {
         suspiciousResources: parseIntFlag('--suspicious-resources', flags.suspiciousResources, 1),
         suspiciousNamespaces: parseIntFlag('--suspicious-namespaces', flags.suspiciousNamespaces, 1),
         ...(rbac ? { rbac } : {}),
         ...(limit === undefined ? {} : { limit }),
-      });
+      };
+      // From the store, the store counts the requests and only the refused ones are read.
+      const report =
+        flags.from !== undefined && flags.from.length > 0
+          ? await reportDenials(recordsFrom(flags, 'report denials'), options)
+          : await withReadStore(resolveDataDir(flags.data), (store) =>
+              denialsFromStore(store, storeFilter(flags), options),
+            );
       if (report.requests === 0) {
         throw new UserError('KAUDIT_NO_INPUT', 'the audit logs hold no completed requests', {
           hint: 'kaudit reads ResponseComplete events; check the audit policy logs that stage',
