@@ -11,6 +11,7 @@ const rank = {
   analyze: 2,
   detect: 2,
   simulate: 2,
+  setup: 2,
   server: 3,
   cli: 4,
 };
