@@ -258,13 +258,14 @@ export function setupApiserverManifest(
   file = 'manifest',
 ): ApiserverSetupResult {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, keepSourceTokens: false });
+  const doc = parseDocument(text, { lineCounter, prettyErrors: true });
   const bad = doc.errors[0];
   if (bad !== undefined) {
     const pos = bad.linePos?.[0];
+    const message = (bad.message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '');
     throw new UserError(
       'KAUDIT_SETUP_MANIFEST_YAML',
-      `${file}${pos ? `:${pos.line}:${pos.col}` : ''}: not valid YAML: ${bad.message.split('\n')[0]}`,
+      `${file}${pos ? `:${pos.line}:${pos.col}` : ''}: not valid YAML: ${message}`,
     );
   }
   const container = findContainer(doc, file);
