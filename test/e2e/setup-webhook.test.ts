@@ -7,6 +7,7 @@ import { parse } from 'yaml';
 import { parseAgentConfig } from '../../src/collect/agent-config.js';
 import { type AgentProcess, buildOnce, kaudit, startAgent, tempDir } from '../fixtures/agent/harness.js';
 import { auditEvent } from '../fixtures/agent/make-events.js';
+import { THIRD_PARTY } from '../helpers/cli.js';
 
 interface Kubeconfig {
   clusters: {
@@ -170,6 +171,32 @@ describe('setup certs + setup webhook + the agent webhook source, end to end', (
       expect(status).toBe(200);
       expect(await count(name)).toBe(25);
     }
+  });
+
+  it("kaudit doctor reaches the receiver with kube-apiserver's kubeconfig and through the agent's source", async () => {
+    const manifest = join(dir, 'kube-apiserver.yaml');
+    writeFileSync(manifest, readFileSync(`${THIRD_PARTY}kubeadm/kube-apiserver-v1.30-stock.yaml`));
+    const setup = await kaudit([
+      'setup',
+      'apiserver',
+      '--manifest',
+      manifest,
+      '--webhook',
+      '--webhook-config-file',
+      join(dir, 'webhook.kubeconfig'),
+    ]);
+    expect(setup.code, setup.stderr).toBe(0);
+    writeFileSync(manifest, setup.stdout);
+    const r = await kaudit(
+      ['doctor', '--manifest', manifest, '--config', join(dir, 'kaudit.yaml'), '--json'],
+      { cwd: dir },
+    );
+    const webhook = (
+      JSON.parse(r.stdout) as { checks: { id: string; status: string; detail: string }[] }
+    ).checks.filter((c) => c.id === 'webhook');
+    expect(webhook.map((c) => c.status)).toEqual(['ok', 'ok']);
+    // The empty EventList doctor sends is answered 400 and stores nothing.
+    expect(webhook[1]?.detail).toContain('answers (HTTP 400)');
   });
 
   it('refuses a client certificate from another CA, and stores nothing from it', async () => {
