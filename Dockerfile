@@ -4,9 +4,9 @@
 #   docker buildx build --platform linux/amd64,linux/arm64 -t kaudit:0.1.0 .
 #   docker run --rm kaudit:0.1.0 --version
 #
-# Debian (glibc), not Alpine: DuckDB publishes its Node binding for glibc on linux/amd64 and
-# linux/arm64 (@duckdb/node-bindings-linux-x64 / -linux-arm64), and `npm ci` in the deps stage,
-# which runs on the target platform, installs the one that platform needs.
+# `npm ci` in the deps stage runs on the target platform, so it installs DuckDB's native binding for
+# it: @duckdb/node-bindings-linux-x64 on linux/amd64, -linux-arm64 on linux/arm64 (glibc builds, for
+# this Debian base).
 
 ARG NODE_IMAGE=node:20-bookworm-slim
 
