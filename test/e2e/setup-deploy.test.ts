@@ -79,6 +79,12 @@ interface PodSpec {
   tolerations?: { key: string; effect?: string }[];
 }
 
+function podSpecOf(objects: Obj[], ...kinds: string[]): PodSpec {
+  const workload = objects.find((o) => kinds.includes(o.kind));
+  if (workload === undefined) throw new Error(`no ${kinds.join(' or ')} in the rendered overlay`);
+  return (workload.spec as { template: { spec: PodSpec } }).template.spec;
+}
+
 const within = (p: string, dir: string) => p === dir || p.startsWith(dir.endsWith('/') ? dir : `${dir}/`);
 
 /** Every path the agent opens, with whether it writes there. */
@@ -179,8 +185,7 @@ describe('deploy/kubernetes', () => {
       });
 
       it("puts every path of the ConfigMap's kaudit.yaml inside a mounted volume, and probes /healthz", () => {
-        const workload = objects.find((o) => o.kind === 'DaemonSet' || o.kind === 'Deployment');
-        const spec = (workload?.spec as { template: { spec: PodSpec } }).template.spec;
+        const spec = podSpecOf(objects, 'DaemonSet', 'Deployment');
         expect(
           mountProblems(
             spec,
@@ -192,8 +197,7 @@ describe('deploy/kubernetes', () => {
   }
 
   it('runs the node agent on control-plane nodes only, reading the log directory read-only', () => {
-    const ds = render('node-agent').find((o) => o.kind === 'DaemonSet');
-    const spec = (ds?.spec as { template: { spec: PodSpec } }).template.spec;
+    const spec = podSpecOf(render('node-agent'), 'DaemonSet');
     expect(spec.nodeSelector).toEqual({ 'node-role.kubernetes.io/control-plane': '' });
     expect(spec.tolerations?.map((t) => t.key)).toContain('node-role.kubernetes.io/control-plane');
     const log = spec.containers[0]?.volumeMounts?.find(
@@ -213,8 +217,7 @@ describe('deploy/kubernetes', () => {
     cm.data['kaudit.yaml'] = (cm.data['kaudit.yaml'] ?? '')
       .replace('data: /var/lib/kaudit/data', 'data: /etc/kaudit/tls/data')
       .replace('/etc/kaudit/tls/ca.crt', '/etc/ssl/ca.crt');
-    const deploy = objects.find((o) => o.kind === 'Deployment');
-    const spec = (deploy?.spec as { template: { spec: PodSpec } }).template.spec;
+    const spec = podSpecOf(objects, 'Deployment');
     expect(mountProblems(spec, [cm])).toEqual([
       'data /etc/kaudit/tls/data is on read-only mount tls',
       'kube-apiserver-webhook tls.client_ca /etc/ssl/ca.crt is not inside a mounted volume',
