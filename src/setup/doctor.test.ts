@@ -35,10 +35,7 @@ const check = async (over: Partial<DoctorInputs>, id: string) =>
 
 describe('runDoctor', () => {
   it("finds a running kube-apiserver's flags in /proc when there is no manifest", async () => {
-    writeFileSync(
-      join(root, 'policy.yaml'),
-      'apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n  - level: Metadata\n',
-    );
+    writeFileSync(join(root, 'policy.yaml'), renderPolicyYaml(getPreset('recommended')));
     const p = proc('proc-ok', [
       '/usr/local/bin/kube-apiserver',
       `--audit-policy-file=${join(root, 'policy.yaml')}`,
