@@ -12,6 +12,7 @@ const rank = {
   detect: 2,
   simulate: 2,
   forward: 2,
+  setup: 2,
   server: 3,
   cli: 4,
 };

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { registerAgent } from './agent.js';
 import { registerAlerts } from './alerts.js';
+import { registerDoctor } from './doctor.js';
 import { registerHistory } from './history.js';
 import { registerIngest } from './ingest.js';
 import { registerPolicy } from './policy.js';
@@ -12,6 +13,7 @@ import { registerReport } from './report.js';
 import { registerReportDenials } from './report-denials.js';
 import { registerSearch } from './search.js';
 import { registerServe } from './serve.js';
+import { registerSetup } from './setup.js';
 import { registerSimulate } from './simulate.js';
 import { registerStatus } from './status.js';
 import { registerStoreInfo } from './store-info.js';
@@ -34,4 +36,6 @@ export function registerCommands(program: Command): void {
   registerServe(program);
   registerAlerts(program);
   registerStoreInfo(program);
+  registerSetup(program);
+  registerDoctor(program);
 }
