@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { Diagnostic } from '../../model/errors.js';
+import type { Diagnostic } from './errors.js';
 import { type FieldPath, formatPath, type YamlInput } from './yaml-input.js';
 
 export interface ValidateContext {

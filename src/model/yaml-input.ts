@@ -1,5 +1,5 @@
 import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
-import type { Diagnostic } from '../../model/errors.js';
+import type { Diagnostic } from './errors.js';
 
 export type FieldPath = readonly (string | number)[];
 
