@@ -3,10 +3,10 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { type Diagnostic, formatDiagnostic, UserError } from '../model/errors.js';
 import { DEFAULT_MAX_EVENT_BYTES } from '../model/prepare.js';
-import { type ListenAddress, parseListen } from './config/listen.js';
 import { diagnostic, type ValidateContext, validate } from '../model/schema-diagnostics.js';
-import type { SourceConfig } from './config/source-config.js';
 import { readYaml } from '../model/yaml-input.js';
+import { type ListenAddress, parseListen } from './config/listen.js';
+import type { SourceConfig } from './config/source-config.js';
 import { SOURCE_TYPES } from './sources/index.js';
 
 export const DEFAULT_MAX_LINE_BYTES = 64 * 1024 * 1024;

@@ -7,6 +7,8 @@ export interface ValidateContext {
   file?: string | undefined;
   /** Hints by field path (`run_path` -> 'or set KAUDIT_RUN_PATH'), shown when that field is at fault. */
   hints?: Readonly<Record<string, string>>;
+  /** The diagnostic code; KAUDIT_CONFIG_INVALID unless said. */
+  code?: string;
 }
 
 /**
@@ -50,7 +52,12 @@ export function diagnostic(
   hint?: string,
 ): Diagnostic {
   const field = formatPath(path);
-  const d: Diagnostic = { severity: 'error', code: 'KAUDIT_CONFIG_INVALID', message, path: field };
+  const d: Diagnostic = {
+    severity: 'error',
+    code: ctx.code ?? 'KAUDIT_CONFIG_INVALID',
+    message,
+    path: field,
+  };
   if (ctx.file !== undefined) d.file = ctx.file;
   const pos = ctx.input.locate(path);
   if (pos !== undefined) Object.assign(d, pos);

@@ -1,4 +1,13 @@
-import { isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
+import {
+  type Document,
+  isMap,
+  isScalar,
+  isSeq,
+  LineCounter,
+  type Node,
+  parseAllDocuments,
+  parseDocument,
+} from 'yaml';
 import type { Diagnostic } from './errors.js';
 
 export type FieldPath = readonly (string | number)[];
@@ -14,8 +23,19 @@ export interface YamlInput {
 
 export function readYaml(text: string, file?: string): YamlInput {
   const lineCounter = new LineCounter();
-  // A few aliases are fine; thousands are an alias bomb.
   const doc = parseDocument(text, { lineCounter, prettyErrors: false });
+  return toInput(doc, lineCounter, file);
+}
+
+/** Every document of a multi-document YAML stream (`---` between them), each located on its own. */
+export function readYamlDocuments(text: string, file?: string): YamlInput[] {
+  const lineCounter = new LineCounter();
+  const docs = parseAllDocuments(text, { lineCounter, prettyErrors: false });
+  if (!Array.isArray(docs)) return [toInput(docs as unknown as Document, lineCounter, file)];
+  return docs.map((d) => toInput(d, lineCounter, file));
+}
+
+function toInput(doc: Document, lineCounter: LineCounter, file?: string): YamlInput {
   const diagnostics: Diagnostic[] = doc.errors.map((e) => {
     const d: Diagnostic = {
       severity: 'error',
@@ -45,6 +65,7 @@ export function readYaml(text: string, file?: string): YamlInput {
     const pos = lineCounter.linePos(range[0]);
     return { line: pos.line, column: pos.col };
   };
+  // A few aliases are fine; thousands are an alias bomb.
   const value = diagnostics.length > 0 ? undefined : doc.toJS({ maxAliasCount: 100 });
   return { value, locate, diagnostics };
 }
