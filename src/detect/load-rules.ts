@@ -76,6 +76,7 @@ const ruleSchema = z
         by: strings,
         window: z.string().min(1),
         steps: z.array(z.object({ match: z.unknown() }).strict()).min(2),
+        ordered: z.boolean().default(true),
       })
       .strict()
       .optional(),
@@ -310,6 +311,7 @@ function checkRule(
     rule.sequence = {
       by: fields(s.by, ['sequence', 'by']),
       windowMs: duration(s.window, ['sequence', 'window']),
+      ordered: s.ordered,
       steps: s.steps.flatMap((step, i) => {
         const c = checkCondition(step.match, ['sequence', 'steps', i, 'match'], ctx, out);
         return c === undefined ? [] : [c];

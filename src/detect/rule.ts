@@ -53,6 +53,8 @@ export interface Sequence {
   by: string[][];
   windowMs: number;
   steps: Condition[];
+  /** false: the steps may happen in any order within the window (Sigma's `temporal`). */
+  ordered: boolean;
 }
 
 export interface Rule {

@@ -146,6 +146,15 @@ export function sequenceMatcher(
   keyOf: KeyOf,
   maxKeys = DEFAULT_MAX_KEYS,
 ): StatefulMatcher {
+  return s.ordered ? orderedMatcher(s, steps, keyOf, maxKeys) : unorderedMatcher(s, steps, keyOf, maxKeys);
+}
+
+function orderedMatcher(
+  s: Sequence,
+  steps: readonly ((ctx: EventContext) => boolean)[],
+  keyOf: KeyOf,
+  maxKeys: number,
+): StatefulMatcher {
   const state = new KeyedState<Progress>(maxKeys);
   const first = steps[0] as (ctx: EventContext) => boolean;
   return {
@@ -168,6 +177,40 @@ export function sequenceMatcher(
       }
       // A fresh first step restarts the window: the latest start gives the later steps most time.
       if (first(ctx)) state.set(key, { step: 1, start: now, ids: [ctx.event.auditID] });
+      return undefined;
+    },
+    get size() {
+      return state.size;
+    },
+  };
+}
+
+/** Every step seen, in any order, within the window: the latest event of each step counts. */
+function unorderedMatcher(
+  s: Sequence,
+  steps: readonly ((ctx: EventContext) => boolean)[],
+  keyOf: KeyOf,
+  maxKeys: number,
+): StatefulMatcher {
+  const state = new KeyedState<(Seen | undefined)[]>(maxKeys);
+  return {
+    offer(ctx) {
+      const key = keyOf(ctx);
+      if (key === undefined) return undefined;
+      const hits = steps.map((step) => step(ctx));
+      if (!hits.some(Boolean)) return undefined;
+      const now = ctx.timeMs;
+      const seen = state.get(key) ?? new Array<Seen | undefined>(steps.length).fill(undefined);
+      hits.forEach((hit, i) => {
+        if (hit) seen[i] = { t: now, id: ctx.event.auditID };
+      });
+      const live = seen.map((x) => (x !== undefined && now - x.t <= s.windowMs ? x : undefined));
+      if (live.every((x) => x !== undefined)) {
+        state.delete(key);
+        const ordered = (live as Seen[]).slice().sort((a, b) => a.t - b.t);
+        return { auditIDs: [...new Set(ordered.map((x) => x.id))] };
+      }
+      state.set(key, live);
       return undefined;
     },
     get size() {
