@@ -93,6 +93,7 @@ function messageOf(issue: z.core.$ZodIssue): string {
     }
     case 'too_small':
       if (issue.origin === 'string') return 'must not be empty';
+      if (issue.origin === 'array') return `needs at least ${String(issue.minimum)} item(s)`;
       return `must be ${issue.inclusive === false ? '>' : '>='} ${String(issue.minimum)}, got ${shown(input)}`;
     case 'too_big':
       return `must be ${issue.inclusive === false ? '<' : '<='} ${String(issue.maximum)}, got ${shown(input)}`;

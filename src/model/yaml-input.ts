@@ -43,8 +43,9 @@ function toInput(doc: Document, lineCounter: LineCounter, file?: string): YamlIn
       message: e.message.split('\n')[0] ?? '',
     };
     if (file !== undefined) d.file = file;
-    const pos = e.linePos?.[0];
-    if (pos) Object.assign(d, { line: pos.line, column: pos.col });
+    // Without prettyErrors the parser leaves linePos empty; the offset is always there.
+    const pos = e.linePos?.[0] ?? lineCounter.linePos(e.pos[0]);
+    Object.assign(d, { line: pos.line, column: pos.col });
     return d;
   });
   const locate = (path: FieldPath) => {
