@@ -137,3 +137,30 @@ sequence:
     expect(diagnostics[0]).toMatchObject({ code: 'KAUDIT_RULE_UNREADABLE', file: join(dir, 'missing') });
   });
 });
+
+describe('every problem of a rule at once', () => {
+  it('reports a bad condition even when a top-level field is wrong too', () => {
+    const p = loadRuleText(
+      'id: x\ntitle: X\nseverity: hihg\nmatch: {field: verb, equal: create}\n',
+      'f.yaml',
+      'user',
+    )
+      .diagnostics.map(formatDiagnostic)
+      .join('\n');
+    expect(p).toContain('f.yaml:3:');
+    expect(p).toContain('f.yaml:4:');
+    expect(p).toContain('unknown key "equal"');
+  });
+});
+
+describe('a file too big to be rules', () => {
+  const d = mkdtempSync(join(tmpdir(), 'kaudit-rules-big-'));
+  afterAll(() => rmSync(d, { recursive: true, force: true }));
+  it('is refused without being parsed', () => {
+    const big = join(d, 'audit.yaml');
+    writeFileSync(big, `# ${'x'.repeat(5 << 20)}\n`);
+    const { diagnostics } = loadRuleFiles([big], 'user');
+    expect(diagnostics).toHaveLength(1);
+    expect(diagnostics[0]?.message).toContain('not a rule file');
+  });
+});

@@ -30,6 +30,8 @@ import {
 } from './rule.js';
 
 const CODE = 'KAUDIT_RULE_INVALID';
+/** Rule files are small; a bigger one is a mistake (an audit log named as rules), not worth parsing. */
+export const MAX_RULE_FILE_BYTES = 4 << 20;
 
 const strings = z
   .union([z.string().min(1), z.array(z.string().min(1))])
@@ -119,6 +121,16 @@ export function loadRuleFiles(paths: readonly string[], source: RuleSource, know
   for (const file of ruleFiles(paths, diagnostics)) {
     let text: string;
     try {
+      if (statSync(file).size > MAX_RULE_FILE_BYTES) {
+        diagnostics.push({
+          severity: 'error',
+          code: 'KAUDIT_RULE_UNREADABLE',
+          file,
+          message: `larger than ${MAX_RULE_FILE_BYTES >> 20} MiB: not a rule file`,
+          hint: 'an audit log given where rules were expected?',
+        });
+        continue;
+      }
       text = readFileSync(file, 'utf8');
     } catch (err) {
       diagnostics.push({ severity: 'error', code: 'KAUDIT_RULE_UNREADABLE', file, message: errorText(err) });
@@ -210,7 +222,20 @@ function checkRule(
   source: RuleSource,
 ): Rule | undefined {
   const raw = validate(ruleSchema, value, [], ctx, out);
-  if (raw === undefined) return undefined;
+  if (raw === undefined) {
+    // Still check the conditions, so one run reports every problem of the rule.
+    const v = value as { match?: unknown; sequence?: { steps?: unknown } } | null;
+    if (v !== null && typeof v === 'object') {
+      if (v.match !== undefined) checkCondition(v.match, ['match'], ctx, out);
+      const steps = v.sequence?.steps;
+      if (Array.isArray(steps))
+        steps.forEach((step: { match?: unknown } | null, i) => {
+          if (step?.match !== undefined)
+            checkCondition(step.match, ['sequence', 'steps', i, 'match'], ctx, out);
+        });
+    }
+    return undefined;
+  }
   const at = (path: FieldPath, message: string, hint?: string) =>
     out.push(diagnostic(ctx, path, message, hint));
 

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { registerAgent } from './agent.js';
 import { registerAlerts } from './alerts.js';
+import { registerDetect } from './detect.js';
 import { registerDoctor } from './doctor.js';
 import { registerHistory } from './history.js';
 import { registerIngest } from './ingest.js';
@@ -11,6 +12,7 @@ import { registerRbacGenerate } from './rbac-generate.js';
 import { registerRbacReview } from './rbac-review.js';
 import { registerReport } from './report.js';
 import { registerReportDenials } from './report-denials.js';
+import { registerRules } from './rules.js';
 import { registerSearch } from './search.js';
 import { registerServe } from './serve.js';
 import { registerSetup } from './setup.js';
@@ -35,6 +37,8 @@ export function registerCommands(program: Command): void {
   registerRbacReview(program);
   registerServe(program);
   registerAlerts(program);
+  registerDetect(program);
+  registerRules(program);
   registerStoreInfo(program);
   registerSetup(program);
   registerDoctor(program);
