@@ -21,6 +21,7 @@ const allowed = new Set([
   'collect->store',
   'collect->detect',
   'forward->collect',
+  'forward->detect',
   'analyze->store',
   'detect->store',
   'server->cli',

@@ -98,6 +98,8 @@ const detectSchema = z
     builtin: z.boolean().default(true),
     rules: z.array(z.string().min(1)).default([]),
     sigma: z.array(z.string().min(1)).default([]),
+    /** Rule ids left out. */
+    disable: z.array(z.string().min(1)).default([]),
     allow: z
       .object({
         subjects: z.array(z.string()).default([]),
@@ -127,6 +129,11 @@ const detectSchema = z
   .strict();
 
 export type DetectConfig = z.output<typeof detectSchema>;
+
+/** `detect:` as an empty section gives it: the built-in pack, no outputs but the alert log. */
+export function defaultDetectConfig(): DetectConfig {
+  return detectSchema.parse({});
+}
 
 const SIZE = /^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i;
 
@@ -360,7 +367,10 @@ export function parseAgentConfig(text: string, options: ParseConfigOptions = {})
     logs,
     forward,
   };
-  if (top.detect?.enabled) config.detect = top.detect;
+  // Detection is on unless the config turns it off: the built-in pack costs little and is why
+  // many collect audit logs at all.
+  const detect = top.detect ?? detectSchema.parse({});
+  if (detect.enabled) config.detect = detect;
   if (file !== undefined) config.file = file;
   if (top.retention_days !== undefined) config.retentionDays = top.retention_days;
   if (top.store_memory_limit !== undefined) config.storeMemoryLimit = top.store_memory_limit;

@@ -12,6 +12,7 @@ import {
   DEFAULT_ADMIN_LISTEN,
   DEFAULT_MAX_LINE_BYTES,
   DEFAULT_PIPELINE,
+  defaultDetectConfig,
   loadAgentConfig,
   parseListen,
 } from '../../collect/agent-config.js';
@@ -36,6 +37,7 @@ import { AGENT_FILE, type AgentLocator } from '../../store/remote/locator.js';
 import { dataOption, resolveDataDir } from '../common.js';
 import { EXIT_RUNTIME, exitNow } from '../main.js';
 import { VERSION } from '../version.js';
+import { startDetection } from './agent-detection.js';
 
 interface AgentFlags {
   config?: string;
@@ -80,6 +82,7 @@ function demoConfig(dataDir: string, workDir: string): AgentConfig {
     storeTrimMemory: false,
     pipeline: DEFAULT_PIPELINE,
     forward: [],
+    detect: defaultDetectConfig(),
     logs: [
       {
         type: 'file',
@@ -196,16 +199,20 @@ Examples:
       if (config.retentionDays !== undefined) storeOpts.retentionDays = config.retentionDays;
       const store = await openStore(config.dataDir, storeOpts);
       const deadLetter = new DeadLetter(config.dataDir);
-      const sinks = config.forward.map((entry) =>
+      const pathOf = (p: string) =>
+        config.file === undefined ? resolve(p) : resolve(dirname(config.file), p);
+      const detection = await startDetection(config, log, process.env, pathOf);
+      const forwarders = config.forward.map((entry) =>
         createForwarder(entry as ForwardConfig, {
           log,
           env: process.env,
-          pathOf: (p) => (config.file === undefined ? resolve(p) : resolve(dirname(config.file), p)),
+          pathOf,
           deadLetter: async (sink, events, reason) => {
             for (const e of events) await deadLetter.add({ source: `forward:${sink}`, reason, data: e.json });
           },
         }),
       );
+      const sinks = detection === undefined ? forwarders : [detection.sink, ...forwarders];
       const agent = new Agent({
         config,
         store,
@@ -229,7 +236,10 @@ Examples:
         await agent.start();
         server = await listen(
           agentApp({
-            status: () => agent.status(),
+            status: async () => ({
+              ...(await agent.status()),
+              ...(detection === undefined ? {} : { detection: detection.stats() }),
+            }),
             store,
             auth,
             dataDir: config.dataDir,
@@ -269,6 +279,7 @@ Examples:
         if (retention !== undefined) clearInterval(retention);
         simulator?.kill('SIGTERM');
         await agent.stop();
+        await detection?.close();
         await server?.close();
         for (const file of locators) await rm(file, { force: true });
         await deadLetter.close();

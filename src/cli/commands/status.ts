@@ -113,6 +113,14 @@ function webhookSection(l: WebhookStatus): string {
   ].join('\n');
 }
 
+interface DetectionStatus {
+  rules: number;
+  events: number;
+  alerts: number;
+  outputErrors: number;
+  outputs: { name: string; sent: number; throttled: number; failures: number; lastError?: string }[];
+}
+
 /** The Logs section, laid out like the Datadog Agent's `agent status`. */
 export function formatStatus(s: AgentStatus): string {
   const a = s.agent;
@@ -136,6 +144,13 @@ export function formatStatus(s: AgentStatus): string {
   for (const k of s.sinks ?? []) {
     out += `\n${heading(`Sink ${k.name}`, '-', '  ')}`;
     out += `    Exported: ${k.exportedEvents}   Queued: ${k.queuedEvents}   Dropped: ${k.droppedEvents}   Failed exports: ${k.failedExports}${k.lastError ? `   Last error: ${k.lastError}` : ''}\n`;
+  }
+  const d = (s as AgentStatus & { detection?: DetectionStatus }).detection;
+  if (d !== undefined) {
+    out += `\n${heading('Detection', '-', '  ')}`;
+    out += `    Rules: ${d.rules}   Events checked: ${d.events}   Alerts: ${d.alerts}   Output errors: ${d.outputErrors}\n`;
+    for (const o of d.outputs)
+      out += `    Output ${o.name}: sent ${o.sent}, throttled ${o.throttled}, failures ${o.failures}${o.lastError ? ` (last: ${o.lastError})` : ''}\n`;
   }
   for (const l of s.logs) {
     out += `\n${heading(l.name, '-', '  ')}`;
