@@ -221,17 +221,24 @@ export function parseCidr(
   return { address, prefix, family };
 }
 
+/** Addresses remembered per CIDR test: a cluster's clients are few, the native check is not free. */
+const CIDR_MEMO_ENTRIES = 4096;
+
 export function cidrTest(cidrs: readonly string[]): ValueTest {
   const list = new BlockList();
   for (const c of cidrs) {
     const p = parseCidr(c);
     if (p !== undefined) list.addSubnet(p.address, p.prefix, p.family);
   }
+  const memo = new Map<string, boolean>();
   return (v) => {
     if (typeof v !== 'string') return false;
-    if (isIPv4(v)) return list.check(v, 'ipv4');
-    if (isIPv6(v)) return list.check(v, 'ipv6');
-    return false;
+    const known = memo.get(v);
+    if (known !== undefined) return known;
+    const hit = isIPv4(v) ? list.check(v, 'ipv4') : isIPv6(v) ? list.check(v, 'ipv6') : false;
+    if (memo.size >= CIDR_MEMO_ENTRIES) memo.clear();
+    memo.set(v, hit);
+    return hit;
   };
 }
 
