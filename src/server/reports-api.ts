@@ -4,10 +4,14 @@ import { activityReport } from '../analyze/activity.js';
 import { denialsFromStore } from '../analyze/denials/denials-from-store.js';
 import { objectHistory, parseObjectTarget } from '../analyze/history.js';
 import { latencyReport } from '../analyze/latency.js';
+import { generateRbac } from '../analyze/rbac/generate.js';
+import { subjectLabel, subjectOfUser } from '../analyze/rbac/subjects.js';
 import { inRange, resolveRange } from '../analyze/report-range.js';
+import { requestRecords } from '../analyze/request-record.js';
 import { UserError } from '../model/errors.js';
 import type { Store } from '../store/contract.js';
 import { filterFromParams } from '../store/filter-params.js';
+import { storedEvents } from '../store/stored-events.js';
 
 const MAX_LIMIT = 1000;
 
@@ -67,6 +71,35 @@ export function reportsApi(store: Store): Hono {
         fixYaml:
           s.fix === null ? null : s.fix.objects.map((o) => stringify(o, { lineWidth: 0 })).join('---\n'),
       })),
+    });
+  });
+  // Least privilege from observed use for one subject (as `kaudit rbac generate --user NAME`):
+  // `GET /rbac?user=alice` or `?user=system:serviceaccount:ci:deployer`, with the event filters.
+  api.get('/rbac', async (c) => {
+    const params = new URL(c.req.url).searchParams;
+    const user = params.get('user');
+    if (user === null || user === '')
+      throw new UserError(
+        'KAUDIT_API_BAD_PARAMETER',
+        'user is required: the username whose requests to cover',
+      );
+    params.delete('user');
+    const filter = filterFromParams(params);
+    const range = await resolveRange(store, filter);
+    const subject = subjectOfUser(user);
+    const events = (async function* () {
+      for await (const { event } of storedEvents(store, { ...inRange(filter, range), subject: [user] }))
+        yield event;
+    })();
+    const result = await generateRbac(requestRecords(events), {
+      select: { subjects: [subject] },
+      generatedBy: 'kaudit dashboard',
+    });
+    return Response.json({
+      range,
+      subject: subjectLabel(subject),
+      ...result,
+      yaml: result.objects.map((o) => stringify(o, { lineWidth: 0 })).join('---\n'),
     });
   });
   return api;

@@ -61,6 +61,8 @@ describe.runIf(existsSync(CHROMIUM) || process.env.CI !== undefined)('dashboard 
       log,
       '--count',
       '30000',
+      '--rate',
+      '15',
       '--seed',
       '11',
       '--start',
@@ -77,6 +79,9 @@ describe.runIf(existsSync(CHROMIUM) || process.env.CI !== undefined)('dashboard 
       log,
     ]);
     expect(ing.code, ing.stderr).toBe(0);
+    // The alerts of the attack scenario, recorded as the agent would have.
+    const det = await runCli(['detect', '--data', join(dir, 'data'), '--save']);
+    expect(det.code, det.stderr).toBe(0);
     serve = spawnCli(['serve', '--data', join(dir, 'data'), '--listen', '127.0.0.1:0'], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
@@ -171,6 +176,50 @@ describe.runIf(existsSync(CHROMIUM) || process.env.CI !== undefined)('dashboard 
     await findings.waitFor();
     expect(await findings.innerText()).toContain('gets');
     await done(page, 'policy', problems);
+  });
+
+  it('security shows the alert counts the API returns, and an alert opens its event', async () => {
+    const { alerts } = await api<{ alerts: { auditID: string; rule: { severity: string } }[] }>(
+      '/api/v1/alerts',
+    );
+    const high = alerts.filter((a) => a.rule.severity === 'high').length;
+    expect(high).toBeGreaterThan(0);
+    const { page, problems } = await open('#/security');
+    const figure = page.getByTestId('alerts-high');
+    await figure.filter({ hasText: /\d/ }).waitFor();
+    expect(await figure.innerText()).toContain(String(high));
+    const rows = page.getByTestId('alerts').locator('tbody tr');
+    await rows.first().waitFor();
+    await rows.first().click();
+    const json = page.getByTestId('event-json').first();
+    await json.waitFor();
+    const event = JSON.parse(await json.innerText()) as { auditID: string };
+    expect(event.auditID).toBe(alerts[0]?.auditID);
+    await page.goBack();
+    await rows.first().waitFor();
+    await done(page, 'security', problems);
+  });
+
+  it('RBAC generates the roles of a subject picked from the list, as the API does', async () => {
+    const { page, problems } = await open('#/rbac');
+    const first = page.getByTestId('rbac-subjects').locator('tbody tr').first().locator('a');
+    await first.waitFor();
+    const user = await first.innerText();
+    await first.click();
+    const generated = await api<{ yaml: string; objects: unknown[] }>(
+      `/api/v1/reports/rbac?user=${encodeURIComponent(user)}`,
+    );
+    await page.getByTestId('rbac-generated').waitFor();
+    expect(await page.getByTestId('rbac-objects').innerText()).toContain(String(generated.objects.length));
+    const lines = (t: string) =>
+      t
+        .split('\n')
+        .map((l) => l.trimEnd())
+        .filter((l) => l !== '');
+    if (generated.objects.length > 0)
+      expect(lines(await page.getByTestId('rbac-yaml').innerText())).toEqual(lines(generated.yaml));
+    expect(page.url()).toContain(`user=${encodeURIComponent(user)}`);
+    await done(page, 'rbac', problems);
   });
 
   it('history shows who changed an object', async () => {

@@ -231,3 +231,18 @@ export function pivot(
   }
   return { times, series };
 }
+
+/** Copies text (a YAML fix, a role) to the clipboard. */
+export function CopyButton({ text }: { text: string }) {
+  const [done, setDone] = useState(false);
+  return (
+    <button
+      type="button"
+      onClick={() => {
+        void navigator.clipboard?.writeText(text).then(() => setDone(true));
+      }}
+    >
+      {done ? 'Copied' : 'Copy YAML'}
+    </button>
+  );
+}

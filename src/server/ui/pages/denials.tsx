@@ -1,6 +1,5 @@
-import { useState } from 'preact/hooks';
 import { get } from '../api.js';
-import { Figure, Status, Table, useLoad } from '../components.js';
+import { CopyButton, Figure, Status, Table, useLoad } from '../components.js';
 import { hrefOf, rangeParams } from '../state.js';
 
 interface DenialGroup {
@@ -29,20 +28,6 @@ interface DenialsView {
   byClass: Record<string, number>;
   groups: DenialGroup[];
   subjects: DenialSubject[];
-}
-
-function CopyButton({ text }: { text: string }) {
-  const [done, setDone] = useState(false);
-  return (
-    <button
-      type="button"
-      onClick={() => {
-        void navigator.clipboard?.writeText(text).then(() => setDone(true));
-      }}
-    >
-      {done ? 'Copied' : 'Copy YAML'}
-    </button>
-  );
 }
 
 export function Denials({ params }: { params: URLSearchParams }) {

@@ -18,6 +18,24 @@ interface Alert {
 }
 
 const list = (v: string[] | string | undefined) => (Array.isArray(v) ? v.join(', ') : (v ?? null));
+const ids = (v: string[] | string | undefined) => (Array.isArray(v) ? v : v === undefined ? [] : [v]);
+
+/** MITRE ATT&CK Enterprise tactics, for the labels. */
+const TACTICS: Record<string, string> = {
+  TA0043: 'Reconnaissance',
+  TA0001: 'Initial Access',
+  TA0002: 'Execution',
+  TA0003: 'Persistence',
+  TA0004: 'Privilege Escalation',
+  TA0005: 'Defense Evasion',
+  TA0006: 'Credential Access',
+  TA0007: 'Discovery',
+  TA0008: 'Lateral Movement',
+  TA0009: 'Collection',
+  TA0011: 'Command and Control',
+  TA0010: 'Exfiltration',
+  TA0040: 'Impact',
+};
 
 export function Security({ params }: { params: URLSearchParams }) {
   const range = rangeParams(params);
@@ -30,13 +48,14 @@ export function Security({ params }: { params: URLSearchParams }) {
       <h1>Security</h1>
       <Status state={alerts}>
         {(d) => {
-          const by = (f: (a: Alert) => string | null) => {
+          // An alert counts once under each of its tactics (techniques).
+          const by = (f: (a: Alert) => string[], label: (k: string) => string = (k) => k) => {
             const m = new Map<string, number>();
             for (const a of d.alerts) {
-              const k = f(a) ?? '-';
-              m.set(k, (m.get(k) ?? 0) + 1);
+              const keys = f(a);
+              for (const k of keys.length === 0 ? ['-'] : keys) m.set(k, (m.get(k) ?? 0) + 1);
             }
-            return [...m.entries()].sort((a, b) => b[1] - a[1]);
+            return [...m.entries()].sort((a, b) => b[1] - a[1]).map(([k, n]) => [label(k), n]);
           };
           return (
             <>
@@ -57,12 +76,15 @@ export function Security({ params }: { params: URLSearchParams }) {
                 <Table
                   caption="By tactic"
                   columns={['tactic', 'alerts']}
-                  rows={by((a) => list(a.rule.tactic))}
+                  rows={by(
+                    (a) => ids(a.rule.tactic),
+                    (k) => (TACTICS[k] === undefined ? k : `${TACTICS[k]} (${k})`),
+                  )}
                 />
                 <Table
                   caption="By technique"
                   columns={['technique', 'alerts']}
-                  rows={by((a) => list(a.rule.technique))}
+                  rows={by((a) => ids(a.rule.technique))}
                 />
               </div>
               <Table
