@@ -39,7 +39,7 @@ describe('presets', () => {
   it('comments every rule with its index', () => {
     const yaml = renderPolicyYaml(getPreset('recommended'));
     expect(yaml).toMatch(/^# kaudit's recommended audit policy/);
-    expect(yaml).toContain('# rules[6]: Secrets, ConfigMaps, token requests and token reviews');
+    expect(yaml).toContain('# rules[8]: Secrets, ConfigMaps, token requests and token reviews');
     expect(yaml).toContain('    verbs: [get, list, watch]\n');
     expect(yaml).not.toContain('*a1');
     expect(yaml.indexOf('omitStages: [RequestReceived]')).toBeLessThan(yaml.indexOf('rules:'));

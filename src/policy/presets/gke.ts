@@ -117,8 +117,40 @@ export const gke: Preset = {
       },
     },
     {
+      comment:
+        'Anonymous requests to discovery endpoints are probes from outside (MITRE ATT&CK T1613): keep them, before read-only endpoints are dropped below (added by kaudit). Health checks stay dropped: load balancers probe them anonymously all day.',
+      rule: {
+        level: 'Metadata',
+        omitStages: OMIT_RECEIVED,
+        userGroups: ['system:unauthenticated'],
+        nonResourceURLs: [
+          '/version',
+          '/api',
+          '/api/*',
+          '/apis',
+          '/apis/*',
+          '/openapi*',
+          '/metrics',
+          '/swagger*',
+        ],
+      },
+    },
+    {
       comment: 'Read-only endpoints.',
       rule: { level: 'None', nonResourceURLs: ['/healthz*', '/version', '/swagger*'] },
+    },
+    {
+      comment:
+        'Deleting events hides what happened (MITRE ATT&CK T1070): keep who deleted them, before events are dropped below (added by kaudit; the GCE policy drops them all).',
+      rule: {
+        level: 'Metadata',
+        omitStages: OMIT_RECEIVED,
+        verbs: ['delete', 'deletecollection'],
+        resources: [
+          { group: '', resources: ['events'] },
+          { group: 'events.k8s.io', resources: ['events'] },
+        ],
+      },
     },
     {
       comment: 'Events: too many, and their own record.',

@@ -17,6 +17,24 @@ export const recommended: Preset = {
   rules: [
     {
       comment:
+        'Anonymous requests to discovery endpoints are probes from outside (MITRE ATT&CK T1613): keep them, before discovery is dropped below. Health checks stay dropped: load balancers probe them anonymously all day.',
+      rule: {
+        level: 'Metadata',
+        userGroups: ['system:unauthenticated'],
+        nonResourceURLs: [
+          '/version',
+          '/api',
+          '/api/*',
+          '/apis',
+          '/apis/*',
+          '/openapi*',
+          '/metrics',
+          '/swagger*',
+        ],
+      },
+    },
+    {
+      comment:
         'Health, readiness, metrics, version and discovery endpoints: polled constantly, never a security event.',
       rule: {
         level: 'None',
@@ -31,6 +49,18 @@ export const recommended: Preset = {
           '/api/*',
           '/apis',
           '/apis/*',
+        ],
+      },
+    },
+    {
+      comment:
+        'Deleting events hides what happened (MITRE ATT&CK T1070): keep who deleted them, before events are dropped below.',
+      rule: {
+        level: 'Metadata',
+        verbs: ['delete', 'deletecollection'],
+        resources: [
+          { group: '', resources: ['events'] },
+          { group: 'events.k8s.io', resources: ['events'] },
         ],
       },
     },
