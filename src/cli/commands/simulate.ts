@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { type Diagnostic, formatDiagnostic, UserError } from '../../model/errors.js';
-import { DEFAULT_NODES, DEFAULT_RATE_PER_S, DEFAULT_START_MS, Simulation } from '../../simulate/generator.js';
+import { DEFAULT_NODES, DEFAULT_RATE_PER_S, Simulation } from '../../simulate/generator.js';
 import { RotatingWriter } from '../../simulate/rotating-writer.js';
 import { drive, type EventSink, fileSink, webhookSink, writeTruth } from '../../simulate/run.js';
 import { parseDurationMs, parseRfc3339 } from '../../simulate/time.js';
@@ -18,6 +18,8 @@ interface RawOptions {
   rate?: string;
   follow?: boolean;
   scenario?: string;
+  background?: boolean;
+  cluster?: string;
   seed?: string;
   nodes?: string;
   start?: string;
@@ -91,7 +93,9 @@ export function planSimulation(o: RawOptions): Plan {
     }
   }
   const rate = number(p, '--rate', o.rate, { min: 0.01 }) ?? DEFAULT_RATE_PER_S;
-  const seed = number(p, '--seed', o.seed, { integer: true, min: 0, max: 4294967295 }) ?? 1;
+  const given = number(p, '--seed', o.seed, { integer: true, min: 0, max: 4294967295 }) ?? 1;
+  // Two clusters simulated with the same seed are different clusters: other IDs, other traffic.
+  const seed = o.cluster === undefined ? given : (given ^ fnv1a(o.cluster)) >>> 0;
   const nodes = number(p, '--nodes', o.nodes, { integer: true, min: 1, max: 5000 }) ?? DEFAULT_NODES;
   const rotateMb = number(p, '--rotate-mb', o.rotateMb, { min: 0.001 });
   const maxBackups = number(p, '--max-backups', o.maxBackups, { integer: true, min: 0 }) ?? 0;
@@ -109,6 +113,8 @@ export function planSimulation(o: RawOptions): Plan {
     else usage(p, '--scenario', `unknown scenario "${s}"`, `choose from ${SCENARIOS.join(', ')}`);
   }
   if (scenarios.length === 0 && o.scenario !== undefined) usage(p, '--scenario', 'names no scenario');
+  // An incident is seen against the cluster's everyday traffic, unless asked for alone.
+  if (o.background !== false && !scenarios.includes('normal')) scenarios.unshift('normal');
 
   const out = o.out === '-' ? undefined : o.out;
   if (o.out !== undefined && o.webhook !== undefined) usage(p, '--webhook', 'cannot be combined with --out');
@@ -185,11 +191,35 @@ function human(bytes: number): string {
   return `${v.toFixed(1)} ${units[i]}`;
 }
 
+/**
+ * Without --start, traffic ends about now, so `--since 1h` finds it: it starts the run's simulated
+ * length before the current second (--duration, or --count at --rate). Follow mode writes in real
+ * time, so it starts now.
+ */
+export function defaultStartMs(
+  plan: Pick<Plan, 'follow' | 'durationMs' | 'count' | 'rate'>,
+  now = Date.now(),
+): number {
+  const second = Math.floor(now / 1000) * 1000;
+  if (plan.follow) return second;
+  const lengthMs = plan.durationMs ?? ((plan.count ?? 0) / plan.rate) * 1000;
+  return second - Math.ceil(lengthMs / 1000) * 1000;
+}
+
+/** 32-bit FNV-1a of a string. */
+function fnv1a(text: string): number {
+  let h = 0x811c9dc5;
+  for (const ch of Buffer.from(text, 'utf8')) {
+    h ^= ch;
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h;
+}
+
 async function run(plan: Plan): Promise<void> {
   const sim = new Simulation({
     seed: plan.seed,
-    // Follow mode writes in real time, so simulated time starts now unless told otherwise.
-    startMs: plan.startMs ?? (plan.follow ? Date.now() : DEFAULT_START_MS),
+    startMs: plan.startMs ?? defaultStartMs(plan),
     ratePerS: plan.rate,
     nodes: plan.nodes,
     scenarios: plan.scenarios,
@@ -328,12 +358,20 @@ export function registerSimulate(program: Command): void {
       .option('--duration <d>', 'stop after this much simulated time, e.g. 10m')
       .option('--rate <events/s>', `events per simulated second (default ${DEFAULT_RATE_PER_S})`)
       .option('--follow', 'write in real time at --rate instead of as fast as possible')
-      .option('--scenario <list>', `comma-separated: ${SCENARIOS.join(',')} (default all)`)
+      .option(
+        '--scenario <list>',
+        `comma-separated: ${SCENARIOS.join(',')} (default all); normal, the background traffic, is always added`,
+      )
+      .option('--no-background', 'only the named scenarios, without the background traffic (normal)')
       .option('--seed <n>', 'seed for the generator; the same seed gives the same bytes (default 1)')
+      .option(
+        '--cluster <name>',
+        'the simulated cluster: mixed into the seed, so each cluster gets its own audit IDs',
+      )
       .option('--nodes <n>', `worker nodes in the simulated cluster (default ${DEFAULT_NODES})`)
       .option(
         '--start <rfc3339>',
-        'simulated time of the first event (default 2026-01-15T09:00:00Z, or now with --follow)',
+        'simulated time of the first event (default: so that the traffic ends now; now with --follow); give it for the same bytes on every run',
       )
       .option('--rotate-mb <n>', 'rotate the file before it exceeds N MiB (--audit-log-maxsize)')
       .option('--max-backups <n>', 'keep at most N rotated files, 0 keeps all (--audit-log-maxbackup)')
