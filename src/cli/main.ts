@@ -57,6 +57,12 @@ export async function main(argv: string[]): Promise<number> {
 
 /** The executable's entry (bin.ts): runs the command and sets the process's exit status. */
 export function run(argv: string[] = process.argv.slice(2)): void {
+  // `kaudit search | head`: once the reader has gone there is nobody left to tell; stop quietly, as
+  // Unix tools do, rather than dying on EPIPE with a stack trace.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
   main(argv).then(
     (code) => {
       process.exitCode = code;
