@@ -25,19 +25,49 @@ function cell(v: unknown): string {
   return toJson(v);
 }
 
-/** A plain aligned text table; long cells are cut at `maxCell` characters. */
-export function formatTable(columns: readonly string[], rows: readonly Row[], maxCell = 60): string {
-  const cells = rows.map((r) =>
-    columns.map((c) => {
-      const s = cell(r[c]).replace(/[ \t]+/g, ' ');
-      return s.length > maxCell ? `${s.slice(0, maxCell - 1)}…` : s;
-    }),
+/**
+ * The width tables must fit: the terminal's when stdout is one, else `COLUMNS` when set, else no
+ * limit (a pipe or a file gets whole rows). `KAUDIT_WIDE=1` (or `--wide`) lifts the limit.
+ */
+export function tableWidth(): number | undefined {
+  if (process.env.KAUDIT_WIDE === '1') return undefined;
+  const columns = Number(process.env.COLUMNS);
+  if (process.stdout.isTTY && process.stdout.columns > 0) return process.stdout.columns;
+  return Number.isInteger(columns) && columns > 0 ? columns : undefined;
+}
+
+/**
+ * A plain aligned text table; long cells are cut at `maxCell` characters, and when the rows are
+ * wider than `width` the widest columns are trimmed (with an ellipsis) until they fit.
+ */
+export function formatTable(
+  columns: readonly string[],
+  rows: readonly Row[],
+  maxCell = 60,
+  width: number | undefined = tableWidth(),
+): string {
+  const raw = rows.map((r) => columns.map((c) => cell(r[c]).replace(/[ \t]+/g, ' ')));
+  const widths = columns.map((c, i) =>
+    Math.min(Math.max(c.length, ...raw.map((r) => (r[i] ?? '').length)), Math.max(maxCell, c.length)),
   );
-  const widths = columns.map((c, i) => Math.max(c.length, ...cells.map((r) => (r[i] ?? '').length)));
+  if (width !== undefined) {
+    const gaps = 2 * (columns.length - 1);
+    // Narrow the widest column, one character at a time, down to a floor that keeps it readable.
+    const floor = (i: number) => Math.min(widths[i] ?? 0, Math.max(8, (columns[i] ?? '').length));
+    for (let total = widths.reduce((a, b) => a + b, 0) + gaps; total > width; total--) {
+      let widest = -1;
+      for (let i = 0; i < widths.length; i++)
+        if ((widths[i] ?? 0) > floor(i) && (widest < 0 || (widths[i] ?? 0) > (widths[widest] ?? 0)))
+          widest = i;
+      if (widest < 0) break;
+      widths[widest] = (widths[widest] ?? 0) - 1;
+    }
+  }
+  const fit = (s: string, w: number) => (s.length > w ? `${s.slice(0, Math.max(0, w - 1))}…` : s);
   const line = (vals: readonly string[]) =>
     vals
-      .map((v, i) => v.padEnd(widths[i] ?? 0))
+      .map((v, i) => fit(v, widths[i] ?? 0).padEnd(widths[i] ?? 0))
       .join('  ')
       .trimEnd();
-  return [line(columns.map((c) => c.toUpperCase())), ...cells.map(line)].join('\n') + '\n';
+  return `${[line(columns.map((c) => c.toUpperCase())), ...raw.map(line)].join('\n')}\n`;
 }

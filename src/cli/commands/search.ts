@@ -38,6 +38,7 @@ interface SearchFlags {
   output?: string;
   limit: string;
   json?: boolean;
+  wide?: boolean;
 }
 
 // kube-apiserver's request verbs (known-api.ts) and what people type for them.
@@ -174,6 +175,7 @@ export function registerSearch(program: Command): void {
     .option('--output <format>', 'table, json (one document), ndjson or csv')
     .option('--limit <n>', 'at most this many events', '100')
     .option('--json', 'one JSON object per line (NDJSON)')
+    .option('--wide', 'show whole cells: do not fit the table to the terminal')
     .addHelpText(
       'after',
       `
@@ -196,7 +198,12 @@ Examples:
           const cols = query.columns ?? SEARCH_DEFAULT_COLUMNS;
           process.stdout.write(`${cols.join(',')}\n`);
           for (const r of result.rows) process.stdout.write(`${cols.map((c) => csvCell(r[c])).join(',')}\n`);
-        } else if (result.rows.length > 0) process.stdout.write(formatTable(columns, result.rows));
+        } else if (result.rows.length > 0)
+          process.stdout.write(
+            flags.wide
+              ? formatTable(columns, result.rows, Number.MAX_SAFE_INTEGER, undefined)
+              : formatTable(columns, result.rows),
+          );
         if (output === 'table' && result.next !== undefined) {
           process.stderr.write(`(showing the first ${query.limit}; use --limit for more)\n`);
         }
