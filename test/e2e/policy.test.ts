@@ -426,3 +426,34 @@ describe('kaudit policy generate', () => {
     expect(r.stderr).toContain('Allowed choices are recommended, seed, gke, minimal');
   });
 });
+
+describe('kaudit policy simulate inputs', () => {
+  const dir = tempDir('kaudit-policy-inputs-');
+  const logs = join(dir, 'logs');
+  const policy = join(FIXTURES, 'golden', 'preset-recommended.yaml');
+
+  beforeAll(() => {
+    const s = runCliSync(['simulate', '--out', join(logs, 'audit.log'), '--count', '2000', '--seed', '2']);
+    expect(s.code, s.stderr).toBe(0);
+  });
+
+  it('reads a directory of logs', () => {
+    const r = kaudit(['policy', 'simulate', '--json', policy, logs]);
+    expect(r.code, r.stderr).toBe(0);
+    expect((JSON.parse(r.stdout) as { input: { events: number } }).input.events).toBe(2000);
+  });
+
+  it('refuses a file that is not an audit log, naming it (exit 2)', () => {
+    const r = kaudit(['policy', 'simulate', policy, policy]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`${policy} is not an audit log`);
+  });
+
+  it('reads the store of KAUDIT_DATA when no log is named', () => {
+    const data = join(dir, 'data');
+    expect(runCliSync(['ingest', '--data', data, '--no-progress', logs]).code).toBe(0);
+    const r = runCliSync(['policy', 'simulate', '--json', policy], { env: { KAUDIT_DATA: data } });
+    expect(r.code, r.stderr).toBe(0);
+    expect((JSON.parse(r.stdout) as { input: { events: number } }).input.events).toBe(2000);
+  });
+});

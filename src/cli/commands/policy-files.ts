@@ -1,5 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { Option } from 'commander';
+import { expandInputs, type SkippedInput } from '../../collect/ingest.js';
 import { UserError } from '../../model/errors.js';
 import { type ReadEvent, readAuditEvents } from '../../model/read-events.js';
 import {
@@ -73,22 +74,41 @@ export function readPolicy(
 }
 
 /** Every event of the given audit logs, in order; malformed records are counted and reported on stderr. */
+/**
+ * The events of log files and directories (read recursively, as `kaudit ingest` reads them).
+ * Malformed records are counted and said on stderr; a file holding no audit event at all is an
+ * error naming it, never a silently empty result.
+ */
 export async function* readLogs(paths: readonly string[]): AsyncGenerator<ReadEvent> {
-  for (const path of paths) {
-    if (!existsSync(path))
-      throw new UserError('KAUDIT_FILE_UNREADABLE', `cannot read audit log ${path}: ENOENT`, {
-        hint: 'check the path',
-      });
-  }
-  for (const path of paths) {
+  const skipped: SkippedInput[] = [];
+  const files = await expandInputs(paths, skipped);
+  if (skipped.length > 0)
+    throw new UserError(
+      'KAUDIT_FILE_UNREADABLE',
+      skipped.map((s) => `cannot read audit log ${s.path}: ${s.reason}`).join('; '),
+      { hint: 'check the path' },
+    );
+  for (const { path } of files) {
     let malformed = 0;
+    let events = 0;
     let first = '';
-    yield* readAuditEvents(path, {
+    for await (const e of readAuditEvents(path === '-' ? process.stdin : path, {
       onMalformed: (m) => {
         malformed++;
         if (first === '') first = `at byte ${m.offset}: ${m.reason}`;
       },
-    });
+    })) {
+      events++;
+      yield e;
+    }
+    if (events === 0 && malformed > 0)
+      throw new UserError(
+        'KAUDIT_NOT_AUDIT_LOG',
+        `${path} is not an audit log: none of its ${malformed} record(s) is an audit event, first ${first}`,
+        {
+          hint: 'give kube-apiserver audit logs (JSON lines, EventList, GKE/AKS exports), plain or gzip',
+        },
+      );
     if (malformed > 0)
       process.stderr.write(`kaudit: ${path}: skipped ${malformed} malformed record(s), first ${first}\n`);
   }

@@ -68,6 +68,9 @@ Examples:
     .action(async (file: string, logs: string[], flags: SimulateFlags) => {
       const { policy: p, features } = readPolicy(file, flags);
       const topDropped = parseIntFlag('--top', flags.top, 0);
+      // With no logs named, the store: --data, else KAUDIT_DATA.
+      const fromEnv = process.env.KAUDIT_DATA ?? '';
+      if (logs.length === 0 && flags.data === undefined && fromEnv !== '') flags.data = fromEnv;
       if ((logs.length === 0) === (flags.data === undefined)) {
         throw new UserError(
           'KAUDIT_SIMULATE_NO_INPUT',
