@@ -63,10 +63,10 @@ export function formatTable(
       widths[widest] = (widths[widest] ?? 0) - 1;
     }
   }
-  const fit = (s: string, w: number) => (s.length > w ? `${s.slice(0, Math.max(0, w - 1))}…` : s);
+  const clip = (s: string, w: number) => (s.length > w ? `${s.slice(0, Math.max(0, w - 1))}…` : s);
   const line = (vals: readonly string[]) =>
     vals
-      .map((v, i) => fit(v, widths[i] ?? 0).padEnd(widths[i] ?? 0))
+      .map((v, i) => clip(v, widths[i] ?? 0).padEnd(widths[i] ?? 0))
       .join('  ')
       .trimEnd();
   return `${[line(columns.map((c) => c.toUpperCase())), ...raw.map(line)].join('\n')}\n`;

@@ -105,7 +105,7 @@ export function thresholdMatcher(
 export function newTermMatcher(
   n: NewTerm,
   keyOf: KeyOf,
-  valueOf: KeyOf,
+  termOf: KeyOf,
   maxKeys = DEFAULT_MAX_KEYS,
 ): StatefulMatcher {
   const state = new KeyedState<Set<string>>(maxKeys);
@@ -113,7 +113,7 @@ export function newTermMatcher(
   return {
     offer(ctx) {
       const key = keyOf(ctx);
-      const value = valueOf(ctx);
+      const value = termOf(ctx);
       if (key === undefined || value === undefined) return undefined;
       const now = ctx.timeMs;
       if (learnUntil === undefined) learnUntil = now + n.learnMs;

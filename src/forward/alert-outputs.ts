@@ -57,36 +57,39 @@ export function createAlertOutputs(
   return configs.map((c) => {
     const n = (counts.get(c.type) ?? 0) + 1;
     counts.set(c.type, n);
-    const name = n === 1 ? c.type : `${c.type}-${n}`;
-    switch (c.type) {
-      case 'stdout':
-        return new LineOutput(
-          name,
-          (text) => {
-            process.stdout.write(text);
-            return Promise.resolve();
-          },
-          deps,
-        );
-      case 'file':
-        return new LineOutput(name, (text) => appendFile(c.path, text, { mode: 0o600 }), deps);
-      case 'webhook':
-        return new WebhookOutput(name, deps, (alerts) => ({
-          body: JSON.stringify(alerts),
-          headers: {
-            'content-type': 'application/json',
-            ...(c.token === undefined ? {} : { authorization: `Bearer ${c.token}` }),
-          },
-          url: c.url,
-        }));
-      case 'slack':
-        return new WebhookOutput(name, deps, (alerts) => ({
-          body: JSON.stringify({ text: alerts.map(slackLine).join('\n') }),
-          headers: { 'content-type': 'application/json' },
-          url: c.url,
-        }));
-    }
+    return createOutput(c, n === 1 ? c.type : `${c.type}-${n}`, deps);
   });
+}
+
+function createOutput(c: AlertOutputConfig, name: string, deps: AlertOutputDeps): RunningAlertOutput {
+  switch (c.type) {
+    case 'stdout':
+      return new LineOutput(
+        name,
+        (text) => {
+          process.stdout.write(text);
+          return Promise.resolve();
+        },
+        deps,
+      );
+    case 'file':
+      return new LineOutput(name, (text) => appendFile(c.path, text, { mode: 0o600 }), deps);
+    case 'webhook':
+      return new WebhookOutput(name, deps, (alerts) => ({
+        body: JSON.stringify(alerts),
+        headers: {
+          'content-type': 'application/json',
+          ...(c.token === undefined ? {} : { authorization: `Bearer ${c.token}` }),
+        },
+        url: c.url,
+      }));
+    case 'slack':
+      return new WebhookOutput(name, deps, (alerts) => ({
+        body: JSON.stringify({ text: alerts.map(slackLine).join('\n') }),
+        headers: { 'content-type': 'application/json' },
+        url: c.url,
+      }));
+  }
 }
 
 /** One line of a Slack message: severity, rule, what happened, where. */

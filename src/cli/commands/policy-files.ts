@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { Option } from 'commander';
 import { expandInputs, type SkippedInput } from '../../collect/ingest.js';
 import { UserError } from '../../model/errors.js';
