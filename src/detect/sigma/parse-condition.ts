@@ -37,6 +37,7 @@ function tokenize(text: string): Token[] {
 }
 
 const KEYWORDS = new Set(['and', 'or', 'not', 'of']);
+const NEAR = '"near" is Sigma 1 syntax; write a temporal correlation rule instead';
 const PIPE = 'pipe aggregations (`| count() ...`) are Sigma 1 syntax; write a correlation rule instead';
 
 /** Parses one condition expression. */
@@ -121,6 +122,7 @@ export function parseCondition(text: string): SigmaExpr | ConditionError {
   const rest = tokens[pos];
   if (rest !== undefined) {
     if (rest.t === '|') return fail(PIPE, true);
+    if (word(rest) === 'near') return fail(NEAR, true);
     return fail(`"and" or "or" expected ${where(rest)}`);
   }
   return expr;
