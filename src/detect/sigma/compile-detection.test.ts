@@ -212,6 +212,14 @@ describe('special values', () => {
     expect(matches('responseStatus.code', 40, denied)).toBe(false);
   });
 
+  it('true/false match booleans, quoted or not', () => {
+    const e = pod({ requestObject: { spec: { hostNetwork: true } } });
+    expect(matches('requestObject.spec.hostNetwork', true, e)).toBe(true);
+    expect(matches('requestObject.spec.hostNetwork', 'true', e)).toBe(true);
+    expect(matches('requestObject.spec.hostNetwork', 'false', e)).toBe(false);
+    expect(matches('requestObject.spec.hostNetwork', false, e)).toBe(false);
+  });
+
   it('an empty string matches an empty value only', () => {
     expect(matches('userAgent', '', pod({ userAgent: '' }))).toBe(true);
     expect(matches('userAgent', '', pod({ userAgent: 'curl/8' }))).toBe(false);

@@ -382,7 +382,16 @@ function valueCondition(name: string, field: string[], v: Scalar, mode: Mode, ca
     const lit = parts.join('');
     if (ignoreCase && LOWERCASE_FIELDS.has(field.join('.')))
       return { kind: 'test', field, op: 'equals', value: lit.toLowerCase(), ignoreCase: false };
-    const value = NUMERIC.test(lit) ? [lit, Number(lit)] : lit;
+    // Quoted numbers and booleans (`'403'`, `'true'`) also match the JSON number or boolean.
+    const low = lit.toLowerCase();
+    const typed = NUMERIC.test(lit)
+      ? Number(lit)
+      : low === 'true'
+        ? true
+        : low === 'false'
+          ? false
+          : undefined;
+    const value = typed === undefined ? lit : [lit, typed];
     return { kind: 'test', field, op: 'equals', value, ignoreCase };
   }
   const [a, b, c] = parts;
