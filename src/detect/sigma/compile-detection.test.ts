@@ -142,6 +142,7 @@ describe('modifiers', () => {
     expect(matches('userAgent|re', '^mozilla', e)).toBe(false);
     expect(matches('userAgent|re|i', '^mozilla', e)).toBe(true);
     expect(matches('userAgent|re', '(?i)^mozilla', e)).toBe(true);
+    expect(matches('userAgent|re|ignorecase', '^mozilla', e)).toBe(true);
     // Unanchored, as regular expressions are.
     expect(matches('userAgent|re', 'zilla', e)).toBe(true);
   });

@@ -40,6 +40,9 @@ export const SUPPORTED_MODIFIERS: readonly string[] = [
   ...NUMBER_MODIFIERS,
 ];
 
+// pySigma also accepts the long names of the regular expression flags.
+const REGEX_FLAG_NAMES: Readonly<Record<string, string>> = { ignorecase: 'i', multiline: 'm', dotall: 's' };
+
 /** Modifiers of the Sigma specification kaudit does not support, and why. */
 const UNSUPPORTED_MODIFIERS: Readonly<Record<string, string>> = {
   windash: 'it permutes Windows command-line flag characters, which Kubernetes audit events do not have',
@@ -213,7 +216,8 @@ function compileItem(
   problem: Report,
   fields: Map<string, { label: string; path: string[] }>,
 ): Condition | undefined {
-  const [name = '', ...mods] = key.split('|');
+  const [name = '', ...written] = key.split('|');
+  const mods = written.map((m) => REGEX_FLAG_NAMES[m] ?? m);
   if (name === '')
     return problem(
       path,
