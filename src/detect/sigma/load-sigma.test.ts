@@ -520,6 +520,42 @@ correlation:
     ]);
   });
 
+  it('deprecated and unsupported rules are skipped; a skipped rule is not checked further', () => {
+    const text = `title: Old Rule
+status: deprecated
+logsource: {product: kubernetes, service: audit}
+detection:
+    sel: {verb: delete}
+    condition: sel
+---
+title: Azure Rule With A Typo
+level: severe
+logsource: {product: azure, service: activitylogs}
+detection:
+    sel|base64: x
+    condition: sel
+`;
+    const { rules, diagnostics } = loadSigmaText(text, 'skips.yml');
+    expect(rules).toEqual([]);
+    expect(diagnostics.map(shape)).toEqual([
+      {
+        severity: 'warning',
+        code: 'KAUDIT_SIGMA_SKIPPED',
+        line: 2,
+        path: 'status',
+        message: 'rule "Old Rule" skipped: its status is deprecated',
+      },
+      {
+        severity: 'warning',
+        code: 'KAUDIT_SIGMA_SKIPPED',
+        line: 10,
+        path: 'logsource',
+        message:
+          'rule "Azure Rule With A Typo" skipped: its logsource {product: azure, service: activitylogs} is not Kubernetes audit',
+      },
+    ]);
+  });
+
   it('other unsupported Sigma: filters, Sigma 1 collections, timeframe, windash', () => {
     const text = `title: A Filter
 logsource: {product: kubernetes, service: audit}

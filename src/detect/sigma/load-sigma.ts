@@ -275,13 +275,18 @@ function metadata(doc: Doc, diagnostics: Diagnostic[]) {
 
 function loadBase(doc: Doc, diagnostics: Diagnostic[]): Base {
   const v = doc.value;
-  const before = diagnostics.length;
-  const meta = metadata(doc, diagnostics);
   const base: Base = {
-    sigmaId: meta?.sigmaId ?? (typeof v.id === 'string' ? v.id.toLowerCase() : undefined),
-    name: meta?.name ?? (typeof v.name === 'string' ? v.name : undefined),
+    sigmaId: typeof v.id === 'string' ? v.id.toLowerCase() : undefined,
+    name: typeof v.name === 'string' ? v.name : undefined,
     rule: undefined,
     correlation: false,
+  };
+  // A rule kaudit will not run is only reported as skipped: its other problems are not ours.
+  const skip = (path: FieldPath, why: string, hint: string) => {
+    base.skipped = why;
+    const title = typeof v.title === 'string' ? `"${v.title}"` : '(untitled)';
+    diagnostics.push(report(doc, path, `rule ${title} skipped: ${why}`, SIGMA_SKIPPED, hint));
+    return base;
   };
   const problems: Diagnostic[] = [];
   const logsource = validate(
@@ -291,7 +296,6 @@ function loadBase(doc: Doc, diagnostics: Diagnostic[]): Base {
     { input: doc.input, file: doc.file, code: SIGMA_INVALID },
     problems,
   );
-  diagnostics.push(...problems);
   if (
     logsource !== undefined &&
     (logsource.product?.toLowerCase() !== 'kubernetes' || logsource.service?.toLowerCase() !== 'audit')
@@ -299,17 +303,22 @@ function loadBase(doc: Doc, diagnostics: Diagnostic[]): Base {
     const shown = Object.entries(logsource)
       .map(([k, x]) => `${k}: ${x}`)
       .join(', ');
-    base.skipped = `its logsource {${shown}} is not Kubernetes audit`;
-    diagnostics.push(
-      report(
-        doc,
-        ['logsource'],
-        `rule "${meta?.rule.title ?? '?'}" skipped: ${base.skipped}`,
-        SIGMA_SKIPPED,
-        'kaudit runs Sigma rules with logsource {product: kubernetes, service: audit}',
-      ),
+    return skip(
+      ['logsource'],
+      `its logsource {${shown}} is not Kubernetes audit`,
+      'kaudit runs Sigma rules with logsource {product: kubernetes, service: audit}',
     );
-    return base;
+  }
+  // Sigma rules specification, "Status": deprecated rules were replaced by another rule (SigmaHQ
+  // keeps them beside it), unsupported ones cannot be used as they are.
+  if (v.status === 'deprecated' || v.status === 'unsupported')
+    return skip(['status'], `its status is ${v.status}`, 'use the rule that replaces it (see its "related")');
+  const before = diagnostics.length;
+  diagnostics.push(...problems);
+  const meta = metadata(doc, diagnostics);
+  if (meta !== undefined) {
+    base.sigmaId = meta.sigmaId;
+    base.name = meta.name;
   }
   const detectionProblems: DetectionProblem[] = [];
   const detection = compileDetection(v.detection, detectionProblems);
