@@ -63,9 +63,11 @@ const UNSUPPORTED_MODIFIERS: Readonly<Record<string, string>> = {
 };
 
 /**
- * Fields whose values kube-apiserver always writes in lower case (request-info.go lowercases the
- * verb; resource names are lowercase, CRD plurals are validated so): a case-insensitive literal
- * compares exactly against its lowercase form there, which lets the engine dispatch on them.
+ * Fields kube-apiserver writes in lower case for every request that names a real resource
+ * (apiserver request/requestinfo.go lowercases the HTTP method into the verb; resource names are
+ * lowercase, CRD plurals are validated as DNS-1035 labels): a case-insensitive literal compares
+ * exactly against its lowercase form there, which lets the engine dispatch on them. Only a request
+ * for a path like `/api/v1/PODS`, which names no resource and gets a 404, is missed.
  */
 const LOWERCASE_FIELDS = new Set(['verb', 'objectRef.resource']);
 
