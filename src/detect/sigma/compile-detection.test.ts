@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { required } from '../engine.js';
@@ -107,6 +108,60 @@ describe('wildcards', () => {
     expect(parseWildcards('a\\\\\\*')).toEqual(['a\\*']);
     expect(parseWildcards('a\\b')).toEqual(['a\\b']);
     expect(parseWildcards('a**?')).toEqual(['a', STAR, ONE]);
+  });
+});
+
+/**
+ * The obvious twin of the compiled string tests: Sigma's wildcard matching by backtracking over
+ * the parsed pattern, case folded.
+ */
+function naiveMatch(
+  pattern: string,
+  mode: 'equals' | 'contains' | 'startswith' | 'endswith',
+  text: string,
+): boolean {
+  type Part = ReturnType<typeof parseWildcards>[number];
+  const STAR = parseWildcards('*')[0] as Part;
+  const ONE = parseWildcards('?')[0] as Part;
+  let parts = parseWildcards(pattern);
+  if (mode === 'contains' || mode === 'endswith') parts = [STAR, ...parts];
+  if (mode === 'contains' || mode === 'startswith') parts = [...parts, STAR];
+  const s = text.toLowerCase();
+  const from = (i: number, j: number): boolean => {
+    if (i === parts.length) return j === s.length;
+    const p = parts[i];
+    if (p === STAR) {
+      for (let k = j; k <= s.length; k++) if (from(i + 1, k)) return true;
+      return false;
+    }
+    if (p === ONE) return j < s.length && from(i + 1, j + 1);
+    const lit = String(p).toLowerCase();
+    return s.startsWith(lit, j) && from(i + 1, j + lit.length);
+  };
+  return from(0, 0);
+}
+
+describe('string matching against its obvious twin', () => {
+  it('plain values and contains/startswith/endswith agree with backtracking (random patterns)', () => {
+    const chars = fc.constantFrom('a', 'B', 'b', '.', '/', '*', '?', '\\', '(', '1');
+    const text = fc.array(chars, { maxLength: 8 }).map((c) => c.join(''));
+    const mode = fc.constantFrom(
+      'equals' as const,
+      'contains' as const,
+      'startswith' as const,
+      'endswith' as const,
+    );
+    fc.assert(
+      fc.property(text, mode, fc.array(text, { minLength: 1, maxLength: 4 }), (pattern, m, values) => {
+        const key = m === 'equals' ? 'userAgent' : `userAgent|${m}`;
+        const r = rule({ selection: { [key]: pattern }, condition: 'selection' });
+        for (const v of values)
+          expect(fires(r, pod({ userAgent: v })), `${key}: ${pattern} on ${v}`).toBe(
+            naiveMatch(pattern, m, v),
+          );
+      }),
+      { seed: 18, numRuns: 300 },
+    );
   });
 });
 
