@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { matchIdentifiers, parseCondition, type SigmaExpr } from './parse-condition.js';
 
@@ -83,6 +84,66 @@ describe('parseCondition', () => {
     const r = parseCondition(text);
     expect(r).toMatchObject({ unsupported: true });
     expect((r as { message: string }).message).toContain(message);
+  });
+});
+
+type Tree = { k: 'id'; n: string } | { k: 'not'; e: Tree } | { k: 'and' | 'or'; l: Tree; r: Tree };
+
+const RANK = { or: 1, and: 2, not: 3, id: 4 } as const;
+
+/** The tree as condition text with only the parentheses precedence requires (or more, if asked). */
+function print(t: Tree, min: number, extra: boolean[]): string {
+  const wrap = extra.shift() === true;
+  let text: string;
+  if (t.k === 'id') text = t.n;
+  else if (t.k === 'not') text = `not ${print(t.e, RANK.not, extra)}`;
+  else text = `${print(t.l, RANK[t.k], extra)} ${t.k} ${print(t.r, RANK[t.k] + 1, extra)}`;
+  return RANK[t.k] < min || wrap ? `(${text})` : text;
+}
+
+function evalTree(t: Tree, v: Record<string, boolean>): boolean {
+  if (t.k === 'id') return v[t.n] === true;
+  if (t.k === 'not') return !evalTree(t.e, v);
+  return t.k === 'and' ? evalTree(t.l, v) && evalTree(t.r, v) : evalTree(t.l, v) || evalTree(t.r, v);
+}
+
+function evalExpr(e: SigmaExpr, v: Record<string, boolean>): boolean {
+  switch (e.kind) {
+    case 'ref':
+      return v[e.name] === true;
+    case 'not':
+      return !evalExpr(e.of, v);
+    case 'and':
+      return e.of.every((x) => evalExpr(x, v));
+    case 'or':
+      return e.of.some((x) => evalExpr(x, v));
+    case 'of':
+      throw new Error('no quantifiers here');
+  }
+}
+
+describe('parseCondition against the expression it was printed from', () => {
+  it('gives the same truth table for random expressions (precedence and parentheses)', () => {
+    const { tree } = fc.letrec<{ tree: Tree }>((tie) => ({
+      tree: fc.oneof(
+        { depthSize: 'small', withCrossShrink: true },
+        fc.constantFrom('a', 'b', 'c').map((n): Tree => ({ k: 'id', n })),
+        tie('tree').map((e): Tree => ({ k: 'not', e })),
+        fc.record({ k: fc.constantFrom('and' as const, 'or' as const), l: tie('tree'), r: tie('tree') }),
+      ),
+    }));
+    fc.assert(
+      fc.property(tree, fc.array(fc.boolean(), { maxLength: 40 }), (t, extra) => {
+        const text = print(t, 0, [...extra]);
+        const parsed = parseCondition(text);
+        if ('message' in parsed) throw new Error(`${text}: ${parsed.message}`);
+        for (let bits = 0; bits < 8; bits++) {
+          const v = { a: (bits & 1) !== 0, b: (bits & 2) !== 0, c: (bits & 4) !== 0 };
+          expect(evalExpr(parsed, v), text).toBe(evalTree(t, v));
+        }
+      }),
+      { seed: 11, numRuns: 300 },
+    );
   });
 });
 
