@@ -1,7 +1,9 @@
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { stringify } from 'yaml';
 import { FIXTURES, THIRD_PARTY } from '../../../test/helpers/cli.js';
 import type { Diagnostic } from '../../model/errors.js';
 import type { AuditEvent } from '../../model/event.js';
@@ -639,6 +641,66 @@ detection:
     ]);
     expect(rules[0]?.equivalents).toEqual([]);
     expect(diagnostics.map((d) => d.code)).toEqual(['KAUDIT_RULE_DUPLICATE']);
+  });
+
+  it('random detections and correlations never throw: each loads and runs, or is reported', () => {
+    const key = fc
+      .tuple(
+        fc.constantFrom('verb', 'objectRef.resource', 'hostPath', 'responseStatus.code', 'a..b', ''),
+        fc.array(
+          fc.constantFrom('contains', 'all', 're', 'i', 'cidr', 'exists', 'gt', 'neq', 'base64', 'x'),
+          {
+            maxLength: 3,
+          },
+        ),
+      )
+      .map(([f, mods]) => [f, ...mods].join('|'));
+    const scalar = fc.oneof(
+      fc.constantFrom('*', '\\*', '(', '10.0.0.0/8', 'ALLOW', '', 'a?b', '[]]'),
+      fc.string({ maxLength: 6 }),
+      fc.integer(),
+      fc.boolean(),
+      fc.constant(null),
+    );
+    const selection = fc.oneof(
+      fc.dictionary(key, fc.oneof(scalar, fc.array(scalar, { maxLength: 3 })), { maxKeys: 3 }),
+      fc.array(fc.dictionary(key, scalar, { maxKeys: 2 }), { maxLength: 2 }),
+      scalar,
+    );
+    const condition = fc.oneof(
+      fc.constantFrom('sel', 'sel and not filter', '1 of sel*', 'all of them', 'sel |', '(sel', 'x of them'),
+      fc.string({ maxLength: 12 }),
+      fc.array(fc.constantFrom('sel', 'filter'), { maxLength: 2 }),
+    );
+    const detection = fc.record({ sel: selection, filter: selection, condition });
+    const correlation = fc.record(
+      {
+        type: fc.constantFrom('event_count', 'value_count', 'temporal', 'temporal_ordered', 'other'),
+        rules: fc.oneof(fc.constant(['base']), fc.constant(['base', 'base']), fc.string({ maxLength: 4 })),
+        'group-by': fc.oneof(fc.constant(['subject']), fc.constant('..')),
+        timespan: fc.constantFrom('5m', '1h', 'soon'),
+        condition: fc.dictionary(
+          fc.constantFrom('gte', 'gt', 'lt', 'field'),
+          fc.oneof(fc.integer(), fc.string()),
+        ),
+        generate: fc.boolean(),
+      },
+      { requiredKeys: [] },
+    );
+    const base = { title: 'Base', name: 'base', logsource: { product: 'kubernetes', service: 'audit' } };
+    const event = completeTestEvent({ verb: 'create', objectRef: { resource: 'pods' } }, 0);
+    fc.assert(
+      fc.property(detection, correlation, (d, c) => {
+        const text = [
+          stringify({ ...base, detection: d }),
+          stringify({ title: 'Corr', correlation: c }),
+        ].join('---\n');
+        const { rules, diagnostics } = loadSigmaText(text, 'random.yml');
+        expect(rules.length + diagnostics.length).toBeGreaterThan(0);
+        new DetectionEngine(rules).process(event, { cluster: 'c' });
+      }),
+      { seed: 31, numRuns: 400 },
+    );
   });
 
   it('a directory that does not exist is reported, not thrown', () => {
