@@ -492,6 +492,32 @@ describe('diagnostics', () => {
     ]);
   });
 
+  it('an unknown key in a correlation is refused with the keys allowed there', () => {
+    const text = `title: R
+name: r
+logsource: {product: kubernetes, service: audit}
+detection: {sel: {verb: get}, condition: sel}
+---
+title: Old Draft
+correlation:
+    type: temporal
+    rules: [r, r]
+    timespan: 5m
+    ordered: true
+`;
+    const { rules, diagnostics } = loadSigmaText(text, 'draft.yml');
+    expect(rules.map((r) => r.title)).toEqual(['R']);
+    expect(diagnostics).toMatchObject([
+      {
+        code: 'KAUDIT_SIGMA_INVALID',
+        line: 11,
+        path: 'correlation.ordered',
+        message: 'unknown key "ordered"',
+        hint: 'allowed here: type, rules, group-by, timespan, condition, generate, aliases',
+      },
+    ]);
+  });
+
   it('loadSigmaText: a correlation finds its rules only in the same text', () => {
     const text = `title: Many Exec
 id: 11111111-2222-4333-8444-555555555555

@@ -56,7 +56,9 @@ const logsourceSchema = z.object({
   category: z.string().optional(),
 });
 
-const correlationSchema = z.object({
+// Strict: a key kaudit does not know (`ordered` of a draft of the specification, a typo) would
+// change what the correlation means if it were ignored.
+const correlationSchema = z.strictObject({
   type: z.enum(['event_count', 'value_count', 'temporal', 'temporal_ordered']),
   rules: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
   'group-by': z.union([z.string().min(1), z.array(z.string().min(1))]).optional(),
