@@ -473,7 +473,12 @@ function correlationCount(
   const temporal = type === 'temporal' || type === 'temporal_ordered';
   if (ops.length === 0) {
     if (temporal) return rules;
-    at(['condition'], `an ${type} correlation needs a condition`, SIGMA_INVALID, 'e.g. condition: {gte: 10}');
+    at(
+      ['condition'],
+      `the ${type} correlation needs a condition`,
+      SIGMA_INVALID,
+      'e.g. condition: {gte: 10}',
+    );
     return undefined;
   }
   const unsupported = ops.filter((k) => k !== 'gte' && k !== 'gt');

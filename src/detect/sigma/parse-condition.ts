@@ -108,8 +108,7 @@ export function parseCondition(text: string): SigmaExpr | ConditionError {
         ? { kind: 'of', all }
         : { kind: 'of', all, pattern: target.text };
     }
-    if (w === 'near')
-      return fail('"near" is Sigma 1 syntax; write a temporal correlation rule instead', true);
+    if (w === 'near') return fail(NEAR, true);
     if (KEYWORDS.has(w)) return fail(`"${tok.text}" ${where(tok)} where a search identifier is expected`);
     if (tok.text.includes('*'))
       return fail(`the wildcard in "${tok.text}" needs "1 of" or "all of" before it`);
