@@ -12,7 +12,7 @@ import { DetectionEngine } from '../engine.js';
 import type { Rule } from '../rule.js';
 import { completeTestEvent, readRuleTests, runEvents, runRuleTests } from '../rule-tests.js';
 import { attackTags } from './attack-tags.js';
-import { loadSigmaFiles, loadSigmaText } from './load-sigma.js';
+import { loadSigmaFiles, loadSigmaText, MAX_SIGMA_FILE_BYTES } from './load-sigma.js';
 
 const SIGMA = join(THIRD_PARTY, 'sigma');
 const SIGMAHQ_K8S = join(SIGMA, 'rules/application/kubernetes/audit');
@@ -727,6 +727,19 @@ detection:
       }),
       { seed: 31, numRuns: 400 },
     );
+  });
+
+  it('a file too big to be rules is refused unread', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kaudit-sigma-'));
+    try {
+      const file = join(dir, 'audit.yml');
+      writeFileSync(file, Buffer.alloc(MAX_SIGMA_FILE_BYTES + 1, 0x20));
+      const { rules, diagnostics } = loadSigmaFiles([dir]);
+      expect(rules).toEqual([]);
+      expect(diagnostics).toMatchObject([{ severity: 'error', code: 'KAUDIT_RULE_UNREADABLE', file }]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('a directory that does not exist is reported, not thrown', () => {

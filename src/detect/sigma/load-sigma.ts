@@ -7,7 +7,7 @@
  * (KAUDIT_SIGMA_UNSUPPORTED) with the reason, a malformed one an error (KAUDIT_SIGMA_INVALID);
  * each names the file, line and field. One bad rule costs only that rule.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { z } from 'zod';
@@ -24,6 +24,8 @@ import { mapSigmaField } from './field-map.js';
 export const SIGMA_INVALID = 'KAUDIT_SIGMA_INVALID';
 export const SIGMA_UNSUPPORTED = 'KAUDIT_SIGMA_UNSUPPORTED';
 export const SIGMA_SKIPPED = 'KAUDIT_SIGMA_SKIPPED';
+/** Rule files are small; a big one is a mistake (an audit log named as rules), not worth parsing. */
+export const MAX_SIGMA_FILE_BYTES = 4 << 20;
 
 const LEVELS: Readonly<Record<string, Severity>> = {
   informational: 'info',
@@ -102,6 +104,16 @@ export function loadSigmaFiles(paths: readonly string[]): LoadedRules {
   for (const file of ruleFiles(paths, diagnostics, ['.yml', '.yaml'])) {
     let text: string;
     try {
+      if (statSync(file).size > MAX_SIGMA_FILE_BYTES) {
+        diagnostics.push({
+          severity: 'error',
+          code: 'KAUDIT_RULE_UNREADABLE',
+          file,
+          message: `larger than ${MAX_SIGMA_FILE_BYTES >> 20} MiB: not a Sigma rule file`,
+          hint: 'an audit log given where rules were expected?',
+        });
+        continue;
+      }
       text = readFileSync(file, 'utf8');
     } catch (err) {
       diagnostics.push({
@@ -136,10 +148,11 @@ function documents(text: string, file: string, diagnostics: Diagnostic[]): Doc[]
 }
 
 /**
- * YAML syntax errors with their line: readYamlDocuments parses without pretty errors, which leaves
- * the errors without positions, so the document is parsed again to place them.
+ * YAML syntax errors with their line: readYamlDocuments may leave them without a position (it
+ * parses without pretty errors), and then the document is parsed again to place them.
  */
 function yamlErrors(text: string, index: number, found: readonly Diagnostic[]): Diagnostic[] {
+  if (found.every((d) => d.line !== undefined)) return found.map((d) => ({ ...d, code: SIGMA_INVALID }));
   const docs = parseAllDocuments(text);
   const errors = Array.isArray(docs) ? (docs[index]?.errors ?? []) : [];
   return found.map((d, i) => {
