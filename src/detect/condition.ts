@@ -111,7 +111,9 @@ function compileTest(get: Getter, op: Operator, value: unknown, ignoreCase: bool
 
 const STRING_OPS: ReadonlySet<Operator> = new Set(['prefix', 'suffix', 'glob', 'regex']);
 
+/** String operators read numbers as their decimal text (`responseStatus.code` prefix "4") and mappings as JSON. */
 function asText(v: unknown): unknown {
+  if (typeof v === 'number') return String(v);
   return v !== null && typeof v === 'object' ? JSON.stringify(v) : v;
 }
 

@@ -336,3 +336,13 @@ threshold: {groupBy: [subject], window: 1h, count: 2}
     expect(get(4, 'c')).toHaveLength(1);
   });
 });
+
+describe('string operators on numbers', () => {
+  it('read the number as text: a code starting with 4', () => {
+    const engine = new DetectionEngine([rule('match: {field: responseStatus.code, prefix: "4"}\n')]);
+    expect(engine.process(ev({ verb: 'get', responseStatus: { code: 404 } }), { cluster: 'c' })).toHaveLength(
+      1,
+    );
+    expect(engine.process(ev({ verb: 'get', responseStatus: { code: 200 } }), { cluster: 'c' })).toEqual([]);
+  });
+});

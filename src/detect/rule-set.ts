@@ -6,6 +6,7 @@ import type { Diagnostic } from '../model/errors.js';
 import { builtinRules } from './builtin.js';
 import { duplicateIds, loadRuleFiles } from './load-rules.js';
 import type { Rule } from './rule.js';
+import { loadSigmaFiles } from './sigma/load-sigma.js';
 
 export interface RuleSetOptions {
   builtin?: boolean;
@@ -34,7 +35,7 @@ export function loadRuleSet(options: RuleSetOptions): RuleSet {
     diagnostics.push(...loaded.diagnostics.filter((d) => d.code !== 'KAUDIT_RULE_DUPLICATE'));
   }
   if (options.sigma !== undefined && options.sigma.length > 0) {
-    const loaded = loadSigmaRules(options.sigma);
+    const loaded = loadSigmaFiles(options.sigma);
     all.push(...loaded.rules);
     diagnostics.push(...loaded.diagnostics.filter((d) => d.code !== 'KAUDIT_RULE_DUPLICATE'));
   }
@@ -57,9 +58,4 @@ export function loadRuleSet(options: RuleSetOptions): RuleSet {
   const only = options.only === undefined || options.only.length === 0 ? undefined : new Set(options.only);
   const rules = all.filter((r) => !disabled.has(r.id) && (only === undefined || only.has(r.id)));
   return { rules, diagnostics };
-}
-
-// SIGMA-MERGE: replaced by sigma/load-sigma.ts when the Sigma branch lands.
-function loadSigmaRules(_paths: readonly string[]): RuleSet {
-  throw new Error('Sigma rules are not supported yet');
 }

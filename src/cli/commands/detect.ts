@@ -146,7 +146,14 @@ Examples:
 /** Prints every problem of the rule files; errors stop the run (exit 2). */
 export function reportRuleProblems(diagnostics: readonly Diagnostic[]): void {
   const errors = diagnostics.filter((d) => d.severity === 'error');
-  for (const d of diagnostics) process.stderr.write(`kaudit: ${formatDiagnostic(d)}\n`);
+  // Pointed at all of SigmaHQ, thousands of rules are for other log sources: say so once.
+  const skipped = diagnostics.filter((d) => d.code === 'KAUDIT_SIGMA_SKIPPED');
+  const shown = skipped.length > 5 ? diagnostics.filter((d) => !skipped.slice(3).includes(d)) : diagnostics;
+  for (const d of shown) process.stderr.write(`kaudit: ${formatDiagnostic(d)}\n`);
+  if (shown.length < diagnostics.length)
+    process.stderr.write(
+      `kaudit: ... and ${skipped.length - 3} more Sigma rules skipped (not Kubernetes audit rules)\n`,
+    );
   if (errors.length > 0)
     throw new UserError('KAUDIT_RULE_INVALID', `${errors.length} problem(s) in the rules; nothing was run`, {
       hint: 'kaudit rules list --rules DIR checks rule files without running them',

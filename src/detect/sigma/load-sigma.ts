@@ -9,13 +9,12 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import { basename, extname } from 'node:path';
-import { parseAllDocuments } from 'yaml';
 import { z } from 'zod';
 import type { Diagnostic } from '../../model/errors.js';
 import { diagnostic, type ValidateContext, validate } from '../../model/schema-diagnostics.js';
 import { type FieldPath, readYamlDocuments, type YamlInput } from '../../model/yaml-input.js';
 import type { Condition } from '../condition.js';
-import { duplicateIds, type LoadedRules, ruleFiles } from '../load-rules.js';
+import { duplicateIds, type LoadedRules, MAX_RULE_FILE_BYTES, ruleFiles } from '../load-rules.js';
 import { emptyAllowlist, parseDuration, type Rule, type Severity } from '../rule.js';
 import { attackTags } from './attack-tags.js';
 import { compileDetection, type DetectionProblem } from './compile-detection.js';
@@ -25,7 +24,8 @@ export const SIGMA_INVALID = 'KAUDIT_SIGMA_INVALID';
 export const SIGMA_UNSUPPORTED = 'KAUDIT_SIGMA_UNSUPPORTED';
 export const SIGMA_SKIPPED = 'KAUDIT_SIGMA_SKIPPED';
 /** Rule files are small; a big one is a mistake (an audit log named as rules), not worth parsing. */
-export const MAX_SIGMA_FILE_BYTES = 4 << 20;
+/** Sigma rule files are small; a bigger one is a mistake (an audit log given as rules). */
+export const MAX_SIGMA_FILE_BYTES = MAX_RULE_FILE_BYTES;
 
 const LEVELS: Readonly<Record<string, Severity>> = {
   informational: 'info',
@@ -134,7 +134,7 @@ function documents(text: string, file: string, diagnostics: Diagnostic[]): Doc[]
   const out: Doc[] = [];
   readYamlDocuments(text, file).forEach((input, index) => {
     if (input.diagnostics.length > 0) {
-      diagnostics.push(...yamlErrors(text, index, input.diagnostics));
+      diagnostics.push(...input.diagnostics.map((d) => ({ ...d, code: SIGMA_INVALID })));
       return;
     }
     if (input.value === null || input.value === undefined) return; // an empty document
@@ -145,22 +145,6 @@ function documents(text: string, file: string, diagnostics: Diagnostic[]): Doc[]
     out.push({ file, index, input, value: input.value as Record<string, unknown> });
   });
   return out;
-}
-
-/**
- * YAML syntax errors with their line: readYamlDocuments may leave them without a position (it
- * parses without pretty errors), and then the document is parsed again to place them.
- */
-function yamlErrors(text: string, index: number, found: readonly Diagnostic[]): Diagnostic[] {
-  if (found.every((d) => d.line !== undefined)) return found.map((d) => ({ ...d, code: SIGMA_INVALID }));
-  const docs = parseAllDocuments(text);
-  const errors = Array.isArray(docs) ? (docs[index]?.errors ?? []) : [];
-  return found.map((d, i) => {
-    const pos = errors[i]?.linePos?.[0];
-    const out: Diagnostic = { ...d, code: SIGMA_INVALID };
-    if (out.line === undefined && pos !== undefined) Object.assign(out, { line: pos.line, column: pos.col });
-    return out;
-  });
 }
 
 function report(
