@@ -3,6 +3,7 @@ import { formatMetrics } from '../collect/metrics.js';
 import type { Store } from '../store/contract.js';
 import { createApp, type RouteHandler } from './app.js';
 import type { TokenAuth } from './auth.js';
+import { formatSinkMetrics } from './sink-metrics.js';
 
 export interface AgentAppOptions {
   status: () => Promise<AgentStatus>;
@@ -28,7 +29,10 @@ export function agentApp(opts: AgentAppOptions) {
       const failing = [s.store, ...s.logs].filter((x) => x.status !== 'OK');
       return failing.length === 0 ? null : failing.map((x) => x.error ?? 'error');
     },
-    metrics: async () => formatMetrics(await opts.status()),
+    metrics: async () => {
+      const s = await opts.status();
+      return formatMetrics(s) + formatSinkMetrics(s as Parameters<typeof formatSinkMetrics>[0]);
+    },
     routes: [{ prefix: '/api/v1/store/', handler: opts.storeApi, level: 'read' }],
     // kaudit ingest sends whole store batches through the store API while the agent holds the store.
     maxBodyBytes: 512 << 20,

@@ -104,6 +104,11 @@ describe('the agent runs the rules on what it stores', () => {
     expect(s.detection.outputs[0]).toMatchObject({ sent: expected.length, failures: 3 });
     const text = await kaudit(['status', '--data', join(dir, 'data')]);
     expect(text.stdout).toContain(`Alerts: ${expected.length}`);
+    const metrics = await (
+      await fetch(`${agent.admin}/metrics`, { headers: { authorization: `Bearer ${agent.token}` } })
+    ).text();
+    expect(metrics).toContain(`kaudit_detection_alerts_total ${expected.length}`);
+    expect(metrics).toContain(`kaudit_alert_output_sent_total{output="webhook"} ${expected.length}`);
     // kaudit alerts reads them while the agent runs
     const listed = await kaudit(['alerts', '--data', join(dir, 'data'), '--json', '--limit', '100000']);
     expect(ndjson(listed.stdout).map(key).sort()).toEqual(expected);

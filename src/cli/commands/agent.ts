@@ -239,6 +239,7 @@ Examples:
             status: async () => ({
               ...(await agent.status()),
               ...(detection === undefined ? {} : { detection: detection.stats() }),
+              forward: forwarders.map((f) => (f as typeof f & { stats(): unknown }).stats()),
             }),
             store,
             auth,

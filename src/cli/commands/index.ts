@@ -3,6 +3,7 @@ import { registerAgent } from './agent.js';
 import { registerAlerts } from './alerts.js';
 import { registerDetect } from './detect.js';
 import { registerDoctor } from './doctor.js';
+import { registerForward } from './forward.js';
 import { registerHistory } from './history.js';
 import { registerIngest } from './ingest.js';
 import { registerPolicy } from './policy.js';
@@ -39,6 +40,7 @@ export function registerCommands(program: Command): void {
   registerAlerts(program);
   registerDetect(program);
   registerRules(program);
+  registerForward(program);
   registerStoreInfo(program);
   registerSetup(program);
   registerDoctor(program);

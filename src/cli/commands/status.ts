@@ -113,6 +113,17 @@ function webhookSection(l: WebhookStatus): string {
   ].join('\n');
 }
 
+interface ForwardStatus {
+  name: string;
+  sentEvents: number;
+  filteredEvents?: number;
+  deadLettered?: number;
+  retries: number;
+  lagSeconds?: number;
+  lastSentAt?: string;
+  lastError?: string;
+}
+
 interface DetectionStatus {
   rules: number;
   events: number;
@@ -141,9 +152,13 @@ export function formatStatus(s: AgentStatus): string {
   out += `    Status: ${s.store.status}${s.store.error ? ` (${s.store.error})` : ''}\n`;
   out += `    Rows: ${s.store.rows ?? 'unknown'}${s.store.newest ? `   Newest: ${s.store.newest}` : ''}\n`;
   if (s.store.tableChecks !== undefined) out += `    Table checks: ${s.store.tableChecks}\n`;
+  const forward = (s as AgentStatus & { forward?: ForwardStatus[] }).forward ?? [];
   for (const k of s.sinks ?? []) {
     out += `\n${heading(`Sink ${k.name}`, '-', '  ')}`;
     out += `    Exported: ${k.exportedEvents}   Queued: ${k.queuedEvents}   Dropped: ${k.droppedEvents}   Failed exports: ${k.failedExports}${k.lastError ? `   Last error: ${k.lastError}` : ''}\n`;
+    const f = forward.find((x) => x.name === k.name);
+    if (f !== undefined)
+      out += `    Sent: ${f.sentEvents}   Filtered: ${f.filteredEvents ?? 0}   Dead-lettered: ${f.deadLettered ?? 0}   Retries: ${f.retries}   Lag: ${(f.lagSeconds ?? 0).toFixed(0)} s${f.lastSentAt ? `   Last sent: ${f.lastSentAt}` : ''}${f.lastError ? `   Last error: ${f.lastError}` : ''}\n`;
   }
   const d = (s as AgentStatus & { detection?: DetectionStatus }).detection;
   if (d !== undefined) {
