@@ -32,6 +32,7 @@ import { agentApp } from '../../server/agent-app.js';
 import { TokenAuth } from '../../server/auth.js';
 import { listen, type RunningServer } from '../../server/listen.js';
 import { storeApi } from '../../server/store-api.js';
+import { currentPlatformPaths } from '../../setup/platform-paths.js';
 import { type OpenStoreOptions, openStore } from '../../store/registry.js';
 import { AGENT_FILE, type AgentLocator } from '../../store/remote/locator.js';
 import { dataOption, resolveDataDir } from '../common.js';
@@ -56,11 +57,18 @@ const AGENT_DEDUPE_WINDOW = 65_536;
 const AGENT_STORE_MEMORY_LIMIT = '320MB';
 const RETENTION_EVERY_MS = 6 * 3600_000;
 
-/** `--config`, else KAUDIT_CONFIG, else ./kaudit.yaml when it exists. */
-export function findConfigFile(flag: string | undefined): string | undefined {
+/**
+ * `--config`, else KAUDIT_CONFIG, else ./kaudit.yaml when it exists, else the platform's own place
+ * (/etc/kaudit/kaudit.yaml for a system agent on Linux; docs/setup.md lists them) when it exists.
+ */
+export function findConfigFile(
+  flag: string | undefined,
+  platformConfig: string = currentPlatformPaths().config,
+): string | undefined {
   const file = flag ?? process.env.KAUDIT_CONFIG;
   if (file !== undefined && file !== '') return resolve(file);
-  return existsSync('kaudit.yaml') ? resolve('kaudit.yaml') : undefined;
+  if (existsSync('kaudit.yaml')) return resolve('kaudit.yaml');
+  return existsSync(platformConfig) ? platformConfig : undefined;
 }
 
 export function preparerFor(config: Pick<AgentConfig, 'maxEventBytes' | 'redact'>): Preparer {
@@ -141,7 +149,10 @@ export function registerAgent(program: Command): void {
   program
     .command('agent')
     .description('Collect audit events continuously: tail audit log files and receive the audit webhook')
-    .option('--config <file>', 'agent config (YAML); default KAUDIT_CONFIG, then ./kaudit.yaml')
+    .option(
+      '--config <file>',
+      "agent config (YAML); default KAUDIT_CONFIG, then ./kaudit.yaml, then the platform's (e.g. /etc/kaudit/kaudit.yaml)",
+    )
     .option('--demo', 'run on a simulated cluster writing a rotating audit log in a temp dir (npm start)')
     .addOption(dataOption())
     .addOption(
