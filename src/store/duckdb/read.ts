@@ -151,6 +151,42 @@ async function rowsOf(conn: DuckDBConnection, sql: string, params: Params): Prom
   return (r.getRowObjectsJson() as Row[]).map(normalizeRow);
 }
 
+/**
+ * The rows of one page. Sorted by time, in two steps: the page's keys first (a top-N over a few
+ * plain columns), then its rows by those keys within their time range, which the zone maps of `ts`
+ * narrow to a few row groups. In one step DuckDB computes every selected column of the view (the
+ * decision, latencies, JSON) for every matching row before keeping the first N: over 1M events,
+ * 1.25 s against 0.17 s (bench:api, the explore page).
+ */
+async function pageRows(
+  conn: DuckDBConnection,
+  columns: readonly EventColumn[],
+  keys: string,
+  where: string,
+  q: Sql,
+  sort: SortOrder,
+  n: number,
+): Promise<Row[]> {
+  const select = [...columns.map(selectColumn), keys].join(', ');
+  if (sort === 'latency')
+    return rowsOf(
+      conn,
+      `SELECT ${select} FROM events WHERE ${where} ORDER BY ${ORDER[sort]} LIMIT ${n}`,
+      q.params,
+    );
+  const top = await rowsOf(
+    conn,
+    `SELECT epoch_us(ts) AS "__t", audit_id AS "__a", stage AS "__s", cluster AS "__c" FROM events WHERE ${where} ORDER BY ${ORDER[sort]} LIMIT ${n}`,
+    q.params,
+  );
+  if (top.length === 0) return [];
+  const k = new Sql();
+  const times = top.map((r) => Number(r.__t));
+  const tuples = top.map((r) => `(${k.p(String(r.__a))}, ${k.p(String(r.__s))}, ${k.p(String(r.__c))})`);
+  const sql = `SELECT ${select} FROM events WHERE ts BETWEEN make_timestamp(${k.p(Math.min(...times))}::BIGINT) AND make_timestamp(${k.p(Math.max(...times))}::BIGINT) AND (audit_id, stage, cluster) IN (${tuples.join(', ')}) ORDER BY ${ORDER[sort]}`;
+  return rowsOf(conn, sql, k.params);
+}
+
 export async function search(conn: DuckDBConnection, query: SearchQuery): Promise<SearchPage> {
   const q = new Sql();
   const sort = query.sort ?? 'time';
@@ -169,8 +205,7 @@ export async function search(conn: DuckDBConnection, query: SearchQuery): Promis
   }
   const limit = Math.max(0, Math.floor(query.limit));
   const keys = `epoch_us(ts) AS "__t", latency_ms AS "__l", audit_id AS "__a", stage AS "__s", cluster AS "__c"`;
-  const sql = `SELECT ${[...columns.map(selectColumn), keys].join(', ')} FROM events WHERE ${where} ORDER BY ${ORDER[sort]} LIMIT ${limit + 1}`;
-  const rows = await rowsOf(conn, sql, q.params);
+  const rows = await pageRows(conn, columns, keys, where, q, sort, limit + 1);
   const more = rows.length > limit;
   const page = rows.slice(0, limit);
   const last = page.at(-1);
