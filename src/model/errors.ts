@@ -1,9 +1,11 @@
+import type { ErrorCode } from './error-codes.js';
+
 /** A problem the user can fix: a bad file, flag, policy or config. The CLI exits 2 on these. */
 export class UserError extends Error {
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly hint: string | undefined;
 
-  constructor(code: string, message: string, options: { hint?: string; cause?: unknown } = {}) {
+  constructor(code: ErrorCode, message: string, options: { hint?: string; cause?: unknown } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'UserError';
     this.code = code;

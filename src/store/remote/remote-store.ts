@@ -1,3 +1,4 @@
+import { isErrorCode } from '../../model/error-codes.js';
 import { UserError } from '../../model/errors.js';
 import {
   commitOnce,
@@ -183,8 +184,12 @@ async function request(
   if (!res.ok) {
     const e = (parsed as { error?: { code?: string; message?: string; hint?: string } }).error;
     const message = e?.message ?? `HTTP ${res.status}`;
-    if (typeof e?.code === 'string' && e.code !== 'KAUDIT_INTERNAL')
-      throw new UserError(e.code, message, e.hint === undefined ? {} : { hint: e.hint });
+    if (typeof e?.code === 'string' && e.code !== 'KAUDIT_INTERNAL') {
+      // An agent of another version may answer a code this one does not know: keep it in the text.
+      const code = isErrorCode(e.code) ? e.code : 'KAUDIT_API_ERROR';
+      const text = code === e.code ? message : `${e.code}: ${message}`;
+      throw new UserError(code, text, e.hint === undefined ? {} : { hint: e.hint });
+    }
     throw new Error(`agent at ${baseUrl}: ${message}`);
   }
   return parsed;
