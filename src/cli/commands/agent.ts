@@ -139,6 +139,7 @@ Try, in another terminal:
   kaudit search${data} --decision forbid --since 1h   # goes through the agent while it holds the store
   kaudit query${data} "SELECT verb, count(*) AS n FROM events GROUP BY 1 ORDER BY n DESC"
   kaudit report latency${data}                    # slow requests and the clients behind them
+  kaudit alerts${data}                            # what the detection rules raised (the attack comes ~9 minutes in)
   open ${agent.adminUrl}/                  # the dashboard: the simulated cluster's traffic filling in
 
 Stop with Ctrl-C: the agent drains its queue and saves its checkpoints.
