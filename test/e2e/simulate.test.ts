@@ -86,11 +86,21 @@ describe.concurrent('kaudit simulate --out', () => {
     rmSync(cwd, { recursive: true, force: true });
   });
 
-  it('writes the same bytes for the same seed', async () => {
+  it('writes the same bytes for the same seed and start', async () => {
     const digest = async (sub: string): Promise<string> => {
       const cwd = join(dir, sub);
       const r = await kaudit(
-        ['simulate', '--out', join(cwd, 'audit.log'), '--count', '3000', '--seed', '42'],
+        [
+          'simulate',
+          '--out',
+          join(cwd, 'audit.log'),
+          '--count',
+          '3000',
+          '--seed',
+          '42',
+          '--start',
+          '2026-01-15T09:00:00Z',
+        ],
         dir,
       );
       expect(r.code).toBe(0);
