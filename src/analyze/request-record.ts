@@ -42,6 +42,12 @@ export interface RequestRecord {
   sourceIP: string;
   sourceIPs: string[];
   userAgent: string;
+  /**
+   * Requests this record stands for, when it is one shape of many identical requests (read from
+   * the store's aggregates, `time` the first and `lastTime` the last of them); absent: one.
+   */
+  count?: number;
+  lastTime?: string;
 }
 
 // kube-apiserver authorization.go (ForbiddenMessage / forbidden()): the RBAC authorizer's 403 reads

@@ -84,6 +84,14 @@ const SEARCHES: [string, SearchQuery][] = [
 
 const AGGREGATES: [string, AggregateQuery][] = [
   ['count', { filter: {}, groupBy: [], measures: { n: { fn: 'count' } } }],
+  [
+    'request shapes by user and groups (RBAC from the store)',
+    {
+      filter: { stage: ['ResponseComplete'] },
+      groupBy: ['username', 'groups', 'verb', 'resource', 'namespace'],
+      measures: { n: { fn: 'count' }, first: { fn: 'min', column: 'ts' }, last: { fn: 'max', column: 'ts' } },
+    },
+  ],
   ['count over nothing', { filter: { verb: ['nosuchverb'] }, groupBy: [], measures: { n: { fn: 'count' } } }],
   [
     'percentiles by verb and resource',

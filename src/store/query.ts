@@ -54,6 +54,8 @@ export const GROUP_COLUMNS = [
   'level',
   'verb',
   'username',
+  /** A list: groups compare element by element. */
+  'groups',
   'impersonated_user',
   'subject',
   'source_ip',

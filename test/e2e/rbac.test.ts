@@ -190,3 +190,30 @@ describe('kaudit report denials (rbac e2e)', () => {
     expect(r.stdout).toContain('| system:anonymous | anonymous user; never seen succeeding |');
   });
 });
+
+describe('kaudit rbac generate over the store', () => {
+  it('gives what it gives over the log the store was filled from (the store counts request shapes)', () => {
+    const dir = mkdtempSync(join(tmp, 'store-'));
+    const log = join(dir, 'audit.log');
+    expect(
+      runCliSync([
+        'simulate',
+        '--out',
+        log,
+        '--count',
+        '6000',
+        '--seed',
+        '8',
+        '--start',
+        '2026-01-15T09:00:00Z',
+      ]).code,
+    ).toBe(0);
+    expect(runCliSync(['ingest', '--data', join(dir, 'data'), '--no-progress', log]).code).toBe(0);
+    const fromLog = runCliSync(['rbac', 'generate', '--all', '--from', log]);
+    const fromStore = runCliSync(['rbac', 'generate', '--all', '--data', join(dir, 'data')]);
+    expect(fromLog.code, fromLog.stderr).toBe(0);
+    expect(fromStore.code, fromStore.stderr).toBe(0);
+    expect(fromStore.stdout.length).toBeGreaterThan(1000);
+    expect(fromStore.stdout).toBe(fromLog.stdout);
+  });
+});

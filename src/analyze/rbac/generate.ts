@@ -301,6 +301,11 @@ export function subjectsSeen(records: readonly RequestRecord[]): Subject[] {
   return [...seen.values()].sort((a, b) => (subjectKey(a) < subjectKey(b) ? -1 : 1));
 }
 
+function toMs(t: string): string {
+  const ms = Date.parse(t);
+  return Number.isNaN(ms) ? t : new Date(ms).toISOString();
+}
+
 export async function generateRbac(source: RecordSource, options: GenerateOptions): Promise<GenerateResult> {
   const records: RequestRecord[] = [];
   for await (const r of source) {
@@ -341,7 +346,12 @@ export async function generateRbac(source: RecordSource, options: GenerateOption
       expandMultiName: options.expandMultiName ?? true,
       allowedBefore: (r) => existing.authorize(withAuthenticatedGroups(r)).allowed,
     });
-    const times = mine.map((r) => r.time).sort();
+    // To the millisecond, as the store gives times, so a log and its store give the same annotation.
+    const times = mine
+      .flatMap((r) => (r.lastTime === undefined ? [r.time] : [r.time, r.lastTime]))
+      .map(toMs)
+      .sort();
+    const requestCount = mine.reduce((n, r) => n + (r.count ?? 1), 0);
     const objects = scopeObjects(scope, {
       name: generatedName(prefix, subject),
       subject,
@@ -349,14 +359,14 @@ export async function generateRbac(source: RecordSource, options: GenerateOption
       ...(times.length > 0
         ? {
             extraAnnotations: {
-              'kaudit.io/observed': `${mine.length} requests, ${times[0]} to ${times[times.length - 1]}`,
+              'kaudit.io/observed': `${requestCount} requests, ${times[0]} to ${times[times.length - 1]}`,
             },
           }
         : {}),
     });
     result.subjects.push({
       subject,
-      requests: mine.length,
+      requests: requestCount,
       alreadyAllowed,
       firstSeen: times[0] ?? null,
       lastSeen: times[times.length - 1] ?? null,

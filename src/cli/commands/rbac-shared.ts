@@ -2,12 +2,12 @@ import type { Command } from 'commander';
 import { Option } from 'commander';
 import { stringify } from 'yaml';
 import { loadRbacOrThrow } from '../../analyze/rbac/load-rbac.js';
+import { rbacRecordsFromStore } from '../../analyze/rbac/records-from-store.js';
 import type { RbacObject, RbacSet } from '../../analyze/rbac/types.js';
 import { type RecordSource, requestRecords } from '../../analyze/request-record.js';
 import { formatDiagnostic, UserError } from '../../model/errors.js';
 import type { EventFilter } from '../../store/query.js';
 import { openReadStore } from '../../store/registry.js';
-import { storedEvents } from '../../store/stored-events.js';
 import { parseTimeFlag, resolveDataDir } from '../common.js';
 import { readLogs, readTextFile } from './policy-files.js';
 
@@ -68,16 +68,14 @@ export function recordsFrom(flags: SourceFlags, command: string): RecordSource {
   if (flags.from !== undefined && flags.from.length > 0) return recordsFromLogs(flags.from, command);
   const filter = storeFilter(flags);
   const dataDir = resolveDataDir(flags.data);
-  return requestRecords(
-    (async function* () {
-      const store = await openReadStore(dataDir);
-      try {
-        for await (const { event } of storedEvents(store, filter)) yield event;
-      } finally {
-        await store.close();
-      }
-    })(),
-  );
+  return (async function* () {
+    const store = await openReadStore(dataDir);
+    try {
+      yield* rbacRecordsFromStore(store, filter);
+    } finally {
+      await store.close();
+    }
+  })();
 }
 
 /** One record per request of the logs given with --from. */

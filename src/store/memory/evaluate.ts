@@ -167,6 +167,14 @@ const keyName = (k: GroupKey) => (typeof k === 'string' ? k : 'bucket');
 
 function compareValues(a: unknown, b: unknown): number {
   if (a === b) return 0;
+  // Lists (groups) compare element by element, a prefix first, as DuckDB and ClickHouse order them.
+  if (Array.isArray(a) && Array.isArray(b)) {
+    for (let i = 0; i < Math.min(a.length, b.length); i++) {
+      const c = compareValues(a[i], b[i]);
+      if (c !== 0) return c;
+    }
+    return a.length - b.length;
+  }
   if (typeof a === 'number' && typeof b === 'number') return a - b;
   if (typeof a === 'boolean' && typeof b === 'boolean') return Number(a) - Number(b);
   return String(a) < String(b) ? -1 : 1;
