@@ -194,7 +194,7 @@ Examples:
         checkpointThreshold: '32MB',
       };
       if (config.retentionDays !== undefined) storeOpts.retentionDays = config.retentionDays;
-      const store = await openStore(config.dataDir, storeOpts);
+      const store = await openStore(config.store ?? config.dataDir, storeOpts);
       const deadLetter = new DeadLetter(config.dataDir);
       const sinks = config.forward.map((entry) =>
         createForwarder(entry as ForwardConfig, {

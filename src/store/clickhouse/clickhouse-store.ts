@@ -503,6 +503,15 @@ async function serverVersionOf(client: ClickHouseClient, where: string): Promise
     return rows[0]?.v ?? 'unknown';
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
+    if (/Code: 81\b|UNKNOWN_DATABASE/.test(msg))
+      throw new UserError(
+        'KAUDIT_STORE_MISSING',
+        `no kaudit store at ${where}: the database does not exist`,
+        {
+          hint: 'create it with `kaudit store init --store <the same URL>`',
+          cause: err,
+        },
+      );
     if (/Authentication failed|Code: 19[23]\b|password is incorrect/i.test(msg))
       throw new UserError('KAUDIT_STORE_AUTH', `ClickHouse at ${where} refused the user or password`, {
         hint: 'set the password in KAUDIT_CLICKHOUSE_PASSWORD or the config password_file',
