@@ -137,8 +137,8 @@ export class ClickHouseStore implements Store {
       let version: number | undefined;
       try {
         const r = await client.query({ query: metaVersionQuery(names), format: 'JSONEachRow' });
-        const rows = (await r.json()) as { value: string }[];
-        version = rows[0] === undefined ? undefined : Number(rows[0].value);
+        const rows = (await r.json()) as { n: string; value: number }[];
+        version = Number(rows[0]?.n ?? 0) === 0 ? undefined : Number(rows[0]?.value);
       } catch (err) {
         if (!/doesn't exist|does not exist|UNKNOWN_TABLE|UNKNOWN_DATABASE|Code: (60|81)\b/.test(String(err)))
           throw err;
@@ -202,8 +202,8 @@ export class ClickHouseStore implements Store {
     const client = ClickHouseStore.client(opts);
     try {
       const r = await client.query({ query: metaVersionQuery(names), format: 'JSONEachRow' });
-      const rows = (await r.json()) as { value: string }[];
-      if (rows[0] === undefined || Number(rows[0].value) < SCHEMA_VERSION)
+      const rows = (await r.json()) as { value: number }[];
+      if (Number(rows[0]?.value ?? 0) < SCHEMA_VERSION)
         await client.command({
           query: `INSERT INTO ${quoted(names.database, names.meta)} VALUES (${sqlString('schema_version')}, ${sqlString(String(SCHEMA_VERSION))}, now())`,
         });
@@ -424,7 +424,7 @@ export class ClickHouseStore implements Store {
           readonly: '1',
           max_execution_time: Math.max(1, Math.ceil(options.timeoutMs / 1000)),
           max_result_bytes: String(256 << 20),
-          max_memory_usage: String(2 << 30),
+          max_memory_usage: String(2 * 1024 ** 3),
         } as never,
       });
       const json = (await r.json()) as { meta: { name: string; type: string }[]; data: Row[] };
@@ -479,7 +479,9 @@ export class ClickHouseStore implements Store {
     for (const p of parts) {
       if (!/^\d{8}$/.test(p.partition) || p.partition >= cutDay) continue;
       removed += Number(p.n);
-      await this.client.command({ query: `ALTER TABLE ${local} DROP PARTITION ${sqlString(p.partition)}` });
+      await this.client.command({
+        query: `ALTER TABLE ${local} DROP PARTITION ${sqlNumber(Number(p.partition))}`,
+      });
     }
     return removed;
   }

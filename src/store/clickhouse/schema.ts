@@ -114,8 +114,9 @@ export function createView(n: TableNames): string {
 FROM ${q(n.database, n.table)}`;
 }
 
+/** The schema version recorded (the highest one: `store init` adds a row per upgrade); n = 0 when none. */
 export function metaVersionQuery(n: TableNames): string {
-  return `SELECT value FROM ${q(n.database, n.meta)} WHERE key = ${sqlString('schema_version')} ORDER BY at DESC LIMIT 1`;
+  return `SELECT count() AS n, max(toUInt32OrZero(value)) AS value FROM ${q(n.database, n.meta)} WHERE key = ${sqlString('schema_version')}`;
 }
 
 export function quoted(database: string, table: string): string {
