@@ -96,6 +96,7 @@ export class ClickHouseServer {
   static async start(opts: ClickHouseServerOptions = {}): Promise<ClickHouseServer> {
     const ports = opts.ports ?? { http: await freePort(), tcp: await freePort() };
     const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'kaudit-clickhouse-'));
+    mkdirSync(dir, { recursive: true });
     const server = new ClickHouseServer(dir, ports, opts.dir === undefined);
     writeFileSync(join(dir, 'config.xml'), configXml(dir, ports, opts.shards ?? []));
     for (const d of ['data', 'tmp', 'user_files', 'format_schemas'])
