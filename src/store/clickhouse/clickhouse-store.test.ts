@@ -116,9 +116,56 @@ describe.skipIf(urls === null)('ClickHouseStore on a real server', () => {
     expect(await store.count({})).toBe(DEMO.length + 3);
   });
 
+  it('stores and finds strings with quotes, backslashes, tabs, line breaks, NUL and unicode as they are', async () => {
+    const odd = [
+      "a' OR 1=1 --",
+      'back\\slash\\',
+      'tab\there',
+      'line\nbreak\r',
+      'nul\u0000byte',
+      'ユーザー \u{1F600}',
+      "[']",
+    ];
+    const events = odd.map((v, i) =>
+      Buffer.from(
+        JSON.stringify({
+          ...(JSON.parse((DEMO[0] as Buffer).toString()) as object),
+          auditID: `odd-${i}`,
+          user: { username: v, groups: [v, 'plain'] },
+          userAgent: v,
+          requestURI: `/api/v1/namespaces/${v}`,
+          requestReceivedTimestamp: new Date().toISOString(),
+          stageTimestamp: new Date().toISOString(),
+        }),
+      ),
+    );
+    expect((await store.write({ events, cluster: 'odd' })).stored).toBe(odd.length);
+    for (const [i, v] of odd.entries()) {
+      const page = await store.search({
+        filter: { cluster: ['odd'], user: [v], userGroup: [v] },
+        limit: 5,
+        columns: ['audit_id', 'username', 'groups', 'user_agent', 'request_uri', 'raw'],
+      });
+      expect(page.rows).toEqual([
+        {
+          audit_id: `odd-${i}`,
+          username: v,
+          groups: [v, 'plain'],
+          user_agent: v,
+          request_uri: `/api/v1/namespaces/${v}`,
+          raw: (events[i] as Buffer).toString(),
+        },
+      ]);
+    }
+    expect(await store.count({ cluster: ['odd'], text: 'line\nbreak' })).toBe(1);
+  });
+
   it('drops the days older than the retention, whole partitions at a time', async () => {
     // The demo log is from 2017; one `live` event is 40 days old, two are a day old.
     expect(await store.deleteOlderThan(30)).toBe(DEMO.length + 1);
-    expect((await store.info()).clusters.map((c) => [c.cluster, c.rows])).toEqual([['live', 2]]);
+    expect((await store.info()).clusters.map((c) => [c.cluster, c.rows])).toEqual([
+      ['live', 2],
+      ['odd', 7],
+    ]);
   });
 });
