@@ -71,12 +71,18 @@ Examples:
 }
 
 /**
- * Gives every command that takes --data a --store too, read before the command runs: the store it
- * opens (store/registry.ts) is then that one. Called once all commands are registered.
+ * Commands whose --data is not a store they open through store/registry.ts: the agent takes its
+ * store from its config (`store:`), the others read files of the data directory.
+ */
+const NOT_A_STORE = new Set(['agent', 'status', 'doctor', 'alerts']);
+
+/**
+ * Gives every command that opens the store of --data a --store too, read before the command runs:
+ * the store it opens (store/registry.ts) is then that one. Called once all commands are registered.
  */
 export function addStoreOption(program: Command): void {
   const visit = (cmd: Command) => {
-    if (cmd.options.some((o) => o.long === '--data')) {
+    if (cmd.options.some((o) => o.long === '--data') && !NOT_A_STORE.has(cmd.name())) {
       cmd.addOption(
         new Option(
           '--store <url>',
@@ -84,7 +90,11 @@ export function addStoreOption(program: Command): void {
         ),
       );
       cmd.hook('preAction', (_self, action) => {
-        selectStore(storeSpecOf((action.opts() as { store?: string }).store));
+        const spec = storeSpecOf((action.opts() as { store?: string }).store);
+        selectStore(spec);
+        // A command that reads a store only when --data is given (policy simulate) reads this one.
+        if (spec !== undefined && action.getOptionValue('data') === undefined)
+          action.setOptionValue('data', resolveDataDir(undefined));
       });
     }
     for (const sub of cmd.commands) visit(sub);
