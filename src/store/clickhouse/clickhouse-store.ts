@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { type ClickHouseClient, ClickHouseLogLevel, createClient } from '@clickhouse/client';
 import { UserError } from '../../model/errors.js';
@@ -6,7 +5,6 @@ import {
   commitOnce,
   type EventBatch,
   type HeldBatch,
-  type RejectedEvent,
   type Row,
   type SqlOptions,
   type SqlResult,
@@ -23,7 +21,8 @@ import type {
   SearchPage,
   SearchQuery,
 } from '../query.js';
-import { type EncodedEvent, encodeEvent, ROW_COLUMNS } from './event-row.js';
+import { copyEvents, EncodePool } from './encode-pool.js';
+import { type EncodedBatch, ROW_COLUMNS } from './event-row.js';
 import { aggregate, count, isoOfUs, type QueryRunner, scan, search } from './read.js';
 import {
   createDistributedTable,
@@ -66,15 +65,8 @@ const CHECK_MAX_QUERY_BYTES = 64 << 20;
 /** Up to this many stored rows in a batch's time range are read whole rather than looked up by ID. */
 const CHECK_SCAN_ROWS = 20_000;
 
-interface Encoded {
+interface Encoded extends EncodedBatch {
   cluster: string;
-  /** Batch index -> its row, for events stored unless already there. */
-  rows: { index: number; event: EncodedEvent }[];
-  rejected: RejectedEvent[];
-  /** Repeats within the batch of an event it holds. */
-  repeats: number[];
-  /** Same on every attempt of this batch: a retry while the first attempt runs is refused. */
-  queryId: string;
 }
 
 /** A password never shows: what a URL says when printed. */
@@ -103,6 +95,7 @@ export class ClickHouseStore implements Store {
   private readonly table: string;
   private readonly turns = new Map<string, Promise<void>>();
   private readonly runner: QueryRunner;
+  private readonly pool = new EncodePool();
 
   private constructor(
     private readonly client: ClickHouseClient,
@@ -225,14 +218,22 @@ export class ClickHouseStore implements Store {
   }
 
   hold(batch: EventBatch): HeldBatch {
-    const enc = this.encode(batch);
+    const cluster = batch.cluster;
+    // Encoded off the calling thread; held until committed or discarded.
+    const copy = copyEvents(batch.events);
+    let encoding: Promise<Encoded> = this.pool
+      .encode(copy, cluster, Date.now() * 1000)
+      .then((b) => ({ ...b, cluster }));
+    // A failure is seen by commit(), not as an unhandled rejection meanwhile.
+    encoding.catch(() => undefined);
     let state: 'ready' | 'writing' | 'done' = 'ready';
     return {
       commit: async () => {
         if (state !== 'ready') throw new Error(`ClickHouseStore: commit() of a batch that is ${state}`);
         state = 'writing';
         try {
-          const r = await this.inTurn(enc.cluster, () => this.commitEncoded(enc));
+          const enc = await encoding;
+          const r = await this.inTurn(cluster, () => this.commitEncoded(enc));
           state = 'done';
           return r;
         } catch (err) {
@@ -243,36 +244,14 @@ export class ClickHouseStore implements Store {
       discard: async () => {
         if (state === 'writing') throw new Error('ClickHouseStore: discard() while the batch is committed');
         state = 'done';
+        encoding = Promise.reject(new Error('discarded'));
+        encoding.catch(() => undefined);
       },
     };
   }
 
   write(batch: EventBatch): Promise<WriteResult> {
     return commitOnce(this.hold(batch));
-  }
-
-  private encode(batch: EventBatch): Encoded {
-    const ingestedUs = Date.now() * 1000;
-    const seen = new Set<string>();
-    const enc: Encoded = { cluster: batch.cluster, rows: [], rejected: [], repeats: [], queryId: '' };
-    const id = createHash('sha256').update(batch.cluster).update('\0');
-    batch.events.forEach((buf, index) => {
-      const e = encodeEvent(buf, batch.cluster, ingestedUs);
-      if ('reject' in e) {
-        enc.rejected.push({ index, reason: e.reject, data: Buffer.from(buf) });
-        return;
-      }
-      const key = `${e.auditId}\0${e.stage}`;
-      if (seen.has(key)) {
-        enc.repeats.push(index);
-        return;
-      }
-      seen.add(key);
-      id.update(key).update('\0');
-      enc.rows.push({ index, event: e });
-    });
-    enc.queryId = `kaudit-insert-${id.digest('hex').slice(0, 40)}`;
-    return enc;
   }
 
   /** Runs `fn` after the commits of the same cluster before it: a check and its insert are not interleaved. */
@@ -417,6 +396,7 @@ export class ClickHouseStore implements Store {
       duplicateChecks: this.duplicateChecks,
       keyLookups: this.keyLookups,
       duplicatesFound: this.duplicatesFound,
+      encodeThreads: this.pool.threads,
       checkMs: Math.round(this.checkMs),
       insertMs: Math.round(this.insertMs),
     };
@@ -514,6 +494,7 @@ export class ClickHouseStore implements Store {
 
   async close(): Promise<void> {
     await Promise.all([...this.turns.values()]);
+    await this.pool.close();
     await this.client.close();
   }
 }

@@ -4,6 +4,7 @@
  * derived fields, which the DuckDB backend computes in SQL and is tested against.
  */
 import { isUtf8 } from 'node:buffer';
+import { createHash } from 'node:crypto';
 import { deriveFields, parseTimestampMicros } from '../../model/derive.js';
 import type { AuditEvent } from '../../model/event.js';
 import { STAGES } from '../../model/event.js';
@@ -150,4 +151,38 @@ export function encodeEvent(
     tsvText(text),
   ];
   return { auditId: d.audit_id, stage: d.stage, tsSeconds, tsUs, line: `${fields.join('\t')}\n` };
+}
+
+/** A batch encoded: what a commit sends, and what it reports without sending. */
+export interface EncodedBatch {
+  /** The first copy of each (auditID, stage), by batch index. */
+  rows: { index: number; event: EncodedEvent }[];
+  rejected: { index: number; reason: string; data: Buffer }[];
+  /** Repeats within the batch of an event it holds. */
+  repeats: number[];
+  /** Derived from the batch's keys: the same on every attempt to insert it. */
+  queryId: string;
+}
+
+export function encodeBatch(events: readonly Buffer[], cluster: string, ingestedUs: number): EncodedBatch {
+  const seen = new Set<string>();
+  const out: EncodedBatch = { rows: [], rejected: [], repeats: [], queryId: '' };
+  const id = createHash('sha256').update(cluster).update('\0');
+  events.forEach((buf, index) => {
+    const e = encodeEvent(buf, cluster, ingestedUs);
+    if ('reject' in e) {
+      out.rejected.push({ index, reason: e.reject, data: Buffer.from(buf) });
+      return;
+    }
+    const key = `${e.auditId}\0${e.stage}`;
+    if (seen.has(key)) {
+      out.repeats.push(index);
+      return;
+    }
+    seen.add(key);
+    id.update(key).update('\0');
+    out.rows.push({ index, event: e });
+  });
+  out.queryId = `kaudit-insert-${id.digest('hex').slice(0, 40)}`;
+  return out;
 }
