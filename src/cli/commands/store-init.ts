@@ -81,6 +81,9 @@ const NOT_A_STORE = new Set(['agent', 'status', 'doctor', 'alerts']);
  * the store it opens (store/registry.ts) is then that one. Called once all commands are registered.
  */
 export function addStoreOption(program: Command): void {
+  // Every run starts from no selection (main() may run several commands in one process); the
+  // root's hook runs before the command's own.
+  program.hook('preAction', () => selectStore(undefined));
   const visit = (cmd: Command) => {
     if (cmd.options.some((o) => o.long === '--data') && !NOT_A_STORE.has(cmd.name())) {
       cmd.addOption(
