@@ -24,6 +24,8 @@ const seed = 20261126;
 mkdirSync(out, { recursive: true });
 const log = join(out, `audit-${events}-${seed}.log`);
 const duckData = join(out, `clickhouse-bench-duckdb-${events}`);
+// `ingest --store` keeps its dead letters in a data directory: this one, not ./kaudit-data.
+const chData = join(out, 'clickhouse-bench-data');
 const say = (m) => process.stderr.write(`${m}\n`);
 
 if (!existsSync(log)) {
@@ -76,11 +78,31 @@ try {
   const init = await timedNode([bin, 'store', 'init', '--store', spec]);
   if (init.code !== 0) throw new Error(`store init failed: ${init.stderr}`);
   say('kaudit ingest into ClickHouse ...');
-  const first = await timedNode([bin, 'ingest', '--store', spec, '--no-progress', '--json', log]);
+  const first = await timedNode([
+    bin,
+    'ingest',
+    '--store',
+    spec,
+    '--data',
+    chData,
+    '--no-progress',
+    '--json',
+    log,
+  ]);
   if (first.code !== 0) throw new Error(`ingest failed: ${first.stderr}`);
   const firstJson = JSON.parse(first.stdout);
   say('kaudit ingest of the same file again (every event a duplicate) ...');
-  const again = await timedNode([bin, 'ingest', '--store', spec, '--no-progress', '--json', log]);
+  const again = await timedNode([
+    bin,
+    'ingest',
+    '--store',
+    spec,
+    '--data',
+    chData,
+    '--no-progress',
+    '--json',
+    log,
+  ]);
   if (again.code !== 0) throw new Error(`second ingest failed: ${again.stderr}`);
   const againJson = JSON.parse(again.stdout);
   const stored = Number(await server.query('SELECT count() FROM kaudit.audit_events'));
@@ -237,4 +259,5 @@ try {
 } finally {
   await server.stop();
   rmSync(duckData, { recursive: true, force: true });
+  rmSync(chData, { recursive: true, force: true });
 }
