@@ -108,7 +108,6 @@ logs:
     const lagBefore = await lagOf(alpha.admin);
     appendFileSync(a.log, auditLines('alpha', 23_000, 25_000));
     await waitFor('alpha lag growing', async () => (await lagOf(alpha.admin)) > lagBefore);
-    expect(lagBefore).toBeGreaterThan(0);
 
     await server.run();
     const back = await ClickHouseStore.open({
