@@ -6,6 +6,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    // The ClickHouse servers the store tests share (test/clickhouse/global-setup.ts).
+    globalSetup: ['test/clickhouse/global-setup.ts'],
     reporters: ['default', ['json', { outputFile: '.tmp/vitest-results.json' }]],
   },
 });

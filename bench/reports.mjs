@@ -82,15 +82,10 @@ await add('history configmaps/payments/payments-config', () =>
   }),
 );
 const { generateRbac } = await import(dist('analyze/rbac/generate.js'));
-const { requestRecords } = await import(dist('analyze/request-record.js'));
-const { storedEvents } = await import(dist('store/stored-events.js'));
+const { rbacRecordsFromStore } = await import(dist('analyze/rbac/records-from-store.js'));
 const { inRange } = await import(dist('analyze/report-range.js'));
-const records = () =>
-  requestRecords(
-    (async function* () {
-      for await (const { event } of storedEvents(store, inRange(filter, range))) yield event;
-    })(),
-  );
+// As `kaudit rbac generate --data` reads them: request shapes counted by the store.
+const records = () => rbacRecordsFromStore(store, inRange(filter, range));
 const { denialsFromStore } = await import(dist('analyze/denials/denials-from-store.js'));
 await add('denials', () => denialsFromStore(store, inRange(filter, range)), 1000);
 await add('rbac generate --all', () => generateRbac(records(), { select: { all: true } }), 5000);

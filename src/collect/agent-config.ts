@@ -50,6 +50,8 @@ export interface AgentConfig {
   logs: SourceConfig[];
   /** Live detection; undefined: off. */
   detect?: DetectConfig;
+  /** A store other than the DuckDB file in dataDir (store/registry.ts StoreSection); password_file resolved. */
+  store?: StoreConfig;
   /** `forward:` entries, each validated by its sink type (src/forward/sink-types.ts). */
   forward: unknown[];
 }
@@ -135,6 +137,21 @@ export function defaultDetectConfig(): DetectConfig {
   return detectSchema.parse({});
 }
 
+/** `store:` (docs/clickhouse.md): ClickHouse instead of the DuckDB file in `data`. */
+const storeSchema = z
+  .object({
+    type: z.literal('clickhouse'),
+    url: z.string().min(1),
+    database: z.string().min(1).optional(),
+    username: z.string().min(1).optional(),
+    password_file: z.string().min(1).optional(),
+    table: z.string().min(1).optional(),
+    distributed: z.string().min(1).optional(),
+  })
+  .strict();
+
+export type StoreConfig = z.output<typeof storeSchema>;
+
 const SIZE = /^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$/i;
 
 /** The top of kaudit.yaml; each `logs:` entry is checked by the schema of its type (sources/). */
@@ -174,6 +191,7 @@ const topSchema = z
     logs: z.array(z.unknown()).default([]),
     detect: detectSchema.optional(),
     forward: z.array(z.unknown()).default([]),
+    store: storeSchema.optional(),
   })
   .strict();
 
@@ -374,6 +392,10 @@ export function parseAgentConfig(text: string, options: ParseConfigOptions = {})
   if (file !== undefined) config.file = file;
   if (top.retention_days !== undefined) config.retentionDays = top.retention_days;
   if (top.store_memory_limit !== undefined) config.storeMemoryLimit = top.store_memory_limit;
+  if (top.store !== undefined) {
+    const { password_file, ...store } = top.store;
+    config.store = password_file === undefined ? store : { ...store, password_file: pathOf(password_file) };
+  }
   return { config, diagnostics };
 }
 

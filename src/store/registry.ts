@@ -1,6 +1,6 @@
 /**
- * Opens a store from what the user names: `memory:`, `duckdb:DIR` or a plain directory (the
- * embedded default). The only place besides the backends' folders that knows them; callers get a
+ * Opens a store from what the user names: `memory:`, `duckdb:DIR`, a plain directory (the
+ * embedded default), `clickhouse://user@host:8123/db` or the agent config's `store:` section. The only place besides the backends' folders that knows them; callers get a
  * Store and its capabilities.
  */
 import { existsSync } from 'node:fs';
@@ -12,6 +12,41 @@ import { DUCKDB_FILE, DuckDBStore } from './duckdb/duckdb-store.js';
 import { MemoryStore } from './memory/memory-store.js';
 import { AGENT_FILE, readAgentLocator } from './remote/locator.js';
 import { RemoteStore } from './remote/remote-store.js';
+
+/** The agent config's `store:` section (collect/agent-config.ts) for a ClickHouse store. */
+export interface StoreSection {
+  type: 'clickhouse';
+  url: string;
+  database?: string | undefined;
+  username?: string | undefined;
+  password_file?: string | undefined;
+  table?: string | undefined;
+  distributed?: string | undefined;
+}
+
+/** `--store` of the command being run (cli sets it); it takes the place of the --data directory's store. */
+let selectedStore: string | undefined;
+export function selectStore(spec: string | undefined): void {
+  selectedStore = spec;
+}
+
+/** The store a command names: `--store`, else KAUDIT_STORE, else the data directory. */
+function chosen(dataDir: string): string {
+  return selectedStore ?? (process.env.KAUDIT_STORE || undefined) ?? dataDir;
+}
+
+// Loaded only when asked for: the ClickHouse client adds to every command's start otherwise.
+async function openClickHouse(
+  spec: string | StoreSection,
+  retentionDays: number | undefined,
+): Promise<Store> {
+  const { ClickHouseStore } = await import('./clickhouse/clickhouse-store.js');
+  const { clickhouseOptionsFromConfig, clickhouseOptionsFromUrl } = await import('./clickhouse/store-url.js');
+  const opts = typeof spec === 'string' ? clickhouseOptionsFromUrl(spec) : clickhouseOptionsFromConfig(spec);
+  const store = await ClickHouseStore.open(opts);
+  if (retentionDays !== undefined) await store.deleteOlderThan(retentionDays);
+  return store;
+}
 
 export interface OpenStoreOptions {
   /** Open without writing anything (read commands): a missing store is an error, not created. */
@@ -31,13 +66,10 @@ function dirOf(spec: string): string {
   return spec.startsWith('duckdb:') ? spec.slice('duckdb:'.length) : spec;
 }
 
-export async function openStore(spec: string, opts: OpenStoreOptions = {}): Promise<Store> {
+export async function openStore(spec: string | StoreSection, opts: OpenStoreOptions = {}): Promise<Store> {
+  if (typeof spec !== 'string' || /^clickhouses?:\/\//.test(spec))
+    return openClickHouse(spec, opts.retentionDays);
   if (spec === 'memory:') return new MemoryStore();
-  if (/^clickhouse:\/\//.test(spec))
-    throw new UserError(
-      'KAUDIT_STORE_UNSUPPORTED',
-      `${spec.replace(/\/\/[^@/]*@/, '//')}: the ClickHouse store is not built into this release yet`,
-    );
   const dataDir = dirOf(spec);
   if (opts.readOnly === true) {
     const file = join(dataDir, DUCKDB_FILE);
@@ -58,6 +90,9 @@ export async function openStore(spec: string, opts: OpenStoreOptions = {}): Prom
  * the same answers and takes writes (`kaudit ingest` while the agent runs).
  */
 export async function openStoreOrAgent(dataDir: string, opts: OpenStoreOptions = {}): Promise<Store> {
+  const spec = chosen(dataDir);
+  // A ClickHouse store takes any number of processes: no agent stands in front of it.
+  if (spec !== dataDir) return openStore(spec, opts);
   try {
     return await openStore(dataDir, opts);
   } catch (err) {

@@ -5,6 +5,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { inject } from 'vitest';
 import { createApp } from '../../src/server/app.js';
 import { TokenAuth } from '../../src/server/auth.js';
 import { listen } from '../../src/server/listen.js';
@@ -13,6 +14,7 @@ import type { Store } from '../../src/store/contract.js';
 import { DuckDBStore } from '../../src/store/duckdb/duckdb-store.js';
 import { MemoryStore } from '../../src/store/memory/memory-store.js';
 import { RemoteStore } from '../../src/store/remote/remote-store.js';
+import { openClickHouseTestStore } from './clickhouse-server.js';
 
 export interface OpenedBackend {
   store: Store;
@@ -69,4 +71,14 @@ export const BACKENDS: [string, () => Promise<OpenedBackend>][] = [
       };
     },
   ],
+  // ClickHouse on real servers started by test/clickhouse/global-setup.ts: a single node, and a
+  // Distributed table over two shards. Absent when clickhouse-server is not installed.
+  ...(() => {
+    const urls = inject('clickhouse');
+    if (urls === null || urls === undefined) return [];
+    return [
+      ['clickhouse', () => openClickHouseTestStore(urls, 'single')],
+      ['clickhouse-distributed', () => openClickHouseTestStore(urls, 'distributed')],
+    ] as [string, () => Promise<OpenedBackend>][];
+  })(),
 ];

@@ -209,7 +209,7 @@ Examples:
         checkpointThreshold: '32MB',
       };
       if (config.retentionDays !== undefined) storeOpts.retentionDays = config.retentionDays;
-      const store = await openStore(config.dataDir, storeOpts);
+      const store = await openStore(config.store ?? config.dataDir, storeOpts);
       const deadLetter = new DeadLetter(config.dataDir);
       const pathOf = (p: string) =>
         config.file === undefined ? resolve(p) : resolve(dirname(config.file), p);

@@ -20,6 +20,7 @@ import { registerSetup } from './setup.js';
 import { registerSimulate } from './simulate.js';
 import { registerStatus } from './status.js';
 import { registerStoreInfo } from './store-info.js';
+import { addStoreOption, registerStoreInit } from './store-init.js';
 
 /** Every `kaudit <noun> [verb]` command; each module adds its own. */
 export function registerCommands(program: Command): void {
@@ -44,4 +45,7 @@ export function registerCommands(program: Command): void {
   registerStoreInfo(program);
   registerSetup(program);
   registerDoctor(program);
+  registerStoreInit(program);
+  // Last: every command with --data, from every module above, also takes --store.
+  addStoreOption(program);
 }

@@ -1,0 +1,25 @@
+/**
+ * A worker thread of the encode pool (encode-pool.ts): a batch's events arrive as one buffer and
+ * their offsets, and go back as rows (event-row.ts encodeBatch).
+ */
+import { parentPort } from 'node:worker_threads';
+import { eventsOf } from './encode-pool.js';
+import { encodeBatch } from './event-row.js';
+
+export interface EncodeRequest {
+  id: number;
+  data: ArrayBuffer;
+  /** Event i is data[offsets[i], offsets[i + 1]). */
+  offsets: Float64Array;
+  cluster: string;
+  ingestedUs: number;
+}
+
+parentPort?.on('message', (m: EncodeRequest) => {
+  try {
+    const batch = encodeBatch(eventsOf(m), m.cluster, m.ingestedUs);
+    parentPort?.postMessage({ id: m.id, batch });
+  } catch (err) {
+    parentPort?.postMessage({ id: m.id, error: err instanceof Error ? err.message : String(err) });
+  }
+});

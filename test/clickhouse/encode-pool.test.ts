@@ -1,0 +1,45 @@
+/**
+ * The encode pool's worker threads (run from the build, where the worker's compiled file exists)
+ * give the same rows as encoding in the calling thread, rejects and repeats included.
+ */
+import { pathToFileURL } from 'node:url';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { prepareLine } from '../../src/model/prepare.js';
+import { generateLines } from '../../src/simulate/generator.js';
+import type { copyEvents } from '../../src/store/clickhouse/encode-pool.js';
+import { type EncodedBatch, encodeBatch } from '../../src/store/clickhouse/event-row.js';
+import { buildOnce, ROOT } from '../fixtures/agent/harness.js';
+
+interface BuiltPool {
+  threads: number;
+  encode(copy: unknown, cluster: string, ingestedUs: number): Promise<EncodedBatch>;
+  close(): Promise<void>;
+}
+
+describe('encode pool', () => {
+  beforeAll(buildOnce, 120_000);
+
+  it('encodes in a worker thread exactly as in the calling thread', async () => {
+    const events: Buffer[] = [];
+    for (const line of generateLines({ seed: 5, count: 3000 }))
+      events.push(...prepareLine(Buffer.from(line)).events);
+    events.splice(10, 0, Buffer.from('not json'), Buffer.from([0xff, 0xfe]), events[3] as Buffer);
+    const built = (await import(pathToFileURL(`${ROOT}dist/store/clickhouse/encode-pool.js`).href)) as {
+      EncodePool: new (size?: number) => BuiltPool;
+      copyEvents: typeof copyEvents;
+    };
+    const pool = new built.EncodePool(1);
+    try {
+      expect(pool.threads).toBe(1);
+      const inWorker = await pool.encode(built.copyEvents(events), 'c', 1_000_000);
+      const inThread = encodeBatch(events, 'c', 1_000_000);
+      expect(inWorker.rejected.map((r) => [r.index, r.reason, Buffer.from(r.data).toString('hex')])).toEqual(
+        inThread.rejected.map((r) => [r.index, r.reason, r.data.toString('hex')]),
+      );
+      expect(inWorker.repeats).toEqual([12]);
+      expect({ ...inWorker, rejected: [] }).toEqual({ ...inThread, rejected: [] });
+    } finally {
+      await pool.close();
+    }
+  });
+});
