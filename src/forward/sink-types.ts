@@ -120,10 +120,11 @@ export interface ForwardDeps {
   deadLetter: (sink: string, events: readonly OutgoingEvent[], reason: string) => Promise<void>;
 }
 
-function readSecret(
+/** A `{file}` or `{env}` secret of the config; a missing one is a config error naming the field. */
+export function readSecret(
   s: { file?: string | undefined; env?: string | undefined },
   field: string,
-  deps: ForwardDeps,
+  deps: Pick<ForwardDeps, 'env' | 'pathOf'>,
 ): string {
   if (s.env !== undefined) {
     const v = deps.env[s.env];

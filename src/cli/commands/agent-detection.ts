@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AgentConfig } from '../../collect/agent-config.js';
 import { DetectionSink, type DetectionStats } from '../../collect/detection-sink.js';
@@ -12,6 +11,7 @@ import {
   createAlertOutputs,
   type RunningAlertOutput,
 } from '../../forward/alert-outputs.js';
+import { readSecret } from '../../forward/sink-types.js';
 import { formatDiagnostic, UserError } from '../../model/errors.js';
 
 export interface AgentDetection {
@@ -57,10 +57,10 @@ export async function startDetection(
           url: o.url,
           ...(o.token === undefined
             ? {}
-            : { token: readSecret(o.token, 'detect.outputs webhook token', env, pathOf) }),
+            : { token: readSecret(o.token, 'detect.outputs webhook token', { env, pathOf }) }),
         };
       if (o.type === 'slack')
-        return { type: 'slack', url: readSecret(o.url, 'detect.outputs slack url', env, pathOf) };
+        return { type: 'slack', url: readSecret(o.url, 'detect.outputs slack url', { env, pathOf }) };
       if (o.type === 'file') return { type: 'file', path: pathOf(o.path) };
       return o;
     }),
@@ -81,27 +81,4 @@ export async function startDetection(
       for (const o of outputs) await o.close();
     },
   };
-}
-
-function readSecret(
-  s: { file?: string | undefined; env?: string | undefined },
-  field: string,
-  env: NodeJS.ProcessEnv,
-  pathOf: (p: string) => string,
-): string {
-  if (s.env !== undefined) {
-    const v = env[s.env];
-    if (v === undefined || v === '')
-      throw new UserError('KAUDIT_CONFIG_INVALID', `${field}: the environment variable ${s.env} is not set`);
-    return v;
-  }
-  const file = pathOf(s.file ?? '');
-  try {
-    return readFileSync(file, 'utf8').trim();
-  } catch (err) {
-    throw new UserError(
-      'KAUDIT_CONFIG_INVALID',
-      `${field}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`,
-    );
-  }
 }

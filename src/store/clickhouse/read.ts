@@ -7,6 +7,7 @@
 
 import { parseTimestampMicros } from '../../model/derive.js';
 import type { Row } from '../contract.js';
+import { type Cursor, cursorAfter, decodeCursor } from '../cursor.js';
 import {
   type AggregateQuery,
   type AggregateRow,
@@ -160,15 +161,6 @@ const ORDER: Record<SortOrder, string> = {
   latency: 'latency_us DESC NULLS LAST, ts_us DESC, audit_id, stage, cluster',
 };
 
-/** The cursor: the sort key of the last row given, opaque to callers. */
-interface Cursor {
-  t: number;
-  l?: number | null;
-  a: string;
-  s: string;
-  c: string;
-}
-
 /** Rows after the cursor's in the sort order (tuples compared by hand: 18.16 has no tuple `>`). */
 function afterCursor(sort: SortOrder, cur: Cursor): string {
   const a = sqlString(String(cur.a));
@@ -195,13 +187,7 @@ export async function search(run: QueryRunner, table: string, query: SearchQuery
   const columns = checkedColumns(query.columns ?? SEARCH_DEFAULT_COLUMNS);
   let where = whereOf(query.filter);
   if (query.cursor !== undefined) {
-    let cur: Cursor;
-    try {
-      cur = JSON.parse(Buffer.from(query.cursor, 'base64url').toString('utf8')) as Cursor;
-    } catch {
-      throw new Error('bad cursor');
-    }
-    where = `${where} AND ${afterCursor(sort, cur)}`;
+    where = `${where} AND ${afterCursor(sort, decodeCursor(query.cursor))}`;
   }
   const limit = Math.max(0, Math.floor(query.limit));
   const keys = 'ts_us AS __t, latency_us AS __l, audit_id AS __a, stage AS __s, cluster AS __c';
@@ -213,14 +199,7 @@ export async function search(run: QueryRunner, table: string, query: SearchQuery
   const out: SearchPage = { rows: page.map((r) => project(r, columns)) };
   const last = page.at(-1);
   if (rows.length > limit && last !== undefined) {
-    const cur: Cursor = {
-      t: Number(last.__t),
-      l: last.__l === null || last.__l === undefined ? null : Number(last.__l),
-      a: String(last.__a),
-      s: String(last.__s),
-      c: String(last.__c),
-    };
-    out.next = Buffer.from(JSON.stringify(cur)).toString('base64url');
+    out.next = cursorAfter(last);
   }
   return out;
 }

@@ -6,6 +6,7 @@
 import { createRequire } from 'node:module';
 import type { DuckDBConnection, DuckDBValue } from '@duckdb/node-api';
 import type { Row } from '../contract.js';
+import { type Cursor, cursorAfter, decodeCursor } from '../cursor.js';
 import {
   type AggregateQuery,
   type AggregateRow,
@@ -124,15 +125,6 @@ const ORDER: Record<SortOrder, string> = {
   latency: 'events.latency_ms DESC NULLS LAST, events.ts DESC, events.audit_id, events.stage, events.cluster',
 };
 
-/** The cursor: the sort key of the last row given, opaque to callers. */
-interface Cursor {
-  t: number;
-  l?: number | null;
-  a: string;
-  s: string;
-  c: string;
-}
-
 function afterCursor(sort: SortOrder, cur: Cursor, q: Sql): string {
   const rest = `(events.audit_id, events.stage, events.cluster) > (${q.p(cur.a)}, ${q.p(cur.s)}, ${q.p(cur.c)})`;
   const t = `epoch_us(events.ts)`;
@@ -195,13 +187,7 @@ export async function search(conn: DuckDBConnection, query: SearchQuery): Promis
   );
   let where = whereOf(query.filter, q);
   if (query.cursor !== undefined) {
-    let cur: Cursor;
-    try {
-      cur = JSON.parse(Buffer.from(query.cursor, 'base64url').toString('utf8')) as Cursor;
-    } catch {
-      throw new Error('bad cursor');
-    }
-    where = `${where} AND ${afterCursor(sort, cur, q)}`;
+    where = `${where} AND ${afterCursor(sort, decodeCursor(query.cursor), q)}`;
   }
   const limit = Math.max(0, Math.floor(query.limit));
   const keys = `epoch_us(ts) AS "__t", latency_ms AS "__l", audit_id AS "__a", stage AS "__s", cluster AS "__c"`;
@@ -217,14 +203,7 @@ export async function search(conn: DuckDBConnection, query: SearchQuery): Promis
     }),
   };
   if (more && last !== undefined) {
-    const cur: Cursor = {
-      t: Number(last.__t),
-      l: last.__l === null || last.__l === undefined ? null : Number(last.__l),
-      a: String(last.__a),
-      s: String(last.__s),
-      c: String(last.__c),
-    };
-    out.next = Buffer.from(JSON.stringify(cur)).toString('base64url');
+    out.next = cursorAfter(last);
   }
   return out;
 }
