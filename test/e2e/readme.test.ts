@@ -34,6 +34,8 @@ const SKIPPED: Record<string, string> = {
   'kaudit serve --listen 0.0.0.0:8443 --tls-cert tls.crt --tls-key tls.key --token-file tokens.txt':
     'serves until stopped; app.test.ts and the server tests cover TLS, tokens and the refusal without them',
   'kaudit serve &': 'serves until stopped; dashboard.test.ts',
+  'KAUDIT_STORE=clickhouse://kaudit@clickhouse.internal:8123/kaudit kaudit report activity --cluster prod-eu':
+    'needs that ClickHouse server; test/clickhouse/conformance.test.ts runs every report on a local one',
   'kaudit status': 'asks a running agent; status.test.ts and agent-detect.test.ts run one',
   'kaudit store init --store clickhouse://kaudit@clickhouse.internal:8123/kaudit':
     'needs that ClickHouse server; test/clickhouse/cli.test.ts runs store init on a local one',
