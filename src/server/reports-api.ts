@@ -5,13 +5,12 @@ import { denialsFromStore } from '../analyze/denials/denials-from-store.js';
 import { objectHistory, parseObjectTarget } from '../analyze/history.js';
 import { latencyReport } from '../analyze/latency.js';
 import { generateRbac } from '../analyze/rbac/generate.js';
+import { rbacRecordsFromStore } from '../analyze/rbac/records-from-store.js';
 import { subjectLabel, subjectOfUser } from '../analyze/rbac/subjects.js';
 import { inRange, resolveRange } from '../analyze/report-range.js';
-import { requestRecords } from '../analyze/request-record.js';
 import { UserError } from '../model/errors.js';
 import type { Store } from '../store/contract.js';
 import { filterFromParams } from '../store/filter-params.js';
-import { storedEvents } from '../store/stored-events.js';
 
 const MAX_LIMIT = 1000;
 
@@ -87,11 +86,8 @@ export function reportsApi(store: Store): Hono {
     const filter = filterFromParams(params);
     const range = await resolveRange(store, filter);
     const subject = subjectOfUser(user);
-    const events = (async function* () {
-      for await (const { event } of storedEvents(store, { ...inRange(filter, range), subject: [user] }))
-        yield event;
-    })();
-    const result = await generateRbac(requestRecords(events), {
+    const records = rbacRecordsFromStore(store, { ...inRange(filter, range), subject: [user] });
+    const result = await generateRbac(records, {
       select: { subjects: [subject] },
       generatedBy: 'kaudit dashboard',
     });
