@@ -7,6 +7,22 @@ export interface OutgoingEvent {
   json: string;
 }
 
+/**
+ * An outgoing event whose object is parsed only if an encoder asks for it: a sink without filters
+ * whose platform takes the JSON as it is (http, datadog) never parses it (bench:forward).
+ */
+export function lazyEvent(json: string, cluster: string): OutgoingEvent {
+  let parsed: AuditEvent | undefined;
+  return {
+    cluster,
+    json,
+    get event(): AuditEvent {
+      parsed ??= JSON.parse(json) as AuditEvent;
+      return parsed;
+    },
+  };
+}
+
 export const WRITE_VERBS = new Set(['create', 'update', 'patch', 'delete', 'deletecollection']);
 
 /** `read`, `write` or `other`: a label of low cardinality for platforms that index by label. */

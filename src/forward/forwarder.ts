@@ -4,7 +4,7 @@ import type { AuditEvent } from '../model/event.js';
 import type { Policy } from '../policy/types.js';
 import { backoffMs, type Delivery, deliver } from './deliver.js';
 import type { Encoder, Payload } from './encoders/encoder.js';
-import type { OutgoingEvent } from './event-fields.js';
+import { lazyEvent, type OutgoingEvent } from './event-fields.js';
 import { applyPolicy } from './policy-filter.js';
 
 /** Event fields the include/exclude lists test; each list is "any of". */
@@ -82,6 +82,12 @@ export class Forwarder implements Sink {
 
   async export(batch: StoredBatch): Promise<void> {
     const out: OutgoingEvent[] = [];
+    const filters =
+      this.opts.include !== undefined || this.opts.exclude !== undefined || this.opts.policy !== undefined;
+    if (!filters) {
+      for (const buf of batch.events) out.push(lazyEvent(buf.toString('utf8'), batch.cluster));
+      return this.sendAll(out);
+    }
     for (const buf of batch.events) {
       let event: AuditEvent;
       try {
@@ -100,10 +106,15 @@ export class Forwarder implements Sink {
         json: kept === event ? buf.toString('utf8') : JSON.stringify(kept),
       });
     }
+    return this.sendAll(out);
+  }
+
+  private async sendAll(out: OutgoingEvent[]): Promise<void> {
     if (out.length === 0) return;
-    this.sendingSince = Math.min(
-      ...out.map((o) => Date.parse(o.event.requestReceivedTimestamp) || Date.now()),
-    );
+    // How far behind: the batch's first event is its oldest (the store hands them over in order).
+    const first = out[0] as OutgoingEvent;
+    const since = /"requestReceivedTimestamp":"([^"]+)"/.exec(first.json)?.[1];
+    this.sendingSince = (since === undefined ? Number.NaN : Date.parse(since)) || Date.now();
     try {
       for (const payload of this.opts.encoder.encode(out)) await this.send(payload);
     } finally {

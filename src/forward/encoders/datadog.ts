@@ -1,6 +1,5 @@
-import { gzipSync } from 'node:zlib';
 import { type OutgoingEvent, withoutBodies } from '../event-fields.js';
-import { chunk, type Encoder, type Payload } from './encoder.js';
+import { chunk, type Encoder, gzipFast, type Payload } from './encoder.js';
 
 // Datadog Logs intake v2 (docs: API reference, "Send logs"): per request at most 1,000 entries and
 // 5 MB uncompressed; one log over 1 MB is truncated by the intake. kaudit sends such an event
@@ -51,7 +50,7 @@ export function datadogEncoder(opts: DatadogOptions): Encoder {
         DATADOG_MAX_PAYLOAD_BYTES - 2,
         (e) => Buffer.byteLength(e.text) + 1,
       ).map((run, i) => ({
-        body: gzipSync(`[${run.map((e) => e.text).join(',')}]`),
+        body: gzipFast(`[${run.map((e) => e.text).join(',')}]`),
         headers: {
           'content-type': 'application/json',
           'content-encoding': 'gzip',

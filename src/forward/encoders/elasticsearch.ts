@@ -1,7 +1,6 @@
-import { gzipSync } from 'node:zlib';
 import type { AuditEvent } from '../../model/event.js';
 import type { OutgoingEvent } from '../event-fields.js';
-import { chunk, type Encoder, type Payload } from './encoder.js';
+import { chunk, type Encoder, gzipFast, type Payload } from './encoder.js';
 
 export interface ElasticsearchOptions {
   /** A data stream; Elastic's Kubernetes integration writes `logs-kubernetes.audit_logs-default`. */
@@ -52,7 +51,7 @@ export function elasticsearchEncoder(opts: ElasticsearchOptions = {}): Encoder {
         else if (opts.username !== undefined)
           headers.authorization = `Basic ${Buffer.from(`${opts.username}:${opts.password ?? ''}`).toString('base64')}`;
         return {
-          body: gzipSync(run.map((l) => l.text).join('')),
+          body: gzipFast(run.map((l) => l.text).join('')),
           headers,
           events: run.map((l) => l.ev),
           truncated: 0,

@@ -1,3 +1,4 @@
+import { gzipSync } from 'node:zlib';
 import type { OutgoingEvent } from '../event-fields.js';
 
 /** One HTTP request's worth of events. */
@@ -40,4 +41,12 @@ export function chunk<T>(
   }
   if (cur.length > 0) out.push(cur);
   return out;
+}
+
+/**
+ * gzip at level 1: over audit events it sends ~10% more bytes than the default level 6 and takes a
+ * third of the time, which is what bounds a forwarder (bench:forward).
+ */
+export function gzipFast(text: string): Buffer {
+  return gzipSync(text, { level: 1 });
 }

@@ -1,6 +1,5 @@
-import { gzipSync } from 'node:zlib';
 import type { OutgoingEvent } from '../event-fields.js';
-import { chunk, type Encoder, type Payload } from './encoder.js';
+import { chunk, type Encoder, gzipFast, type Payload } from './encoder.js';
 
 export interface HttpOptions {
   /** Sent as `Authorization: Bearer`, when set. */
@@ -16,7 +15,8 @@ export function httpEncoder(opts: HttpOptions = {}): Encoder {
     encode(events: readonly OutgoingEvent[]): Payload[] {
       const lines = events.map((ev) => ({
         ev,
-        line: `${JSON.stringify({ cluster: ev.cluster, event: ev.event })}\n`,
+        // The event's own JSON as stored (or as the policy cut it), not serialised again.
+        line: `{"cluster":${JSON.stringify(ev.cluster)},"event":${ev.json}}\n`,
       }));
       return chunk(lines, opts.maxEvents ?? 5000, opts.maxBytes ?? 8 << 20, (l) =>
         Buffer.byteLength(l.line),
@@ -26,7 +26,7 @@ export function httpEncoder(opts: HttpOptions = {}): Encoder {
         if (opts.token !== undefined) headers.authorization = `Bearer ${opts.token}`;
         if (opts.gzip !== false) headers['content-encoding'] = 'gzip';
         return {
-          body: opts.gzip === false ? Buffer.from(text) : gzipSync(text),
+          body: opts.gzip === false ? Buffer.from(text) : gzipFast(text),
           headers,
           events: run.map((l) => l.ev),
           truncated: 0,

@@ -1,6 +1,5 @@
-import { gzipSync } from 'node:zlib';
 import { type OutgoingEvent, timeNs, verbClass } from '../event-fields.js';
-import { chunk, type Encoder, type Payload } from './encoder.js';
+import { chunk, type Encoder, gzipFast, type Payload } from './encoder.js';
 
 export interface LokiOptions {
   /** Basic auth user (Grafana Cloud) or tenant id header. */
@@ -58,7 +57,7 @@ export function lokiEncoder(opts: LokiOptions = {}): Encoder {
         if (opts.username !== undefined)
           headers.authorization = `Basic ${Buffer.from(`${opts.username}:${opts.password ?? ''}`).toString('base64')}`;
         return {
-          body: gzipSync(JSON.stringify({ streams: [...streams.values()] })),
+          body: gzipFast(JSON.stringify({ streams: [...streams.values()] })),
           headers,
           events: run,
           truncated: 0,

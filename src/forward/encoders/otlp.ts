@@ -1,7 +1,6 @@
-import { gzipSync } from 'node:zlib';
 import type { OutgoingEvent } from '../event-fields.js';
 import { timeNs } from '../event-fields.js';
-import { chunk, type Encoder, type Payload } from './encoder.js';
+import { chunk, type Encoder, gzipFast, type Payload } from './encoder.js';
 
 type AnyValue = { stringValue: string } | { intValue: string };
 interface KeyValue {
@@ -64,7 +63,7 @@ export function otlpEncoder(opts: { headers?: Record<string, string> } = {}): En
           })),
         };
         return {
-          body: gzipSync(JSON.stringify(body)),
+          body: gzipFast(JSON.stringify(body)),
           headers: { 'content-type': 'application/json', 'content-encoding': 'gzip', ...opts.headers },
           events: run,
           truncated: 0,

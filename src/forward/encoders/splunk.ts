@@ -1,6 +1,5 @@
-import { gzipSync } from 'node:zlib';
 import { type OutgoingEvent, timeMs } from '../event-fields.js';
-import { chunk, type Encoder, type Payload } from './encoder.js';
+import { chunk, type Encoder, gzipFast, type Payload } from './encoder.js';
 
 export interface SplunkOptions {
   token: string;
@@ -37,7 +36,7 @@ export function splunkEncoder(opts: SplunkOptions): Encoder {
         };
         if (opts.channel !== undefined) headers['x-splunk-request-channel'] = opts.channel;
         return {
-          body: gzipSync(run.map((i) => i.text).join('\n')),
+          body: gzipFast(run.map((i) => i.text).join('\n')),
           headers,
           events: run.map((i) => i.ev),
           truncated: 0,
