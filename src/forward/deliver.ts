@@ -2,7 +2,8 @@ import type { Payload } from './encoders/encoder.js';
 
 /** What became of one request. */
 export type Delivery =
-  | { kind: 'ok' }
+  /** Taken; `body` is the platform's answer (Splunk's ackId). */
+  | { kind: 'ok'; body?: string }
   /** Worth sending again later (5xx, 429, the network). */
   | { kind: 'retry'; reason: string; afterMs?: number }
   /** Too large: send it in halves. */
@@ -42,7 +43,7 @@ export async function deliver(payload: Payload, opts: DeliverOptions): Promise<D
   }
   const body = await res.text().catch(() => '');
   const answer = `HTTP ${res.status}${body === '' ? '' : `: ${body.slice(0, 300)}`}`;
-  if (res.ok) return opts.check?.(res.status, body) ?? { kind: 'ok' };
+  if (res.ok) return opts.check?.(res.status, body) ?? { kind: 'ok', body };
   if (res.status === 413) return { kind: 'split', reason: answer };
   if (res.status === 429 || res.status === 408 || res.status >= 500) {
     const after = retryAfterMs(res.headers.get('retry-after'));

@@ -37,6 +37,11 @@ export interface ForwarderOptions {
   encoder: Encoder;
   /** Reads a 2xx answer that may still report failed items. */
   check?: (status: number, body: string) => Delivery;
+  /**
+   * After a 2xx: waits until the platform says the events are safe (Splunk's indexer
+   * acknowledgement); a `retry` answer sends the payload again.
+   */
+  confirm?: (answer: string) => Promise<Delivery>;
   policy?: Policy;
   include?: FieldMatch;
   exclude?: FieldMatch;
@@ -136,6 +141,20 @@ export class Forwarder implements Sink {
         ...(this.opts.check === undefined ? {} : { check: this.opts.check }),
         ...(this.opts.fetch === undefined ? {} : { fetch: this.opts.fetch }),
       });
+      const confirmed =
+        d.kind === 'ok' && this.opts.confirm !== undefined
+          ? await this.opts.confirm(d.body ?? '')
+          : undefined;
+      if (confirmed !== undefined && confirmed.kind !== 'ok') {
+        this.counters.retries++;
+        this.lastError = confirmed.reason;
+        this.opts.log.warn('forwarding: not confirmed; sending again', {
+          sink: this.name,
+          reason: confirmed.reason,
+        });
+        await sleep(backoffMs(attempt));
+        continue;
+      }
       if (d.kind === 'ok') {
         this.counters.sent += payload.events.length;
         this.counters.truncated += payload.truncated;

@@ -10,7 +10,7 @@ import type { Logger } from '../collect/logger.js';
 import type { Sink } from '../collect/sinks.js';
 import { UserError } from '../model/errors.js';
 import { loadPolicyOrThrow } from '../policy/load.js';
-import { checkBulk } from './deliver.js';
+import { checkBulk, type Delivery } from './deliver.js';
 import { datadogEncoder } from './encoders/datadog.js';
 import { elasticsearchEncoder } from './encoders/elasticsearch.js';
 import type { Encoder } from './encoders/encoder.js';
@@ -20,6 +20,7 @@ import { otlpEncoder } from './encoders/otlp.js';
 import { splunkEncoder } from './encoders/splunk.js';
 import type { OutgoingEvent } from './event-fields.js';
 import { type FieldMatch, Forwarder } from './forwarder.js';
+import { newChannel, splunkAck } from './splunk-ack.js';
 import { SyslogSink } from './syslog.js';
 
 const secret = z
@@ -75,6 +76,9 @@ export const forwardSchema = z.discriminatedUnion('type', [
       token: secret,
       sourcetype: z.string().optional(),
       index: z.string().optional(),
+      /** The HEC token has indexer acknowledgement on: wait for it, send again when it does not come. */
+      ack: z.boolean().default(false),
+      ack_timeout_seconds: z.number().int().min(1).default(120),
       ...common,
     })
     .strict(),
@@ -171,6 +175,7 @@ export function createForwarder(c: ForwardConfig, deps: ForwardDeps): Sink {
   let url: string;
   let encoder: Encoder;
   let check: typeof checkBulk | undefined;
+  let confirm: ((answer: string) => Promise<Delivery>) | undefined;
   switch (c.type) {
     case 'datadog':
       url = c.url ?? `https://http-intake.logs.${c.site}/api/v2/logs`;
@@ -190,14 +195,25 @@ export function createForwarder(c: ForwardConfig, deps: ForwardDeps): Sink {
         ...(c.password === undefined ? {} : { password: readSecret(c.password, `${name}.password`, deps) }),
       });
       break;
-    case 'splunk':
+    case 'splunk': {
       url = `${trimSlash(c.url)}/services/collector/event`;
+      const token = readSecret(c.token, `${name}.token`, deps);
+      const channel = newChannel();
       encoder = splunkEncoder({
-        token: readSecret(c.token, `${name}.token`, deps),
+        token,
+        ...(c.ack ? { channel } : {}),
         ...(c.sourcetype === undefined ? {} : { sourcetype: c.sourcetype }),
         ...(c.index === undefined ? {} : { index: c.index }),
       });
+      if (c.ack)
+        confirm = splunkAck({
+          url: trimSlash(c.url),
+          token,
+          channel,
+          timeoutMs: c.ack_timeout_seconds * 1000,
+        });
       break;
+    }
     case 'elasticsearch':
       url = `${trimSlash(c.url)}/_bulk`;
       check = checkBulk;
@@ -223,6 +239,7 @@ export function createForwarder(c: ForwardConfig, deps: ForwardDeps): Sink {
     url,
     encoder,
     ...(check === undefined ? {} : { check }),
+    ...(confirm === undefined ? {} : { confirm }),
     ...(policy === undefined ? {} : { policy }),
     ...(c.include === undefined ? {} : { include: c.include as FieldMatch }),
     ...(c.exclude === undefined ? {} : { exclude: c.exclude as FieldMatch }),
