@@ -3,6 +3,7 @@ import { type FileHandle, open, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import { FACT_PLAIN, type LineScanner, newLineScanner } from '../model/event-scan.js';
+import { bytesDepthExceeds } from '../model/json.js';
 import type { FileSourceConfig } from './agent-config.js';
 import {
   type CheckpointRegistry,
@@ -745,7 +746,8 @@ export class FileSource {
     plain = false,
   ): void {
     batch.endOffset = endOffset;
-    if (plain) {
+    // The scanner vouches for shape, not nesting: a deep line takes the parsing path.
+    if (plain && !bytesDepthExceeds(raw)) {
       batch.item.events.push(raw);
       return;
     }
@@ -764,6 +766,15 @@ export class FileSource {
         data: line.length > DEAD_LETTER_SAMPLE_BYTES ? line.subarray(0, DEAD_LETTER_SAMPLE_BYTES) : line,
       };
       batch.item.deadLetters.push(entry);
+    }
+    for (const x of r.rejected ?? []) {
+      this.counters.malformed++;
+      batch.item.deadLetters.push({
+        source: this.name,
+        offset: endOffset - raw.length - 1,
+        reason: x.reason,
+        data: x.data,
+      });
     }
   }
 

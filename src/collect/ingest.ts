@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { setImmediate } from 'node:timers/promises';
 import { type FrameRecord, frameInput } from '../model/frame.js';
+import { bytesDepthExceeds } from '../model/json.js';
 import {
   DEFAULT_PREPARE_OPTIONS,
   type PreparedLine,
@@ -192,7 +193,8 @@ export async function ingest(inputs: readonly IngestInput[], opts: IngestOptions
           prepare: prep,
         })) {
           for (const rec of records) {
-            if (rec.kind === 'line' && rec.plain) {
+            // The scanner vouches for shape, not nesting: a deep line takes the parsing path.
+            if (rec.kind === 'line' && rec.plain && !bytesDepthExceeds(rec.data)) {
               item.events.push(rec.data);
               item.offsets?.push(rec.offset);
               s.events++;
@@ -201,6 +203,10 @@ export async function ingest(inputs: readonly IngestInput[], opts: IngestOptions
               if (prepared.malformed !== undefined) {
                 s.malformed++;
                 item.deadLetters.push(letter(source, rec.offset, prepared.malformed, rec.data));
+              }
+              for (const r of prepared.rejected ?? []) {
+                s.malformed++;
+                item.deadLetters.push(letter(source, rec.offset, r.reason, r.data));
               }
               s.truncated += prepared.truncated;
               for (const ev of prepared.events) {

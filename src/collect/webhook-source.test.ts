@@ -82,6 +82,38 @@ describe('WebhookHandler', () => {
     expect(offered).toHaveLength(0);
   });
 
+  it('stores the good items of a batch with one bad item, keeps the bad one aside by index, answers 200', async () => {
+    const { h, offered } = handler();
+    const list = eventList(100);
+    list.items[37] = { kind: 'Event', apiVersion: 'audit.k8s.io/v1', auditID: 'broken' };
+    const res = await h.fetch(post(JSON.stringify(list)));
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({
+      stored: 99,
+      rejected: ['EventList item 37: not an audit Event: field stage: missing'],
+    });
+    expect(offered[0]?.events).toHaveLength(99);
+    expect(offered[0]?.deadLetters.map((d) => d.reason)).toEqual([
+      'EventList item 37: not an audit Event: field stage: missing',
+    ]);
+    expect(JSON.parse(String(offered[0]?.deadLetters[0]?.data))).toEqual(list.items[37]);
+    expect(h.status()).toMatchObject({ events: 99, malformed: 1 });
+  });
+
+  it('answers 200 to an event nested 5000 deep: stored without its bodies, the record kept aside', async () => {
+    const { h, offered } = handler({ cfg: { ...config, maxBodyBytes: 1024 * 1024 } });
+    // Written as text: JSON.stringify itself would run out of stack on it.
+    const deep = `${'{"a":'.repeat(4999)}{}${'}'.repeat(4999)}`;
+    const body = JSON.stringify(eventList(1)).replace('"verb"', `"requestObject":${deep},"verb"`);
+    const res = await h.fetch(post(body));
+    expect(res.status).toBe(200);
+    expect(offered[0]?.events).toHaveLength(1);
+    expect(JSON.parse(String(offered[0]?.events[0])).requestObject).toBeUndefined();
+    expect(offered[0]?.deadLetters[0]?.reason).toMatch(
+      /^EventList item 0: bodies nested deeper than 1000 levels/,
+    );
+  });
+
   it('answers 401 without or with a wrong bearer token', async () => {
     const { h, offered } = handler({ token: 's3cret' });
     const body = JSON.stringify(eventList(1));

@@ -230,7 +230,8 @@ export class WebhookHandler {
       });
     }
     const prepared = this.opts.prepare.value(value);
-    if (prepared.events.length === 0) {
+    const rejected = prepared.rejected ?? [];
+    if (prepared.events.length === 0 && rejected.length === 0) {
       this.counters.malformed++;
       return json(400, {
         error: `body holds no audit events: ${prepared.malformed ?? 'empty'}; expected an audit.k8s.io EventList, an array of Events or one Event`,
@@ -243,14 +244,11 @@ export class WebhookHandler {
       deadLetters: [],
       retry: false,
     };
-    if (prepared.malformed !== undefined) {
-      // The well-formed events are kept; the body is kept for the rest.
+    // One bad item costs only itself: the others are stored, it is kept aside with its index, and
+    // the batch is answered 200 (kube-apiserver would drop a 400 batch, good items and all).
+    for (const r of rejected) {
       this.counters.malformed++;
-      item.deadLetters.push({
-        source: config.name,
-        reason: prepared.malformed,
-        data: body.subarray(0, 64 * 1024),
-      });
+      item.deadLetters.push({ source: config.name, reason: r.reason, data: r.data });
     }
     const stored = new Promise<Error | undefined>((resolve) => {
       item.done = (err) => resolve(err);
@@ -269,7 +267,10 @@ export class WebhookHandler {
       return json(503, { error: err.message }, { 'retry-after': String(RETRY_AFTER_SECONDS) });
     }
     this.counters.events += prepared.events.length;
-    return json(200, { stored: prepared.events.length });
+    return json(200, {
+      stored: prepared.events.length,
+      ...(rejected.length > 0 ? { rejected: rejected.map((r) => r.reason) } : {}),
+    });
   }
 }
 

@@ -6,8 +6,9 @@
 import type { Readable } from 'node:stream';
 import type { AuditEvent } from './event.js';
 import { frameInput } from './frame.js';
-import { normalizeValue } from './normalize.js';
-import { trimLine } from './prepare.js';
+import { jsonDepthExceeds, MAX_JSON_DEPTH } from './json.js';
+import { normalizeBatch, problemText } from './normalize.js';
+import { trimLine, truncateEvent } from './prepare.js';
 
 export interface ReadEventsOptions {
   onMalformed?: (m: { offset: number; reason: string }) => void;
@@ -34,13 +35,22 @@ export async function* readAuditEvents(
         options.onMalformed?.({ offset: rec.offset, reason: `not JSON: ${(err as Error).message}` });
         continue;
       }
-      const n = normalizeValue(value);
-      if (!n.ok) {
-        options.onMalformed?.({ offset: rec.offset, reason: n.reason });
-        continue;
-      }
+      // Items of a list stand alone: a bad one is reported, the others are read.
+      const n = normalizeBatch(value);
+      for (const p of n.problems) options.onMalformed?.({ offset: rec.offset, reason: problemText(p) });
       const single = n.events.length === 1;
       for (const event of n.events) {
+        if (jsonDepthExceeds(event)) {
+          // As prepare.ts does: who did what is kept, bodies deeper than the limit are not.
+          truncateEvent(event);
+          if (jsonDepthExceeds(event)) {
+            options.onMalformed?.({
+              offset: rec.offset,
+              reason: `nested deeper than ${MAX_JSON_DEPTH} levels`,
+            });
+            continue;
+          }
+        }
         yield { event, bytes: single ? text.length : Buffer.byteLength(JSON.stringify(event)) };
       }
     }

@@ -170,6 +170,29 @@ describe('webhook receiver (real sockets)', () => {
     expect(JSON.parse(big.body).error).toMatch(/over the limit of 12582912 bytes/);
   });
 
+  it('stores 99 good items of a batch with one bad one, dead-letters that one by index, answers 200', async () => {
+    const auth = { authorization: 'Bearer s3cret-token' };
+    const list = JSON.parse(eventList('part', 100)) as { items: unknown[] };
+    list.items[50] = { kind: 'Event', apiVersion: 'audit.k8s.io/v1', auditID: 'part-50', verb: 7 };
+    const res = await send(tokenUrl, JSON.stringify(list), { headers: auth });
+    expect(res.status).toBe(200);
+    expect(JSON.parse(res.body)).toMatchObject({ stored: 99 });
+    expect(await countIds(agent, 'part')).toBe(99);
+    const dead = readFileSync(join(dir, 'data', 'dead-letter.ndjson'), 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('EventList item 50'));
+    expect(dead).toHaveLength(1);
+  });
+
+  it('answers 200, not 500, to an event whose requestObject is nested 5000 deep', async () => {
+    const auth = { authorization: 'Bearer s3cret-token' };
+    const deep = `${'{"a":'.repeat(4999)}{}${'}'.repeat(4999)}`;
+    const body = eventList('deep', 1).replace('"verb"', `"requestObject":${deep},"verb"`);
+    const res = await send(tokenUrl, body, { headers: auth });
+    expect(res.status).toBe(200);
+    expect(await countIds(agent, 'deep')).toBe(1);
+  });
+
   it('counts answers per source in status', async () => {
     const s = await status(agent.admin);
     const mtls = s.logs.find((l) => l.name === 'mtls');
