@@ -9,6 +9,7 @@ import {
 } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
+import net from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -304,5 +305,44 @@ describe('webhook receiver while the store fails', () => {
     expect(await countIds(agent, 'up')).toBe(4);
     expect(await countIds(agent, 'down')).toBe(0);
     expect((await fetch(`${agent.admin}/healthz`)).status).toBe(200);
+  });
+});
+
+describe('webhook receiver with idle and stalled clients', () => {
+  const dir = tempDir('webhook-idle');
+  let agent: AgentProcess;
+  let port: number;
+  const sockets: net.Socket[] = [];
+
+  beforeAll(async () => {
+    await buildOnce();
+    port = await freePort();
+    agent = await startAgent(writeConfig(dir, `  - type: webhook\n    listen: 127.0.0.1:${port}\n`));
+  });
+  afterAll(async () => {
+    for (const s of sockets) s.destroy();
+    agent?.child.kill('SIGKILL');
+    await agent?.exited;
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('stores batches while 200 connections idle or stall, and SIGTERM ends the agent without waiting for them', async () => {
+    const open = (sends: string) =>
+      new Promise<void>((resolve) => {
+        const s = net.connect(port, '127.0.0.1', () => {
+          if (sends !== '') s.write(sends);
+          resolve();
+        });
+        s.on('error', () => undefined);
+        sockets.push(s);
+      });
+    const half =
+      'POST /audit HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{"kind":"EventList","items":[';
+    await Promise.all(Array.from({ length: 200 }, (_, i) => open(i % 2 === 0 ? '' : half)));
+    const res = await send(`http://127.0.0.1:${port}/audit`, eventList('busy', 3));
+    expect(res.status).toBe(200);
+    expect(await countIds(agent, 'busy')).toBe(3);
+    agent.child.kill('SIGTERM');
+    expect(await agent.exited).toBe(0);
   });
 });
