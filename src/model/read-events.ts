@@ -5,7 +5,7 @@
  */
 import type { Readable } from 'node:stream';
 import type { AuditEvent } from './event.js';
-import { frameInput } from './frame.js';
+import { frameInput, oversizeReason, recordPlace } from './frame.js';
 import { jsonDepthExceeds, MAX_JSON_DEPTH } from './json.js';
 import { normalizeBatch, problemText } from './normalize.js';
 import { trimLine, truncateEvent } from './prepare.js';
@@ -26,18 +26,25 @@ export async function* readAuditEvents(
 ): AsyncGenerator<ReadEvent, void, undefined> {
   for await (const records of frameInput(input)) {
     for (const rec of records) {
+      const place = recordPlace(rec);
+      const oversize = oversizeReason(rec);
+      if (oversize !== undefined) {
+        options.onMalformed?.({ offset: rec.offset, reason: `${place}${oversize}` });
+        continue;
+      }
       const text = trimLine(rec.data);
       if (text.length === 0) continue;
       let value: unknown;
       try {
         value = JSON.parse(text.toString('utf8'));
       } catch (err) {
-        options.onMalformed?.({ offset: rec.offset, reason: `not JSON: ${(err as Error).message}` });
+        options.onMalformed?.({ offset: rec.offset, reason: `${place}not JSON: ${(err as Error).message}` });
         continue;
       }
       // Items of a list stand alone: a bad one is reported, the others are read.
       const n = normalizeBatch(value);
-      for (const p of n.problems) options.onMalformed?.({ offset: rec.offset, reason: problemText(p) });
+      for (const p of n.problems)
+        options.onMalformed?.({ offset: rec.offset, reason: `${place}${problemText(p)}` });
       const single = n.events.length === 1;
       for (const event of n.events) {
         if (jsonDepthExceeds(event)) {

@@ -103,6 +103,23 @@ describe('kaudit ingest', () => {
     expect(dead?.reason).toMatch(/^bodies nested deeper than 1000 levels/);
   });
 
+  it('keeps the head of a 100 MB line inside a small .gz aside and stores the lines around it', async () => {
+    const lines = readFileSync(join(FIXTURES, 'watch-long-running.jsonl'), 'utf8').split('\n');
+    const huge = Buffer.alloc(100 * 1024 * 1024, 0x61);
+    const file = join(dir, 'audit.log.gz');
+    writeFileSync(
+      file,
+      gzipSync(Buffer.concat([Buffer.from(`${lines[0]}\n`), huge, Buffer.from(`\n${lines[1]}\n`)])),
+    );
+    const s = await ingestJson(file);
+    expect(s).toMatchObject({ stored: 2, malformed: 1 });
+    const [dead] = ndjson(readFileSync(join(data, 'dead-letter.ndjson'), 'utf8'));
+    expect(dead?.reason).toBe(
+      `line of ${huge.length} bytes is over the limit of ${64 * 1024 * 1024} bytes (max line bytes); not read, its head is kept`,
+    );
+    expect(dead?.offset).toBe(Buffer.byteLength(`${lines[0]}\n`));
+  });
+
   it('dead-letters a line that is not UTF-8 with its exact bytes, and stores the rest', async () => {
     const lines = readFileSync(join(FIXTURES, 'watch-long-running.jsonl'), 'utf8').split('\n');
     const event = JSON.parse(lines[0] ?? '{}');
