@@ -110,3 +110,22 @@ describe('framing holds at most maxRecordBytes of a record', () => {
     ]);
   });
 });
+
+describe('frameInput from a pipe that delivers a byte at a time (found by the fuzz suite)', () => {
+  const bytes = (b: Buffer) => Readable.from([...b].map((x) => Buffer.from([x])));
+  const read = async (input: Readable) => {
+    const out: string[] = [];
+    for await (const recs of frameInput(input)) for (const r of recs) out.push(r.data.toString());
+    return out;
+  };
+
+  it('still recognises gzip by its two magic bytes', async () => {
+    expect(await read(bytes(gzipSync(Buffer.from('{"a":1}\n{"b":2}\n'))))).toEqual(['{"a":1}', '{"b":2}']);
+  });
+
+  it('still tells a pretty-printed document from JSON lines', async () => {
+    expect(await read(bytes(Buffer.from('{\n  "items": [1,\n 2]\n}\n')))).toEqual([
+      '{\n  "items": [1,\n 2]\n}',
+    ]);
+  });
+});

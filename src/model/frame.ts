@@ -258,6 +258,15 @@ function trimEnd(b: Buffer): Buffer {
   return e === b.length ? b : b.subarray(0, e);
 }
 
+/** A newline in the chunk: looksLikeDocument can decide (a lone first chunk of blanks is read past). */
+function hasFirstLine(chunk: Buffer, first: boolean): boolean {
+  const nl = chunk.indexOf(0x0a);
+  if (nl < 0) return false;
+  if (!first) return true;
+  for (let i = 0; i < nl; i++) if (!isSpace(chunk[i])) return true;
+  return chunk.subarray(nl + 1).some((b) => b === 0x0a);
+}
+
 function isGzip(head: Buffer): boolean {
   return head.length >= 2 && head[0] === 0x1f && head[1] === 0x8b;
 }
@@ -305,8 +314,17 @@ export async function* frameInput(
       yield chunk;
     }
   })();
-  const first = await counted.next();
-  if (first.done) return;
+  // The two magic bytes may come in two chunks (a pipe can deliver a byte at a time).
+  const firstParts: Buffer[] = [];
+  let firstBytes = 0;
+  while (firstBytes < 2) {
+    const next = await counted.next();
+    if (next.done) break;
+    firstParts.push(next.value);
+    firstBytes += next.value.length;
+  }
+  if (firstBytes === 0) return;
+  const first = { value: Buffer.concat(firstParts, firstBytes) };
   let source: AsyncIterable<Buffer>;
   if (isGzip(first.value)) {
     const gunzip = createGunzip();
@@ -328,8 +346,19 @@ export async function* frameInput(
     })();
   }
   const iter = source[Symbol.asyncIterator]();
-  const head = await iter.next();
-  if (head.done) return;
+  // Enough of the start to tell lines from documents: a first line, 64 KiB, or all there is (a
+  // pipe may deliver a byte at a time).
+  const headParts: Buffer[] = [];
+  let headBytes = 0;
+  for (;;) {
+    const next = await iter.next();
+    if (next.done) break;
+    headParts.push(next.value);
+    headBytes += next.value.length;
+    if (headBytes >= 65536 || hasFirstLine(next.value, headParts.length === 1)) break;
+  }
+  if (headBytes === 0) return;
+  const head = { value: Buffer.concat(headParts, headBytes) };
   const document = looksLikeDocument(head.value);
   let batch: FrameRecord[] = [];
   const maxBytes = options.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES;
