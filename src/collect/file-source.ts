@@ -3,7 +3,7 @@ import { type FileHandle, open, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import { FACT_PLAIN, type LineScanner, newLineScanner } from '../model/event-scan.js';
-import { bytesDepthExceeds } from '../model/json.js';
+import { fastPathUnsafe } from '../model/prepare.js';
 import type { FileSourceConfig } from './agent-config.js';
 import {
   type CheckpointRegistry,
@@ -772,8 +772,8 @@ export class FileSource {
     plain = false,
   ): void {
     batch.endOffset = endOffset;
-    // The scanner vouches for shape, not nesting: a deep line takes the parsing path.
-    if (plain && !bytesDepthExceeds(raw)) {
+    // The scanner vouches for shape, not nesting or years: such lines take the parsing path.
+    if (plain && !fastPathUnsafe(raw)) {
       batch.item.events.push(raw);
       return;
     }

@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { setImmediate } from 'node:timers/promises';
 import { type FrameRecord, frameInput, oversizeReason, recordPlace } from '../model/frame.js';
-import { bytesDepthExceeds } from '../model/json.js';
 import {
   DEFAULT_PREPARE_OPTIONS,
+  fastPathUnsafe,
   type PreparedLine,
   type PrepareOptions,
   prepareLine,
@@ -205,13 +205,8 @@ export async function ingest(inputs: readonly IngestInput[], opts: IngestOptions
           prepare: prep,
         })) {
           for (const rec of records) {
-            // The scanner vouches for shape, not nesting: a deep line takes the parsing path.
-            if (
-              rec.kind === 'line' &&
-              rec.plain &&
-              rec.oversize === undefined &&
-              !bytesDepthExceeds(rec.data)
-            ) {
+            // The scanner vouches for shape, not nesting or years: such lines take the parsing path.
+            if (rec.kind === 'line' && rec.plain && rec.oversize === undefined && !fastPathUnsafe(rec.data)) {
               item.events.push(rec.data);
               item.offsets?.push(rec.offset);
               s.events++;

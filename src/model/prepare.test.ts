@@ -213,3 +213,20 @@ describe('nesting deeper than MAX_JSON_DEPTH', () => {
     expect(JSON.parse(p.events[0]?.toString() ?? '{}').requestObject).toEqual(nested(MAX_JSON_DEPTH - 1));
   });
 });
+
+describe('years past 9999', () => {
+  it('are refused on the fast path as on the parsing path', () => {
+    const line = readFileSync(new URL('../../test/fixtures/watch-long-running.jsonl', import.meta.url))
+      .toString()
+      .split('\n')[0] as string;
+    expect(prepareLine(Buffer.from(line), opts).events).toHaveLength(1);
+    const at = line.indexOf('"requestReceivedTimestamp":"') + '"requestReceivedTimestamp":"'.length;
+    const future = Buffer.from(`${line.slice(0, at)}1${line.slice(at)}`);
+    const p = prepareLine(future, opts);
+    expect(p.events).toHaveLength(0);
+    expect(p.malformed).toBe(
+      'not an audit Event: field requestReceivedTimestamp: missing or not a timestamp',
+    );
+    expect(prepareValue(JSON.parse(future.toString())).malformed).toBe(p.malformed);
+  });
+});

@@ -110,10 +110,38 @@ function uriNeedsRedaction(line: Buffer, uriStart: number): boolean {
   return end > q && URI_SENSITIVE.test(line.toString('latin1', q, end));
 }
 
+const TIMESTAMP_KEYS = ['"requestReceivedTimestamp":"', '"stageTimestamp":"'].map((k) => Buffer.from(k));
+
+/** `YYYY-`: a four-digit year, as RFC 3339 and kube-apiserver write it. */
+function fourDigitYearAt(line: Buffer, at: number): boolean {
+  for (let i = at; i < at + 4; i++) {
+    const b = line[i];
+    if (b === undefined || b < 0x30 || b > 0x39) return false;
+  }
+  return line[at + 4] === 0x2d;
+}
+
+/**
+ * What the fast path (the line handed on unparsed, the store decoding it in bulk) cannot vouch for
+ * and the parsing path decides: nesting past MAX_JSON_DEPTH, and timestamps whose year is not four
+ * digits (a year past 9999 is refused on every path, as Date and RFC 3339 refuse it). Sources
+ * call it for the lines the scanner marked plain too.
+ */
+export function fastPathUnsafe(line: Buffer): boolean {
+  if (bytesDepthExceeds(line)) return true;
+  // From the end: kube-apiserver writes the timestamps after the bodies (user content), so the last
+  // occurrence is the event's own, and is found without reading the bodies.
+  for (const key of TIMESTAMP_KEYS) {
+    const k = line.lastIndexOf(key);
+    if (k >= 0 && !fourDigitYearAt(line, k + key.length)) return true;
+  }
+  return false;
+}
+
 /** True when the line must be parsed in JS: not plain compact v1, or something to redact. */
 function needsParse(line: Buffer, opts: PrepareOptions): boolean {
   if (line.length > opts.maxEventBytes) return true;
-  if (bytesDepthExceeds(line)) return true;
+  if (fastPathUnsafe(line)) return true;
   if (line[line.length - 1] !== 0x7d) return true;
   let uriStart = -1;
   if (readApiserverHead(line, head)) uriStart = head.uriStart;

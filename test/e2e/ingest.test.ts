@@ -120,6 +120,17 @@ describe('kaudit ingest', () => {
     expect(dead?.offset).toBe(Buffer.byteLength(`${lines[0]}\n`));
   });
 
+  it('refuses an event dated past the year 9999 whichever path reads it', async () => {
+    const line = readFileSync(join(FIXTURES, 'watch-long-running.jsonl'), 'utf8').split('\n')[0] ?? '';
+    const key = '"requestReceivedTimestamp":"';
+    const at = line.indexOf(key) + key.length;
+    const file = join(dir, 'audit.log');
+    const second = readFileSync(join(FIXTURES, 'watch-long-running.jsonl'), 'utf8').split('\n')[1] ?? '';
+    writeFileSync(file, `${line.slice(0, at)}1${line.slice(at)}\n${second}\n`);
+    const s = await ingestJson(file);
+    expect(s).toMatchObject({ stored: 1, malformed: 1 });
+  });
+
   it('dead-letters a line that is not UTF-8 with its exact bytes, and stores the rest', async () => {
     const lines = readFileSync(join(FIXTURES, 'watch-long-running.jsonl'), 'utf8').split('\n');
     const event = JSON.parse(lines[0] ?? '{}');
