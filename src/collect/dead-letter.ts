@@ -44,8 +44,8 @@ function redacted(data: Buffer): Buffer {
       return;
     }
     if (!isRecord(v)) return;
-    if (v.kind === 'EventList' && Array.isArray(v.items)) return visit(v.items, lists + 1);
-    changed = redactEvent(v as unknown as AuditEvent) || changed;
+    if (v.kind === 'EventList' && Array.isArray(v.items)) visit(v.items, lists + 1);
+    else changed = redactEvent(v as unknown as AuditEvent) || changed;
   };
   visit(value, 0);
   return changed ? Buffer.from(JSON.stringify(value)) : data;
