@@ -7,6 +7,7 @@ import { type DeadLetterSink, Pipeline, type PipelineStats, type Preparer } from
 import { FanOut, type Sink, type SinkStats } from './sinks.js';
 import { SOURCE_TYPES } from './sources/index.js';
 import type { Source, SourceDeps } from './sources/source.js';
+import { guardStoreFile } from './store-guard.js';
 import type { WebhookStatus } from './webhook-source.js';
 
 export interface AgentOptions {
@@ -81,7 +82,8 @@ export class Agent {
       });
     this.sinks = new FanOut(opts.sinks ?? [], { log: opts.log });
     this.pipeline = new Pipeline({
-      store: opts.store,
+      // A store file deleted or replaced under the agent stops acknowledgements (see store-guard.ts).
+      store: guardStoreFile(opts.store).store,
       cluster: config.cluster,
       queueEvents: config.pipeline.queueEvents,
       queueBytes: config.pipeline.queueBytes,

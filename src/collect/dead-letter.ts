@@ -6,6 +6,9 @@ import { isUtf8 } from 'node:buffer';
 import { mkdirSync } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { AuditEvent } from '../model/event.js';
+import { isRecord, jsonDepthExceeds } from '../model/json.js';
+import { redactEvent } from '../model/redact.js';
 
 export const DEAD_LETTER_FILE = 'dead-letter.ndjson';
 /** A dead-lettered record keeps at most this much of the original bytes (the rest is counted). */
@@ -16,6 +19,36 @@ export interface DeadLetterEntry {
   offset?: number;
   reason: string;
   data: Buffer | string;
+}
+
+/**
+ * A record that parses as JSON is redacted as stored events are (Secret data, tokens, credentials in
+ * URIs), whatever made it malformed: the dead letter is no way around redaction. Records that are
+ * not JSON (or whose head was cut) are kept as they came.
+ */
+function redacted(data: Buffer): Buffer {
+  if (data.length === 0 || data.length > DEAD_LETTER_MAX_DATA) return data;
+  const first = data[0];
+  if (first !== 0x7b && first !== 0x5b) return data;
+  let value: unknown;
+  try {
+    value = JSON.parse(data.toString('utf8'));
+  } catch {
+    return data;
+  }
+  if (jsonDepthExceeds(value)) return data;
+  let changed = false;
+  const visit = (v: unknown, lists: number): void => {
+    if (Array.isArray(v)) {
+      if (lists < 4) for (const x of v) visit(x, lists + 1);
+      return;
+    }
+    if (!isRecord(v)) return;
+    if (v.kind === 'EventList' && Array.isArray(v.items)) visit(v.items, lists + 1);
+    else changed = redactEvent(v as unknown as AuditEvent) || changed;
+  };
+  visit(value, 0);
+  return changed ? Buffer.from(JSON.stringify(value)) : data;
 }
 
 export class DeadLetter {
@@ -32,7 +65,7 @@ export class DeadLetter {
   add(entry: DeadLetterEntry): Promise<void> {
     this.count++;
     const data = typeof entry.data === 'string' ? Buffer.from(entry.data) : entry.data;
-    const head = data.subarray(0, DEAD_LETTER_MAX_DATA);
+    const head = redacted(data.subarray(0, DEAD_LETTER_MAX_DATA));
     // Bytes that are not UTF-8 (or a head cut inside a character) would be mangled by a JSON
     // string: those are kept exact, in base64.
     const text = isUtf8(head);

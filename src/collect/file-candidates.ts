@@ -67,11 +67,30 @@ async function walkDirs(dir: string): Promise<string[]> {
   return out;
 }
 
+/** Codes that mean a directory is not there (any more): its files are gone. */
+const ABSENT = new Set(['ENOENT', 'ENOTDIR']);
+
+/** A directory could not be listed for another reason (EMFILE, EACCES, EIO, ELOOP...): nothing is known of its files. */
+export class ListingFailed extends Error {
+  constructor(
+    readonly dir: string,
+    readonly code: string,
+  ) {
+    super(`cannot list ${dir}: ${code}`);
+  }
+}
+
+/**
+ * A directory's entries; none when it does not exist. Any other failure throws: a listing that
+ * failed says nothing about whether a followed file is gone, so the caller must not act on it.
+ */
 async function readdirSafe(dir: string) {
   try {
     return await readdir(dir, { withFileTypes: true });
-  } catch {
-    return [];
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? String(err);
+    if (ABSENT.has(code)) return [];
+    throw new ListingFailed(dir, code);
   }
 }
 

@@ -6,6 +6,7 @@ import {
   renameSync,
   rmSync,
   statSync,
+  symlinkSync,
   truncateSync,
   utimesSync,
   writeFileSync,
@@ -316,6 +317,30 @@ describe('FileSource', () => {
     await waitFor('the new file', () => store.rows.size === 30, 3000);
     expect(ids(store)).toEqual(expectedIds('w', 0, 30).sort());
     await h.stop();
+  });
+
+  it('keeps following a file while its directory cannot be listed (ELOOP), says so in status, loses nothing', async () => {
+    const store = new MemoryStore();
+    writeFileSync(logs('audit.log'), auditLines('l', 0, 10));
+    const h = harness(store);
+    await storedRows(store, 10);
+    // Only ENOENT means gone: a directory that fails to list for another reason says nothing of its files.
+    renameSync(logs(), join(dir, 'logs.real'));
+    symlinkSync('logs', logs());
+    await waitFor('the listing error in status', () =>
+      /scan failed.*ELOOP/.test(h.source.status().error ?? ''),
+    );
+    expect(h.source.status()).toMatchObject({ status: 'Error', rotations: 0, files: [{ rotated: false }] });
+    rmSync(logs());
+    renameSync(join(dir, 'logs.real'), logs());
+    appendFileSync(logs('audit.log'), auditLines('l', 10, 20));
+    await storedRows(store, 20);
+    await waitFor('the error to clear', () => h.source.status().status === 'OK');
+    expect(h.source.status()).toMatchObject({ rotations: 0, files: [{ rotated: false }] });
+    await h.stop();
+    expect(ids(store)).toEqual(expectedIds('l', 0, 20).sort());
+    const cp = checkpoints();
+    expect(JSON.stringify(cp)).toContain(`"offset":${statSync(logs('audit.log')).size}`);
   });
 
   it('picks up new files matching a glob within two seconds', async () => {

@@ -3,6 +3,7 @@ import { type FileHandle, open, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import { FACT_PLAIN, type LineScanner, newLineScanner } from '../model/event-scan.js';
+import { fastPathUnsafe } from '../model/prepare.js';
 import type { FileSourceConfig } from './agent-config.js';
 import {
   type CheckpointRegistry,
@@ -161,6 +162,8 @@ export class FileSource {
   private readonly candidates: FileCandidates;
   private readonly scanner: LineScanner;
   private readonly tracked = new Map<string, Tracked>();
+  /** Files that could not be opened at the last attempt, by path: shown in status, retried at each scan. */
+  private readonly openErrors = new Map<string, string>();
   /** Completed files seen unchanged (dev:ino:size:mtime): skipped without being opened again. */
   private readonly done = new Set<string>();
   private running = false;
@@ -315,16 +318,25 @@ export class FileSource {
 
   private async run(): Promise<void> {
     let lastScan = 0;
+    let failures = 0;
+    let retryAt = 0;
     while (this.running) {
-      if (this.rescan || Date.now() - lastScan >= this.scanIntervalMs) {
+      const due = this.rescan || Date.now() - lastScan >= this.scanIntervalMs;
+      if (due && Date.now() >= retryAt) {
         lastScan = Date.now();
         this.rescan = false;
         try {
           await this.scan();
           this.syncWatchers();
-          this.error = undefined;
+          this.error = this.openErrors.size > 0 ? [...this.openErrors.values()].join('; ') : undefined;
+          failures = 0;
         } catch (err) {
-          this.error = `scan failed: ${err instanceof Error ? err.message : String(err)}`;
+          // Nothing was concluded from a failed scan (no file taken for gone, no checkpoint pruned);
+          // it is tried again, sooner at first, then less often while it keeps failing.
+          failures++;
+          const backoffMs = Math.min(30_000, 100 * 2 ** Math.min(failures, 9));
+          retryAt = Date.now() + backoffMs;
+          this.error = `scan failed (attempt ${failures}, next in ${backoffMs} ms): ${err instanceof Error ? err.message : String(err)}`;
           this.opts.log.warn('scan failed', { source: this.name, error: this.error });
         }
       }
@@ -362,8 +374,12 @@ export class FileSource {
         if (!st.isFile()) continue;
         found.push({ c, dev: st.dev, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs });
         seen.add(keyOf(st.dev, st.ino));
-      } catch {
-        // Gone between readdir and stat: rotation in progress; the next scan sees the new state.
+      } catch (err) {
+        // ENOENT: gone between readdir and stat (rotation in progress); the next scan sees the new
+        // state. Anything else (EMFILE, EIO) says nothing of the file: the scan fails and is retried.
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code !== 'ENOENT' && code !== 'ENOTDIR')
+          throw new Error(`cannot stat ${c.path}: ${code ?? String(err)}`);
       }
     }
     const byKey = new Map(found.map((f) => [keyOf(f.dev, f.ino), f]));
@@ -454,7 +470,11 @@ export class FileSource {
     let fh: FileHandle;
     try {
       fh = await open(path, 'r');
+      this.openErrors.delete(path);
     } catch (err) {
+      // Tried again at the next scan; shown in status until it opens (a file gone meanwhile is not an error).
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT') this.openErrors.set(path, `cannot open ${path}: ${code ?? String(err)}`);
       this.opts.log.warn('cannot open file', { path, error: String(err) });
       return;
     }
@@ -517,7 +537,14 @@ export class FileSource {
     let head: Buffer;
     try {
       head = await readGzHead(path);
+      this.openErrors.delete(path);
     } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      if (typeof e.errno === 'number' && e.code !== undefined && !e.code.startsWith('Z_')) {
+        // The file could not be opened or read (EMFILE, EACCES): tried again at the next scan.
+        if (e.code !== 'ENOENT') this.openErrors.set(path, `cannot open ${path}: ${e.code}`);
+        return;
+      }
       this.opts.log.warn('cannot read compressed file; will retry when it changes', {
         path,
         error: String(err),
@@ -745,7 +772,8 @@ export class FileSource {
     plain = false,
   ): void {
     batch.endOffset = endOffset;
-    if (plain) {
+    // The scanner vouches for shape, not nesting or years: such lines take the parsing path.
+    if (plain && !fastPathUnsafe(raw)) {
       batch.item.events.push(raw);
       return;
     }
@@ -764,6 +792,15 @@ export class FileSource {
         data: line.length > DEAD_LETTER_SAMPLE_BYTES ? line.subarray(0, DEAD_LETTER_SAMPLE_BYTES) : line,
       };
       batch.item.deadLetters.push(entry);
+    }
+    for (const x of r.rejected ?? []) {
+      this.counters.malformed++;
+      batch.item.deadLetters.push({
+        source: this.name,
+        offset: endOffset - raw.length - 1,
+        reason: x.reason,
+        data: x.data,
+      });
     }
   }
 

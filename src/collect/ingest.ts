@@ -8,9 +8,10 @@ import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { setImmediate } from 'node:timers/promises';
-import { type FrameRecord, frameInput } from '../model/frame.js';
+import { type FrameRecord, frameInput, oversizeReason, recordPlace } from '../model/frame.js';
 import {
   DEFAULT_PREPARE_OPTIONS,
+  fastPathUnsafe,
   type PreparedLine,
   type PrepareOptions,
   prepareLine,
@@ -129,6 +130,18 @@ function errnoText(err: unknown): string {
 
 /** A framed record (not one of the plain lines framing marked) as prepared events. */
 function prepareRecord(rec: FrameRecord, prep: PrepareOptions): PreparedLine {
+  const oversize = oversizeReason(rec);
+  if (oversize !== undefined) return { events: [], truncated: 0, malformed: oversize };
+  const p = parseRecord(rec, prep);
+  const place = recordPlace(rec);
+  if (place === '') return p;
+  // An element of a top-level array: its problems name its index.
+  if (p.malformed !== undefined) p.malformed = `${place}${p.malformed}`;
+  for (const r of p.rejected ?? []) r.reason = `${place}${r.reason}`;
+  return p;
+}
+
+function parseRecord(rec: FrameRecord, prep: PrepareOptions): PreparedLine {
   if (rec.kind === 'line') return prepareLine(rec.data, prep);
   try {
     return prepareValue(JSON.parse(trimLine(rec.data).toString('utf8')), prep);
@@ -192,7 +205,8 @@ export async function ingest(inputs: readonly IngestInput[], opts: IngestOptions
           prepare: prep,
         })) {
           for (const rec of records) {
-            if (rec.kind === 'line' && rec.plain) {
+            // The scanner vouches for shape, not nesting or years: such lines take the parsing path.
+            if (rec.kind === 'line' && rec.plain && rec.oversize === undefined && !fastPathUnsafe(rec.data)) {
               item.events.push(rec.data);
               item.offsets?.push(rec.offset);
               s.events++;
@@ -201,6 +215,10 @@ export async function ingest(inputs: readonly IngestInput[], opts: IngestOptions
               if (prepared.malformed !== undefined) {
                 s.malformed++;
                 item.deadLetters.push(letter(source, rec.offset, prepared.malformed, rec.data));
+              }
+              for (const r of prepared.rejected ?? []) {
+                s.malformed++;
+                item.deadLetters.push(letter(source, rec.offset, r.reason, r.data));
               }
               s.truncated += prepared.truncated;
               for (const ev of prepared.events) {

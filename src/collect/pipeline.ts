@@ -1,14 +1,9 @@
-import type { PrepareOptions } from '../model/prepare.js';
+import type { PreparedLine, PrepareOptions } from '../model/prepare.js';
 import type { HeldBatch, Store, WriteResult } from '../store/contract.js';
 import type { Logger } from './logger.js';
 import type { FanOut } from './sinks.js';
 
-/** What model/prepare.ts returns for one line or one parsed body. */
-export interface PreparedLine {
-  events: Buffer[];
-  truncated: number;
-  malformed?: string;
-}
+export type { PreparedLine };
 
 /** Decoding, deriving and redacting, bound to the agent's options (max event size, redaction). */
 export interface Preparer {

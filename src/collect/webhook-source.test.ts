@@ -82,6 +82,38 @@ describe('WebhookHandler', () => {
     expect(offered).toHaveLength(0);
   });
 
+  it('stores the good items of a batch with one bad item, keeps the bad one aside by index, answers 200', async () => {
+    const { h, offered } = handler();
+    const list = eventList(100);
+    list.items[37] = { kind: 'Event', apiVersion: 'audit.k8s.io/v1', auditID: 'broken' };
+    const res = await h.fetch(post(JSON.stringify(list)));
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({
+      stored: 99,
+      rejected: ['EventList item 37: not an audit Event: field stage: missing'],
+    });
+    expect(offered[0]?.events).toHaveLength(99);
+    expect(offered[0]?.deadLetters.map((d) => d.reason)).toEqual([
+      'EventList item 37: not an audit Event: field stage: missing',
+    ]);
+    expect(JSON.parse(String(offered[0]?.deadLetters[0]?.data))).toEqual(list.items[37]);
+    expect(h.status()).toMatchObject({ events: 99, malformed: 1 });
+  });
+
+  it('answers 200 to an event nested 5000 deep: stored without its bodies, the record kept aside', async () => {
+    const { h, offered } = handler({ cfg: { ...config, maxBodyBytes: 1024 * 1024 } });
+    // Written as text: JSON.stringify itself would run out of stack on it.
+    const deep = `${'{"a":'.repeat(4999)}{}${'}'.repeat(4999)}`;
+    const body = JSON.stringify(eventList(1)).replace('"verb"', `"requestObject":${deep},"verb"`);
+    const res = await h.fetch(post(body));
+    expect(res.status).toBe(200);
+    expect(offered[0]?.events).toHaveLength(1);
+    expect(JSON.parse(String(offered[0]?.events[0])).requestObject).toBeUndefined();
+    expect(offered[0]?.deadLetters[0]?.reason).toMatch(
+      /^EventList item 0: bodies nested deeper than 1000 levels/,
+    );
+  });
+
   it('answers 401 without or with a wrong bearer token', async () => {
     const { h, offered } = handler({ token: 's3cret' });
     const body = JSON.stringify(eventList(1));
@@ -146,9 +178,9 @@ describe('WebhookHandler', () => {
     expect((await h.fetch(new Request('http://127.0.0.1/audit'))).status).toBe(405);
   });
 
-  it('answers 429 beyond 8 requests in flight, holding no more bodies than that', async () => {
+  it('admits by bytes buffered: held bodies up to the budget, then 429, room again once stored', async () => {
     const held: PipelineItem[] = [];
-    let release = false;
+    const body = JSON.stringify(eventList(1));
     const h = new WebhookHandler({
       config,
       prepare: {
@@ -157,21 +189,92 @@ describe('WebhookHandler', () => {
         value: (v) => prepareValue(v, DEFAULT_PREPARE_OPTIONS),
       },
       tryOffer: (item) => {
-        if (release) setTimeout(() => item.done?.(), 1);
-        else held.push(item);
+        held.push(item);
         return true;
       },
       log: memoryLogger(),
+      bufferBytes: 2 * Buffer.byteLength(body),
     });
-    const pending = Array.from({ length: 8 }, (_, i) =>
-      h.fetch(post(JSON.stringify(eventList(1)).replace('w-0', `p-${i}`))),
-    );
+    const pending = [h.fetch(post(body)), h.fetch(post(body))];
     await new Promise((r) => setTimeout(r, 50));
-    expect(held).toHaveLength(8);
-    expect((await h.fetch(post(JSON.stringify(eventList(1))))).status).toBe(429);
-    release = true;
+    expect(held).toHaveLength(2);
+    expect(h.bufferedBytes).toBe(2 * Buffer.byteLength(body));
+    const refused = await h.fetch(post(body));
+    expect(refused.status).toBe(429);
+    expect(((await refused.json()) as { error: string }).error).toMatch(/holds \d+ bytes of bodies/);
     for (const item of held) item.done?.();
-    expect((await Promise.all(pending)).map((r) => r.status)).toEqual(Array(8).fill(200));
-    expect((await h.fetch(post(JSON.stringify(eventList(1))))).status).toBe(200);
+    expect((await Promise.all(pending)).map((r) => r.status)).toEqual([200, 200]);
+    expect(h.bufferedBytes).toBe(0);
+    const again = h.fetch(post(body));
+    await new Promise((r) => setTimeout(r, 20));
+    held[2]?.done?.();
+    expect((await again).status).toBe(200);
+  });
+
+  it('gives no room to stalled bodies: 408 after the idle time, and a good batch meanwhile gets 200', async () => {
+    const offered: PipelineItem[] = [];
+    const h = new WebhookHandler({
+      config,
+      prepare: {
+        options: DEFAULT_PREPARE_OPTIONS,
+        line: (b) => prepareLine(b, DEFAULT_PREPARE_OPTIONS),
+        value: (v) => prepareValue(v, DEFAULT_PREPARE_OPTIONS),
+      },
+      tryOffer: (item) => {
+        offered.push(item);
+        setTimeout(() => item.done?.(), 1);
+        return true;
+      },
+      log: memoryLogger(),
+      bodyIdleMs: 300,
+    });
+    const stalled = Array.from({ length: 50 }, () =>
+      h.fetch(
+        new Request('http://127.0.0.1/audit', {
+          method: 'POST',
+          body: new ReadableStream<Uint8Array>({
+            start(c) {
+              c.enqueue(new TextEncoder().encode('{"kind":"EventList","items":['));
+            },
+          }),
+          duplex: 'half',
+        } as RequestInit),
+      ),
+    );
+    expect((await h.fetch(post(JSON.stringify(eventList(2))))).status).toBe(200);
+    expect((await Promise.all(stalled)).map((r) => r.status)).toEqual(Array(50).fill(408));
+    expect(h.bufferedBytes).toBe(0);
+    expect(offered).toHaveLength(1);
+  });
+
+  it('bounds a gzip body by its decompressed size', async () => {
+    const { h, offered } = handler();
+    const body = JSON.stringify(eventList(300));
+    expect(Buffer.byteLength(body)).toBeGreaterThan(64 * 1024);
+    const gz = gzipSync(Buffer.from(body));
+    expect(gz.length).toBeLessThan(64 * 1024);
+    const res = await h.fetch(post(gz, { 'content-encoding': 'gzip' }));
+    expect(res.status).toBe(413);
+    expect(((await res.json()) as { error: string }).error).toMatch(/counts decompressed/);
+    expect(offered).toHaveLength(0);
+  });
+
+  it('on requestStop abandons bodies still arriving and answers new requests 503', async () => {
+    const { h } = handler();
+    const arriving = h.fetch(
+      new Request('http://127.0.0.1/audit', {
+        method: 'POST',
+        body: new ReadableStream<Uint8Array>({
+          start(c) {
+            c.enqueue(new TextEncoder().encode('['));
+          },
+        }),
+        duplex: 'half',
+      } as RequestInit),
+    );
+    await new Promise((r) => setTimeout(r, 20));
+    h.requestStop();
+    expect((await arriving).status).toBe(503);
+    expect((await h.fetch(post(JSON.stringify(eventList(1))))).status).toBe(503);
   });
 });

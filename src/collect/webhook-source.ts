@@ -2,7 +2,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { createGunzip } from 'node:zlib';
@@ -27,6 +27,10 @@ export interface WebhookHandlerOptions {
   /** Bearer token the client must send; undefined when no token_file is configured. */
   token?: string;
   log: Logger;
+  /** Bytes of bodies held at once, all requests together (default BUFFERED_BODIES_FACTOR x max_body_bytes). */
+  bufferBytes?: number;
+  /** A body that sends nothing for this long is abandoned (default BODY_IDLE_MS). */
+  bodyIdleMs?: number;
 }
 
 export interface WebhookStatus {
@@ -50,12 +54,41 @@ export interface WebhookStatus {
 
 /** Seconds kube-apiserver's webhook backend is asked to wait when the pipeline is full. */
 const RETRY_AFTER_SECONDS = 1;
-/** Requests whose bodies are read and stored at once; more get 429. */
-const MAX_BODIES_IN_FLIGHT = 8;
-/** Compressed bodies may expand to this multiple of max_body_bytes before they are refused. */
-const GZIP_EXPANSION_LIMIT = 8;
+/**
+ * Bodies are held whole while they are parsed and stored: admission is by the bytes actually
+ * buffered (compressed and decompressed), this many max_body_bytes for all requests together, so a
+ * client that opens connections and sends nothing holds no room, and memory stays bounded.
+ */
+const BUFFERED_BODIES_FACTOR = 8;
+/** A body that sends no bytes for this long is abandoned (408) and its connection closed. */
+export const BODY_IDLE_MS = 10_000;
+/** Time a client has to send its request headers (Node's headersTimeout). */
+export const HEADERS_TIMEOUT_MS = 10_000;
+/** Time a client has to send a whole request, headers and body. */
+const REQUEST_TIMEOUT_MS = 60_000;
+/** kube-apiserver keeps a few connections per receiver; more than this are refused by the socket. */
+export const MAX_CONNECTIONS = 256;
+/** On stop, requests already handed to the pipeline get this long to be answered before their sockets are closed. */
+export const STOP_GRACE_MS = 10_000;
 
 class BodyTooLarge extends Error {}
+class BodyStalled extends Error {}
+class NoRoom extends Error {}
+class Stopping extends Error {}
+
+/** Bytes held for bodies across requests; reserve() fails rather than go over the budget. */
+class ByteBudget {
+  held = 0;
+  constructor(readonly limit: number) {}
+  reserve(n: number): boolean {
+    if (this.held + n > this.limit) return false;
+    this.held += n;
+    return true;
+  }
+  release(n: number): void {
+    this.held -= n;
+  }
+}
 
 function json(status: number, body: Record<string, unknown>, headers: Record<string, string> = {}): Response {
   return new Response(`${JSON.stringify(body)}\n`, {
@@ -64,36 +97,77 @@ function json(status: number, body: Record<string, unknown>, headers: Record<str
   });
 }
 
-async function readLimited(stream: ReadableStream<Uint8Array> | null, limit: number): Promise<Buffer> {
+/** One request's share of the budget: every byte it holds is reserved here and released at its end. */
+class BodyBytes {
+  held = 0;
+  constructor(private readonly budget: ByteBudget) {}
+  take(n: number): void {
+    if (!this.budget.reserve(n)) throw new NoRoom();
+    this.held += n;
+  }
+  releaseAll(): void {
+    this.budget.release(this.held);
+    this.held = 0;
+  }
+}
+
+async function readLimited(
+  stream: ReadableStream<Uint8Array> | null,
+  limit: number,
+  bytes: BodyBytes,
+  idleMs: number,
+  onCancel: (cancel: () => void) => () => void,
+): Promise<Buffer> {
   if (stream === null) return Buffer.alloc(0);
   const chunks: Buffer[] = [];
   let n = 0;
   const reader = stream.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    n += value.length;
-    if (n > limit) {
-      await reader.cancel().catch(() => undefined);
-      throw new BodyTooLarge();
+  let stopped = false;
+  const unregister = onCancel(() => {
+    stopped = true;
+    reader.cancel().catch(() => undefined);
+  });
+  try {
+    for (;;) {
+      let timer: NodeJS.Timeout | undefined;
+      const idle = new Promise<'idle'>((resolve) => {
+        timer = setTimeout(() => resolve('idle'), idleMs);
+      });
+      const next = await Promise.race([reader.read(), idle]).finally(() => clearTimeout(timer));
+      if (stopped) throw new Stopping();
+      if (next === 'idle') throw new BodyStalled();
+      if (next.done) break;
+      const value = next.value;
+      n += value.length;
+      if (n > limit) throw new BodyTooLarge();
+      bytes.take(value.length);
+      chunks.push(Buffer.from(value.buffer, value.byteOffset, value.length));
     }
-    chunks.push(Buffer.from(value.buffer, value.byteOffset, value.length));
+  } catch (err) {
+    await reader.cancel().catch(() => undefined);
+    throw err;
+  } finally {
+    unregister();
   }
   return Buffer.concat(chunks, n);
 }
 
-async function gunzipLimited(body: Buffer, limit: number): Promise<Buffer> {
+/** Decompresses within `limit` bytes (the decompressed size is what is parsed and held). */
+async function gunzipLimited(body: Buffer, limit: number, bytes: BodyBytes): Promise<Buffer> {
   const gunzip = createGunzip();
   const chunks: Buffer[] = [];
   let n = 0;
   gunzip.end(body);
-  for await (const chunk of gunzip as AsyncIterable<Buffer>) {
-    n += chunk.length;
-    if (n > limit) {
-      gunzip.destroy();
-      throw new BodyTooLarge();
+  try {
+    for await (const chunk of gunzip as AsyncIterable<Buffer>) {
+      n += chunk.length;
+      if (n > limit) throw new BodyTooLarge();
+      bytes.take(chunk.length);
+      chunks.push(chunk);
     }
-    chunks.push(chunk);
+  } catch (err) {
+    gunzip.destroy();
+    throw err;
   }
   return Buffer.concat(chunks, n);
 }
@@ -113,10 +187,30 @@ export class WebhookHandler {
   private readonly counters = { requests: 0, events: 0, truncated: 0, malformed: 0, dropped: 0 };
   private readonly responses: Record<string, number> = {};
   private lastRequestAt: Date | undefined;
-  private reading = 0;
+  private readonly budget: ByteBudget;
+  /** Cancels the bodies being read, for stop. */
+  private readonly readers = new Set<() => void>();
+  private stopping = false;
   error: string | undefined;
 
-  constructor(private readonly opts: WebhookHandlerOptions) {}
+  constructor(private readonly opts: WebhookHandlerOptions) {
+    this.budget = new ByteBudget(opts.bufferBytes ?? BUFFERED_BODIES_FACTOR * opts.config.maxBodyBytes);
+  }
+
+  /** Bytes of bodies held now, all requests together. */
+  get bufferedBytes(): number {
+    return this.budget.held;
+  }
+
+  /**
+   * Stop taking batches: bodies still arriving are abandoned (nothing of them was acknowledged;
+   * kube-apiserver sends them again) and new requests get 503. Batches already handed to the
+   * pipeline are answered as it drains.
+   */
+  requestStop(): void {
+    this.stopping = true;
+    for (const cancel of this.readers) cancel();
+  }
 
   status(): WebhookStatus {
     const c = this.opts.config;
@@ -178,24 +272,23 @@ export class WebhookHandler {
     const denied = this.authenticate(req, client);
     if (denied !== undefined) return denied;
 
-    // Bodies are held whole while they are parsed: bound how many at once, so memory stays bounded.
-    if (this.reading >= MAX_BODIES_IN_FLIGHT) {
+    if (this.stopping) {
       await req.body?.cancel().catch(() => undefined);
       return json(
-        429,
-        { error: 'too many requests in flight; retry later' },
+        503,
+        { error: 'the agent is stopping; retry later' },
         { 'retry-after': String(RETRY_AFTER_SECONDS) },
       );
     }
-    this.reading++;
+    const bytes = new BodyBytes(this.budget);
     try {
-      return await this.receive(req);
+      return await this.receive(req, bytes);
     } finally {
-      this.reading--;
+      bytes.releaseAll();
     }
   }
 
-  private async receive(req: Request): Promise<Response> {
+  private async receive(req: Request, bytes: BodyBytes): Promise<Response> {
     const { config } = this.opts;
     const limit = config.maxBodyBytes;
     const declared = Number(req.headers.get('content-length') ?? Number.NaN);
@@ -205,17 +298,48 @@ export class WebhookHandler {
         error: `body of ${declared} bytes is over the limit of ${limit} bytes (max_body_bytes)`,
       });
     }
+    const tooBusy = (): Response =>
+      json(
+        429,
+        {
+          error: `the receiver holds ${this.budget.held} bytes of bodies, its limit is ${this.budget.limit}; retry later`,
+        },
+        { 'retry-after': String(RETRY_AFTER_SECONDS) },
+      );
+    if (Number.isFinite(declared) && this.budget.held + declared > this.budget.limit) {
+      await req.body?.cancel().catch(() => undefined);
+      return tooBusy();
+    }
     let body: Buffer;
     try {
-      body = await readLimited(req.body, limit);
+      const idleMs = this.opts.bodyIdleMs ?? BODY_IDLE_MS;
+      body = await readLimited(req.body, limit, bytes, idleMs, (cancel) => {
+        this.readers.add(cancel);
+        return () => this.readers.delete(cancel);
+      });
       const encoding = (req.headers.get('content-encoding') ?? '').toLowerCase();
-      if (encoding === 'gzip') body = await gunzipLimited(body, limit * GZIP_EXPANSION_LIMIT);
+      if (encoding === 'gzip') body = await gunzipLimited(body, limit, bytes);
       else if (encoding !== '' && encoding !== 'identity') {
         return json(415, { error: `content-encoding ${encoding} is not supported; use gzip or none` });
       }
     } catch (err) {
       if (err instanceof BodyTooLarge) {
-        return json(413, { error: `body is over the limit of ${limit} bytes (max_body_bytes)` });
+        return json(413, {
+          error: `body is over the limit of ${limit} bytes (max_body_bytes; a gzip body counts decompressed)`,
+        });
+      }
+      if (err instanceof NoRoom) return tooBusy();
+      if (err instanceof BodyStalled) {
+        return json(408, {
+          error: `no body bytes for ${this.opts.bodyIdleMs ?? BODY_IDLE_MS} ms; the request is abandoned`,
+        });
+      }
+      if (err instanceof Stopping) {
+        return json(
+          503,
+          { error: 'the agent is stopping; retry later' },
+          { 'retry-after': String(RETRY_AFTER_SECONDS) },
+        );
       }
       return json(400, { error: `cannot read body: ${err instanceof Error ? err.message : String(err)}` });
     }
@@ -230,7 +354,8 @@ export class WebhookHandler {
       });
     }
     const prepared = this.opts.prepare.value(value);
-    if (prepared.events.length === 0) {
+    const rejected = prepared.rejected ?? [];
+    if (prepared.events.length === 0 && rejected.length === 0) {
       this.counters.malformed++;
       return json(400, {
         error: `body holds no audit events: ${prepared.malformed ?? 'empty'}; expected an audit.k8s.io EventList, an array of Events or one Event`,
@@ -243,14 +368,11 @@ export class WebhookHandler {
       deadLetters: [],
       retry: false,
     };
-    if (prepared.malformed !== undefined) {
-      // The well-formed events are kept; the body is kept for the rest.
+    // One bad item costs only itself: the others are stored, it is kept aside with its index, and
+    // the batch is answered 200 (kube-apiserver would drop a 400 batch, good items and all).
+    for (const r of rejected) {
       this.counters.malformed++;
-      item.deadLetters.push({
-        source: config.name,
-        reason: prepared.malformed,
-        data: body.subarray(0, 64 * 1024),
-      });
+      item.deadLetters.push({ source: config.name, reason: r.reason, data: r.data });
     }
     const stored = new Promise<Error | undefined>((resolve) => {
       item.done = (err) => resolve(err);
@@ -269,7 +391,10 @@ export class WebhookHandler {
       return json(503, { error: err.message }, { 'retry-after': String(RETRY_AFTER_SECONDS) });
     }
     this.counters.events += prepared.events.length;
-    return json(200, { stored: prepared.events.length });
+    return json(200, {
+      stored: prepared.events.length,
+      ...(rejected.length > 0 ? { rejected: rejected.map((r) => r.reason) } : {}),
+    });
   }
 }
 
@@ -287,9 +412,35 @@ function certificateNames(socket: TLSSocket): string[] {
   return names;
 }
 
+/** The receiver's limits on clients; the defaults are what the agent runs with (tests shorten them). */
+export interface WebhookLimits {
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  bodyIdleMs: number;
+  maxConnections: number;
+  stopGraceMs: number;
+}
+
+/**
+ * Slow and idle clients are let go: headers must arrive within HEADERS_TIMEOUT_MS and a whole
+ * request within REQUEST_TIMEOUT_MS (checked every second, not Node's default 30 s); a body that
+ * stalls is abandoned by the handler (BODY_IDLE_MS).
+ */
+export const DEFAULT_WEBHOOK_LIMITS: WebhookLimits = {
+  headersTimeoutMs: HEADERS_TIMEOUT_MS,
+  requestTimeoutMs: REQUEST_TIMEOUT_MS,
+  bodyIdleMs: BODY_IDLE_MS,
+  maxConnections: MAX_CONNECTIONS,
+  stopGraceMs: STOP_GRACE_MS,
+};
+
 /** Serves a WebhookHandler on a real socket, over TLS when configured. */
 export class WebhookServer {
   private server: http.Server | undefined;
+  private closed: Promise<void> | undefined;
+  /** Open connections (TLS ones once their handshake is done), and those with a request being served. */
+  private readonly sockets = new Set<Socket>();
+  private readonly busy = new Set<Socket>();
   readonly handler: WebhookHandler;
 
   constructor(
@@ -297,8 +448,9 @@ export class WebhookServer {
     prepare: Preparer,
     tryOffer: (item: PipelineItem) => boolean,
     private readonly log: Logger,
+    private readonly limits: WebhookLimits = DEFAULT_WEBHOOK_LIMITS,
   ) {
-    const opts: WebhookHandlerOptions = { config, prepare, tryOffer, log };
+    const opts: WebhookHandlerOptions = { config, prepare, tryOffer, log, bodyIdleMs: limits.bodyIdleMs };
     if (config.tokenFile !== undefined) {
       const token = readFileSync(config.tokenFile, 'utf8').trim();
       if (token === '') {
@@ -307,6 +459,15 @@ export class WebhookServer {
       opts.token = token;
     }
     this.handler = new WebhookHandler(opts);
+  }
+
+  private serverOptions(): http.ServerOptions {
+    return {
+      headersTimeout: this.limits.headersTimeoutMs,
+      requestTimeout: this.limits.requestTimeoutMs,
+      connectionsCheckingInterval: Math.min(1000, this.limits.headersTimeoutMs),
+      keepAliveTimeout: 5000,
+    };
   }
 
   async start(): Promise<AddressInfo> {
@@ -318,6 +479,8 @@ export class WebhookServer {
       const tlsOptions: https.ServerOptions = {
         cert: readFileSync(config.tls.cert),
         key: readFileSync(config.tls.key),
+        // A client that opens a connection and never finishes the handshake is let go as one that sends no headers.
+        handshakeTimeout: this.limits.headersTimeoutMs,
       };
       if (config.tls.clientCa !== undefined) {
         tlsOptions.ca = readFileSync(config.tls.clientCa);
@@ -325,12 +488,20 @@ export class WebhookServer {
         // Verified here, not in the handshake, so a bad certificate gets an HTTP 401 that names the problem.
         tlsOptions.rejectUnauthorized = false;
       }
-      this.server = https.createServer(tlsOptions, listener);
+      this.server = https.createServer({ ...tlsOptions, ...this.serverOptions() }, listener);
     } else {
-      this.server = http.createServer(listener);
+      this.server = http.createServer(this.serverOptions(), listener);
     }
     const server = this.server;
-    server.requestTimeout = 120_000;
+    server.maxConnections = this.limits.maxConnections;
+    this.closed = new Promise<void>((resolve) => server.once('close', () => resolve()));
+    server.on(config.tls !== undefined ? 'secureConnection' : 'connection', (socket: Socket) => {
+      this.sockets.add(socket);
+      socket.once('close', () => {
+        this.sockets.delete(socket);
+        this.busy.delete(socket);
+      });
+    });
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err: NodeJS.ErrnoException) => {
         reject(
@@ -355,11 +526,15 @@ export class WebhookServer {
 
   private async serve(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     res.on('error', (err) => this.log.debug('webhook response failed', { error: err.message }));
+    const socket = req.socket;
+    this.busy.add(socket);
+    res.once('finish', () => this.busy.delete(socket));
+    res.once('close', () => this.busy.delete(socket));
     try {
       let client: ClientCertificate | undefined;
-      const socket = req.socket as TLSSocket;
-      if (typeof socket.getPeerCertificate === 'function') {
-        client = { authorized: socket.authorized, names: certificateNames(socket) };
+      const tlsSocket = req.socket as TLSSocket;
+      if (typeof tlsSocket.getPeerCertificate === 'function') {
+        client = { authorized: tlsSocket.authorized, names: certificateNames(tlsSocket) };
       }
       const headers = new Headers();
       for (const [k, v] of Object.entries(req.headers)) {
@@ -392,13 +567,40 @@ export class WebhookServer {
     }
   }
 
-  /** Stops accepting connections; requests in flight finish as the pipeline drains. */
-  async stop(): Promise<void> {
+  /**
+   * Stops accepting connections, closes idle keep-alive connections and abandons bodies still
+   * arriving. Requests already handed to the pipeline are answered as it drains.
+   */
+  requestStop(): void {
+    this.handler.requestStop();
     const server = this.server;
     if (server === undefined) return;
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeIdleConnections?.();
-    });
+    server.close();
+    this.closeIdle();
+  }
+
+  /**
+   * Closes every connection without a request being served: idle keep-alive ones, and those that
+   * never sent a request (Node's closeIdleConnections leaves these, which would hold stop until
+   * their headers timeout).
+   */
+  private closeIdle(): void {
+    for (const socket of this.sockets) if (!this.busy.has(socket)) socket.destroy();
+  }
+
+  /** Resolves once every connection is closed: those still open after `graceMs` are closed by force. */
+  async stop(graceMs: number = this.limits.stopGraceMs): Promise<void> {
+    const server = this.server;
+    if (server === undefined) return;
+    if (server.listening) this.requestStop();
+    // A connection that was busy at requestStop and is idle now.
+    const idle = setInterval(() => this.closeIdle(), 100);
+    const force = setTimeout(() => server.closeAllConnections(), graceMs);
+    try {
+      await this.closed;
+    } finally {
+      clearInterval(idle);
+      clearTimeout(force);
+    }
   }
 }

@@ -13,11 +13,18 @@ export type Normalized = { ok: true; events: AuditEvent[] } | { ok: false; reaso
 
 const SOURCE_FORMAT_ANNOTATION = 'kaudit.io/source-format';
 
+/** A field's bad value for a message: strings quoted (and cut), anything else by its type only. */
+function shown(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v.length > 100 ? `${v.slice(0, 100)}...` : v);
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  return `a JSON ${v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v}`;
+}
+
 /** Validates the fields every stored event needs; names the first missing one. */
 function checkEvent(e: Json): string | null {
   if (typeof e.auditID !== 'string' || e.auditID === '') return 'missing field auditID';
   if (typeof e.stage !== 'string' || !STAGES.includes(e.stage as Stage)) {
-    return `field stage: ${e.stage === undefined ? 'missing' : `unknown stage ${JSON.stringify(e.stage)}`}`;
+    return `field stage: ${e.stage === undefined ? 'missing' : `unknown stage ${shown(e.stage)}`}`;
   }
   if (typeof e.verb !== 'string') return 'missing field verb';
   if (
@@ -152,33 +159,103 @@ function fromAks(props: Json): Normalized {
   return inner.ok ? inner : { ok: false, reason: `AKS record: ${inner.reason}` };
 }
 
-/** Any parsed JSON value -> v1 events. Arrays, EventLists and Azure `records` expand to many. */
-export function normalizeValue(value: unknown): Normalized {
-  if (Array.isArray(value)) {
-    const events: AuditEvent[] = [];
-    for (const [i, item] of value.entries()) {
-      const r = normalizeValue(item);
-      if (!r.ok) return { ok: false, reason: `item ${i}: ${r.reason}` };
-      events.push(...r.events);
+/** A list item (or the whole value) that is not an audit event. */
+export interface NormalizeProblem {
+  /** Where it sits: `item 3`, `EventList item 3`; empty for the whole value. */
+  where: string;
+  reason: string;
+  value: unknown;
+}
+
+export interface NormalizedBatch {
+  /** The value is a list (array, EventList, Azure `records`): its items stand or fall alone. */
+  list: boolean;
+  events: AuditEvent[];
+  /** Where each of `events` sits, as NormalizeProblem.where. */
+  wheres: string[];
+  problems: NormalizeProblem[];
+}
+
+/** Lists inside lists (an array of EventLists, say) deeper than this are not audit input. */
+const MAX_LIST_NESTING = 4;
+
+/** `where: reason`, or the reason alone for the whole value. */
+export function problemText(p: NormalizeProblem): string {
+  return p.where === '' ? p.reason : `${p.where}: ${p.reason}`;
+}
+
+function walk(value: unknown, where: string, lists: number, out: NormalizedBatch): void {
+  const items = listItems(value);
+  if (items !== undefined) {
+    if (!items.ok) {
+      out.problems.push({ where, reason: items.reason, value });
+      return;
     }
-    return { ok: true, events };
+    if (lists >= MAX_LIST_NESTING) {
+      out.problems.push({ where, reason: `lists nested more than ${MAX_LIST_NESTING} deep`, value });
+      return;
+    }
+    if (lists === 0) out.list = true;
+    for (const [i, item] of items.items.entries()) {
+      walk(item, `${where === '' ? '' : `${where} `}${items.label}item ${i}`, lists + 1, out);
+    }
+    return;
   }
-  if (!isRecord(value))
-    return { ok: false, reason: `not an audit Event: a JSON ${value === null ? 'null' : typeof value}` };
+  const r = isRecord(value)
+    ? normalizeObject(value)
+    : { ok: false as const, reason: `not an audit Event: a JSON ${value === null ? 'null' : typeof value}` };
+  if (!r.ok) {
+    out.problems.push({ where, reason: r.reason, value });
+    return;
+  }
+  for (const e of r.events) {
+    out.events.push(e);
+    out.wheres.push(where);
+  }
+}
+
+/** The items of a list (array, EventList, Azure `records`); undefined for anything else. */
+function listItems(
+  value: unknown,
+): { ok: true; items: unknown[]; label: string } | { ok: false; reason: string } | undefined {
+  if (Array.isArray(value)) return { ok: true, items: value, label: '' };
+  if (!isRecord(value)) return undefined;
   if (value.kind === 'EventList') {
-    if (!Array.isArray(value.items)) return { ok: false, reason: 'EventList without items' };
-    const r = normalizeValue(value.items);
-    return r.ok ? r : { ok: false, reason: `EventList ${r.reason}` };
+    return Array.isArray(value.items)
+      ? { ok: true, items: value.items, label: 'EventList ' }
+      : { ok: false, reason: 'EventList without items' };
   }
-  if (Array.isArray(value.records)) return normalizeValue(value.records);
+  if (Array.isArray(value.records)) return { ok: true, items: value.records, label: '' };
+  return undefined;
+}
+
+/**
+ * Any parsed JSON value -> v1 events, item by item: in a list (array, EventList, Azure `records`)
+ * one bad item costs only itself and is returned in `problems` with its place.
+ */
+export function normalizeBatch(value: unknown): NormalizedBatch {
+  const out: NormalizedBatch = { list: false, events: [], wheres: [], problems: [] };
+  walk(value, '', 0, out);
+  return out;
+}
+
+/** Any parsed JSON value -> v1 events, all or nothing: the first bad item fails the whole value. */
+export function normalizeValue(value: unknown): Normalized {
+  const b = normalizeBatch(value);
+  const first = b.problems[0];
+  return first === undefined ? { ok: true, events: b.events } : { ok: false, reason: problemText(first) };
+}
+
+/** One object that is not a list: an Event in any of its forms, a GKE entry, an AKS record. */
+function normalizeObject(value: Json): Normalized {
   if (isRecord(value.protoPayload)) return fromGke(value, value.protoPayload);
   if (isRecord(value.properties) && 'log' in value.properties) return fromAks(value.properties);
   const apiVersion = value.apiVersion;
   if (apiVersion !== undefined && typeof apiVersion === 'string' && !apiVersion.startsWith('audit.k8s.io/')) {
-    return { ok: false, reason: `not an audit Event: apiVersion ${JSON.stringify(apiVersion)}` };
+    return { ok: false, reason: `not an audit Event: apiVersion ${shown(apiVersion)}` };
   }
   if (value.kind !== undefined && value.kind !== 'Event') {
-    return { ok: false, reason: `not an audit Event: kind ${JSON.stringify(value.kind)}` };
+    return { ok: false, reason: `not an audit Event: kind ${shown(value.kind)}` };
   }
   const isPlainV1 =
     apiVersion === 'audit.k8s.io/v1' &&

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { prepareLine } from './prepare.js';
+import { MAX_JSON_DEPTH } from './json.js';
+import { prepareLine, prepareValue } from './prepare.js';
 
 const lines = (name: string) =>
   readFileSync(new URL(`../../test/fixtures/${name}`, import.meta.url))
@@ -115,5 +116,117 @@ describe('prepareLine', () => {
       'not an audit Event: missing field auditID',
     );
     expect(prepareLine(Buffer.from('   \r'), opts)).toEqual({ events: [], truncated: 0 });
+  });
+});
+
+const event = (id: string, extra: Record<string, unknown> = {}) => ({
+  kind: 'Event',
+  apiVersion: 'audit.k8s.io/v1',
+  level: 'RequestResponse',
+  auditID: id,
+  stage: 'ResponseComplete',
+  requestURI: '/api/v1/namespaces/default/configmaps',
+  verb: 'create',
+  user: { username: 'alice' },
+  requestReceivedTimestamp: '2026-11-26T10:00:00Z',
+  stageTimestamp: '2026-11-26T10:00:00Z',
+  ...extra,
+});
+
+function nested(depth: number): unknown {
+  let v: unknown = {};
+  for (let i = 1; i < depth; i++) v = { a: v };
+  return v;
+}
+
+describe('prepareValue: one bad item costs only itself', () => {
+  it('keeps the good events of an EventList and names each bad item by its index', () => {
+    const items: unknown[] = Array.from({ length: 100 }, (_, i) => event(`e-${i}`));
+    items[42] = { kind: 'Event', apiVersion: 'audit.k8s.io/v1', auditID: 'bad' };
+    items[77] = 'not an object';
+    const p = prepareValue({ kind: 'EventList', apiVersion: 'audit.k8s.io/v1', items });
+    expect(p.malformed).toBeUndefined();
+    expect(p.events).toHaveLength(98);
+    expect(p.rejected?.map((r) => r.reason)).toEqual([
+      'EventList item 42: not an audit Event: field stage: missing',
+      'EventList item 77: not an audit Event: a JSON string',
+    ]);
+    expect(JSON.parse(p.rejected?.[0]?.data.toString() ?? '')).toEqual(items[42]);
+  });
+
+  it('does the same for a JSON array and for an array line', () => {
+    const arr = [event('a'), { auditID: 7 }, event('b')];
+    for (const p of [prepareValue(arr), prepareLine(Buffer.from(JSON.stringify(arr)), opts)]) {
+      expect(p.events.map((e) => JSON.parse(e.toString()).auditID)).toEqual(['a', 'b']);
+      expect(p.rejected?.map((r) => r.reason)).toEqual(['item 1: not an audit Event: missing field auditID']);
+    }
+  });
+
+  it('still refuses as a whole a value that is not a list', () => {
+    const p = prepareValue({ kind: 'Pod' });
+    expect(p.events).toHaveLength(0);
+    expect(p.malformed).toBe('not an audit Event: kind "Pod"');
+    expect(p.rejected).toBeUndefined();
+  });
+});
+
+describe('nesting deeper than MAX_JSON_DEPTH', () => {
+  it('stores the event without its bodies and keeps the record aside, on the line and value paths', () => {
+    const deep = event('deep', { requestObject: nested(5000) });
+    const line = Buffer.from(
+      JSON.stringify({ ...deep, requestObject: '@' }).replace('"@"', () => {
+        let s = '';
+        for (let i = 1; i < 5000; i++) s += '{"a":';
+        return `${s}{}${'}'.repeat(4999)}`;
+      }),
+    );
+    for (const p of [prepareValue(deep), prepareLine(line, opts)]) {
+      expect(p.events).toHaveLength(1);
+      const out = JSON.parse(p.events[0]?.toString() ?? '{}');
+      expect(out.auditID).toBe('deep');
+      expect(out.requestObject).toBeUndefined();
+      expect(out.annotations['audit.k8s.io/truncated']).toBe('true');
+      expect(p.truncated).toBe(1);
+      expect(p.rejected?.[0]?.reason).toBe(
+        `bodies nested deeper than ${MAX_JSON_DEPTH} levels; the event is stored without them`,
+      );
+    }
+    expect(prepareLine(line, opts).rejected?.[0]?.data.subarray(0, 20).toString()).toBe(
+      line.subarray(0, 20).toString(),
+    );
+  });
+
+  it('keeps an event aside whole when what is deep is not a body, and a list nested 100000 deep', () => {
+    const p = prepareValue([event('ok'), event('deep-user', { user: nested(3000) })]);
+    expect(p.events).toHaveLength(1);
+    expect(p.rejected?.map((r) => r.reason)).toEqual([`item 1: nested deeper than ${MAX_JSON_DEPTH} levels`]);
+    const lists = `${'['.repeat(100_000)}${']'.repeat(100_000)}`;
+    const q = prepareLine(Buffer.from(lists), opts);
+    expect(q.events).toHaveLength(0);
+    expect(q.rejected?.[0]?.reason).toMatch(/lists nested more than 4 deep/);
+  });
+
+  it('leaves an event exactly MAX_JSON_DEPTH deep alone', () => {
+    // The event is level 1, its requestObject level 2.
+    const p = prepareValue(event('edge', { requestObject: nested(MAX_JSON_DEPTH - 1) }));
+    expect(p.rejected).toBeUndefined();
+    expect(JSON.parse(p.events[0]?.toString() ?? '{}').requestObject).toEqual(nested(MAX_JSON_DEPTH - 1));
+  });
+});
+
+describe('years past 9999', () => {
+  it('are refused on the fast path as on the parsing path', () => {
+    const line = readFileSync(new URL('../../test/fixtures/watch-long-running.jsonl', import.meta.url))
+      .toString()
+      .split('\n')[0] as string;
+    expect(prepareLine(Buffer.from(line), opts).events).toHaveLength(1);
+    const at = line.indexOf('"requestReceivedTimestamp":"') + '"requestReceivedTimestamp":"'.length;
+    const future = Buffer.from(`${line.slice(0, at)}1${line.slice(at)}`);
+    const p = prepareLine(future, opts);
+    expect(p.events).toHaveLength(0);
+    expect(p.malformed).toBe(
+      'not an audit Event: field requestReceivedTimestamp: missing or not a timestamp',
+    );
+    expect(prepareValue(JSON.parse(future.toString())).malformed).toBe(p.malformed);
   });
 });

@@ -8,7 +8,8 @@
 import { bytesAt, newApiserverHead, readApiserverHead, V1_PREFIX } from './apiserver-line.js';
 import type { AuditEvent } from './event.js';
 import { TRUNCATED_ANNOTATION } from './event.js';
-import { normalizeValue } from './normalize.js';
+import { bytesDepthExceeds, jsonDepthExceeds, MAX_JSON_DEPTH } from './json.js';
+import { normalizeBatch, problemText } from './normalize.js';
 import { redactEvent } from './redact.js';
 
 export const DEFAULT_MAX_EVENT_BYTES = 4 * 1024 * 1024;
@@ -27,7 +28,22 @@ export interface PreparedLine {
   truncated: number;
   /** Set when the line is not an audit event; `events` is then empty. */
   malformed?: string;
+  /**
+   * Records to keep aside although the value as a whole was read: the bad items of a list (each
+   * costs only itself), and events nested deeper than MAX_JSON_DEPTH (stored without their bodies).
+   */
+  rejected?: RejectedItem[];
 }
+
+export interface RejectedItem {
+  /** Names the item (`EventList item 3: ...`) and what is wrong with it. */
+  reason: string;
+  /** The item's JSON (its head: see recordBytes). */
+  data: Buffer;
+}
+
+/** Kept of a rejected item's JSON; the dead letter keeps no more than this either. */
+const REJECTED_MAX_BYTES = 64 * 1024;
 
 export const DEFAULT_PREPARE_OPTIONS: PrepareOptions = {
   maxEventBytes: DEFAULT_MAX_EVENT_BYTES,
@@ -94,9 +110,38 @@ function uriNeedsRedaction(line: Buffer, uriStart: number): boolean {
   return end > q && URI_SENSITIVE.test(line.toString('latin1', q, end));
 }
 
+const TIMESTAMP_KEYS = ['"requestReceivedTimestamp":"', '"stageTimestamp":"'].map((k) => Buffer.from(k));
+
+/** `YYYY-`: a four-digit year, as RFC 3339 and kube-apiserver write it. */
+function fourDigitYearAt(line: Buffer, at: number): boolean {
+  for (let i = at; i < at + 4; i++) {
+    const b = line[i];
+    if (b === undefined || b < 0x30 || b > 0x39) return false;
+  }
+  return line[at + 4] === 0x2d;
+}
+
+/**
+ * What the fast path (the line handed on unparsed, the store decoding it in bulk) cannot vouch for
+ * and the parsing path decides: nesting past MAX_JSON_DEPTH, and timestamps whose year is not four
+ * digits (a year past 9999 is refused on every path, as Date and RFC 3339 refuse it). Sources
+ * call it for the lines the scanner marked plain too.
+ */
+export function fastPathUnsafe(line: Buffer): boolean {
+  if (bytesDepthExceeds(line)) return true;
+  // From the end: kube-apiserver writes the timestamps after the bodies (user content), so the last
+  // occurrence is the event's own, and is found without reading the bodies.
+  for (const key of TIMESTAMP_KEYS) {
+    const k = line.lastIndexOf(key);
+    if (k >= 0 && !fourDigitYearAt(line, k + key.length)) return true;
+  }
+  return false;
+}
+
 /** True when the line must be parsed in JS: not plain compact v1, or something to redact. */
 function needsParse(line: Buffer, opts: PrepareOptions): boolean {
   if (line.length > opts.maxEventBytes) return true;
+  if (fastPathUnsafe(line)) return true;
   if (line[line.length - 1] !== 0x7d) return true;
   let uriStart = -1;
   if (readApiserverHead(line, head)) uriStart = head.uriStart;
@@ -118,23 +163,64 @@ export function truncateEvent(event: AuditEvent): void {
   event.annotations = { ...(event.annotations ?? {}), [TRUNCATED_ANNOTATION]: 'true' };
 }
 
+/** A value's JSON for the dead letter, cut to its head; a value too deep to serialise is named only. */
+function recordBytes(value: unknown): Buffer {
+  if (jsonDepthExceeds(value)) return Buffer.from(`(not kept: nested deeper than ${MAX_JSON_DEPTH} levels)`);
+  const text = JSON.stringify(value) ?? String(value);
+  return Buffer.from(text.length > REJECTED_MAX_BYTES ? text.slice(0, REJECTED_MAX_BYTES) : text);
+}
+
 /** Parsed JSON (a webhook body, a whole document) -> prepared events. */
 export function prepareValue(value: unknown, opts: PrepareOptions = DEFAULT_PREPARE_OPTIONS): PreparedLine {
-  const n = normalizeValue(value);
-  if (!n.ok) return { events: [], truncated: 0, malformed: n.reason };
+  return prepareParsed(value, opts, undefined);
+}
+
+/**
+ * `raw`: the text the value was parsed from, when it is the whole record (a line): kept as the
+ * dead-letter data of a too-deep event, and scanned so shallow text skips the per-event depth walk.
+ */
+function prepareParsed(value: unknown, opts: PrepareOptions, raw: Buffer | undefined): PreparedLine {
+  const batch = normalizeBatch(value);
+  const first = batch.problems[0];
+  if (!batch.list && first !== undefined) return { events: [], truncated: 0, malformed: problemText(first) };
+  const rejected: RejectedItem[] = batch.problems.map((p) => ({
+    reason: problemText(p),
+    data: recordBytes(p.value),
+  }));
+  const mayBeDeep = raw === undefined || bytesDepthExceeds(raw);
   const events: Buffer[] = [];
   let truncated = 0;
-  for (const event of n.events) {
+  for (const [i, event] of batch.events.entries()) {
+    let bodiesDropped = false;
+    if (mayBeDeep && jsonDepthExceeds(event)) {
+      // Deeper than any Kubernetes object: the walks after this one (redaction, serialising,
+      // derivation in the store) are not given it. Who did what is kept; the record goes aside.
+      const at = batch.wheres[i] ?? '';
+      const where = at === '' ? '' : `${at}: `;
+      const data =
+        !batch.list && raw !== undefined ? raw.subarray(0, REJECTED_MAX_BYTES) : recordBytes(event);
+      truncateEvent(event);
+      if (jsonDepthExceeds(event)) {
+        rejected.push({ reason: `${where}nested deeper than ${MAX_JSON_DEPTH} levels`, data });
+        continue;
+      }
+      rejected.push({
+        reason: `${where}bodies nested deeper than ${MAX_JSON_DEPTH} levels; the event is stored without them`,
+        data,
+      });
+      bodiesDropped = true;
+    }
     if (opts.redact) redactEvent(event);
     let buf = Buffer.from(JSON.stringify(event));
     if (buf.length > opts.maxEventBytes) {
       truncateEvent(event);
       buf = Buffer.from(JSON.stringify(event));
-      truncated++;
+      bodiesDropped = true;
     }
+    if (bodiesDropped) truncated++;
     events.push(buf);
   }
-  return { events, truncated };
+  return rejected.length > 0 ? { events, truncated, rejected } : { events, truncated };
 }
 
 /** One line of a JSON-lines audit log. Blank lines give no events and are not malformed. */
@@ -149,5 +235,5 @@ export function prepareLine(raw: Buffer, opts: PrepareOptions = DEFAULT_PREPARE_
     const what = line.length > opts.maxEventBytes ? ` (line of ${line.length} bytes)` : '';
     return { events: [], truncated: 0, malformed: `not JSON${what}: ${(err as Error).message}` };
   }
-  return prepareValue(value, opts);
+  return prepareParsed(value, opts, line);
 }

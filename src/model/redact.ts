@@ -29,7 +29,7 @@ function blankValues(map: unknown): boolean {
 }
 
 /** A Secret-shaped object (full object, merge patch or apply body): data/stringData and last-applied. */
-function redactSecretObject(obj: Json): boolean {
+function redactSecretObject(obj: Json, inList = false): boolean {
   let changed = blankValues(obj.data);
   changed = blankValues(obj.stringData) || changed;
   const meta = obj.metadata;
@@ -37,8 +37,9 @@ function redactSecretObject(obj: Json): boolean {
     meta.annotations[LAST_APPLIED] = REDACTED;
     changed = true;
   }
-  if (Array.isArray(obj.items)) {
-    for (const item of obj.items) if (isRecord(item)) changed = redactSecretObject(item) || changed;
+  // A SecretList's items are Secrets; lists do not nest in lists, so neither does this walk.
+  if (Array.isArray(obj.items) && !inList) {
+    for (const item of obj.items) if (isRecord(item)) changed = redactSecretObject(item, true) || changed;
   }
   return changed;
 }

@@ -159,6 +159,106 @@ function entryCanMatch(
   );
 }
 
+/** A rule's values on one dimension; undefined when it does not constrain it (matches any value). */
+type Dimension = (r: PolicyRule) => readonly string[] | undefined;
+
+const DIMENSIONS: readonly Dimension[] = [
+  (r) => (nonEmpty(r.users) ? r.users : undefined),
+  (r) => (nonEmpty(r.userGroups) ? r.userGroups : undefined),
+  // A rule without resources or URLs matches every namespace.
+  (r) => (nonEmpty(r.namespaces) && kindOf(r) === 'resource' ? r.namespaces : undefined),
+  // API groups of its resources; `*` (or no resources) matches any.
+  (r) => {
+    const groups = (r.resources ?? []).map((e) => e.group ?? '');
+    return groups.length === 0 || groups.includes('*') ? undefined : groups;
+  },
+];
+
+/** The value a probe (or request) has on each dimension: the first one, which a covering rule must list. */
+function probeValues(probe: PolicyRule): (string | undefined)[] {
+  return [
+    probe.users?.[0],
+    probe.userGroups?.[0],
+    probe.namespaces?.[0],
+    probe.resources?.[0]?.group ?? undefined,
+  ];
+}
+
+/**
+ * Which rules could cover (or match) a rule or request, so that a policy of thousands of rules is
+ * not checked pair by pair: a rule that lists users covers only requests of those users, and so on
+ * for groups, namespaces and API groups. Candidates are a superset; ruleCovers/ruleMatches decide.
+ */
+class RuleIndex {
+  private readonly unconstrained: number[][] = [];
+  private readonly byValue: Map<string, number[]>[] = [];
+
+  constructor(rules: readonly PolicyRule[]) {
+    for (const values of DIMENSIONS) {
+      const any: number[] = [];
+      const by = new Map<string, number[]>();
+      rules.forEach((r, i) => {
+        const vs = values(r);
+        if (vs === undefined) any.push(i);
+        else
+          for (const v of new Set(vs)) {
+            const list = by.get(v);
+            if (list === undefined) by.set(v, [i]);
+            else list.push(i);
+          }
+      });
+      this.unconstrained.push(any);
+      this.byValue.push(by);
+    }
+  }
+
+  /** Indices below `k`, ascending, of the rules that may cover `probe` (or match a request like it). */
+  candidates(probe: PolicyRule, k: number): number[] {
+    let best: number[] | undefined;
+    const values = probeValues(probe);
+    for (const [d, any] of this.unconstrained.entries()) {
+      const first = values[d];
+      const named = first === undefined ? [] : (this.byValue[d]?.get(first) ?? []);
+      if (best !== undefined && any.length + named.length >= best.length) continue;
+      best = mergeBelow(any, named, k);
+    }
+    return best ?? [];
+  }
+}
+
+/** Two ascending lists merged, only values below `k`. */
+function mergeBelow(a: readonly number[], b: readonly number[], k: number): number[] {
+  const out: number[] = [];
+  let i = 0;
+  let j = 0;
+  for (;;) {
+    const x = a[i] ?? k;
+    const y = b[j] ?? k;
+    if (x >= k && y >= k) return out;
+    if (x <= y) {
+      out.push(x);
+      i++;
+      if (x === y) j++;
+    } else {
+      out.push(y);
+      j++;
+    }
+  }
+}
+
+/** The first of `candidates` (ascending rule indices) for which `test` holds, or -1. */
+function firstOf(
+  rules: readonly PolicyRule[],
+  candidates: readonly number[],
+  test: (r: PolicyRule) => boolean,
+): number {
+  for (const i of candidates) {
+    const r = rules[i];
+    if (r !== undefined && test(r)) return i;
+  }
+  return -1;
+}
+
 function warning(code: string, path: string, message: string, hint: string): Diagnostic {
   return { severity: 'warning', code, path, message, hint };
 }
@@ -166,14 +266,16 @@ function warning(code: string, path: string, message: string, hint: string): Dia
 /** Of `verbs`, those with which a request narrowed to `probe` still reaches rule `k` (no earlier rule takes all of it). */
 function verbsReaching(
   policy: Policy,
+  index: RuleIndex,
   k: number,
   probe: PolicyRule,
   verbs: readonly string[],
   f: PolicyFeatures,
 ): string[] {
+  const candidates = index.candidates(probe, k);
   return verbs.filter((v) => {
     const narrowed: PolicyRule = { ...probe, verbs: [v] };
-    return !policy.rules.slice(0, k).some((earlier) => ruleCovers(earlier, narrowed, f));
+    return firstOf(policy.rules, candidates, (earlier) => ruleCovers(earlier, narrowed, f)) < 0;
   });
 }
 
@@ -195,10 +297,10 @@ const POD_SUBRESOURCES: readonly { sub: string; verb: string }[] = [
 export function lintPolicy(policy: Policy, f: PolicyFeatures = policyFeatures()): Diagnostic[] {
   const out: Diagnostic[] = [];
   const rules = policy.rules;
+  const index = new RuleIndex(rules);
 
   rules.forEach((rule, j) => {
-    const earlier = rules.slice(0, j);
-    const i = earlier.findIndex((e) => ruleCovers(e, rule, f));
+    const i = firstOf(rules, index.candidates(rule, j), (e) => ruleCovers(e, rule, f));
     if (i >= 0) {
       out.push(
         warning(
@@ -217,7 +319,7 @@ export function lintPolicy(policy: Policy, f: PolicyFeatures = policyFeatures())
     if (pieces === undefined || pieces.length < 2) return;
     const takers = new Set<number>();
     for (const piece of pieces) {
-      const k = earlier.findIndex((e) => ruleCovers(e, piece, f));
+      const k = firstOf(rules, index.candidates(piece, j), (e) => ruleCovers(e, piece, f));
       if (k < 0) return;
       takers.add(k);
     }
@@ -259,6 +361,14 @@ export function lintPolicy(policy: Policy, f: PolicyFeatures = policyFeatures())
     }
   }
 
+  // Pod subresources some rule names: requests for them are not what a bare "pods" misses.
+  const named = new Set(
+    rules.flatMap((r) =>
+      (r.resources ?? []).flatMap((x) =>
+        (x.resources ?? []).filter((p) => p.startsWith('pods/') || p.startsWith('*/')),
+      ),
+    ),
+  );
   rules.forEach((rule, k) => {
     const kind = kindOf(rule);
     if (kind === 'nonResource') return;
@@ -284,7 +394,7 @@ export function lintPolicy(policy: Policy, f: PolicyFeatures = policyFeatures())
             : ruleVerbs.filter((v) => ['create', 'update', 'patch'].includes(v))
         ).filter((v) => s.verbs === undefined || s.verbs.includes(v));
         const probe: PolicyRule = { ...base, resources: [{ group: s.group, resources: [s.label] }] };
-        const verbs = verbsReaching(policy, k, probe, candidates, f);
+        const verbs = verbsReaching(policy, index, k, probe, candidates, f);
         if (verbs.length === 0) continue;
         // A TokenRequest's request body is only its spec; the token itself is in the response.
         const responseOnly = s.label === 'serviceaccounts/token' && rule.level === 'Request';
@@ -310,6 +420,7 @@ export function lintPolicy(policy: Policy, f: PolicyFeatures = policyFeatures())
       const candidates = ruleVerbs.filter((v) => v === 'list' || v === 'watch');
       const verbs = verbsReaching(
         policy,
+        index,
         k,
         { ...base, ...(entries.length > 0 ? { resources: entries } : {}) },
         candidates,
@@ -332,13 +443,6 @@ export function lintPolicy(policy: Policy, f: PolicyFeatures = policyFeatures())
       if (group !== '' && !(f.groupWildcard && group === '*')) return;
       const res = gr.resources ?? [];
       if (!res.includes('pods') || res.includes('pods/*') || res.includes('*')) return;
-      const named = new Set(
-        rules.flatMap((r) =>
-          (r.resources ?? []).flatMap((x) =>
-            (x.resources ?? []).filter((p) => p.startsWith('pods/') || p.startsWith('*/')),
-          ),
-        ),
-      );
       const namespace =
         rule.namespaces?.find((n) => n !== '') ?? (nonEmpty(rule.namespaces) ? undefined : 'default');
       if (namespace === undefined) return;
@@ -347,11 +451,23 @@ export function lintPolicy(policy: Policy, f: PolicyFeatures = policyFeatures())
         if (named.has(`pods/${sub}`) || named.has(`*/${sub}`)) continue;
         if (nonEmpty(rule.verbs) && !rule.verbs.includes(verb)) continue;
         const group = rule.userGroups?.[0];
-        const decision = evaluatePolicy(
-          policy,
+        const username = rule.users?.[0] ?? 'someone';
+        // Only the rules that can match this user, group and namespace are evaluated, in order.
+        const matching = index.candidates(
+          {
+            level: rule.level,
+            users: [username],
+            userGroups: [group ?? 'system:authenticated'],
+            namespaces: [namespace],
+            resources: [{ group: '', resources: [`pods/${sub}`] }],
+          },
+          rules.length,
+        );
+        const decided = evaluatePolicy(
+          { ...policy, rules: matching.map((i) => rules[i] as PolicyRule) },
           {
             user: {
-              username: rule.users?.[0] ?? 'someone',
+              username,
               groups: group === undefined ? ['system:authenticated'] : [group],
             },
             verb,
@@ -366,6 +482,10 @@ export function lintPolicy(policy: Policy, f: PolicyFeatures = policyFeatures())
           },
           f,
         );
+        const decision = {
+          ...decided,
+          rule: decided.rule === null ? null : (matching[decided.rule] ?? null),
+        };
         if (levelRank(decision.level) < level)
           fallsTo.push(`pods/${sub} → ${describeLevelOf(policy, decision.rule)}`);
       }

@@ -71,6 +71,66 @@ describe('kaudit ingest', () => {
     expect(s.deadLetter).toBe(join(data, 'dead-letter.ndjson'));
   });
 
+  it('stores the good items of an EventList file with one bad item and dead-letters it by index', async () => {
+    const event = () =>
+      JSON.parse(
+        readFileSync(join(FIXTURES, 'watch-long-running.jsonl'), 'utf8').split('\n')[0] ?? '{}',
+      ) as Record<string, unknown> & { auditID: string };
+    const items: unknown[] = Array.from({ length: 10 }, (_, i) => ({ ...event(), auditID: `list-${i}` }));
+    items[4] = { kind: 'Event', apiVersion: 'audit.k8s.io/v1', auditID: 'list-4' };
+    const file = join(dir, 'list.json');
+    writeFileSync(file, JSON.stringify({ kind: 'EventList', apiVersion: 'audit.k8s.io/v1', items }, null, 2));
+    const s = await ingestJson(file);
+    expect(s).toMatchObject({ stored: 9, malformed: 1 });
+    const dead = ndjson(readFileSync(join(data, 'dead-letter.ndjson'), 'utf8'));
+    expect(dead).toHaveLength(1);
+    expect(dead[0]?.reason).toBe('EventList item 4: not an audit Event: field stage: missing');
+    expect(JSON.parse(String(dead[0]?.data))).toEqual(items[4]);
+  });
+
+  it('stores an event nested 5000 deep without its bodies and keeps its line aside', async () => {
+    const line = readFileSync(join(FIXTURES, 'watch-long-running.jsonl'), 'utf8').split('\n')[0] ?? '';
+    const deep = `${'{"a":'.repeat(4999)}{}${'}'.repeat(4999)}`;
+    const deepLine = line.replace('"verb"', `"requestObject":${deep},"verb"`);
+    const file = join(dir, 'audit.log');
+    writeFileSync(file, `${deepLine}\n`);
+    const s = await ingestJson(file);
+    expect(s).toMatchObject({ stored: 1, truncated: 1, malformed: 1 });
+    const [row] = await query('SELECT truncated, raw FROM events');
+    expect(row?.truncated).toBe(true);
+    expect(JSON.parse(String(row?.raw)).requestObject).toBeUndefined();
+    const [dead] = ndjson(readFileSync(join(data, 'dead-letter.ndjson'), 'utf8'));
+    expect(dead?.reason).toMatch(/^bodies nested deeper than 1000 levels/);
+  });
+
+  it('keeps the head of a 100 MB line inside a small .gz aside and stores the lines around it', async () => {
+    const lines = readFileSync(join(FIXTURES, 'watch-long-running.jsonl'), 'utf8').split('\n');
+    const huge = Buffer.alloc(100 * 1024 * 1024, 0x61);
+    const file = join(dir, 'audit.log.gz');
+    writeFileSync(
+      file,
+      gzipSync(Buffer.concat([Buffer.from(`${lines[0]}\n`), huge, Buffer.from(`\n${lines[1]}\n`)])),
+    );
+    const s = await ingestJson(file);
+    expect(s).toMatchObject({ stored: 2, malformed: 1 });
+    const [dead] = ndjson(readFileSync(join(data, 'dead-letter.ndjson'), 'utf8'));
+    expect(dead?.reason).toBe(
+      `line of ${huge.length} bytes is over the limit of ${64 * 1024 * 1024} bytes (max line bytes); not read, its head is kept`,
+    );
+    expect(dead?.offset).toBe(Buffer.byteLength(`${lines[0]}\n`));
+  });
+
+  it('refuses an event dated past the year 9999 whichever path reads it', async () => {
+    const line = readFileSync(join(FIXTURES, 'watch-long-running.jsonl'), 'utf8').split('\n')[0] ?? '';
+    const key = '"requestReceivedTimestamp":"';
+    const at = line.indexOf(key) + key.length;
+    const file = join(dir, 'audit.log');
+    const second = readFileSync(join(FIXTURES, 'watch-long-running.jsonl'), 'utf8').split('\n')[1] ?? '';
+    writeFileSync(file, `${line.slice(0, at)}1${line.slice(at)}\n${second}\n`);
+    const s = await ingestJson(file);
+    expect(s).toMatchObject({ stored: 1, malformed: 1 });
+  });
+
   it('dead-letters a line that is not UTF-8 with its exact bytes, and stores the rest', async () => {
     const lines = readFileSync(join(FIXTURES, 'watch-long-running.jsonl'), 'utf8').split('\n');
     const event = JSON.parse(lines[0] ?? '{}');

@@ -9,6 +9,7 @@ import {
 } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
+import net from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -170,6 +171,29 @@ describe('webhook receiver (real sockets)', () => {
     expect(JSON.parse(big.body).error).toMatch(/over the limit of 12582912 bytes/);
   });
 
+  it('stores 99 good items of a batch with one bad one, dead-letters that one by index, answers 200', async () => {
+    const auth = { authorization: 'Bearer s3cret-token' };
+    const list = JSON.parse(eventList('part', 100)) as { items: unknown[] };
+    list.items[50] = { kind: 'Event', apiVersion: 'audit.k8s.io/v1', auditID: 'part-50', verb: 7 };
+    const res = await send(tokenUrl, JSON.stringify(list), { headers: auth });
+    expect(res.status).toBe(200);
+    expect(JSON.parse(res.body)).toMatchObject({ stored: 99 });
+    expect(await countIds(agent, 'part')).toBe(99);
+    const dead = readFileSync(join(dir, 'data', 'dead-letter.ndjson'), 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('EventList item 50'));
+    expect(dead).toHaveLength(1);
+  });
+
+  it('answers 200, not 500, to an event whose requestObject is nested 5000 deep', async () => {
+    const auth = { authorization: 'Bearer s3cret-token' };
+    const deep = `${'{"a":'.repeat(4999)}{}${'}'.repeat(4999)}`;
+    const body = eventList('deep', 1).replace('"verb"', `"requestObject":${deep},"verb"`);
+    const res = await send(tokenUrl, body, { headers: auth });
+    expect(res.status).toBe(200);
+    expect(await countIds(agent, 'deep')).toBe(1);
+  });
+
   it('counts answers per source in status', async () => {
     const s = await status(agent.admin);
     const mtls = s.logs.find((l) => l.name === 'mtls');
@@ -281,5 +305,44 @@ describe('webhook receiver while the store fails', () => {
     expect(await countIds(agent, 'up')).toBe(4);
     expect(await countIds(agent, 'down')).toBe(0);
     expect((await fetch(`${agent.admin}/healthz`)).status).toBe(200);
+  });
+});
+
+describe('webhook receiver with idle and stalled clients', () => {
+  const dir = tempDir('webhook-idle');
+  let agent: AgentProcess;
+  let port: number;
+  const sockets: net.Socket[] = [];
+
+  beforeAll(async () => {
+    await buildOnce();
+    port = await freePort();
+    agent = await startAgent(writeConfig(dir, `  - type: webhook\n    listen: 127.0.0.1:${port}\n`));
+  });
+  afterAll(async () => {
+    for (const s of sockets) s.destroy();
+    agent?.child.kill('SIGKILL');
+    await agent?.exited;
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('stores batches while 200 connections idle or stall, and SIGTERM ends the agent without waiting for them', async () => {
+    const open = (sends: string) =>
+      new Promise<void>((resolve) => {
+        const s = net.connect(port, '127.0.0.1', () => {
+          if (sends !== '') s.write(sends);
+          resolve();
+        });
+        s.on('error', () => undefined);
+        sockets.push(s);
+      });
+    const half =
+      'POST /audit HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n{"kind":"EventList","items":[';
+    await Promise.all(Array.from({ length: 200 }, (_, i) => open(i % 2 === 0 ? '' : half)));
+    const res = await send(`http://127.0.0.1:${port}/audit`, eventList('busy', 3));
+    expect(res.status).toBe(200);
+    expect(await countIds(agent, 'busy')).toBe(3);
+    agent.child.kill('SIGTERM');
+    expect(await agent.exited).toBe(0);
   });
 });

@@ -98,7 +98,7 @@ export const webhookSourceType: SourceType<z.output<typeof schema>, WebhookSourc
       start: async () => {
         await server.start();
       },
-      requestStop: () => undefined,
+      requestStop: () => server.requestStop(),
       stop: () => server.stop(),
       status: () => server.handler.status(),
     };
