@@ -105,7 +105,9 @@ async function startAgent(dir, logPath, extra = '') {
 
 async function rows(agent) {
   // The count of the store API the CLI uses while the agent holds the store.
-  const res = await fetch(`${agent.admin}/api/v1/count`, { headers: { authorization: `Bearer ${agent.token}` } });
+  const res = await fetch(`${agent.admin}/api/v1/count`, {
+    headers: { authorization: `Bearer ${agent.token}` },
+  });
   const body = await res.json();
   return Number(body.count);
 }

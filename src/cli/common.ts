@@ -20,7 +20,16 @@ export function resolveDataDir(flag: string | undefined): string {
 /** `--since 1h` (relative to now) or an RFC3339 time -> RFC3339 UTC. */
 export function parseTimeFlag(flag: string, value: string, now = Date.now()): string {
   const rel = parseDurationMs(value.trim());
-  if (rel !== undefined) return new Date(now - rel).toISOString();
+  if (rel !== undefined) {
+    // Dates reach ±8.64e15 ms: a duration beyond that is no time at all, and says so (not a RangeError).
+    const t = now - rel;
+    if (!Number.isFinite(t) || Math.abs(t) > 8.64e15)
+      throw new UserError(
+        'KAUDIT_FLAG_INVALID',
+        `${flag} ${JSON.stringify(value)}: a duration too long to count back from now`,
+      );
+    return new Date(t).toISOString();
+  }
   if (/^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2}))?$/.test(value)) {
     const t = Date.parse(value);
     if (!Number.isNaN(t)) return new Date(t).toISOString();

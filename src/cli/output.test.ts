@@ -31,3 +31,13 @@ describe('formatTable', () => {
     expect(out).not.toContain('\u001b');
   });
 });
+
+describe('parseTimeFlag', () => {
+  it('refuses a duration too long to count back from now, as a user error', async () => {
+    const { parseTimeFlag } = await import('./common.js');
+    expect(() => parseTimeFlag('--since', '99999999999999999999h')).toThrow(/too long/);
+    expect(parseTimeFlag('--since', '1h', Date.parse('2026-01-15T10:00:00Z'))).toBe(
+      '2026-01-15T09:00:00.000Z',
+    );
+  });
+});
