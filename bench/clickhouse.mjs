@@ -8,12 +8,12 @@
 //   4. every report's latency on ClickHouse beside DuckDB's over the same events, in this run;
 //   5. bytes on disk per 1M events on both.
 // BENCH_EVENTS changes the size (default 1,000,000); the log is shared with bench:ingest/reports.
-import { createReadStream, existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { createReadStream, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { startServer } from './clickhouse-server.mjs';
-import { MB, table, timedNode, verdict } from './lib.mjs';
+import { MB, simulatedLog, table, timedNode, verdict } from './lib.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const dist = (p) => pathToFileURL(join(root, 'dist', p)).href;
@@ -28,22 +28,7 @@ const duckData = join(out, `clickhouse-bench-duckdb-${events}`);
 const chData = join(out, 'clickhouse-bench-data');
 const say = (m) => process.stderr.write(`${m}\n`);
 
-if (!existsSync(log)) {
-  say(`generating ${events} events with kaudit simulate (seed ${seed}) ...`);
-  const g = await timedNode([
-    bin,
-    'simulate',
-    '--out',
-    log,
-    '--count',
-    String(events),
-    '--seed',
-    String(seed),
-    '--start',
-    '2026-01-15T09:00:00Z',
-  ]);
-  if (g.code !== 0) throw new Error(`simulate failed: ${g.stderr}`);
-}
+await simulatedLog(root, 'audit', events, seed);
 const logBytes = statSync(log).size;
 const lines = await (async () => {
   let n = 0;

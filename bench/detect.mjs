@@ -2,35 +2,19 @@
 // one core, against a baseline measured in the same run: the bare decode pass (JSON.parse of each
 // line), which every detection pays first. Target: decode + the pack >= 100,000 events/s.
 // BENCH_DETECT_EVENTS changes the size (default 300,000); runs alternate, best of BENCH_ROUNDS (3).
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { table, timedNode, verdict } from './lib.mjs';
+import { simulatedLog, table, verdict } from './lib.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const dist = (p) => pathToFileURL(join(root, 'dist', p)).href;
-const bin = join(root, 'dist/cli/bin.js');
-const out = join(root, 'bench/out');
+const _bin = join(root, 'dist/cli/bin.js');
+const _out = join(root, 'bench/out');
 const events = Number(process.env.BENCH_DETECT_EVENTS ?? 300_000);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
 const seed = 20261204;
-mkdirSync(out, { recursive: true });
-const log = join(out, `detect-${events}-${seed}.log`);
-
-if (!existsSync(log)) {
-  process.stderr.write(`generating ${events} events with kaudit simulate (seed ${seed}) ...\n`);
-  const g = await timedNode([
-    bin,
-    'simulate',
-    '--out',
-    log,
-    '--count',
-    String(events),
-    '--seed',
-    String(seed),
-  ]);
-  if (g.code !== 0) throw new Error(`simulate failed: ${g.stderr}`);
-}
+const log = await simulatedLog(root, 'detect', events, seed);
 
 const lines = readFileSync(log, 'utf8')
   .split('\n')

@@ -3,36 +3,19 @@
 // createForwarder the agent uses (encode, gzip, POST, wait for the answer). Baseline in the same
 // run: the bare pass of building the stored batches (what every sink receives). Target: >= 50,000
 // events/s for http and datadog. BENCH_FORWARD_EVENTS changes the size.
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { table, timedNode, verdict } from './lib.mjs';
+import { simulatedLog, table, verdict } from './lib.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const dist = (p) => pathToFileURL(join(root, 'dist', p)).href;
-const bin = join(root, 'dist/cli/bin.js');
-const out = join(root, 'bench/out');
+const _bin = join(root, 'dist/cli/bin.js');
+const _out = join(root, 'bench/out');
 const events = Number(process.env.BENCH_FORWARD_EVENTS ?? 200_000);
 const seed = 20261205;
-mkdirSync(out, { recursive: true });
-const log = join(out, `forward-${events}-${seed}.log`);
-if (!existsSync(log)) {
-  process.stderr.write(`generating ${events} events with kaudit simulate (seed ${seed}) ...\n`);
-  const g = await timedNode([
-    bin,
-    'simulate',
-    '--out',
-    log,
-    '--count',
-    String(events),
-    '--seed',
-    String(seed),
-    '--start',
-    '2026-01-15T09:00:00Z',
-  ]);
-  if (g.code !== 0) throw new Error(`simulate failed: ${g.stderr}`);
-}
+const log = await simulatedLog(root, 'forward', events, seed);
 const lines = readFileSync(log, 'utf8')
   .split('\n')
   .filter((l) => l !== '');

@@ -1,6 +1,7 @@
 // Shared helpers for the benchmarks: run a command while sampling its peak RSS, format tables.
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 /** Peak resident set (VmHWM) of a process, in bytes, or 0 once it has gone. */
 export function peakRss(pid) {
@@ -64,4 +65,31 @@ export function table(rows) {
 
 export function verdict(ok) {
   return ok ? 'PASS' : 'FAIL';
+}
+
+/**
+ * bench/out/<name>-<events>-<seed>.log, written by `kaudit simulate` the first time and reused after
+ * (a fixed start, so the same seed gives the same bytes on every machine and run).
+ */
+export async function simulatedLog(root, name, events, seed) {
+  const out = join(root, 'bench/out');
+  mkdirSync(out, { recursive: true });
+  const log = join(out, `${name}-${events}-${seed}.log`);
+  if (existsSync(log)) return log;
+  process.stderr.write(`generating ${events} events with kaudit simulate (seed ${seed}) ...\n`);
+  const bin = join(root, 'dist/cli/bin.js');
+  const g = await timedNode([
+    bin,
+    'simulate',
+    '--out',
+    log,
+    '--count',
+    String(events),
+    '--seed',
+    String(seed),
+    '--start',
+    '2026-01-15T09:00:00Z',
+  ]);
+  if (g.code !== 0) throw new Error(`simulate failed: ${g.stderr}`);
+  return log;
 }

@@ -2,10 +2,10 @@
 // default), against a baseline measured in the same run: counting the same events (a full pass over
 // the rows the report filters). Target: each report <= 1 s; RBAC generation for every subject <= 5 s.
 // BENCH_EVENTS changes the size (default 1,000,000); the log is shared with bench:ingest.
-import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { MB, table, timedNode, verdict } from './lib.mjs';
+import { MB, simulatedLog, table, timedNode, verdict } from './lib.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const dist = (p) => pathToFileURL(join(root, 'dist', p)).href;
@@ -13,26 +13,8 @@ const bin = join(root, 'dist/cli/bin.js');
 const out = join(root, 'bench/out');
 const events = Number(process.env.BENCH_EVENTS ?? 1_000_000);
 const seed = 20261126;
-mkdirSync(out, { recursive: true });
-const log = join(out, `audit-${events}-${seed}.log`);
+const log = await simulatedLog(root, 'audit', events, seed);
 const data = join(out, `reports-${events}`);
-
-if (!existsSync(log)) {
-  process.stderr.write(`generating ${events} events with kaudit simulate (seed ${seed}) ...\n`);
-  const g = await timedNode([
-    bin,
-    'simulate',
-    '--out',
-    log,
-    '--count',
-    String(events),
-    '--seed',
-    String(seed),
-    '--start',
-    '2026-01-15T09:00:00Z',
-  ]);
-  if (g.code !== 0) throw new Error(`simulate failed: ${g.stderr}`);
-}
 if (!existsSync(join(data, 'kaudit.duckdb'))) {
   rmSync(data, { recursive: true, force: true });
   process.stderr.write(`ingesting ${(statSync(log).size / MB).toFixed(0)} MB ...\n`);
