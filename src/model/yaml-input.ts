@@ -66,9 +66,33 @@ function toInput(doc: Document, lineCounter: LineCounter, file?: string): YamlIn
     const pos = lineCounter.linePos(range[0]);
     return { line: pos.line, column: pos.col };
   };
-  // A few aliases are fine; thousands are an alias bomb.
-  const value = diagnostics.length > 0 ? undefined : doc.toJS({ maxAliasCount: 100 });
+  let value: unknown;
+  if (diagnostics.length === 0) {
+    const r = yamlValue(doc);
+    if ('error' in r)
+      diagnostics.push({
+        severity: 'error',
+        code: 'KAUDIT_CONFIG_YAML',
+        message: r.error,
+        ...(file === undefined ? {} : { file }),
+      });
+    else value = r.value;
+  }
   return { value, locate, diagnostics };
+}
+
+/**
+ * The document as plain data. A few aliases are fine; a document whose aliases expand past a
+ * hundred (an alias bomb: a few lines that would take gigabytes) is refused, not expanded.
+ */
+export function yamlValue(doc: Document): { value: unknown } | { error: string } {
+  try {
+    return { value: doc.toJS({ maxAliasCount: 100 }) };
+  } catch (err) {
+    return {
+      error: `too many aliases to expand (${err instanceof Error ? err.message : String(err)}): an alias bomb?`,
+    };
+  }
 }
 
 /** `logs[0].tls.cert` */

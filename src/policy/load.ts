@@ -1,6 +1,7 @@
 import { Document, isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseAllDocuments } from 'yaml';
 import { type Diagnostic, formatDiagnostic, UserError } from '../model/errors.js';
 import { isRecord } from '../model/json.js';
+import { yamlValue } from '../model/yaml-input.js';
 import { type PolicyFeatures, policyFeatures } from './kube-version.js';
 import type { GroupResources, Policy, PolicyRule } from './types.js';
 import { validatePolicy } from './validate.js';
@@ -376,7 +377,12 @@ function loadText(
     }
   }
   if (decoder.diagnostics.some((d) => d.severity === 'error')) return finish(null);
-  const value: unknown = doc.toJS();
+  const expanded = yamlValue(doc);
+  if ('error' in expanded) {
+    decoder.diagnostics.push({ severity: 'error', code: 'KAUDIT_POLICY_YAML', message: expanded.error });
+    return finish(null);
+  }
+  const value: unknown = expanded.value;
   if (value === null || value === undefined) {
     decoder.problem(
       'error',

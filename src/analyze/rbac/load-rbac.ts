@@ -4,8 +4,10 @@
  * reported with its line and field; the checks follow kube-apiserver's
  * pkg/apis/rbac/validation/validation.go (ValidatePolicyRule, ValidateRoleBindingSubject, roleRef).
  */
+
 import { type Document, LineCounter, parseAllDocuments } from 'yaml';
 import { type Diagnostic, formatDiagnostic, UserError } from '../../model/errors.js';
+import { yamlValue } from '../../model/yaml-input.js';
 import {
   addRbacObject,
   type ClusterRole,
@@ -439,7 +441,12 @@ export function loadRbac(text: string, file = '<rbac>'): LoadRbacResult {
       });
     }
     if (doc.errors.length > 0) continue;
-    const value: unknown = doc.toJS();
+    const expanded = yamlValue(doc);
+    if ('error' in expanded) {
+      diagnostics.push({ severity: 'error', code: 'KAUDIT_RBAC_INVALID', message: expanded.error, file });
+      continue;
+    }
+    const value: unknown = expanded.value;
     if (value === null || value === undefined) continue;
     const c = new Checker(file, doc, lines);
     if (
