@@ -34,6 +34,8 @@ export interface StoreStatus {
   newest: string | null;
   /** See StoreStats.tableChecks. */
   tableChecks?: number;
+  /** Rows per cluster: a shared store (ClickHouse) holds the events of many clusters. */
+  clusters?: { cluster: string; rows: number }[];
 }
 
 export interface AgentStatus {
@@ -147,6 +149,7 @@ export class Agent {
       storeStatus.rows = info.rows;
       storeStatus.oldest = info.oldest;
       storeStatus.newest = info.newest;
+      storeStatus.clusters = info.clusters.map((c) => ({ cluster: c.cluster, rows: c.rows }));
       const checks = info.details.tableChecks;
       if (typeof checks === 'number') storeStatus.tableChecks = checks;
     } catch (err) {

@@ -86,6 +86,16 @@ logs:
       'both clusters stored',
       async () => (await rowsOf('alpha')) === 3000 && (await rowsOf('beta')) === 2000,
     );
+    // Each agent's status shows the rows of every cluster in the shared store.
+    const perCluster = (
+      (await status(alpha.admin)).store as { clusters?: { cluster: string; rows: number }[] }
+    ).clusters;
+    expect(perCluster).toEqual(
+      expect.arrayContaining([
+        { cluster: 'alpha', rows: 3000 },
+        { cluster: 'beta', rows: 2000 },
+      ]),
+    );
 
     // More arrives, and the server dies while the agents write it.
     appendFileSync(a.log, auditLines('alpha', 3000, 23_000));

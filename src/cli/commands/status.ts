@@ -152,6 +152,9 @@ export function formatStatus(s: AgentStatus): string {
   out += `    Status: ${s.store.status}${s.store.error ? ` (${s.store.error})` : ''}\n`;
   out += `    Rows: ${s.store.rows ?? 'unknown'}${s.store.newest ? `   Newest: ${s.store.newest}` : ''}\n`;
   if (s.store.tableChecks !== undefined) out += `    Table checks: ${s.store.tableChecks}\n`;
+  const clusters = s.store.clusters ?? [];
+  if (clusters.length > 1 || (clusters.length === 1 && clusters[0]?.cluster !== a.cluster))
+    out += `    Rows per cluster: ${clusters.map((c) => `${c.cluster || '(none)'} ${c.rows}`).join(', ')}\n`;
   const forward = (s as AgentStatus & { forward?: ForwardStatus[] }).forward ?? [];
   for (const k of s.sinks ?? []) {
     out += `\n${heading(`Sink ${k.name}`, '-', '  ')}`;
