@@ -63,31 +63,13 @@ try {
   const init = await timedNode([bin, 'store', 'init', '--store', spec]);
   if (init.code !== 0) throw new Error(`store init failed: ${init.stderr}`);
   say('kaudit ingest into ClickHouse ...');
-  const first = await timedNode([
-    bin,
-    'ingest',
-    '--store',
-    spec,
-    '--data',
-    chData,
-    '--no-progress',
-    '--json',
-    log,
-  ]);
+  const ingest = () =>
+    timedNode([bin, 'ingest', '--store', spec, '--data', chData, '--no-progress', '--json', log]);
+  const first = await ingest();
   if (first.code !== 0) throw new Error(`ingest failed: ${first.stderr}`);
   const firstJson = JSON.parse(first.stdout);
   say('kaudit ingest of the same file again (every event a duplicate) ...');
-  const again = await timedNode([
-    bin,
-    'ingest',
-    '--store',
-    spec,
-    '--data',
-    chData,
-    '--no-progress',
-    '--json',
-    log,
-  ]);
+  const again = await ingest();
   if (again.code !== 0) throw new Error(`second ingest failed: ${again.stderr}`);
   const againJson = JSON.parse(again.stdout);
   const stored = Number(await server.query('SELECT count() FROM kaudit.audit_events'));

@@ -2,35 +2,18 @@
 // measured in the same run: (a) split + JSON.parse in plain Node, (b) DuckDB importing the file
 // itself into the same table. Targets (2 cores): >= 80k events/s, <= 1.25x (b), DB <= 300 MB,
 // peak RSS <= 1.5 GB. BENCH_EVENTS changes the size (default 1,000,000).
-import { existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
+import { rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { MB, table, timedNode, verdict } from './lib.mjs';
+import { MB, simulatedLog, table, timedNode, verdict } from './lib.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const bin = join(root, 'dist/cli/bin.js');
 const out = join(root, 'bench/out');
 const events = Number(process.env.BENCH_EVENTS ?? 1_000_000);
 const seed = 20261126;
-mkdirSync(out, { recursive: true });
-const log = join(out, `audit-${events}-${seed}.log`);
-
-if (!existsSync(log)) {
-  process.stderr.write(`generating ${events} events with kaudit simulate (seed ${seed}) ...\n`);
-  const g = await timedNode([
-    bin,
-    'simulate',
-    '--out',
-    log,
-    '--count',
-    String(events),
-    '--seed',
-    String(seed),
-    '--json',
-  ]);
-  if (g.code !== 0) throw new Error(`simulate failed: ${g.stderr}`);
-  process.stderr.write(`  ${(statSync(log).size / MB).toFixed(0)} MB in ${g.seconds.toFixed(1)}s\n`);
-}
+const log = await simulatedLog(root, 'audit', events, seed);
+process.stderr.write(`  ${(statSync(log).size / MB).toFixed(0)} MB of audit log\n`);
 const bytes = statSync(log).size;
 
 process.stderr.write('baseline (a): split + JSON.parse ...\n');

@@ -7,7 +7,7 @@
 import type { AuditEvent } from '../model/event.js';
 import type { LoggedAlert } from './alert-log.js';
 import { type Condition, cidrTest, compileEventCondition } from './condition.js';
-import { compileGetter, EventContext, fieldText, parsePath } from './fields.js';
+import { compileGetter, EventContext, parsePath, valueText } from './fields.js';
 import { ALLOW_KINDS, type Allowlist, type Rule, type RuleSource } from './rule.js';
 import {
   DEFAULT_MAX_KEYS,
@@ -199,11 +199,7 @@ export function required(
 
 function keyOf(fields: readonly string[][]): KeyOf {
   const getters = fields.map((f) => compileGetter(f, false));
-  const text = (v: unknown): string | undefined => {
-    const first = Array.isArray(v) ? v[0] : v;
-    if (first === undefined || first === null) return undefined;
-    return typeof first === 'object' ? JSON.stringify(first) : String(first);
-  };
+  const text = valueText;
   if (getters.length === 1) {
     const g = getters[0] as (root: unknown) => unknown;
     return (ctx) => text(g(ctx));
@@ -270,15 +266,16 @@ function compileAllowlist(allow: Allowlist): ((ctx: EventContext) => boolean) | 
 }
 
 function compileMessage(template: string): (ctx: EventContext) => string {
-  const parts: (string | string[])[] = [];
+  // Each placeholder's getter is compiled once, with the rule, not at every alert.
+  const parts: (string | ((ctx: EventContext) => unknown))[] = [];
   let last = 0;
   for (const m of template.matchAll(/\{([^}]*)\}/g)) {
     parts.push(template.slice(last, m.index));
-    parts.push(parsePath(m[1] ?? '') ?? []);
+    parts.push(compileGetter(parsePath(m[1] ?? '') ?? [], false) as (ctx: EventContext) => unknown);
     last = (m.index ?? 0) + m[0].length;
   }
   parts.push(template.slice(last));
-  return (ctx) => parts.map((p) => (typeof p === 'string' ? p : (fieldText(ctx, p) ?? ''))).join('');
+  return (ctx) => parts.map((p) => (typeof p === 'string' ? p : (valueText(p(ctx)) ?? ''))).join('');
 }
 
 function buildAlert(c: CompiledRule, ctx: EventContext, auditIDs: string[] | undefined): Alert {

@@ -195,9 +195,8 @@ const HOT_PATHS: Record<string, (ctx: EventContext) => unknown> = {
   'impersonatedUser.username': (ctx) => ctx.event.impersonatedUser?.username,
 };
 
-/** The value of a path, for messages and keys: the first of several, as a string. */
-export function fieldText(ctx: EventContext, segs: readonly string[]): string | undefined {
-  const v = compileGetter(segs, false)(ctx);
+/** A field's value for messages and state keys: the first of several, as a string. */
+export function valueText(v: unknown): string | undefined {
   const first = Array.isArray(v) ? v[0] : v;
   if (first === undefined || first === null) return undefined;
   return typeof first === 'object' ? JSON.stringify(first) : String(first);

@@ -5,11 +5,11 @@ import { backtest } from '../../detect/backtest.js';
 import { type Alert, DetectionEngine } from '../../detect/engine.js';
 import { loadRuleSet } from '../../detect/rule-set.js';
 import { type Diagnostic, formatDiagnostic, UserError } from '../../model/errors.js';
-import { readAuditEvents } from '../../model/read-events.js';
 import { openReadStore } from '../../store/registry.js';
 import { dataOption, resolveDataDir } from '../common.js';
 import { setExitCode } from '../main.js';
 import { formatTable, toJson } from '../output.js';
+import { readLogs } from './policy-files.js';
 import { collect, storeFilter } from './rbac-shared.js';
 
 interface DetectFlags {
@@ -166,30 +166,19 @@ async function detectInLogs(
   keep: (a: Alert) => boolean,
   progress: ((n: number) => void) | undefined,
 ): Promise<{ alerts: Alert[]; events: number }> {
-  for (const path of paths)
-    if (path !== '-' && !existsSync(path))
-      throw new UserError('KAUDIT_FILE_UNREADABLE', `cannot read audit log ${path}: no such file`);
   const alerts: Alert[] = [];
   let events = 0;
   let bad = 0;
-  for (const path of paths) {
-    let malformed = 0;
-    let first = '';
-    const input = path === '-' ? process.stdin : path;
-    for await (const { event } of readAuditEvents(input, {
-      onMalformed: (m) => {
-        malformed++;
-        if (first === '') first = `at byte ${m.offset}: ${m.reason}`;
-      },
-    })) {
-      events++;
-      for (const a of engine.process(event, { cluster: '' })) if (keep(a)) alerts.push(a);
-      if (progress !== undefined && events % 50_000 === 0) progress(events);
-    }
-    if (malformed > 0) {
-      bad += malformed;
-      process.stderr.write(`kaudit: ${path}: ${malformed} malformed record(s) not read, first ${first}\n`);
-    }
+  const logs = readLogs(paths, (r) => {
+    bad += r.malformed;
+    process.stderr.write(
+      `kaudit: ${r.path}: ${r.malformed} malformed record(s) not read, first ${r.first}\n`,
+    );
+  });
+  for await (const { event } of logs) {
+    events++;
+    for (const a of engine.process(event, { cluster: '' })) if (keep(a)) alerts.push(a);
+    if (progress !== undefined && events % 50_000 === 0) progress(events);
   }
   // Alerts were printed for every good event; the bad ones still make this run a failure.
   if (bad > 0) setExitCode(2);

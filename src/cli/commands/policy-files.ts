@@ -79,7 +79,21 @@ export function readPolicy(
  * Malformed records are counted and said on stderr; a file holding no audit event at all is an
  * error naming it, never a silently empty result.
  */
-export async function* readLogs(paths: readonly string[]): AsyncGenerator<ReadEvent> {
+export interface MalformedReport {
+  path: string;
+  /** Records that are not audit events. */
+  malformed: number;
+  /** Audit events read from the file. */
+  events: number;
+  /** Where the first bad record is and why. */
+  first: string;
+}
+
+export async function* readLogs(
+  paths: readonly string[],
+  /** Told of each file with malformed records instead of the default (a line on stderr; no event at all is an error). */
+  onMalformed?: (report: MalformedReport) => void,
+): AsyncGenerator<ReadEvent> {
   const skipped: SkippedInput[] = [];
   const files = await expandInputs(paths, skipped);
   if (skipped.length > 0)
@@ -100,6 +114,10 @@ export async function* readLogs(paths: readonly string[]): AsyncGenerator<ReadEv
     })) {
       events++;
       yield e;
+    }
+    if (malformed > 0 && onMalformed !== undefined) {
+      onMalformed({ path, malformed, events, first });
+      continue;
     }
     if (events === 0 && malformed > 0)
       throw new UserError(

@@ -7,10 +7,10 @@ import type { Rule } from '../../detect/rule.js';
 import { loadRuleSet } from '../../detect/rule-set.js';
 import { readRuleTests, runRuleTests } from '../../detect/rule-tests.js';
 import { UserError } from '../../model/errors.js';
-import { readAuditEvents } from '../../model/read-events.js';
 import { setExitCode } from '../main.js';
 import { formatTable, toJson } from '../output.js';
 import { reportRuleProblems } from './detect.js';
+import { readLogs } from './policy-files.js';
 import { collect, nounCommand } from './rbac-shared.js';
 
 interface ListFlags {
@@ -171,12 +171,12 @@ function isTestFile(path: string): boolean {
 }
 
 async function alertsOnLog(rules: Rule[], path: string, json: boolean): Promise<void> {
-  if (!existsSync(path))
-    throw new UserError('KAUDIT_FILE_UNREADABLE', `cannot read audit log ${path}: no such file`);
   const engine = new DetectionEngine(rules);
   const alerts: Alert[] = [];
   let malformed = 0;
-  for await (const { event } of readAuditEvents(path, { onMalformed: () => malformed++ }))
+  for await (const { event } of readLogs([path], (r) => {
+    malformed += r.malformed;
+  }))
     alerts.push(...engine.process(event, { cluster: '' }));
   if (json) for (const a of alerts) process.stdout.write(`${toJson(a)}\n`);
   else for (const a of alerts) process.stdout.write(`${a.time} ${a.rule.id} ${a.auditID} ${a.message}\n`);

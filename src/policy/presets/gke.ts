@@ -1,5 +1,5 @@
 import type { GroupResources } from '../types.js';
-import type { Preset } from './preset.js';
+import { ANONYMOUS_PROBE_URLS, EVENT_RESOURCES, type Preset } from './preset.js';
 
 // The API groups the GCE/GKE master policy names as "known APIs".
 const KNOWN_GROUPS = [
@@ -123,16 +123,7 @@ export const gke: Preset = {
         level: 'Metadata',
         omitStages: OMIT_RECEIVED,
         userGroups: ['system:unauthenticated'],
-        nonResourceURLs: [
-          '/version',
-          '/api',
-          '/api/*',
-          '/apis',
-          '/apis/*',
-          '/openapi*',
-          '/metrics',
-          '/swagger*',
-        ],
+        nonResourceURLs: ANONYMOUS_PROBE_URLS,
       },
     },
     {
@@ -146,10 +137,7 @@ export const gke: Preset = {
         level: 'Metadata',
         omitStages: OMIT_RECEIVED,
         verbs: ['delete', 'deletecollection'],
-        resources: [
-          { group: '', resources: ['events'] },
-          { group: 'events.k8s.io', resources: ['events'] },
-        ],
+        resources: EVENT_RESOURCES,
       },
     },
     {

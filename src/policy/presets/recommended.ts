@@ -1,4 +1,4 @@
-import type { Preset } from './preset.js';
+import { ANONYMOUS_PROBE_URLS, EVENT_RESOURCES, type Preset } from './preset.js';
 
 const READS = ['get', 'list', 'watch'];
 
@@ -21,16 +21,7 @@ export const recommended: Preset = {
       rule: {
         level: 'Metadata',
         userGroups: ['system:unauthenticated'],
-        nonResourceURLs: [
-          '/version',
-          '/api',
-          '/api/*',
-          '/apis',
-          '/apis/*',
-          '/openapi*',
-          '/metrics',
-          '/swagger*',
-        ],
+        nonResourceURLs: ANONYMOUS_PROBE_URLS,
       },
     },
     {
@@ -58,10 +49,7 @@ export const recommended: Preset = {
       rule: {
         level: 'Metadata',
         verbs: ['delete', 'deletecollection'],
-        resources: [
-          { group: '', resources: ['events'] },
-          { group: 'events.k8s.io', resources: ['events'] },
-        ],
+        resources: EVENT_RESOURCES,
       },
     },
     {
