@@ -18,6 +18,7 @@ COPY package.json package-lock.json ./
 # --ignore-scripts: the package's prepare script builds, and the sources are not here yet.
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json asconfig.json ./
+COPY scripts ./scripts
 COPY wasm ./wasm
 COPY src ./src
 RUN npm run build

@@ -1,41 +1,16 @@
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, posix, relative } from 'node:path';
-import { DaemonSet } from 'kubernetes-models/apps/v1/DaemonSet';
-import { Deployment } from 'kubernetes-models/apps/v1/Deployment';
-import { ConfigMap } from 'kubernetes-models/v1/ConfigMap';
-import { Namespace } from 'kubernetes-models/v1/Namespace';
-import { PersistentVolumeClaim } from 'kubernetes-models/v1/PersistentVolumeClaim';
-import { Service } from 'kubernetes-models/v1/Service';
-import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { type AgentConfig, parseAgentConfig } from '../../src/collect/agent-config.js';
 import { REPO_ROOT } from '../helpers/cli.js';
+import { type K8sObject, unknownFieldProblems, validateSchema } from '../helpers/k8s-schema.js';
 
 const DEPLOY = join(REPO_ROOT, 'deploy/kubernetes');
 const OVERLAYS = ['node-agent', 'webhook'];
 
-type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string } } & Record<
-  string,
-  unknown
->;
-
-const MODELS: Record<string, new (o: never) => { validate(): void }> = {
-  'v1/Namespace': Namespace,
-  'v1/ServiceAccount': ServiceAccount,
-  'v1/ConfigMap': ConfigMap,
-  'v1/Service': Service,
-  'v1/PersistentVolumeClaim': PersistentVolumeClaim,
-  'apps/v1/DaemonSet': DaemonSet,
-  'apps/v1/Deployment': Deployment,
-};
-
-function validate(o: Obj): void {
-  const Model = MODELS[`${o.apiVersion}/${o.kind}`];
-  if (Model === undefined) throw new Error(`no schema for ${o.apiVersion} ${o.kind}: add it to MODELS`);
-  new Model(o as never).validate();
-}
+type Obj = K8sObject;
 
 function yamlFiles(dir: string): string[] {
   return readdirSync(dir).flatMap((n) => {
@@ -169,7 +144,48 @@ describe('deploy/kubernetes', () => {
       'overlays/webhook/service.yaml',
     ]);
     for (const f of files)
-      for (const o of docs(readFileSync(f, 'utf8'))) expect(() => validate(o), f).not.toThrow();
+      for (const o of docs(readFileSync(f, 'utf8'))) expect(() => validateSchema(o), f).not.toThrow();
+  });
+
+  it('has no field the Kubernetes schemas do not define, in any file or rendered overlay', () => {
+    const objects = [
+      ...yamlFiles(DEPLOY)
+        .filter((f) => !f.endsWith('kustomization.yaml'))
+        .flatMap((f) =>
+          docs(readFileSync(f, 'utf8')).map((object) => ({ label: relative(DEPLOY, f), object })),
+        ),
+      ...OVERLAYS.flatMap((overlay) =>
+        render(overlay).map((object) => ({
+          label: `${overlay}: ${object.kind} ${object.metadata.name}`,
+          object,
+        })),
+      ),
+    ];
+    expect(unknownFieldProblems(objects)).toEqual([]);
+  });
+
+  it('would catch a misspelt field, a field at the wrong level and a value of the wrong type', () => {
+    const daemonSet = render('node-agent').find((o) => o.kind === 'DaemonSet') as Obj;
+    const mutate = (change: (c: Record<string, unknown>, s: Record<string, unknown>) => void): Obj => {
+      const copy = structuredClone(daemonSet);
+      const s = podSpecOf([copy], 'DaemonSet') as unknown as Record<string, unknown>;
+      change((s.containers as Record<string, unknown>[])[0] as Record<string, unknown>, s);
+      return copy;
+    };
+    const problems = unknownFieldProblems([
+      { label: 'typo', object: mutate((c) => Object.assign(c, { imagePullPolicyy: 'Always' })) },
+      { label: 'level', object: mutate((_c, s) => Object.assign(s, { readOnlyRootFilesystem: true })) },
+      { label: 'type', object: mutate((c) => Object.assign(c, { stdin: 'yes' })) },
+    ]);
+    expect(problems).toEqual([
+      expect.stringMatching(/^typo: .*'"imagePullPolicyy"' does not exist in type 'IContainer'/),
+      expect.stringMatching(/^level: .*'"readOnlyRootFilesystem"' does not exist in type 'IPodSpec'/),
+      expect.stringMatching(/^type: Type 'string' is not assignable to type 'boolean( \| undefined)?'/),
+    ]);
+    // The compiled JSON Schema validators alone let the first two through.
+    expect(() =>
+      validateSchema(mutate((c) => Object.assign(c, { imagePullPolicyy: 'Always' }))),
+    ).not.toThrow();
   });
 
   for (const overlay of OVERLAYS) {
@@ -178,7 +194,7 @@ describe('deploy/kubernetes', () => {
 
       it('renders with kubectl kustomize into valid objects, all in the kaudit namespace', () => {
         for (const o of objects) {
-          expect(() => validate(o), `${o.kind} ${o.metadata.name}`).not.toThrow();
+          expect(() => validateSchema(o), `${o.kind} ${o.metadata.name}`).not.toThrow();
           if (o.kind !== 'Namespace')
             expect(o.metadata.namespace, `${o.kind} ${o.metadata.name}`).toBe('kaudit');
         }

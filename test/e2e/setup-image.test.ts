@@ -22,6 +22,18 @@ function finalStageCopies(dockerfile: string): Copy[] {
   }));
 }
 
+/** The COPY instructions of one stage, by its `AS` name: each with its sources and destination. */
+function stageCopies(dockerfile: string, stage: string): { sources: string[]; dest: string }[] {
+  const text = dockerfile
+    .split(/^FROM /m)
+    .find((s) => new RegExp(`^\\S+ .*AS ${stage}$`, 'm').test(s.split('\n')[0] ?? ''));
+  if (text === undefined) throw new Error(`no stage ${stage} in the Dockerfile`);
+  return [...text.matchAll(/^COPY (?!--from)(.+)$/gm)].map((m) => {
+    const words = (m[1] ?? '').trim().split(/\s+/);
+    return { sources: words.slice(0, -1), dest: words.at(-1) ?? '' };
+  });
+}
+
 describe('the container image (Dockerfile) as far as it can be tested without building it', () => {
   const app = tempDir('image');
   const dockerfile = readFileSync(join(REPO_ROOT, 'Dockerfile'), 'utf8');
@@ -40,6 +52,29 @@ describe('the container image (Dockerfile) as far as it can be tested without bu
     ]);
     expect(dockerfile).toMatch(/^RUN npm ci --omit=dev --ignore-scripts/m);
     expect(dockerfile).toMatch(/^USER node$/m);
+  });
+
+  it('builds in its build stage from exactly what that stage copies and .dockerignore lets in', () => {
+    const copies = stageCopies(dockerfile, 'build');
+    const allowed = readFileSync(join(REPO_ROOT, '.dockerignore'), 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('!'))
+      .map((l) => l.slice(1).replace(/\/$/, ''));
+    const context = join(app, 'context');
+    for (const { sources, dest } of copies)
+      for (const source of sources) {
+        expect(allowed, `.dockerignore keeps ${source} out of the build context`).toContain(source);
+        const to =
+          sources.length > 1 || dest.endsWith('/') ? join(context, dest, source) : join(context, dest);
+        // .dockerignore's `src/**/*.test.ts`: tests stay out of the context.
+        cpSync(join(REPO_ROOT, source), to, { recursive: true, filter: (f) => !f.endsWith('.test.ts') });
+      }
+    execFileSync('cp', ['-al', join(REPO_ROOT, 'node_modules'), join(context, 'node_modules')]);
+    const build = spawnSync('npm', ['run', 'build'], { cwd: context, encoding: 'utf8' });
+    expect(build.status, `${build.stdout}${build.stderr}`).toBe(0);
+    // What the last stage takes from the build stage, and what the agent reads at run time from it.
+    for (const built of ['dist/cli/main.js', 'dist/ui/index.html', 'dist/detect/rules/builtin'])
+      expect(existsSync(join(context, built)), built).toBe(true);
   });
 
   it('runs from a copy of those files with the dev dependencies pruned, DuckDB binding included', () => {
