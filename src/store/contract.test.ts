@@ -110,6 +110,21 @@ const AGGREGATES: [string, AggregateQuery][] = [
     },
   ],
   [
+    'quantiles of two columns, one of them a time, ordered by a quantile',
+    {
+      filter: {},
+      groupBy: ['verb'],
+      measures: {
+        p90: { fn: 'quantile', column: 'latency_ms', q: 0.9 },
+        firstQuarter: { fn: 'quantile', column: 'ts', q: 0.25 },
+        p10: { fn: 'quantile', column: 'latency_ms', q: 0.1 },
+        median: { fn: 'quantile', column: 'ts', q: 0.5 },
+        n: { fn: 'count' },
+      },
+      orderBy: [{ key: 'p10', desc: true }],
+    },
+  ],
+  [
     'time buckets by response class',
     {
       filter: {},

@@ -215,5 +215,12 @@ describe('kaudit rbac generate over the store', () => {
     expect(fromStore.code, fromStore.stderr).toBe(0);
     expect(fromStore.stdout.length).toBeGreaterThan(1000);
     expect(fromStore.stdout).toBe(fromLog.stdout);
+    // One subject: the store reads only that subject's requests, and the answer is the same.
+    const one = ['--serviceaccount', 'kube-system:replicaset-controller', '--user', 'alice@example.com'];
+    const oneFromLog = runCliSync(['rbac', 'generate', ...one, '--from', log]);
+    const oneFromStore = runCliSync(['rbac', 'generate', ...one, '--data', join(dir, 'data')]);
+    expect(oneFromLog.code, oneFromLog.stderr).toBe(0);
+    expect(oneFromStore.stdout).toContain('name: replicaset-controller');
+    expect(oneFromStore.stdout).toBe(oneFromLog.stdout);
   });
 });

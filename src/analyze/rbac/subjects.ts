@@ -23,6 +23,18 @@ export function subjectKey(s: Subject): string {
     : `${s.kind}:${s.name}`;
 }
 
+/**
+ * The usernames whose requests can match the subjects (recordMatchesSubject), for a store to
+ * narrow its read to; undefined when a Group is among them (members are found by their groups,
+ * which an impersonating request replaces).
+ */
+export function usernamesOf(subjects: readonly Subject[]): string[] | undefined {
+  if (subjects.some((s) => s.kind === 'Group')) return undefined;
+  return subjects.map((s) =>
+    s.kind === 'ServiceAccount' ? `${SERVICE_ACCOUNT_PREFIX}${s.namespace ?? ''}:${s.name}` : s.name,
+  );
+}
+
 /** Whether the request was made by (or, for a Group, by a member of) the subject. */
 export function recordMatchesSubject(r: RequestRecord, s: Subject): boolean {
   if (s.kind === 'Group') return r.subjectGroups.includes(s.name);

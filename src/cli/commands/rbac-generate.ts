@@ -5,6 +5,7 @@ import {
   recordMatchesSubject,
   subjectLabel,
   subjectOfUser,
+  usernamesOf,
 } from '../../analyze/rbac/subjects.js';
 import { RBAC_GROUP, type Subject } from '../../analyze/rbac/types.js';
 import { collectRecords } from '../../analyze/request-record.js';
@@ -125,7 +126,9 @@ Examples:
     .action(async (flags: GenerateFlags) => {
       const select = selection(flags);
       const existing = flags.rbac === undefined ? undefined : readRbacFile(flags.rbac);
-      const records = await collectRecords(recordsFrom(flags, 'rbac generate'));
+      const records = await collectRecords(
+        recordsFrom(flags, 'rbac generate', 'subjects' in select ? usernamesOf(select.subjects) : undefined),
+      );
       if ('subjects' in select) {
         const unknown = select.subjects.filter((s) => !records.some((r) => recordMatchesSubject(r, s)));
         if (unknown.length > 0) {

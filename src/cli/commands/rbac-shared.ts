@@ -64,9 +64,14 @@ export function storeFilter(flags: SourceFlags): EventFilter {
   return filter;
 }
 
-export function recordsFrom(flags: SourceFlags, command: string): RecordSource {
+/**
+ * `subjects`: the usernames the command is about, when known, so that the store reads only their
+ * requests (a log is read whole either way).
+ */
+export function recordsFrom(flags: SourceFlags, command: string, subjects?: readonly string[]): RecordSource {
   if (flags.from !== undefined && flags.from.length > 0) return recordsFromLogs(flags.from, command);
   const filter = storeFilter(flags);
+  if (subjects !== undefined) filter.subject = [...subjects];
   const dataDir = resolveDataDir(flags.data);
   return (async function* () {
     const store = await openReadStore(dataDir);
