@@ -156,12 +156,6 @@ function parse(raw: unknown): RawEvent | undefined {
   }
 }
 
-function bodyName(e: RawEvent | undefined): string | null {
-  const nameOf = (o: unknown) => (o as { metadata?: { name?: unknown } } | undefined)?.metadata?.name;
-  const n = nameOf(e?.responseObject) ?? nameOf(e?.requestObject);
-  return typeof n === 'string' ? n : null;
-}
-
 function mentionsUid(e: RawEvent | undefined, uid: string): boolean {
   if (e === undefined) return false;
   if (e.objectRef?.uid === uid) return true;
