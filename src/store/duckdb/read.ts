@@ -138,8 +138,18 @@ function afterCursor(sort: SortOrder, cur: Cursor, q: Sql): string {
   return `(${l} < ${q.p(cur.l)} OR ${l} IS NULL OR (${l} = ${q.p(cur.l)} AND ${byTime}))`;
 }
 
+/** KAUDIT_TRACE_SQL=1: each read's SQL and time (to its first rows) on stderr, to find what makes a report slow. */
+function trace(started: number, sql: string): void {
+  if (process.env.KAUDIT_TRACE_SQL === '1')
+    process.stderr.write(
+      `kaudit: ${(performance.now() - started).toFixed(0)} ms: ${sql.replace(/\s+/g, ' ')}\n`,
+    );
+}
+
 async function rowsOf(conn: DuckDBConnection, sql: string, params: Params): Promise<Row[]> {
+  const started = performance.now();
   const r = await conn.runAndReadAll(sql, params);
+  trace(started, sql);
   return (r.getRowObjectsJson() as Row[]).map(normalizeRow);
 }
 
@@ -221,7 +231,9 @@ export async function* scan(
   const q = new Sql();
   const cols = columns.filter((c) => (EVENT_COLUMNS as readonly string[]).includes(c));
   const sql = `SELECT ${cols.map(selectColumn).join(', ')} FROM events WHERE ${whereOf(filter, q)} ORDER BY ${ORDER.time_asc}`;
+  const started = performance.now();
   const result = await conn.stream(sql, q.params);
+  trace(started, sql);
   const names = result.columnNames();
   let page: Row[] = [];
   for (
