@@ -12,8 +12,8 @@
  * event carries the same one, and events arrive in nearly stage-time order, while the
  * ResponseComplete of an hour-long watch carries a receive time an hour old.
  */
-import { bytesAt, newApiserverHead, plainStringEnd, readApiserverHead } from '../../model/apiserver-line.js';
-import { parseTimestampMicros } from '../../model/derive.js';
+import { bytesAt, newApiserverHead, plainStringEnd, readApiserverHead } from './apiserver-line.js';
+import { parseTimestampMicros } from './derive.js';
 
 const AUDIT_ID = Buffer.from('"auditID":"');
 const STAGE = Buffer.from('"stage":"');
