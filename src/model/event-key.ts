@@ -86,7 +86,7 @@ export function parseTimestampMs(ev: Buffer, start: number, end: number): number
       if (!Number.isNaN(t)) return t;
     }
   }
-  // The model's parser requires a zone (Date.parse would read local time where DuckDB reads UTC).
+  // The model's parser requires a zone (Date.parse would read local time where the store's SQL reads UTC).
   const us = parseTimestampMicros(ev.toString('latin1', start, end));
   return us === null ? Number.NaN : Math.floor(us / 1000);
 }

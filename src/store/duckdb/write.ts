@@ -460,8 +460,8 @@ export class DuckDBWriter {
     const duplicates: number[] = [];
     const stored = new Set<number>();
     let count = 0;
-    await conn.run('BEGIN TRANSACTION');
     try {
+      await conn.run('BEGIN TRANSACTION');
       this.failAt('insert');
       if (checked) {
         const plan = await conn.runAndReadAll(`
