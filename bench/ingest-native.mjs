@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { DuckDBInstance } from '@duckdb/node-api';
 import {
   CREATE_MACROS,
-  CREATE_TABLES,
-  CURRENT_SHAPE,
+  CREATE_META,
+  createTable,
   createView,
   eventsSelect,
   insertList,
@@ -21,12 +21,13 @@ const dbFile = join(dir, 'native.duckdb');
 const started = performance.now();
 const instance = await DuckDBInstance.create(dbFile, { storage_compatibility_version: 'latest' });
 const conn = await instance.connect();
-await conn.run(CREATE_TABLES);
-await conn.run(createView(CURRENT_SHAPE));
+await conn.run(CREATE_META);
+await conn.run(createTable('audit_events'));
+await conn.run(createView());
 await conn.run(CREATE_MACROS);
 const source = `SELECT 0 AS i, json::VARCHAR AS j FROM read_json_objects(${sqlString(file)}, format = 'newline_delimited', maximum_object_size = 1073741824)`;
 const r = await conn.run(
-  `INSERT INTO audit_events SELECT ${insertList(CURRENT_SHAPE)} FROM (${eventsSelect(source, 'default')}) WHERE reject IS NULL`,
+  `INSERT INTO audit_events SELECT ${insertList(Date.now() * 1000)} FROM (${eventsSelect(source, 'default')}) WHERE reject IS NULL`,
 );
 await conn.run('CHECKPOINT');
 conn.closeSync();

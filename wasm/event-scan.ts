@@ -5,17 +5,19 @@
 //
 // Every function reads kube-apiserver's own compact v1 output only (the Go struct's field order,
 // audit/v1 types.go). Whatever it cannot vouch for it leaves to the JS code, whose results these
-// must equal: model/prepare.ts needsParse and store/duckdb/event-key.ts eventKey.
+// must equal: model/prepare.ts needsParse and model/event-key.ts eventKey.
 
-const US: u8 = 0x1f;
 const NL: u8 = 0x0a;
+// The staging rows' field separator: model/event-scan.ts STAGING_ROW sets it (setStagingSeparator)
+// before any call, so the format has one definition.
+let SEP: u8 = 0;
 const CR: u8 = 0x0d;
 const QUOTE: u8 = 0x22;
 const BACKSLASH: u8 = 0x5c;
 
 // Event facts, 32 bytes per event: u32 flags, 4 x u32 auditID, u32 stage (1-4), f64 stage time (ms).
 const FACT_BYTES: usize = 32;
-const F_CTRL: u32 = 1; // a raw US, NL or CR somewhere in the event
+const F_CTRL: u32 = 1; // a raw SEP, NL or CR somewhere in the event
 const F_KEY: u32 = 2; // auditID is a lowercase UUID, stage and stage time are read
 const F_LAT: u32 = 4; // may carry apiserver.latency.k8s.io annotations
 const F_PLAIN: u32 = 8; // compact v1 in kube-apiserver's order with nothing to redact (needsParse false)
@@ -161,7 +163,7 @@ function lastIndexOf(s: usize, e: usize, token: usize, n: usize, anchor: usize):
 }
 
 function hasControl(s: usize, e: usize): bool {
-  const us = i8x16.splat(<i8>US);
+  const us = i8x16.splat(<i8>SEP);
   const nl = i8x16.splat(<i8>NL);
   const cr = i8x16.splat(<i8>CR);
   let p = s;
@@ -172,7 +174,7 @@ function hasControl(s: usize, e: usize): bool {
   }
   for (; p < e; p++) {
     const b = load<u8>(p);
-    if (b == US || b == NL || b == CR) return true;
+    if (b == SEP || b == NL || b == CR) return true;
   }
   return false;
 }
@@ -499,10 +501,9 @@ export function eventFacts(
 }
 
 /**
- * The store's staging rows: each kept event followed by `<US>m<NL>`, m = 4 * (firstIndex + i), plus
- * 2 for a spare copy (keep[i] 3 or 4), plus 1 when it may carry latency annotations (keep[i] 2 or 4);
- * keep[i] 0 skips the event (model/event-scan.ts keepCode). Writes each row's start (relative to
- * out) at rowStarts[i]; returns the bytes written.
+ * The store's staging rows, in the format model/event-scan.ts STAGING_ROW defines and passes in:
+ * each kept event, then the separator, the decimal tag `indexStep * (firstIndex + i) + (keep[i] - 1)`,
+ * and `newline`; keep[i] 0 skips the event (1 + the latency bit otherwise). Returns the bytes written.
  */
 export function stagingRows(
   base: usize,
@@ -511,7 +512,8 @@ export function stagingRows(
   keep: usize,
   firstIndex: i32,
   out: usize,
-  rowStarts: usize,
+  newline: u8,
+  indexStep: u32,
 ): u32 {
   let pos: usize = out;
   for (let i = 0; i < n; i++) {
@@ -519,22 +521,26 @@ export function stagingRows(
     if (k == 0) continue;
     const s = base + <usize>load<u32>(offsets + (<usize>i << 2));
     const e = base + <usize>load<u32>(offsets + (<usize>(i + 1) << 2));
-    store<u32>(rowStarts + (<usize>i << 2), <u32>(pos - out));
     memory.copy(pos, s, e - s);
     pos += e - s;
-    let m: u32 = 4 * <u32>(firstIndex + i) + (k >= 3 ? 2 : 0) + ((k & 1) == 0 ? 1 : 0);
-    store<u8>(pos++, US);
+    let m: u64 = <u64>indexStep * <u64>(firstIndex + i) + <u64>(k - 1);
+    store<u8>(pos++, SEP);
     // Decimal digits, most significant first.
     let digits: usize = 1;
     for (let t = m; t >= 10; t /= 10) digits++;
-    for (let k = digits; k > 0; k--) {
-      store<u8>(pos + k - 1, <u8>(0x30 + (m % 10)));
+    for (let d = digits; d > 0; d--) {
+      store<u8>(pos + d - 1, <u8>(0x30 + <u32>(m % 10)));
       m /= 10;
     }
     pos += digits;
-    store<u8>(pos++, NL);
+    store<u8>(pos++, newline);
   }
   return <u32>(pos - out);
+}
+
+/** The staging rows' separator (model/event-scan.ts STAGING_ROW), set once per instance. */
+export function setStagingSeparator(separator: u8): void {
+  SEP = separator;
 }
 
 /** Where JS may start laying out its buffers. */

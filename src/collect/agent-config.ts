@@ -42,27 +42,27 @@ export interface AgentConfig {
   maxLineBytes: number;
   redact: boolean;
   retentionDays?: number;
-  /** DuckDB's memory limit, e.g. `512MB`; the store's default when unset. */
+  /** The embedded store's memory limit, e.g. `512MB`; the store's default when unset. */
   storeMemoryLimit?: string;
-  /** Have DuckDB give memory back to the system after each import: less RSS, slower writes. */
+  /** Have the embedded store give memory back to the system after each import: less RSS, slower writes. */
   storeTrimMemory: boolean;
   pipeline: PipelineConfig;
   logs: SourceConfig[];
   /** Live detection; undefined: off. */
   detect?: DetectConfig;
-  /** A store other than the DuckDB file in dataDir (store/registry.ts StoreSection); password_file resolved. */
+  /** A store other than the embedded one in dataDir (store/registry.ts StoreSection); password_file resolved. */
   store?: StoreConfig;
   /** `forward:` entries, each validated by its sink type (src/forward/sink-types.ts). */
   forward: unknown[];
 }
 
 export const DEFAULT_PIPELINE: PipelineConfig = {
-  // Four batches and a source's next item (2,000 events): the three the DuckDB store has in hand
+  // Four batches and a source's next item (2,000 events): the three the embedded store has in hand
   // (two importing, one staged) count against the queue until stored, and the next must still be
   // able to fill to a whole batch meanwhile.
   queueEvents: 69_632,
   queueBytes: 192 * 1024 * 1024,
-  // One row group of the DuckDB store (duckdb-store.ts ROW_GROUP_ROWS): a full batch is written
+  // One row group of the embedded store (its ROW_GROUP_ROWS): a full batch is written
   // compressed straight to the file instead of through the WAL.
   batchEvents: 16_384,
   // A batch waits up to a second to fill: from ~16k events/s up every batch is a whole row group,
@@ -137,7 +137,7 @@ export function defaultDetectConfig(): DetectConfig {
   return detectSchema.parse({});
 }
 
-/** `store:` (docs/clickhouse.md): ClickHouse instead of the DuckDB file in `data`. */
+/** `store:` (docs/clickhouse.md): ClickHouse instead of the embedded store in `data`. */
 const storeSchema = z
   .object({
     type: z.literal('clickhouse'),

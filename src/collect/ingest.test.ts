@@ -3,17 +3,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { auditLine } from '../../test/fixtures/agent/make-events.js';
-import { DuckDBStore } from '../store/duckdb/duckdb-store.js';
+import type { Store } from '../store/contract.js';
+import { openStore } from '../store/registry.js';
 import { DeadLetter } from './dead-letter.js';
 import { ingest } from './ingest.js';
 import { createLogger } from './logger.js';
 
 let dir: string;
-let store: DuckDBStore;
+let store: Store;
 
 beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), 'kaudit-ingest-'));
-  store = await DuckDBStore.open({ dataDir: join(dir, 'data') });
+  store = await openStore(join(dir, 'data'));
 });
 
 afterEach(async () => {
@@ -60,10 +61,10 @@ describe('ingest', () => {
     const fill = [2, 3, 4].map((i) => auditLine(uuid(i)));
     const s = await ingestLines([bad, ...fill, auditLine(uuid(1))], 2);
     expect(s).toMatchObject({ stored: 4, duplicates: 0, malformed: 1 });
-    const r = await store.sql(`SELECT verb FROM events WHERE audit_id = '${uuid(1)}'`, {
+    const r = await store.sql?.(`SELECT verb FROM events WHERE audit_id = '${uuid(1)}'`, {
       maxRows: 10,
       timeoutMs: 60_000,
     });
-    expect(r.rows).toEqual([{ verb: 'list' }]);
+    expect(r?.rows).toEqual([{ verb: 'list' }]);
   });
 });

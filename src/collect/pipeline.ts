@@ -58,7 +58,7 @@ export interface PipelineOptions {
   queueBytes: number;
   batchEvents: number;
   flushIntervalMs: number;
-  /** Batches handed to the store at once (the DuckDB store imports two side by side); default 1. */
+  /** Batches handed to the store at once (the embedded store imports two side by side); default 1. */
   writesInFlight?: number;
   deadLetter: DeadLetterSink;
   log: Logger;
@@ -285,7 +285,7 @@ export class Pipeline {
 
   /**
    * A source is behind its input and not blocked on room in the queue: the batch will fill soon.
-   * A partial batch in a catch-up costs twice (DuckDB writes it through its WAL and compresses it
+   * A partial batch in a catch-up costs twice (the embedded store writes it through its WAL and compresses it
    * again at the next checkpoint) and stores nothing sooner, since the writers are busy anyway.
    */
   private moreComing(): boolean {
@@ -300,7 +300,7 @@ export class Pipeline {
 
   /**
    * Takes up to `batchEvents` events, splitting an item where the batch is full: a store batch of
-   * exactly that many events is the cheap kind (a whole DuckDB row group).
+   * exactly that many events is the cheap kind (a whole row group of the embedded store).
    */
   private takeBatch(): Slice[] {
     const slices: Slice[] = [];

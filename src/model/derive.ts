@@ -1,6 +1,6 @@
 /**
  * Fields computed once at ingest. This is the reference definition; a backend that computes them
- * in SQL (DuckDB) is tested against it.
+ * in SQL (the embedded store's view) is tested against it.
  */
 import type { AuditEvent } from './event.js';
 import {

@@ -74,7 +74,7 @@ export const ERROR_CODES = {
   KAUDIT_POLICY_UNKNOWN_FIELD:
     'audit policy: a field kube-apiserver does not know (strict decoding refuses it)',
   KAUDIT_POLICY_YAML: 'audit policy: not well-formed YAML',
-  KAUDIT_QUERY_FAILED: "query: the SQL failed; DuckDB's message follows",
+  KAUDIT_QUERY_FAILED: "query: the SQL failed; the database's message follows",
   KAUDIT_QUERY_FORBIDDEN: 'query (ClickHouse): the SQL reads something other than the events view',
   KAUDIT_QUERY_INVALID: 'query: not a single SELECT kaudit can run',
   KAUDIT_QUERY_READONLY: 'query: the statement would write, read host files or load extensions; refused',
@@ -106,7 +106,7 @@ export const ERROR_CODES = {
   KAUDIT_SIMULATE_ROTATE_SIZE: 'simulate: --rotate-mb is smaller than one event',
   KAUDIT_SIMULATE_USAGE: 'simulate: a flag has a bad value',
   KAUDIT_STORE_AUTH: 'the ClickHouse server refused the user or password',
-  KAUDIT_STORE_LOCKED: 'another process holds the DuckDB file and no agent API answers for it',
+  KAUDIT_STORE_LOCKED: 'another process holds the store file and no agent API answers for it',
   KAUDIT_STORE_MISSING: 'no store in the data directory: ingest first, or point --data at one',
   KAUDIT_STORE_OPEN: 'the store cannot be opened; the cause follows',
   KAUDIT_STORE_PASSWORD_FILE: 'the ClickHouse password_file cannot be read',

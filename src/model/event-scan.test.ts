@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { generateLines } from '../simulate/generator.js';
-import { eventKey } from '../store/duckdb/event-key.js';
+import { eventKey } from './event-key.js';
 import {
   FACT_CONTROL,
   FACT_KEY,
@@ -12,6 +12,8 @@ import {
   type LineScanner,
   newEventScanner,
   newLineScanner,
+  STAGING_ROW,
+  stagingTag,
 } from './event-scan.js';
 import { LineSplitter } from './frame.js';
 import { DEFAULT_PREPARE_OPTIONS, prepareLine } from './prepare.js';
@@ -276,20 +278,19 @@ describe('EventScanner', () => {
     expect(plain).toBeGreaterThan(19_000);
   });
 
-  it('writes staging rows with the batch index and latency flag after each kept event', () => {
+  it('writes staging rows with the batch index and latency flag after each kept event (STAGING_ROW)', () => {
     const events = ['{"a":1}', '{"b":2}', '{"c":3}'].map((s) => Buffer.from(s));
     const scanner = newEventScanner();
     scanner.load(events, 0, 3);
     scanner.readFacts(FACTS);
     scanner.keep(0, false);
     scanner.keep(2, true);
-    expect(scanner.stagingRows(40).toString()).toBe('{"a":1}\x1f160\n{"c":3}\x1f169\n');
-    expect([scanner.rowStart(0), scanner.rowStart(2)]).toEqual([0, 12]);
-    // A spare copy is marked with 2.
-    scanner.keep(1, false, true);
-    expect(scanner.stagingRows(40).toString()).toBe('{"a":1}\x1f160\n{"b":2}\x1f166\n{"c":3}\x1f169\n');
-    scanner.keep(1, true, true);
-    expect(scanner.stagingRows(0).toString()).toBe('{"a":1}\x1f0\n{"b":2}\x1f7\n{"c":3}\x1f9\n');
+    expect(scanner.stagingRows(40).toString()).toBe('{"a":1}\x1f80\n{"c":3}\x1f85\n');
+    scanner.keep(1, true);
+    expect(scanner.stagingRows(0).toString()).toBe('{"a":1}\x1f0\n{"b":2}\x1f3\n{"c":3}\x1f5\n');
+    // The tags follow the one definition of the format.
+    expect([stagingTag(40, false), stagingTag(42, true)]).toEqual([80, 85]);
+    expect(STAGING_ROW.separator).toBe(0x1f);
   });
 });
 
@@ -345,13 +346,9 @@ describe('without WebAssembly (KAUDIT_WASM=off)', () => {
       scanner.readFacts(FACTS);
       const flags = [0, 1, 2].map((i) => scanner.flags(i));
       scanner.keep(0, false);
-      scanner.keep(1, true, true);
+      scanner.keep(1, true);
       scanner.keep(2, true);
-      return {
-        flags,
-        rows: scanner.stagingRows(7).toString(),
-        at: [scanner.rowStart(0), scanner.rowStart(2)],
-      };
+      return { flags, rows: scanner.stagingRows(7).toString() };
     };
     const js = rows(newEventScanner());
     delete process.env.KAUDIT_WASM;
@@ -360,7 +357,6 @@ describe('without WebAssembly (KAUDIT_WASM=off)', () => {
     expect(wasm.flags.map((f) => f & FACT_CONTROL)).toEqual(js.flags);
     expect((wasm.flags[0] ?? 0) & FACT_KEY).toBe(FACT_KEY);
     expect(js.rows).toBe(wasm.rows);
-    expect(js.at).toEqual(wasm.at);
   });
 
   it('splits lines like the module and marks none plain', () => {

@@ -4,8 +4,8 @@
  * be present, and whether a line is plain kube-apiserver output with nothing to redact. On the
  * ingest path these cost ~4 us per event in JS (a native call per search, bounds-checked loops);
  * the module reads a whole slice of events per call. Whatever it cannot vouch for it leaves unset,
- * and callers fall back to the JS readers (store/duckdb/event-key.ts, model/prepare.ts), which
- * define the semantics.
+ * and callers fall back to the JS readers (model/event-key.ts, model/prepare.ts), which define
+ * the semantics.
  */
 import { readFileSync } from 'node:fs';
 
@@ -14,8 +14,30 @@ export const FACT_KEY = 2;
 export const FACT_LATENCY = 4;
 export const FACT_PLAIN = 8;
 const FACT_BYTES = 32;
-/** Room for `<US>` + up to 10 digits + `<NL>` after each staged event. */
-const ROW_SUFFIX_MAX = 12;
+
+/**
+ * The store's staging rows, defined here and nowhere else: each kept event's JSON text, then
+ * `separator`, then the decimal tag `indexStep * batchIndex + latencyBit` (latencyBit when the event
+ * may carry apiserver.latency.k8s.io annotations, else 0), then `newline`. Written by the
+ * WebAssembly scanner (wasm/event-scan.ts stagingRows, which is passed these numbers) or its JS
+ * twin below, read by the store's SQL (store/<backend>/schema.ts stagingSource). An event holding
+ * a raw separator or newline cannot be staged (FACT_CONTROL); a carriage return is refused too, as
+ * a reader may take it for a line end.
+ */
+export const STAGING_ROW = {
+  separator: 0x1f,
+  newline: 0x0a,
+  indexStep: 2,
+  latencyBit: 1,
+} as const;
+
+/** A staged row's tag for the event at `index`. */
+export function stagingTag(index: number, latency: boolean): number {
+  return STAGING_ROW.indexStep * index + (latency ? STAGING_ROW.latencyBit : 0);
+}
+
+/** Room for the separator, up to 16 digits and the newline after each staged event. */
+const ROW_SUFFIX_MAX = 18;
 const PAGE = 65536;
 
 // The WebAssembly API Node provides (its types are in TypeScript's DOM library, not used here).
@@ -61,8 +83,10 @@ interface ScanExports {
     keep: number,
     firstIndex: number,
     out: number,
-    rowStarts: number,
+    newline: number,
+    indexStep: number,
   ): number;
+  setStagingSeparator(separator: number): void;
 }
 
 let compiled: WasmModule | null = null;
@@ -102,7 +126,9 @@ function instantiate(): ScanExports {
       },
     },
   });
-  return instance.exports as unknown as ScanExports;
+  const x = instance.exports as unknown as ScanExports;
+  x.setStagingSeparator(STAGING_ROW.separator);
+  return x;
 }
 
 function align8(n: number): number {
@@ -133,18 +159,10 @@ export interface EventScanner {
   /** Index into `u32` of event i's key (FACT_KEY): four UUID words, then the stage number. */
   wordsAt(i: number): number;
   stageMs(i: number): number;
-  /**
-   * Stage event i (latency: it may carry latency annotations; spare: a repeat within the batch,
-   * kept in the file in case the first copy is rejected, and not imported otherwise).
-   */
-  keep(i: number, latency: boolean, spare?: boolean): void;
-  /**
-   * The kept events as staging rows (store/duckdb/schema.ts stagingSource); `firstIndex` is the
-   * batch index of the slice's first event.
-   */
+  /** Stage event i (latency: it may carry latency annotations). */
+  keep(i: number, latency: boolean): void;
+  /** The kept events as staging rows (STAGING_ROW); `firstIndex` is the batch index of the slice's first event. */
   stagingRows(firstIndex: number): Buffer;
-  /** Where kept event i's row starts in the last stagingRows() output. */
-  rowStart(i: number): number;
 }
 
 /** The scanner the module provides, or the JS one when it is unavailable. */
@@ -154,16 +172,11 @@ export function newEventScanner(): EventScanner {
 }
 
 /**
- * How a kept event is staged (wasm/event-scan.ts stagingRows): 1 surely without latency annotations,
- * 2 maybe with them; 3 and 4 the same for a spare copy.
+ * How a kept event is marked for wasm/event-scan.ts stagingRows: 0 not staged, else 1 + the
+ * latency bit it adds to the tag.
  */
-function keepCode(latency: boolean, spare: boolean): number {
-  return (latency ? 2 : 1) + (spare ? 2 : 0);
-}
-
-/** The number after a staging row's event: 4 * batch index + 2 if a spare + 1 if latency may be there. */
-function rowNumber(index: number, code: number): number {
-  return 4 * index + (code >= 3 ? 2 : 0) + (code % 2 === 0 ? 1 : 0);
+function keepCode(latency: boolean): number {
+  return 1 + (latency ? STAGING_ROW.latencyBit : 0);
 }
 
 /** No key and never plain: only control characters are looked for; the store reads keys in JS. */
@@ -175,7 +188,6 @@ class JsEventScanner implements EventScanner {
   private from = 0;
   private flagsOf = new Uint32Array(0);
   private kept = new Uint8Array(0);
-  private starts = new Uint32Array(0);
 
   load(events: readonly Buffer[], from: number, to: number): void {
     this.events = events;
@@ -183,13 +195,16 @@ class JsEventScanner implements EventScanner {
     this.count = to - from;
     this.flagsOf = new Uint32Array(this.count);
     this.kept = new Uint8Array(this.count);
-    this.starts = new Uint32Array(this.count);
   }
 
   readFacts(_opts: FactOptions): void {
     for (let i = 0; i < this.count; i++) {
       const ev = this.events[this.from + i] as Buffer;
-      if (ev.indexOf(0x1f) >= 0 || ev.indexOf(0x0a) >= 0 || ev.indexOf(0x0d) >= 0)
+      if (
+        ev.indexOf(STAGING_ROW.separator) >= 0 ||
+        ev.indexOf(STAGING_ROW.newline) >= 0 ||
+        ev.indexOf(0x0d) >= 0
+      )
         this.flagsOf[i] = FACT_CONTROL;
     }
   }
@@ -206,27 +221,24 @@ class JsEventScanner implements EventScanner {
     throw new Error('JsEventScanner reads no keys');
   }
 
-  keep(i: number, latency: boolean, spare = false): void {
-    this.kept[i] = keepCode(latency, spare);
+  keep(i: number, latency: boolean): void {
+    this.kept[i] = keepCode(latency);
   }
 
   stagingRows(firstIndex: number): Buffer {
     const parts: Buffer[] = [];
     let at = 0;
+    const separator = String.fromCharCode(STAGING_ROW.separator);
+    const newline = String.fromCharCode(STAGING_ROW.newline);
     for (let i = 0; i < this.count; i++) {
       const k = this.kept[i] as number;
       if (k === 0) continue;
       const ev = this.events[this.from + i] as Buffer;
-      const suffix = Buffer.from(`\x1f${rowNumber(firstIndex + i, k)}\n`);
-      this.starts[i] = at;
+      const suffix = Buffer.from(`${separator}${stagingTag(firstIndex + i, k === 2)}${newline}`);
       parts.push(ev, suffix);
       at += ev.length + suffix.length;
     }
     return Buffer.concat(parts, at);
-  }
-
-  rowStart(i: number): number {
-    return this.starts[i] as number;
   }
 }
 
@@ -240,7 +252,6 @@ class WasmEventScanner implements EventScanner {
   private offsets = 0;
   private facts = 0;
   private keepAt = 0;
-  private rowStarts = 0;
   private input = 0;
   private output = 0;
 
@@ -262,8 +273,7 @@ class WasmEventScanner implements EventScanner {
     this.offsets = this.heap;
     this.facts = align8(this.offsets + (n + 1) * 4);
     this.keepAt = this.facts + n * FACT_BYTES;
-    this.rowStarts = align8(this.keepAt + n);
-    this.input = this.rowStarts + n * 4;
+    this.input = align8(this.keepAt + n);
     this.output = align8(this.input + bytes);
     this.reserve(this.output + bytes + n * ROW_SUFFIX_MAX);
     const u8 = this.u8;
@@ -305,8 +315,8 @@ class WasmEventScanner implements EventScanner {
     return this.f64[(this.facts >>> 3) + i * (FACT_BYTES >>> 3) + 3] as number;
   }
 
-  keep(i: number, latency: boolean, spare = false): void {
-    this.u8[this.keepAt + i] = keepCode(latency, spare);
+  keep(i: number, latency: boolean): void {
+    this.u8[this.keepAt + i] = keepCode(latency);
   }
 
   /** The Buffer views the module's memory. */
@@ -318,13 +328,10 @@ class WasmEventScanner implements EventScanner {
       this.keepAt,
       firstIndex,
       this.output,
-      this.rowStarts,
+      STAGING_ROW.newline,
+      STAGING_ROW.indexStep,
     );
     return Buffer.from(this.u8.buffer, this.output, n);
-  }
-
-  rowStart(i: number): number {
-    return this.u32[(this.rowStarts >>> 2) + i] as number;
   }
 
   private reserve(bytes: number): void {

@@ -51,7 +51,7 @@ describe('looksLikeDocument', () => {
 });
 
 describe('frameInput', () => {
-  it('reads gzip transparently, by magic bytes', async () => {
+  it('reads gzip without being told, by magic bytes', async () => {
     const gz = gzipSync(Buffer.from('{"a":1}\n{"b":2}\n'));
     const seen: string[] = [];
     for await (const recs of frameInput(Readable.from([gz])))

@@ -104,7 +104,7 @@ export class RotatingWriter {
   private readonly writeBehind: boolean;
   /** The buffer being written in the background, if any. */
   private inflight: Promise<void> | undefined;
-  private spare: Buffer | undefined;
+  private standby: Buffer | undefined;
   private failure: unknown;
 
   constructor(options: RotatingWriterOptions) {
@@ -187,7 +187,7 @@ export class RotatingWriter {
     return this.handOff();
   }
 
-  /** Starts writing the full buffer in the background and continues in the spare one. */
+  /** Starts writing the full buffer in the background and continues in the standby one. */
   private handOff(): Promise<void> | undefined {
     const inflight = this.inflight;
     if (inflight !== undefined) {
@@ -198,12 +198,12 @@ export class RotatingWriter {
     }
     const full = this.buf;
     const length = this.used;
-    this.buf = this.spare ?? Buffer.allocUnsafe(full.length);
-    this.spare = undefined;
+    this.buf = this.standby ?? Buffer.allocUnsafe(full.length);
+    this.standby = undefined;
     this.used = 0;
     this.inflight = writeFully(this.fd, full, length).then(
       () => {
-        this.spare = full;
+        this.standby = full;
       },
       (err: unknown) => {
         this.failure = err;

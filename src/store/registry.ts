@@ -3,12 +3,11 @@
  * embedded default), `clickhouse://user@host:8123/db` or the agent config's `store:` section. The only place besides the backends' folders that knows them; callers get a
  * Store and its capabilities.
  */
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../model/errors.js';
 import { processAlive } from '../model/process.js';
 import type { Store } from './contract.js';
-import { DUCKDB_FILE, DuckDBStore } from './duckdb/duckdb-store.js';
+import { DuckDBStore } from './duckdb/duckdb-store.js';
 import { MemoryStore } from './memory/memory-store.js';
 import { AGENT_FILE, readAgentLocator } from './remote/locator.js';
 import { RemoteStore } from './remote/remote-store.js';
@@ -71,14 +70,8 @@ export async function openStore(spec: string | StoreSection, opts: OpenStoreOpti
     return openClickHouse(spec, opts.retentionDays);
   if (spec === 'memory:') return new MemoryStore();
   const dataDir = dirOf(spec);
-  if (opts.readOnly === true) {
-    const file = join(dataDir, DUCKDB_FILE);
-    if (!existsSync(file))
-      throw new UserError('KAUDIT_STORE_MISSING', `no store at ${file}`, {
-        hint: 'load events with `kaudit ingest PATH...` or run `kaudit agent`; or point --data (KAUDIT_DATA) at an existing data directory',
-      });
-  }
-  const { retentionDays, memoryLimit, readOnly: _readOnly, ...duckdb } = opts;
+  // A read-only open writes nothing (read commands work on a full disk); a missing store is a UserError.
+  const { retentionDays, memoryLimit, ...duckdb } = opts;
   const store = await DuckDBStore.open({ dataDir, ...duckdb, memoryLimit: memoryLimit ?? '768MB' });
   if (retentionDays !== undefined) await store.deleteOlderThan(retentionDays);
   return store;

@@ -3,8 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { tempDir } from '../../../test/helpers/temp.js';
 import { prepareLine } from '../../model/prepare.js';
 import { generateLines } from '../../simulate/generator.js';
-import { DuckDBStore } from '../../store/duckdb/duckdb-store.js';
 import { MemoryStore } from '../../store/memory/memory-store.js';
+import { openStore } from '../../store/registry.js';
 import { storedEvents } from '../../store/stored-events.js';
 import { requestRecords } from '../request-record.js';
 import { denialsFromStore } from './denials-from-store.js';
@@ -15,9 +15,9 @@ describe('denialsFromStore', () => {
     const events: Buffer[] = [];
     for (const line of generateLines({ seed: 12, count: 6000 }))
       events.push(...prepareLine(Buffer.from(line)).events);
-    const duck = await DuckDBStore.open({ dataDir: join(tempDir('kaudit-denials-'), 'data') });
+    const embedded = await openStore(join(tempDir('kaudit-denials-'), 'data'));
     try {
-      for (const store of [new MemoryStore(), duck]) {
+      for (const store of [new MemoryStore(), embedded]) {
         await store.write({ events, cluster: 'c' });
         const full = await reportDenials(
           requestRecords(
@@ -35,7 +35,7 @@ describe('denialsFromStore', () => {
         expect(Date.parse(t2 ?? '')).toBeCloseTo(Date.parse(t1 ?? ''), -1);
       }
     } finally {
-      await duck.close();
+      await embedded.close();
     }
   });
 });

@@ -132,7 +132,7 @@ function demoBanner(agent: Agent, config: AgentConfig, dataFlag: string | undefi
   const data = dataFlag === undefined ? '' : ` --data ${config.dataDir}`;
   return `
 kaudit demo: a simulated kube-apiserver writes ${config.logs[0]?.type === 'file' ? config.logs[0].path : ''}
-(rotating like kube-apiserver), and this agent tails it into ${join(config.dataDir, 'kaudit.duckdb')}.
+(rotating like kube-apiserver), and this agent tails it into the store in ${config.dataDir}.
 
 Try, in another terminal:
   kaudit status                                   # the agent's sources, lag, store
@@ -194,7 +194,7 @@ Examples:
       }
 
       // A long-running process keeps fewer keys than a one-shot ingest: its batches arrive in time
-      // order, so older keys are rarely needed, and memory matters more. One DuckDB thread per
+      // order, so older keys are rarely needed, and memory matters more. One store thread per
       // import, as in ingest: the store runs two imports side by side.
       const storeOpts: OpenStoreOptions = {
         threads: 1,
@@ -203,7 +203,7 @@ Examples:
         trimMemory: config.storeTrimMemory,
         // Batches short of a row group (cut by the flush interval) go through the WAL, their rows
         // held uncompressed in memory until a checkpoint compresses them, pausing commits meanwhile.
-        // At 20k events/s, 128MB of WAL held ~230 MB in DuckDB before each checkpoint, 32MB under
+        // At 20k events/s, 128MB of WAL held ~230 MB in the store before each checkpoint, 32MB under
         // 90 MB, with p99 freshness 1.2-1.4 s (256MB: ~1.9 s). A catch-up writes whole row groups,
         // past the WAL.
         checkpointThreshold: '32MB',

@@ -16,7 +16,7 @@ export function registerStoreInit(program: Command): void {
     program.commands.find((c) => c.name() === 'store') ?? program.command('store').description('The store');
   store
     .command('init')
-    .description('Create the store: the DuckDB file in --data, or the ClickHouse tables of --store')
+    .description('Create the store: the embedded store file in --data, or the ClickHouse tables of --store')
     .addOption(dataOption())
     .option(
       '--shard <url...>',

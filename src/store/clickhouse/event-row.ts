@@ -1,7 +1,7 @@
 /**
  * One event -> one JSONEachRow line of the physical table. ClickHouse 18.16 has no JSONExtract, so
  * every column is taken out here, in Node, by model/derive.ts: the reference definition of the
- * derived fields, which the DuckDB backend computes in SQL and is tested against.
+ * derived fields, which the embedded backend computes in SQL and is tested against.
  */
 import { isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
@@ -141,7 +141,7 @@ export function encodeEvent(
     tsv(d.decision),
     tsv(d.decision_source),
     tsv(d.reason),
-    // As DuckDB's view: no latency when the event has no stage time of its own, or the same one.
+    // As the embedded store's view: no latency when the event has no stage time of its own, or the same one.
     stageUs === tsUs ? '\\N' : String(stageUs - tsUs),
     d.long_running ? '1' : '0',
     tsvText(breakdown),

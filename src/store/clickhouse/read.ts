@@ -2,7 +2,7 @@
  * The portable read primitive (store/query.ts) compiled to ClickHouse SQL over the physical table:
  * every value through sql-literal.ts (18.16 has no query parameters), times from the integer
  * microseconds, and results turned into the contract's format here, so that the answers equal the
- * memory store's reference (store/memory/evaluate.ts) and DuckDB's on the same events.
+ * memory store's reference (store/memory/evaluate.ts) and the embedded store's on the same events.
  */
 
 import { parseTimestampMicros } from '../../model/derive.js';

@@ -101,7 +101,7 @@ export function createMetaTable(n: TableNames): string {
 }
 
 /**
- * The public view: the columns of DuckDB's `events` view, in its order. ts, stage_ts and
+ * The public view: the columns of the embedded store's `events` view, in its order. ts, stage_ts and
  * ingested_at are DateTime (seconds): 18.16 has no sub-second time type; ts_us in the table has
  * the microseconds.
  */

@@ -7,6 +7,7 @@ import {
   readFileSync,
   renameSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,7 +18,6 @@ import { deriveFields } from '../../model/derive.js';
 import type { AuditEvent } from '../../model/event.js';
 import { prepareLine } from '../../model/prepare.js';
 import { DuckDBStore } from './duckdb-store.js';
-import { RestageError } from './staged.js';
 
 const fixture = (name: string) =>
   readFileSync(new URL(`../../../test/fixtures/${name}`, import.meta.url))
@@ -132,7 +132,7 @@ describe('DuckDBStore.write', () => {
     const r = await q(`SELECT length(raw) AS n FROM events WHERE audit_id = '${id}'`);
     expect(r.rows).toEqual([{ n: huge.length }]);
     // WebAssembly memory cannot shrink: the store replaces a scanner that grew past 32 MiB.
-    const scanner = (store as unknown as { scanner: { memoryBytes: number } }).scanner;
+    const scanner = (store as unknown as { writer: { scanner: { memoryBytes: number } } }).writer.scanner;
     expect(scanner.memoryBytes).toBeLessThan(32 << 20);
   });
 
@@ -213,12 +213,12 @@ describe('DuckDBStore.write', () => {
       const noVerb = Buffer.from(good.toString().replace(/"verb":"[a-z]+",/, ''));
       const cut = good.subarray(0, good.length - 2);
       const r = await store.write({ events: [noVerb, cut, good, cut, good], cluster: 'c1' });
-      // Both rejected copies before it are dead-lettered; the two after it are duplicates.
-      expect(r.stored).toBe(1);
-      expect(r.duplicates).toBe(2);
+      // Every invalid copy is dead-lettered, before or after it; the valid repeat is a duplicate.
+      expect(r).toMatchObject({ stored: 1, duplicates: 1, duplicateIndexes: [4] });
       expect(r.rejected.map((x) => [x.index, x.reason])).toEqual([
         [0, 'not an audit Event: missing field verb'],
         [1, 'not JSON'],
+        [3, 'not JSON'],
       ]);
       expect(r.rejected[1]?.data).toEqual(cut);
       const rows = await q(`SELECT verb FROM events WHERE audit_id = '${id}'`);
@@ -233,7 +233,7 @@ describe('DuckDBStore.write', () => {
     expect(store.tableChecks).toBe(0);
   });
 
-  it('vouches for a spare by its own stage time, not the rejected copy it replaces', async () => {
+  it('vouches for a repeat by its own stage time, not the rejected copy it stands in for', async () => {
     const [good] = prepared(fixture('watch-long-running.jsonl'));
     if (!good) throw new Error('fixture empty');
     const at = /"stageTimestamp":"([^"]+)"/.exec(good.toString())?.[1] ?? '';
@@ -246,8 +246,8 @@ describe('DuckDBStore.write', () => {
       Buffer.from(shifted(good.toString().replace(/"verb":"[a-z]+",/, ''), hours));
     const rows = async (s: DuckDBStore) =>
       (await sqlOn(s, "SELECT count(*)::INTEGER AS n FROM events WHERE verb = 'watch'")).rows[0]?.n;
-    // Stored by an earlier process: the new one must look the spare's key up in the table, though
-    // the copy it replaces is later than anything stored.
+    // Stored by an earlier process: the new one must look the repeat's key up in the table, though
+    // the copy it stands in for is later than anything stored.
     expect((await store.write({ events: [good], cluster: 'c1' })).stored).toBe(1);
     await store.close();
     store = await DuckDBStore.open({ dataDir: dir });
@@ -257,7 +257,7 @@ describe('DuckDBStore.write', () => {
     });
     expect(await rows(store)).toBe(1);
     // Stored by this process, in place of an earlier copy, then let go from a one-key window: the
-    // floor must rise past the spare's time, not only the copy's.
+    // floor must rise past the repeat's time, not only the copy's.
     await store.close();
     rmSync(dir, { recursive: true, force: true });
     store = await DuckDBStore.open({ dataDir: dir, dedupeWindow: 1 });
@@ -363,156 +363,180 @@ describe('DuckDBStore.write', () => {
   });
 });
 
-describe('DuckDBStore.stage', () => {
-  const stagingDir = () => (store as unknown as { stagingDir: string }).stagingDir;
-  const stagingFiles = () =>
-    new Set(readdirSync(stagingDir()).filter((n) => n.startsWith(`.kaudit-staging-${process.pid}-`)));
-  /** Stages the events and returns the batch with the staging file it made. */
-  const stageNew = (events: Buffer[]) => {
+describe('DuckDBStore.hold and commit', () => {
+  const stagingDir = () => (store as unknown as { staging: { dir: string } }).staging.dir;
+  const stagingFiles = () => new Set(readdirSync(stagingDir()));
+  /** Holds the events and returns the batch with the staging file it wrote. */
+  const holdNew = (s: DuckDBStore, events: Buffer[], cluster = 'c1') => {
     const before = stagingFiles();
-    const staged = store.stage({ events, cluster: 'c1' });
+    const held = s.hold({ events, cluster });
     const made = [...stagingFiles()].filter((n) => !before.has(n));
     expect(made).toHaveLength(1);
-    return { staged, file: join(stagingDir(), made[0] as string) };
+    return { held, file: join(stagingDir(), made[0] as string) };
   };
+  const line = (i: number, tail = 'f', extra = {}) => Buffer.from(auditLine(uuidOf(i, tail), extra).trim());
+  const rows = async () => (await store.info()).rows;
 
-  it('keeps a batch whose import failed, with its keys, and imports it once on the next write()', async () => {
+  it('keeps a batch whose import failed, with its keys, and stores it once on the next commit()', async () => {
     const events = prepared(fixture('watch-long-running.jsonl'));
-    const { staged, file } = stageNew(events);
+    const { held, file } = holdNew(store, events);
     // The caller's buffers may be reused at once: the store has its own copy.
     const copies = events.map((e) => Buffer.from(e));
     for (const e of events) e.fill(0x20);
     // The import fails while its file is away for a moment.
     renameSync(file, `${file}.away`);
-    await expect(staged.write()).rejects.toThrow();
+    await expect(held.commit()).rejects.toThrow();
     renameSync(`${file}.away`, file);
-    // Its keys are held meanwhile: another batch with the same events cannot count them as
-    // duplicates while the first is not stored. That batch stages a new event too, in a file of its
-    // own (the held one is not written over).
-    const other = Buffer.from(auditLine(uuidOf(1, 'e')).trim());
-    await expect(store.write({ events: [...copies, other], cluster: 'c1' })).rejects.toThrow(
-      /stage them again/,
-    );
+    // Another batch with the same events, while the first waits for its retry: both look the
+    // shared keys up in the table, so whichever commits first stores them and the other finds them.
+    const other = line(1, 'e');
+    expect(await store.write({ events: [...copies, other], cluster: 'c1' })).toMatchObject({
+      stored: 5,
+      duplicates: 0,
+      rejected: [],
+    });
     const checks = store.tableChecks;
-    expect(await staged.write()).toMatchObject({ stored: 4, duplicates: 0, rejected: [] });
+    expect(await held.commit()).toMatchObject({ stored: 0, duplicates: 4, duplicateIndexes: [0, 1, 2, 3] });
     // The retry looked its rows up in the table: a failure may have come after the commit.
     expect(store.tableChecks).toBe(checks + 1);
-    await expect(staged.write()).rejects.toThrow(/done/);
-    // Once it is stored, they are duplicates.
+    await expect(held.commit()).rejects.toThrow(/done/);
     expect(await store.write({ events: [...copies, other], cluster: 'c1' })).toMatchObject({
-      stored: 1,
-      duplicates: 4,
-      rejected: [],
+      stored: 0,
+      duplicates: 5,
     });
-    expect((await store.info()).rows).toBe(5);
+    expect(await rows()).toBe(5);
   });
 
-  it('stores a batch with duplicates of a pending batch only once that one is stored, else fails it', async () => {
-    const line = (i: number) => Buffer.from(auditLine(uuidOf(i, 'f')).trim());
+  // A failure before the INSERT, between it and the COMMIT, or after the COMMIT (a lost answer):
+  // a retry of the same batch, or a new batch of the same events, stores each event exactly once.
+  for (const point of ['insert', 'commit', 'after-commit'] as const) {
+    it(`stores each event once after a failure at ${point}, retried or written again`, async () => {
+      await store.close();
+      let failures = 0;
+      store = await DuckDBStore.open({
+        dataDir: dir,
+        fault: (p) => (p === point && failures-- > 0 ? new Error(`injected at ${p}`) : undefined),
+      });
+      const batch = [line(1), line(2), line(3), line(2)];
+      failures = 1;
+      const held = store.hold({ events: batch, cluster: 'c1' });
+      await expect(held.commit()).rejects.toThrow(`injected at ${point}`);
+      const retry = await held.commit();
+      const committed = point === 'after-commit';
+      expect(retry).toMatchObject({ stored: committed ? 0 : 3, duplicates: committed ? 4 : 1 });
+      expect(await rows()).toBe(3);
+      // Let go after a failure: the same events in a new batch are looked up, not trusted.
+      failures = 1;
+      const second = [line(4), line(5)];
+      await expect(store.write({ events: second, cluster: 'c1' })).rejects.toThrow(`injected at ${point}`);
+      const checks = store.tableChecks;
+      expect(await store.write({ events: [...second, line(1)], cluster: 'c1' })).toMatchObject({
+        stored: committed ? 0 : 2,
+        duplicates: committed ? 3 : 1,
+      });
+      expect(store.tableChecks).toBe(checks + 1);
+      expect(await rows()).toBe(5);
+    });
+  }
+
+  it('stores the first copy of a key repeated in one batch and names the repeats', async () => {
+    const r = await store.write({ events: [line(1), line(2), line(1), line(1), line(3)], cluster: 'c1' });
+    expect(r).toMatchObject({ stored: 3, duplicates: 2, duplicateIndexes: [2, 3], rejected: [] });
+    // Known duplicates of a committed batch are dropped at staging, with their indexes.
+    const again = await store.write({ events: [line(4), line(2)], cluster: 'c1' });
+    expect(again).toMatchObject({ stored: 1, duplicates: 1, duplicateIndexes: [1] });
+    expect(store.tableChecks).toBe(0);
+  });
+
+  it('identifies events by cluster too, in memory and in the table after a reopen', async () => {
     const events = [line(1), line(2)];
-    const { staged: first, file } = stageNew(events);
-    const later = store.stage({ events: [...events, line(3)], cluster: 'c1' });
-    expect(first.selfContained).toBe(true);
-    // It has no copy of the duplicates: the caller must keep its events to stage them again.
-    expect(later.selfContained).toBe(false);
-    renameSync(file, `${file}.away`);
-    await expect(first.write()).rejects.toThrow();
-    renameSync(`${file}.away`, file);
-    // The first is not stored (it waits for a retry): the later one may not count on it.
-    await expect(later.write()).rejects.toThrow(/stage them again/);
-    await later.discard();
-    await first.discard();
-    expect(await store.write({ events: [...events, line(3)], cluster: 'c1' })).toMatchObject({
-      stored: 3,
-      duplicates: 0,
-      rejected: [],
-    });
-    // Both importing: the later one waits for the first and counts its events as duplicates.
-    const more = [line(4), line(5)];
-    const a = store.stage({ events: more, cluster: 'c1' });
-    const b = store.stage({ events: [...more, line(6)], cluster: 'c1' });
-    expect(b.selfContained).toBe(false);
-    const [ra, rb] = await Promise.all([a.write(), b.write()]);
-    expect(ra).toMatchObject({ stored: 2, duplicates: 0, rejected: [] });
-    expect(rb).toMatchObject({ stored: 1, duplicates: 2, rejected: [] });
-    expect((await store.info()).rows).toBe(6);
-    // Depends only on the batches that hold its duplicates' keys: a repeat within itself, or of a
-    // stored event, leaves it self-contained while an unrelated batch is pending.
-    const unrelated = store.stage({ events: [line(7)], cluster: 'c1' });
-    const c = store.stage({ events: [line(8), line(8), line(1)], cluster: 'c1' });
-    expect(c.selfContained).toBe(true);
-    expect(await c.write()).toMatchObject({ stored: 1, duplicates: 2, rejected: [] });
-    expect((await unrelated.write()).stored).toBe(1);
-  });
-
-  it('fails a batch waiting for one that then fails, and one whose duplicates that one rejected', async () => {
+    expect((await store.write({ events, cluster: 'c1' })).stored).toBe(2);
+    expect((await store.write({ events, cluster: 'c2' })).stored).toBe(2);
+    expect((await store.write({ events, cluster: 'c2' })).duplicates).toBe(2);
     await store.close();
-    store = await DuckDBStore.open({ dataDir: dir, writers: 1 });
-    const line = (i: number, extra = {}) => Buffer.from(auditLine(uuidOf(i, 'c'), extra).trim());
-    const { staged: first, file } = stageNew([line(1)]);
-    const waiting = store.stage({ events: [line(1), line(2)], cluster: 'c1' });
-    renameSync(file, `${file}.away`);
-    const [r1, r2] = await Promise.allSettled([first.write(), waiting.write()]);
-    renameSync(`${file}.away`, file);
-    expect(r1.status).toBe('rejected');
-    expect(r2).toMatchObject({ status: 'rejected', reason: expect.any(RestageError) });
-    await Promise.all([first.discard(), waiting.discard()]);
-    // A copy without a verb is rejected and its key given back: the valid copy counted as its
-    // duplicate must be staged again, and then it is stored.
-    const bad = store.stage({ events: [line(3, { verb: null })], cluster: 'c1' });
-    const good = store.stage({ events: [line(3)], cluster: 'c1' });
-    const [rb, rg] = await Promise.allSettled([bad.write(), good.write()]);
-    expect(rb).toMatchObject({ status: 'fulfilled', value: { stored: 0, rejected: [{ index: 0 }] } });
-    expect(rg).toMatchObject({ status: 'rejected', reason: expect.any(RestageError) });
-    await good.discard();
-    expect(await store.write({ events: [line(3)], cluster: 'c1' })).toMatchObject({
-      stored: 1,
-      duplicates: 0,
-      rejected: [],
-    });
-    // A reject of another event does not concern it.
-    const mixed = store.stage({ events: [line(4, { verb: null }), line(5)], cluster: 'c1' });
-    const after = store.stage({ events: [line(5), line(6)], cluster: 'c1' });
-    const [rm, ra] = await Promise.all([mixed.write(), after.write()]);
-    expect(rm).toMatchObject({ stored: 1, rejected: [{ index: 0 }] });
-    expect(ra).toMatchObject({ stored: 1, duplicates: 1, rejected: [] });
+    store = await DuckDBStore.open({ dataDir: dir });
+    expect(await store.write({ events, cluster: 'c1' })).toMatchObject({ stored: 0, duplicates: 2 });
+    expect(await store.write({ events, cluster: 'c3' })).toMatchObject({ stored: 2, duplicates: 0 });
+    const r = await q('SELECT cluster, count(*)::INTEGER AS n FROM events GROUP BY cluster ORDER BY cluster');
+    expect(r.rows).toEqual([
+      { cluster: 'c1', n: 2 },
+      { cluster: 'c2', n: 2 },
+      { cluster: 'c3', n: 2 },
+    ]);
   });
 
-  it('looks up in the table the events of a batch let go after a failed import', async () => {
-    const events = prepared(fixture('watch-long-running.jsonl'));
-    const { staged, file } = stageNew(events);
-    renameSync(file, `${file}.away`);
-    await expect(staged.write()).rejects.toThrow();
-    renameSync(`${file}.away`, file);
-    await staged.discard();
-    // The failure might have come after the commit: the same events are looked up, not trusted.
-    const checks = store.tableChecks;
-    expect(await store.write({ events, cluster: 'c1' })).toMatchObject({
-      stored: 4,
-      duplicates: 0,
-      rejected: [],
+  it('stores a key of a pending batch once when both commit at the same time', async () => {
+    const a = store.hold({ events: [line(1), line(2)], cluster: 'c1' });
+    const b = store.hold({ events: [line(2), line(3)], cluster: 'c1' });
+    const [ra, rb] = await Promise.all([a.commit(), b.commit()]);
+    expect(ra.stored + rb.stored).toBe(3);
+    expect(ra.duplicates + rb.duplicates).toBe(1);
+    expect(await rows()).toBe(3);
+  });
+
+  it('stores the copy another batch held when that one rejects its own', async () => {
+    const bad = store.hold({ events: [line(3, 'c', { verb: null })], cluster: 'c1' });
+    const good = store.hold({ events: [line(3, 'c')], cluster: 'c1' });
+    const [rb, rg] = await Promise.all([bad.commit(), good.commit()]);
+    expect(rb).toMatchObject({ stored: 0, rejected: [{ index: 0 }] });
+    expect(rg).toMatchObject({ stored: 1, duplicates: 0, rejected: [] });
+    expect(await store.write({ events: [line(3, 'c')], cluster: 'c1' })).toMatchObject({
+      stored: 0,
+      duplicates: 1,
     });
-    expect(store.tableChecks).toBe(checks + 1);
-    expect((await store.info()).rows).toBe(4);
+    expect(await rows()).toBe(1);
+  });
+
+  it('refuses bytes that are not UTF-8 as one rejected event, not a failed batch', async () => {
+    const bad = Buffer.concat([
+      line(2).subarray(0, 40),
+      Buffer.from([0xc3, 0x28, 0xff]),
+      line(2).subarray(40),
+    ]);
+    const r = await store.write({ events: [line(1), bad, line(3)], cluster: 'c1' });
+    expect(r).toMatchObject({ stored: 2, duplicates: 0 });
+    expect(r.rejected).toEqual([{ index: 1, reason: 'not UTF-8 text', data: bad }]);
+    // Its key was never claimed: a valid copy is stored.
+    expect((await store.write({ events: [line(2)], cluster: 'c1' })).stored).toBe(1);
+  });
+
+  it('gives every commit an ingested_at later than the commit before', async () => {
+    const batches = Array.from({ length: 8 }, (_v, b) => [line(2 * b), line(2 * b + 1)]);
+    const order: number[] = [];
+    await Promise.all(
+      batches.map((events, b) => store.write({ events, cluster: 'c1' }).then(() => order.push(b))),
+    );
+    const r = await q(
+      "SELECT audit_id, epoch_us(ingested_at) AS us FROM events WHERE stage = 'ResponseComplete' ORDER BY audit_id",
+    );
+    const usOf = new Map(r.rows.map((row) => [String(row.audit_id), Number(row.us)]));
+    const times = order.map((b) => {
+      const [x, y] = batches[b]?.map((e) => usOf.get(JSON.parse(e.toString()).auditID)) ?? [];
+      // One commit, one time.
+      expect(x).toBe(y);
+      return x ?? 0;
+    });
+    for (let i = 1; i < times.length; i++) expect(times[i]).toBeGreaterThan(times[i - 1] ?? 0);
   });
 
   it('gives back the keys of a discarded batch, so its events can be stored by another', async () => {
     const events = prepared(fixture('watch-long-running.jsonl'));
-    const { staged } = stageNew(events);
-    await staged.discard();
+    const { held } = holdNew(store, events);
+    await held.discard();
     expect(await store.write({ events, cluster: 'c1' })).toMatchObject({
       stored: 4,
       duplicates: 0,
       rejected: [],
     });
-    await expect(staged.write()).rejects.toThrow(/done/);
+    await expect(held.commit()).rejects.toThrow(/done/);
   });
 
-  it('deletes the file of a batch never written when it closes', async () => {
-    const { file } = stageNew(prepared(fixture('watch-long-running.jsonl')));
+  it('deletes the file of a batch never committed when it closes, and its directory', async () => {
+    const { file } = holdNew(store, prepared(fixture('watch-long-running.jsonl')));
+    const staging = stagingDir();
     expect(existsSync(file)).toBe(true);
     await store.close();
-    expect(existsSync(file)).toBe(false);
+    expect(existsSync(staging)).toBe(false);
     store = await DuckDBStore.open({ dataDir: dir });
     expect((await store.info()).rows).toBe(0);
   });
@@ -546,55 +570,6 @@ describe('DuckDBStore raw column', () => {
       { value: '2' },
     ]);
   });
-
-  // Layout 1 (every column stored, raw as text), and a table of a development build between the
-  // two layouts (raw already a BLOB, every column stored).
-  for (const raw of ['VARCHAR', 'BLOB']) {
-    it(`reads and writes a file whose table stores every column, raw as ${raw}`, async () => {
-      await store.close();
-      const legacy = mkdtempSync(join(tmpdir(), 'kaudit-legacy-'));
-      try {
-        const { DuckDBInstance } = await import('@duckdb/node-api');
-        const file = join(legacy, 'kaudit.duckdb');
-        const db = await DuckDBInstance.create(file, { storage_compatibility_version: 'latest' });
-        const c = await db.connect();
-        await c.run(`CREATE TABLE kaudit_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
-          CREATE TABLE audit_events (ts TIMESTAMP NOT NULL, stage_ts TIMESTAMP, audit_id VARCHAR NOT NULL,
-            stage VARCHAR NOT NULL, level VARCHAR, verb VARCHAR, username VARCHAR, user_uid VARCHAR, groups VARCHAR[],
-            impersonated_user VARCHAR, subject VARCHAR, source_ip VARCHAR, source_ips VARCHAR[], user_agent VARCHAR,
-            api_group VARCHAR, api_version VARCHAR, resource VARCHAR, subresource VARCHAR, namespace VARCHAR,
-            name VARCHAR, request_uri VARCHAR, code INTEGER, decision VARCHAR, reason VARCHAR, latency_ms DOUBLE,
-            long_running BOOLEAN, latency_breakdown MAP(VARCHAR, DOUBLE), truncated BOOLEAN, cluster VARCHAR NOT NULL,
-            ingested_at TIMESTAMP NOT NULL, raw ${raw} USING COMPRESSION zstd)`);
-        c.closeSync();
-        db.closeSync();
-        store = await DuckDBStore.open({ dataDir: legacy });
-        expect((await store.write({ events: [event], cluster: 'c1' })).stored).toBe(1);
-        const r = await q('SELECT raw, typeof(raw) AS type FROM events');
-        expect(r.rows).toEqual([{ raw: event.toString(), type: 'VARCHAR' }]);
-        // The same view columns, with the same values, as a file of the current layout.
-        const all = 'SELECT * EXCLUDE (ingested_at) FROM events';
-        const legacyRows = (await q(all)).rows;
-        const legacyColumns = (await q('DESCRIBE events')).rows;
-        const current = await DuckDBStore.open({ dataDir: join(legacy, 'current') });
-        try {
-          await current.write({ events: [event], cluster: 'c1' });
-          expect((await sqlOn(current, all)).rows).toEqual(legacyRows);
-          expect((await sqlOn(current, 'DESCRIBE events')).rows).toEqual(legacyColumns);
-        } finally {
-          await current.close();
-        }
-        expect((await q("SELECT value FROM kaudit_meta WHERE key = 'schema_version'")).rows).toEqual([
-          { value: '1' },
-        ]);
-      } finally {
-        await store.close();
-        rmSync(legacy, { recursive: true, force: true });
-        // afterEach closes the store again: give it one to close.
-        store = await DuckDBStore.open({ dataDir: dir });
-      }
-    });
-  }
 });
 
 describe('DuckDBStore retention and locking', () => {
@@ -633,17 +608,21 @@ describe('DuckDBStore staging files', () => {
     // A process that has exited: its pid names no running process (until reused, which is rare).
     const dead = spawnSync(process.execPath, ['-e', '']).pid;
     const running = process.ppid;
+    const deadDir = join(dir, `kaudit-staging-${dead}-0a1b2c3d`);
+    const liveDir = join(dir, `kaudit-staging-${running}-0a1b2c3d`);
+    // A file of the releases that staged into the shared directory itself.
     const deadFile = join(dir, `.kaudit-staging-${dead}-0.tsv`);
-    const liveFile = join(dir, `.kaudit-staging-${running}-0.tsv`);
-    const deadDir = join(dir, `.kaudit-staging-${dead}-1.tsv`);
     const other = join(dir, `.staging-${dead}-0.tsv`);
-    for (const f of [deadFile, liveFile, other]) writeFileSync(f, 'x');
-    mkdirSync(deadDir);
+    // A file under a directory's name is not deleted as a directory, nor the reverse.
+    const fileNamedLikeDir = join(dir, `kaudit-staging-${dead}-ffffffff`);
+    for (const d of [deadDir, liveDir]) mkdirSync(d);
+    for (const f of [deadFile, other, fileNamedLikeDir]) writeFileSync(f, 'x');
     store = await DuckDBStore.open({ dataDir: dir });
+    expect(existsSync(deadDir)).toBe(false);
     expect(existsSync(deadFile)).toBe(false);
-    expect(existsSync(liveFile)).toBe(true);
-    expect(existsSync(deadDir)).toBe(true);
+    expect(existsSync(liveDir)).toBe(true);
     expect(existsSync(other)).toBe(true);
+    expect(existsSync(fileNamedLikeDir)).toBe(true);
   });
 });
 
@@ -706,5 +685,52 @@ describe('DuckDBStore.sql sandbox', () => {
     ).rejects.toThrow(/longer than 200 ms/);
     // The connection is usable afterwards.
     expect((await run('SELECT 42 AS n')).rows).toEqual([{ n: 42 }]);
+  });
+});
+
+describe('DuckDBStore read-only', () => {
+  /** Name, size and mtime of every entry under `d`. */
+  const listing = (d: string) =>
+    readdirSync(d, { recursive: true, withFileTypes: true }).map((e) => {
+      const p = join(e.parentPath, e.name);
+      const st = statSync(p);
+      return `${p} ${st.size} ${st.mtimeMs}`;
+    });
+  const ownStaging = () =>
+    readdirSync('/dev/shm').filter((n) => n.startsWith(`kaudit-staging-${process.pid}-`));
+
+  it('refuses a missing store with a UserError and creates nothing', async () => {
+    const missing = join(dir, 'not-there');
+    await expect(DuckDBStore.open({ dataDir: missing, readOnly: true })).rejects.toMatchObject({
+      code: 'KAUDIT_STORE_MISSING',
+      message: expect.stringContaining(join(missing, 'kaudit.duckdb')),
+    });
+    expect(existsSync(missing)).toBe(false);
+  });
+
+  it('writes nothing: no file, WAL, staging or spill directory made, none changed', async () => {
+    await store.write({ events: prepared(fixture('watch-long-running.jsonl')), cluster: 'c1' });
+    await store.close();
+    const before = listing(dir);
+    const shmBefore = existsSync('/dev/shm') ? ownStaging() : [];
+    const reader = await DuckDBStore.open({ dataDir: dir, readOnly: true });
+    try {
+      expect(await reader.count({})).toBe(4);
+      expect((await reader.search({ filter: {}, limit: 10 })).rows).toHaveLength(4);
+      expect(
+        (await reader.sql('SELECT count(*) AS n FROM events', { maxRows: 1, timeoutMs: 10_000 })).rows,
+      ).toEqual([{ n: 4 }]);
+      expect(await reader.info()).toMatchObject({ rows: 4, details: { mode: 'read-only' } });
+      expect(() => reader.hold({ events: [], cluster: 'c1' })).toThrow(
+        expect.objectContaining({ code: 'KAUDIT_STORE_READ_ONLY' }),
+      );
+      await expect(reader.deleteOlderThan(1)).rejects.toMatchObject({ code: 'KAUDIT_STORE_READ_ONLY' });
+      expect(existsSync('/dev/shm') ? ownStaging() : []).toEqual(shmBefore);
+    } finally {
+      await reader.close();
+    }
+    expect(listing(dir)).toEqual(before);
+    // afterEach closes the store again: give it one to close.
+    store = await DuckDBStore.open({ dataDir: dir });
   });
 });

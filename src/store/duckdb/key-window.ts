@@ -303,7 +303,7 @@ export class KeyWindow {
   /**
    * Whether the window vouches for a row of `batch` stage-timed at `tsMs` (Covered) or the table
    * must be checked; the time counts as the batch's when it is let go (the floor rises past it).
-   * claim() does this for the copy it records; the store, for a spare repeat it may store instead.
+   * claim() does this for the copy it records; the store, for a repeat it may store instead.
    */
   covered(batch: WindowBatch, tsMs: number): Claim {
     if (tsMs > batch.maxTsMs) batch.maxTsMs = tsMs;
@@ -318,10 +318,16 @@ export class KeyWindow {
     return null;
   }
 
-  /** A staged row that was not stored after all (rejected): its key may come again, validly. */
-  giveBack(batch: WindowBatch, row: number): void {
+  /**
+   * A staged row that was not stored after all (rejected): its key may come again, validly.
+   * `mayBeStored`: another batch, which counted its copy of the key a repeat of this batch's, may
+   * have stored it; then the floor rises past this batch's times, so a later copy is looked up in
+   * the table.
+   */
+  giveBack(batch: WindowBatch, row: number, mayBeStored = false): void {
     this.forget(batch, row);
     batch.kinds[row] = KIND_NONE;
+    if (mayBeStored && batch.maxTsMs > this.floor) this.floor = batch.maxTsMs;
   }
 
   private forget(batch: WindowBatch, row: number): void {

@@ -1,3 +1,5 @@
+import { STAGING_ROW } from '../../model/event-scan.js';
+
 /**
  * DuckDB schema. `audit_events` is the physical table (internal, may change); `events` is the
  * documented public view users query with SQL.
@@ -5,15 +7,55 @@
 
 /**
  * The layout of a file's audit_events table (kaudit_meta schema_version):
- * - 2: `raw` is a BLOB (the event's UTF-8 bytes; the staging file's read has checked them), so
- *   DuckDB does not scan every stored event again for non-ASCII text; `audit_id` is stored
- *   uncompressed (unique values: compressing them cost more than the bytes saved); `subject`,
- *   `source_ip`, `long_running` and `latency_ms` are computed by the view from other columns.
- * - 1: all columns stored, `raw` VARCHAR. Such files are still read and written.
- * Measured in instructions per import (callgrind, README Performance): the BLOB took 10% off and the
- * rest another 6%.
+ * - 2: `raw` is a BLOB (the event's UTF-8 bytes, checked before staging), so DuckDB does not scan
+ *   every stored event again for non-ASCII text; `audit_id` is stored uncompressed (unique values:
+ *   compressing them cost more than the bytes saved); `subject`, `source_ip`, `long_running` and
+ *   `latency_ms` are computed by the view from other columns.
+ * - 1: all columns stored, `raw` VARCHAR.
+ * A file of layout 1 is migrated when opened for writing (migrate.ts) and read as it is when opened
+ * read-only. Measured in instructions per import (callgrind): the BLOB took 10% off and the rest
+ * another 6%.
  */
 export const SCHEMA_VERSION = 2;
+
+export const CREATE_META = 'CREATE TABLE IF NOT EXISTS kaudit_meta (key VARCHAR PRIMARY KEY, value VARCHAR);';
+
+/** The table's columns, in order, with their types: what insertList() fills. */
+const TABLE: readonly (readonly [string, string])[] = [
+  ['ts', 'TIMESTAMP NOT NULL'],
+  ['stage_ts', 'TIMESTAMP'],
+  ['audit_id', 'VARCHAR NOT NULL USING COMPRESSION uncompressed'],
+  ['stage', 'VARCHAR NOT NULL'],
+  ['level', 'VARCHAR'],
+  ['verb', 'VARCHAR'],
+  ['username', 'VARCHAR'],
+  ['user_uid', 'VARCHAR'],
+  ['groups', 'VARCHAR[]'],
+  ['impersonated_user', 'VARCHAR'],
+  ['source_ips', 'VARCHAR[]'],
+  ['user_agent', 'VARCHAR'],
+  ['api_group', 'VARCHAR'],
+  ['api_version', 'VARCHAR'],
+  ['resource', 'VARCHAR'],
+  ['subresource', 'VARCHAR'],
+  ['namespace', 'VARCHAR'],
+  ['name', 'VARCHAR'],
+  ['request_uri', 'VARCHAR'],
+  ['code', 'INTEGER'],
+  ['decision', 'VARCHAR'],
+  ['reason', 'VARCHAR'],
+  ['latency_breakdown', 'MAP(VARCHAR, DOUBLE)'],
+  ['truncated', 'BOOLEAN'],
+  ['cluster', 'VARCHAR NOT NULL'],
+  ['ingested_at', 'TIMESTAMP NOT NULL'],
+  ['raw', 'BLOB USING COMPRESSION zstd'],
+];
+
+export const TABLE_COLUMNS: readonly string[] = TABLE.map(([name]) => name);
+
+export function createTable(name: string): string {
+  return `CREATE TABLE ${name} (\n${TABLE.map(([c, type]) => `  ${c} ${type}`).join(',\n')}\n);`;
+}
 
 /** What a file's audit_events table holds, read from its columns (a development build's may mix). */
 export interface TableShape {
@@ -23,45 +65,19 @@ export interface TableShape {
   storesDerived: boolean;
 }
 
-export const CURRENT_SHAPE: TableShape = { rawIsBlob: true, storesDerived: false };
-
 /** The layout number kaudit_meta records for a table of this shape. */
 export function layoutOf(shape: TableShape): number {
   return shape.rawIsBlob && !shape.storesDerived ? SCHEMA_VERSION : 1;
 }
 
-export const CREATE_TABLES = `
-CREATE TABLE IF NOT EXISTS kaudit_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
-CREATE TABLE IF NOT EXISTS audit_events (
-  ts TIMESTAMP NOT NULL,
-  stage_ts TIMESTAMP,
-  audit_id VARCHAR NOT NULL USING COMPRESSION uncompressed,
-  stage VARCHAR NOT NULL,
-  level VARCHAR,
-  verb VARCHAR,
-  username VARCHAR,
-  user_uid VARCHAR,
-  groups VARCHAR[],
-  impersonated_user VARCHAR,
-  source_ips VARCHAR[],
-  user_agent VARCHAR,
-  api_group VARCHAR,
-  api_version VARCHAR,
-  resource VARCHAR,
-  subresource VARCHAR,
-  namespace VARCHAR,
-  name VARCHAR,
-  request_uri VARCHAR,
-  code INTEGER,
-  decision VARCHAR,
-  reason VARCHAR,
-  latency_breakdown MAP(VARCHAR, DOUBLE),
-  truncated BOOLEAN,
-  cluster VARCHAR NOT NULL,
-  ingested_at TIMESTAMP NOT NULL,
-  raw BLOB USING COMPRESSION zstd
-);
-`;
+/**
+ * The current table's columns read from a table of an older shape: the stored derived columns are
+ * left out (the view computes them) and a VARCHAR raw becomes its bytes. encode() keeps the text's
+ * bytes as they are (a cast to BLOB would read backslash escapes in it).
+ */
+export function currentColumnsFrom(shape: TableShape): string {
+  return TABLE_COLUMNS.map((c) => (c === 'raw' && !shape.rawIsBlob ? 'encode(raw) AS raw' : c)).join(', ');
+}
 
 /**
  * kube-apiserver's BasicLongRunningRequestCheck: verbs watch, proxy; subresources attach, exec,
@@ -86,23 +102,20 @@ function derivedDecision(rawText: string): { decision: string; source: string } 
   };
 }
 
-/** The public view over a table of any shape; the same columns, in the same order. */
-export function createView(shape: TableShape): string {
-  const d = derivedDecision(shape.rawIsBlob ? 'decode(raw)' : 'raw');
-  const derived = shape.storesDerived
-    ? { subject: 'subject', sourceIp: 'source_ip', latency: 'latency_ms', longRunning: 'long_running' }
-    : {
-        subject: 'coalesce(impersonated_user, username) AS subject',
-        sourceIp: 'source_ips[1] AS source_ip',
-        latency: `${LATENCY_MS} AS latency_ms`,
-        longRunning: `${longRunning('verb', 'subresource')} AS long_running`,
-      };
-  return `CREATE OR REPLACE VIEW events AS SELECT
-  ts, stage_ts, audit_id, stage, level, verb, username, user_uid, groups, impersonated_user, ${derived.subject},
-  ${derived.sourceIp}, source_ips, user_agent, api_group, api_version, resource, subresource, namespace, name,
-  request_uri, code, ${d.decision}, ${d.source}, reason, ${derived.latency}, ${derived.longRunning}, latency_breakdown, truncated,
-  cluster, ingested_at, ${shape.rawIsBlob ? 'decode(raw) AS raw' : 'raw'}
-FROM audit_events;`;
+/**
+ * The public view over `from`, a relation with the current table's columns: the table itself, or an
+ * older layout's table seen through currentColumnsFrom() (a read-only open). `temp`: a temporary
+ * view of one connection, which writes nothing to the file.
+ */
+export function createView(from = 'audit_events', temp = false): string {
+  const d = derivedDecision('decode(raw)');
+  return `CREATE OR REPLACE ${temp ? 'TEMP ' : ''}VIEW events AS SELECT
+  ts, stage_ts, audit_id, stage, level, verb, username, user_uid, groups, impersonated_user,
+  coalesce(impersonated_user, username) AS subject, source_ips[1] AS source_ip, source_ips, user_agent, api_group,
+  api_version, resource, subresource, namespace, name, request_uri, code, ${d.decision}, ${d.source}, reason,
+  ${LATENCY_MS} AS latency_ms, ${longRunning('verb', 'subresource')} AS long_running, latency_breakdown, truncated,
+  cluster, ingested_at, decode(raw) AS raw
+FROM ${from};`;
 }
 
 /** The JSON structure json_transform extracts; unknown or mistyped fields become NULL, never errors. */
@@ -168,9 +181,8 @@ export function sqlString(s: string): string {
 }
 
 /**
- * Rows `(i, lat, spare, j)` from a staging file written by the store: `json<US>n` per line, where
- * n = 4 * index + (2 if it is a spare copy: a repeat within the batch, imported only if the first
- * copy is rejected) + (1 if the event may carry apiserver.latency.k8s.io annotations).
+ * Rows `(i, lat, j)` from a staging file (model/event-scan.ts STAGING_ROW defines its format): the
+ * batch index, whether the event may carry apiserver.latency.k8s.io annotations, and its text.
  */
 export function stagingSource(stagingPath: string, maxLineBytes: number): string {
   // DuckDB sizes its read buffers from max_line_size, so it follows the batch's longest line. Its
@@ -178,10 +190,12 @@ export function stagingSource(stagingPath: string, maxLineBytes: number): string
   // fast through two lines' worth.
   const maxLine = Math.max(2 << 20, maxLineBytes + 64);
   const buffer = 2 * maxLine;
-  // ignore_errors: a line that is not UTF-8 is skipped, not fatal to the batch; the store finds
-  // the missing index and dead-letters it.
-  return `SELECT n // 4 AS i, n % 2 = 1 AS lat, n % 4 >= 2 AS spare, j FROM read_csv(${sqlString(stagingPath)}, delim = '\x1f', quote = '',
-    escape = '', header = false, columns = {'j': 'VARCHAR', 'n': 'INTEGER'}, auto_detect = false, max_line_size = ${maxLine},
+  const step = STAGING_ROW.indexStep;
+  // ignore_errors: lines are checked for UTF-8 and raw separators before staging, so none should be
+  // skipped; should one be, the store finds its index missing and refuses it instead of failing the batch.
+  return `SELECT n // ${step} AS i, n % ${step} = ${STAGING_ROW.latencyBit} AS lat, j FROM read_csv(${sqlString(stagingPath)},
+    delim = ${sqlString(String.fromCharCode(STAGING_ROW.separator))}, quote = '', escape = '', header = false,
+    columns = {'j': 'VARCHAR', 'n': 'BIGINT'}, auto_detect = false, max_line_size = ${maxLine},
     buffer_size = ${buffer}, ignore_errors = true)`;
 }
 
@@ -194,10 +208,10 @@ export function stagingSelect(stagingPath: string, cluster: string, maxLineBytes
  * events keep their index and get a `reject` reason instead. Also used by the ingest benchmark,
  * with DuckDB reading the log itself, as the native baseline. With `staging` the rows are a staging
  * file's (stagingSource): `lat`, false where the event surely has no apiserver.latency.k8s.io
- * annotation, spares searching its text, and `spare` is passed through.
+ * annotation, which saves searching its text.
  */
 export function eventsSelect(source: string, cluster: string, staging = false): string {
-  const pass = staging ? 'lat, spare, ' : '';
+  const pass = staging ? 'lat, ' : '';
   return `
 WITH parsed AS (
   -- try(): malformed JSON gives NULL instead of failing the batch; one parse per row.
@@ -207,7 +221,7 @@ WITH parsed AS (
     kaudit_ts(coalesce(e.stageTimestamp, e.requestReceivedTimestamp, e.timestamp)) AS stage_ts FROM parsed
 )
 SELECT
-  i,${staging ? '\n  spare,' : ''}
+  i,
   CASE
     WHEN e IS NULL THEN 'not JSON'
     WHEN e.auditID IS NULL OR e.auditID = '' THEN 'not an audit Event: missing field auditID'
@@ -253,13 +267,12 @@ FROM typed`;
 }
 
 /**
- * Columns of audit_events in table order, as the SELECT list that fills them from eventsSelect().
- * encode() keeps the text's bytes as they are (a cast to BLOB would read backslash escapes in it).
+ * Columns of audit_events in table order, as the SELECT list that fills them from eventsSelect(),
+ * with `ingestedAtUs` (microseconds since the epoch) as every row's ingested_at. encode() keeps the
+ * text's bytes as they are (a cast to BLOB would read backslash escapes in it).
  */
-export function insertList(shape: TableShape): string {
-  const stored = (column: string) => (shape.storesDerived ? `${column}, ` : '');
-  return `ts, stage_ts, audit_id, stage, level, verb, username, user_uid, groups, impersonated_user, ${stored('subject')}
-  ${stored('source_ip')}source_ips, user_agent, api_group, api_version, resource, subresource, namespace, name,
-  request_uri, code, decision, reason, ${stored('latency_ms')}${stored('long_running')}latency_breakdown, truncated,
-  cluster, now()::TIMESTAMP, ${shape.rawIsBlob ? 'encode(raw)' : 'raw'}`;
+export function insertList(ingestedAtUs: number): string {
+  return `ts, stage_ts, audit_id, stage, level, verb, username, user_uid, groups, impersonated_user, source_ips,
+  user_agent, api_group, api_version, resource, subresource, namespace, name, request_uri, code, decision, reason,
+  latency_breakdown, truncated, cluster, make_timestamp(${Math.trunc(ingestedAtUs)}::BIGINT), encode(raw)`;
 }

@@ -167,7 +167,7 @@ const keyName = (k: GroupKey) => (typeof k === 'string' ? k : 'bucket');
 
 function compareValues(a: unknown, b: unknown): number {
   if (a === b) return 0;
-  // Lists (groups) compare element by element, a prefix first, as DuckDB and ClickHouse order them.
+  // Lists (groups) compare element by element, a prefix first, as the SQL backends order them.
   if (Array.isArray(a) && Array.isArray(b)) {
     for (let i = 0; i < Math.min(a.length, b.length); i++) {
       const c = compareValues(a[i], b[i]);
@@ -209,7 +209,7 @@ export function aggregateRows(all: readonly MemoryRow[], q: AggregateQuery): Agg
     for (const o of order) {
       const x = a[o.key];
       const y = b[o.key];
-      // Nulls last, whatever the direction (DuckDB's and ClickHouse's default).
+      // Nulls last, whatever the direction (the SQL backends' default).
       const xNull = x === null || x === undefined;
       const yNull = y === null || y === undefined;
       if (xNull !== yNull) return xNull ? 1 : -1;

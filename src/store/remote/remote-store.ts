@@ -43,8 +43,8 @@ export interface WireRejected {
 }
 
 /**
- * The whole Store contract over the agent's local API: while the agent holds the DuckDB file (one
- * process per file), every command reads, and `kaudit ingest` writes, through it with the same
+ * The whole Store contract over the agent's local API: while the agent holds the embedded store's
+ * file (one process per file), every command reads, and `kaudit ingest` writes, through it with the same
  * answers as on the file.
  */
 export class RemoteStore implements Store {

@@ -12,8 +12,8 @@
  * event carries the same one, and events arrive in nearly stage-time order, while the
  * ResponseComplete of an hour-long watch carries a receive time an hour old.
  */
-import { bytesAt, newApiserverHead, plainStringEnd, readApiserverHead } from '../../model/apiserver-line.js';
-import { parseTimestampMicros } from '../../model/derive.js';
+import { bytesAt, newApiserverHead, plainStringEnd, readApiserverHead } from './apiserver-line.js';
+import { parseTimestampMicros } from './derive.js';
 
 const AUDIT_ID = Buffer.from('"auditID":"');
 const STAGE = Buffer.from('"stage":"');
@@ -86,7 +86,7 @@ export function parseTimestampMs(ev: Buffer, start: number, end: number): number
       if (!Number.isNaN(t)) return t;
     }
   }
-  // The model's parser requires a zone (Date.parse would read local time where DuckDB reads UTC).
+  // The model's parser requires a zone (Date.parse would read local time where the store's SQL reads UTC).
   const us = parseTimestampMicros(ev.toString('latin1', start, end));
   return us === null ? Number.NaN : Math.floor(us / 1000);
 }

@@ -72,7 +72,7 @@ describe('eventKey', () => {
     expect(at('2026-11-26T10:00:00.5Z')).toBe(Date.parse('2026-11-26T10:00:00.500Z'));
     expect(at('2026-11-26T10:00:00.999999999Z')).toBe(Date.parse('2026-11-26T10:00:00.999Z'));
     expect(at('2026-11-26T12:00:00.250+02:00')).toBe(Date.parse('2026-11-26T10:00:00.250Z'));
-    // No zone: local time to Date.parse, UTC to DuckDB; no key, so the table decides.
+    // No zone: local time to Date.parse, UTC to the store's SQL; no key, so the table decides.
     expect(at('2026-11-26T10:00:00')).toBeUndefined();
   });
 
