@@ -10,14 +10,18 @@ import { type Cursor, cursorAfter, decodeCursor } from '../cursor.js';
 import {
   type AggregateQuery,
   type AggregateRow,
+  decodeIngestCursor,
   EVENT_COLUMNS,
   type EventColumn,
   type EventFilter,
+  encodeIngestCursor,
   GROUP_COLUMNS,
   type GroupColumn,
   type GroupKey,
+  INGEST_CURSOR_COLUMN,
   MEASURE_COLUMNS,
   type Measure,
+  type ScanQuery,
   SEARCH_DEFAULT_COLUMNS,
   type SearchPage,
   type SearchQuery,
@@ -125,6 +129,9 @@ const ORDER: Record<SortOrder, string> = {
   latency: 'events.latency_ms DESC NULLS LAST, events.ts DESC, events.audit_id, events.stage, events.cluster',
 };
 
+// Ingest order: commits in the order the store took them, each commit's rows by their identity.
+const INGEST_ORDER = 'events.ingested_at, events.cluster, events.audit_id, events.stage';
+
 function afterCursor(sort: SortOrder, cur: Cursor, q: Sql): string {
   const rest = `(events.audit_id, events.stage, events.cluster) > (${q.p(cur.a)}, ${q.p(cur.s)}, ${q.p(cur.c)})`;
   const t = `epoch_us(events.ts)`;
@@ -217,10 +224,27 @@ export async function* scan(
   filter: EventFilter,
   columns: readonly EventColumn[],
   pageRows: number,
+  order: Pick<ScanQuery, 'order' | 'ingestedAfter'> = {},
 ): AsyncIterable<Row[]> {
   const q = new Sql();
   const cols = columns.filter((c) => (EVENT_COLUMNS as readonly string[]).includes(c));
-  const sql = `SELECT ${cols.map(selectColumn).join(', ')} FROM events WHERE ${whereOf(filter, q)} ORDER BY ${ORDER.time_asc}`;
+  const byIngest = order.order === 'ingested';
+  let where = whereOf(filter, q);
+  if (byIngest && order.ingestedAfter !== undefined) {
+    const at = decodeIngestCursor(order.ingestedAfter);
+    // The plain comparison first lets the zone maps of ingested_at skip the row groups before it.
+    const t = `make_timestamp(${q.p(at.us)}::BIGINT)`;
+    where = `${where} AND events.ingested_at >= ${t} AND (events.ingested_at > ${t} OR (events.cluster, events.audit_id, events.stage) > (${q.p(at.cluster)}, ${q.p(at.auditId)}, ${q.p(at.stage)}))`;
+  }
+  const select = cols.map(selectColumn);
+  if (byIngest)
+    select.push(
+      'epoch_us(events.ingested_at) AS "__iu"',
+      'events.cluster AS "__ic"',
+      'events.audit_id AS "__ia"',
+      'events.stage AS "__is"',
+    );
+  const sql = `SELECT ${select.join(', ')} FROM events WHERE ${where} ORDER BY ${byIngest ? INGEST_ORDER : ORDER.time_asc}`;
   const result = await conn.stream(sql, q.params);
   const names = result.columnNames();
   let page: Row[] = [];
@@ -234,6 +258,18 @@ export async function* scan(
       names.forEach((n, i) => {
         row[n] = values[i] ?? null;
       });
+      if (byIngest) {
+        row[INGEST_CURSOR_COLUMN] = encodeIngestCursor({
+          us: Number(row.__iu),
+          cluster: String(row.__ic),
+          auditId: String(row.__ia),
+          stage: String(row.__is),
+        });
+        delete row.__iu;
+        delete row.__ic;
+        delete row.__ia;
+        delete row.__is;
+      }
       page.push(normalizeRow(row));
       if (page.length >= pageRows) {
         yield page;

@@ -18,6 +18,8 @@ import type {
 /** A stored row: the derived columns, when it was stored, and the event's JSON. */
 export interface MemoryRow extends DerivedFields {
   ingested_at: string;
+  /** ingested_at in µs, the key of ingest order. */
+  ingested_us: number;
   raw: string;
 }
 

@@ -11,12 +11,18 @@ import {
   type StoreInfo,
   type WriteResult,
 } from '../contract.js';
+import { nextIngestedUs } from '../ingest-clock.js';
 import {
   type AggregateQuery,
   type AggregateRow,
+  compareIngestPositions,
+  decodeIngestCursor,
   EVENT_COLUMNS,
   type EventColumn,
   type EventFilter,
+  encodeIngestCursor,
+  INGEST_CURSOR_COLUMN,
+  type IngestPosition,
   type ScanQuery,
   SEARCH_DEFAULT_COLUMNS,
   type SearchPage,
@@ -94,7 +100,6 @@ export class MemoryStore implements Store {
   holdFailWith: Error | undefined;
   /** Held batches not yet committed or discarded. */
   held = 0;
-  private seq = 0;
 
   hold(batch: EventBatch): HeldBatch {
     if (this.holdFailWith !== undefined) throw this.holdFailWith;
@@ -143,7 +148,8 @@ export class MemoryStore implements Store {
     let stored = 0;
     const duplicateIndexes: number[] = [];
     const rejected: RejectedEvent[] = [];
-    const ingestedAt = new Date(Date.now() + this.seq++ / 1000).toISOString();
+    const ingestedUs = nextIngestedUs();
+    const ingestedAt = new Date(Math.floor(ingestedUs / 1000)).toISOString();
     events.forEach((buf, index) => {
       const text = buf.toString('utf8');
       const reason = rejectReason(text);
@@ -155,7 +161,12 @@ export class MemoryStore implements Store {
       const key = `${cluster}/${e.auditID}/${e.stage}`;
       if (this.rows.has(key)) duplicateIndexes.push(index);
       else {
-        this.rows.set(key, { ...deriveFields(e, cluster), ingested_at: ingestedAt, raw: text });
+        this.rows.set(key, {
+          ...deriveFields(e, cluster),
+          ingested_at: ingestedAt,
+          ingested_us: ingestedUs,
+          raw: text,
+        });
         stored++;
       }
     });
@@ -191,6 +202,18 @@ export class MemoryStore implements Store {
 
   async *scan(q: ScanQuery): AsyncIterable<Row[]> {
     const size = q.pageRows ?? 10_000;
+    if (q.order === 'ingested') {
+      const after = q.ingestedAfter === undefined ? undefined : decodeIngestCursor(q.ingestedAfter);
+      const rows = this.matching(q.filter)
+        .map((r) => ({ r, at: ingestPosition(r) }))
+        .filter((x) => after === undefined || compareIngestPositions(x.at, after) > 0)
+        .sort((a, b) => compareIngestPositions(a.at, b.at));
+      for (let i = 0; i < rows.length; i += size)
+        yield rows
+          .slice(i, i + size)
+          .map((x) => ({ ...project(x.r, q.columns), [INGEST_CURSOR_COLUMN]: encodeIngestCursor(x.at) }));
+      return;
+    }
     const rows = this.matching(q.filter).sort((a, b) =>
       compareKeys(sortKey(a, 'time_asc'), sortKey(b, 'time_asc')),
     );
@@ -243,6 +266,10 @@ export class MemoryStore implements Store {
   }
 
   async close(): Promise<void> {}
+}
+
+function ingestPosition(r: MemoryRow): IngestPosition {
+  return { us: r.ingested_us, cluster: r.cluster, auditId: r.audit_id, stage: r.stage };
 }
 
 /** One result row: the columns asked for, in the one format every backend returns. */
