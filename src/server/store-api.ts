@@ -45,9 +45,9 @@ export async function storeApi(store: Store, req: Request): Promise<Response | u
         const q = (await json(req)) as ScanQuery;
         if (q.order !== 'ingested' || !Array.isArray(q.columns))
           throw new UserError('KAUDIT_API_BAD_REQUEST', 'body must be a ScanQuery with order "ingested"');
-        if (q.ingestedAfter !== undefined) {
+        if (q.filter?.ingestedAfter !== undefined) {
           try {
-            decodeIngestCursor(q.ingestedAfter);
+            decodeIngestCursor(q.filter.ingestedAfter);
           } catch (err) {
             throw new UserError('KAUDIT_API_BAD_PARAMETER', `ingestedAfter: ${(err as Error).message}`);
           }

@@ -136,6 +136,11 @@ export interface EventFilter {
   noNamespace?: boolean;
   /** request_uri does not contain this substring. */
   textExcludes?: string;
+  /**
+   * Events stored after this position in ingest order (an INGEST_CURSOR_COLUMN value of an
+   * ingest-order scan): what a reader that follows the store has not read yet.
+   */
+  ingestedAfter?: string;
 }
 
 export type SortOrder = 'time' | 'time_asc' | 'latency';
@@ -189,12 +194,11 @@ export interface ScanQuery {
   /**
    * `time` (default): by `ts`, ties by auditID, stage, cluster. `ingested`: the order the store took
    * the events in, by (ingested_at in µs, cluster, auditID, stage), for readers that follow the store
-   * (forwarders): each row then also carries INGEST_CURSOR_COLUMN, the position just after it. A
-   * store's commits get strictly increasing ingested_at, so rows stored later always come later.
+   * (forwarders): each row then also carries INGEST_CURSOR_COLUMN, its position, which
+   * `filter.ingestedAfter` resumes after. A store's commits get strictly increasing ingested_at, so
+   * rows stored later always come later.
    */
   order?: 'time' | 'ingested';
-  /** With `order: 'ingested'`: only rows after this position (an INGEST_CURSOR_COLUMN value). */
-  ingestedAfter?: string;
 }
 
 /** The extra column of an ingest-order scan: the row's position, to resume after it. */

@@ -108,6 +108,7 @@ export function whereOf(f: EventFilter): string {
   if (f.longRunning !== undefined) w.push(`long_running = ${f.longRunning ? 1 : 0}`);
   if (f.nonResource !== undefined) w.push(`isNull(resource) = ${f.nonResource ? 1 : 0}`);
   if (f.noNamespace !== undefined) w.push(`(ifNull(namespace, '') = '') = ${f.noNamespace ? 1 : 0}`);
+  if (f.ingestedAfter !== undefined) w.push(afterIngestPosition(decodeIngestCursor(f.ingestedAfter)));
   return w.length === 0 ? '1' : w.join(' AND ');
 }
 
@@ -226,14 +227,12 @@ export async function* scan(
   filter: EventFilter,
   columns: readonly EventColumn[],
   pageRows: number,
-  order: Pick<ScanQuery, 'order' | 'ingestedAfter'> = {},
+  order: Pick<ScanQuery, 'order'> = {},
 ): AsyncIterable<Row[]> {
   const cols = checkedColumns(columns);
   const byIngest = order.order === 'ingested';
   if (cols.length === 0 && !byIngest) return;
-  let where = whereOf(filter);
-  if (byIngest && order.ingestedAfter !== undefined)
-    where = `${where} AND ${afterIngestPosition(decodeIngestCursor(order.ingestedAfter))}`;
+  const where = whereOf(filter);
   const select = cols.map(selectColumn);
   if (byIngest) select.push('ingested_us AS __iu', 'cluster AS __ic', 'audit_id AS __ia', 'stage AS __is');
   const sql = `SELECT ${select.join(', ')} FROM ${table} WHERE ${where} ORDER BY ${byIngest ? 'ingested_us, cluster, audit_id, stage' : ORDER.time_asc}`;

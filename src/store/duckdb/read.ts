@@ -98,6 +98,15 @@ export function whereOf(f: EventFilter, q: Sql): string {
   if (f.longRunning !== undefined) w.push(`long_running = ${q.p(f.longRunning)}`);
   if (f.nonResource !== undefined) w.push(`(resource IS NULL) = ${q.p(f.nonResource)}`);
   if (f.noNamespace !== undefined) w.push(`(namespace IS NULL OR namespace = '') = ${q.p(f.noNamespace)}`);
+  if (f.ingestedAfter !== undefined) {
+    const at = decodeIngestCursor(f.ingestedAfter);
+    // The plain comparison first lets the zone maps of ingested_at skip the row groups before it.
+    // Qualified: a select list may format ingested_at as text under the same name.
+    const t = `make_timestamp(${q.p(at.us)}::BIGINT)`;
+    w.push(
+      `events.ingested_at >= ${t} AND (events.ingested_at > ${t} OR (events.cluster, events.audit_id, events.stage) > (${q.p(at.cluster)}, ${q.p(at.auditId)}, ${q.p(at.stage)}))`,
+    );
+  }
   return w.length === 0 ? 'TRUE' : w.join(' AND ');
 }
 
@@ -224,18 +233,12 @@ export async function* scan(
   filter: EventFilter,
   columns: readonly EventColumn[],
   pageRows: number,
-  order: Pick<ScanQuery, 'order' | 'ingestedAfter'> = {},
+  order: Pick<ScanQuery, 'order'> = {},
 ): AsyncIterable<Row[]> {
   const q = new Sql();
   const cols = columns.filter((c) => (EVENT_COLUMNS as readonly string[]).includes(c));
   const byIngest = order.order === 'ingested';
-  let where = whereOf(filter, q);
-  if (byIngest && order.ingestedAfter !== undefined) {
-    const at = decodeIngestCursor(order.ingestedAfter);
-    // The plain comparison first lets the zone maps of ingested_at skip the row groups before it.
-    const t = `make_timestamp(${q.p(at.us)}::BIGINT)`;
-    where = `${where} AND events.ingested_at >= ${t} AND (events.ingested_at > ${t} OR (events.cluster, events.audit_id, events.stage) > (${q.p(at.cluster)}, ${q.p(at.auditId)}, ${q.p(at.stage)}))`;
-  }
+  const where = whereOf(filter, q);
   const select = cols.map(selectColumn);
   if (byIngest)
     select.push(

@@ -16,13 +16,11 @@ import {
   type AggregateQuery,
   type AggregateRow,
   compareIngestPositions,
-  decodeIngestCursor,
   EVENT_COLUMNS,
   type EventColumn,
   type EventFilter,
   encodeIngestCursor,
   INGEST_CURSOR_COLUMN,
-  type IngestPosition,
   type ScanQuery,
   SEARCH_DEFAULT_COLUMNS,
   type SearchPage,
@@ -32,6 +30,7 @@ import {
   aggregateRows,
   columnValue,
   compareKeys,
+  ingestPosition,
   type MemoryRow,
   matchesFilter,
   sortKey,
@@ -203,10 +202,8 @@ export class MemoryStore implements Store {
   async *scan(q: ScanQuery): AsyncIterable<Row[]> {
     const size = q.pageRows ?? 10_000;
     if (q.order === 'ingested') {
-      const after = q.ingestedAfter === undefined ? undefined : decodeIngestCursor(q.ingestedAfter);
       const rows = this.matching(q.filter)
         .map((r) => ({ r, at: ingestPosition(r) }))
-        .filter((x) => after === undefined || compareIngestPositions(x.at, after) > 0)
         .sort((a, b) => compareIngestPositions(a.at, b.at));
       for (let i = 0; i < rows.length; i += size)
         yield rows
@@ -266,10 +263,6 @@ export class MemoryStore implements Store {
   }
 
   async close(): Promise<void> {}
-}
-
-function ingestPosition(r: MemoryRow): IngestPosition {
-  return { us: r.ingested_us, cluster: r.cluster, auditId: r.audit_id, stage: r.stage };
 }
 
 /** One result row: the columns asked for, in the one format every backend returns. */

@@ -124,12 +124,12 @@ export class RemoteStore implements Store {
     if (query.order === 'ingested') {
       // Page by page, each a request that resumes after the last row of the previous one.
       const pageRows = Math.min(query.pageRows ?? REMOTE_SCAN_MAX_ROWS, REMOTE_SCAN_MAX_ROWS);
-      let after = query.ingestedAfter;
+      let after = query.filter.ingestedAfter;
       for (;;) {
         const page = await this.request<{ rows: Row[] }>(STORE_API.scanIngested, {
           ...query,
           pageRows,
-          ...(after === undefined ? {} : { ingestedAfter: after }),
+          filter: { ...query.filter, ...(after === undefined ? {} : { ingestedAfter: after }) },
         });
         if (page.rows.length > 0) yield page.rows;
         const last = page.rows.at(-1)?.[INGEST_CURSOR_COLUMN];
