@@ -63,14 +63,27 @@ const RECENT_FROM_STORE_MAX = 100_000;
 const RECONCILE_MAX_PAGES = 20;
 const RECONCILE_PAGE_ROWS = 10_000;
 
-const AUDIT_ID = /"auditID":"([^"\\]*)"/;
-const STAGE = /"stage":"([^"\\]*)"/;
+const AUDIT_ID = Buffer.from('"auditID":"');
+const STAGE = Buffer.from('"stage":"');
 
-/** (cluster, auditID, stage) of a prepared event, read without parsing all of it. */
+/** The first string value of `"key":"` in the event, when plain (no escapes). */
+function plainField(buf: Buffer, key: Buffer): string | undefined {
+  const at = buf.indexOf(key);
+  if (at < 0) return undefined;
+  const from = at + key.length;
+  const end = buf.indexOf(0x22, from);
+  // An escaped quote ends no value: leave such an event to the parser.
+  if (end < 0 || buf[end - 1] === 0x5c) return undefined;
+  return buf.toString('utf8', from, end);
+}
+
+/**
+ * (cluster, auditID, stage) of a prepared event, found without parsing it (prepared events put both
+ * fields before the bodies, as kube-apiserver writes them); parsed when that finds nothing.
+ */
 function keyOfEvent(cluster: string, buf: Buffer): string {
-  const text = buf.toString('latin1', 0, Math.min(buf.length, 4096));
-  let id = AUDIT_ID.exec(text)?.[1];
-  let stage = STAGE.exec(text)?.[1];
+  let id = plainField(buf, AUDIT_ID);
+  let stage = plainField(buf, STAGE);
   if (id === undefined || stage === undefined) {
     try {
       const e = JSON.parse(buf.toString('utf8')) as { auditID?: unknown; stage?: unknown };
@@ -233,10 +246,12 @@ export class StoreFollower implements Sink {
       events.push(Buffer.from(String(r.raw)));
       this.recentFromStore.add(k);
     }
-    while (this.recentFromStore.size > RECENT_FROM_STORE_MAX) {
-      const oldest = this.recentFromStore.values().next().value;
-      if (oldest === undefined) break;
-      this.recentFromStore.delete(oldest);
+    if (this.recentFromStore.size > RECENT_FROM_STORE_MAX) {
+      // Trimmed in one go to the newest half: deleting the oldest one at a time makes a Set's
+      // iteration skip ever more deleted entries (quadratic; 14% of a catch-up's CPU).
+      const keep = [...this.recentFromStore].slice(-RECENT_FROM_STORE_MAX / 2);
+      this.recentFromStore.clear();
+      for (const k of keep) this.recentFromStore.add(k);
     }
     if (events.length > 0) await this.opts.inner.export({ cluster, events });
     this.figures.recovered += events.length;

@@ -77,17 +77,18 @@ const events = [
   ),
 ];
 
-function decodeProtobuf(body: Buffer): Decoded {
+function decodeProtobuf(body: Buffer | undefined): Decoded {
+  if (body === undefined) throw new Error('no payload');
   const message = Request.decode(gunzipSync(body));
   return Request.toObject(message, { longs: String, enums: Number, defaults: false }) as Decoded;
 }
 
 describe('otlp encoder', () => {
-  it('protobuf: OpenTelemetry decodes every record, attribute and body', () => {
+  it('protobuf: OpenTelemetry decodes every record, attribute and body', async () => {
     const [payload] = otlpEncoder().encode(events);
     expect(payload?.headers['content-type']).toBe('application/x-protobuf');
     expect(payload?.headers['content-encoding']).toBe('gzip');
-    const decoded = decodeProtobuf(payload?.body as Buffer);
+    const decoded = decodeProtobuf(await payload?.body);
 
     expect(decoded.resourceLogs.map((r) => r.resource.attributes)).toEqual([
       [
@@ -135,12 +136,14 @@ describe('otlp encoder', () => {
     ]);
   });
 
-  it('json and protobuf carry the same records', () => {
+  it('json and protobuf carry the same records', async () => {
     const [json] = otlpEncoder({ encoding: 'json' }).encode(events);
     const [proto] = otlpEncoder().encode(events);
     expect(json?.headers['content-type']).toBe('application/json');
-    const fromJson = JSON.parse(gunzipSync(json?.body as Buffer).toString('utf8')) as Decoded;
-    const fromProto = decodeProtobuf(proto?.body as Buffer);
+    const fromJson = JSON.parse(
+      gunzipSync((await json?.body) ?? Buffer.alloc(0)).toString('utf8'),
+    ) as Decoded;
+    const fromProto = decodeProtobuf(await proto?.body);
     const strip = (d: Decoded) =>
       d.resourceLogs.map((r) => ({
         ...r,
@@ -152,14 +155,14 @@ describe('otlp encoder', () => {
     expect(strip(fromProto)).toEqual(strip(fromJson));
   });
 
-  it('keeps custom headers and splits at 2,000 records', () => {
+  it('keeps custom headers and splits at 2,000 records', async () => {
     const many = Array.from({ length: 2500 }, (_, i) => lazyEvent(JSON.stringify(auditEvent(i)), 'prod'));
     const payloads = otlpEncoder({ headers: { 'x-scope-orgid': 'team-a' } }).encode(many);
     expect(payloads.map((p) => p.events.length)).toEqual([2000, 500]);
     expect(payloads[0]?.headers['x-scope-orgid']).toBe('team-a');
-    const n = payloads.map(
-      (p) => decodeProtobuf(p.body).resourceLogs[0]?.scopeLogs[0]?.logRecords.length ?? 0,
-    );
+    const n: number[] = [];
+    for (const p of payloads)
+      n.push(decodeProtobuf(await p.body).resourceLogs[0]?.scopeLogs[0]?.logRecords.length ?? 0);
     expect(n).toEqual([2000, 500]);
   });
 });

@@ -78,7 +78,7 @@ function protobufBody(byCluster: Map<string, Record_[]>, observedNs: string): Bu
   return request.toBuffer();
 }
 
-function jsonBody(byCluster: Map<string, Record_[]>, observedNs: string): Buffer {
+function jsonBody(byCluster: Map<string, Record_[]>, observedNs: string): Promise<Buffer> {
   const body = {
     resourceLogs: [...byCluster.entries()].map(([cluster, records]) => ({
       resource: { attributes: resourceAttributes(cluster) },

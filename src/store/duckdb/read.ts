@@ -237,17 +237,11 @@ export async function* scan(
 ): AsyncIterable<Row[]> {
   const q = new Sql();
   const cols = columns.filter((c) => (EVENT_COLUMNS as readonly string[]).includes(c));
-  const byIngest = order.order === 'ingested';
-  const where = whereOf(filter, q);
-  const select = cols.map(selectColumn);
-  if (byIngest)
-    select.push(
-      'epoch_us(events.ingested_at) AS "__iu"',
-      'events.cluster AS "__ic"',
-      'events.audit_id AS "__ia"',
-      'events.stage AS "__is"',
-    );
-  const sql = `SELECT ${select.join(', ')} FROM events WHERE ${where} ORDER BY ${byIngest ? INGEST_ORDER : ORDER.time_asc}`;
+  if (order.order === 'ingested') {
+    yield* scanIngested(conn, filter, cols, pageRows);
+    return;
+  }
+  const sql = `SELECT ${cols.map(selectColumn).join(', ')} FROM events WHERE ${whereOf(filter, q)} ORDER BY ${ORDER.time_asc}`;
   const result = await conn.stream(sql, q.params);
   const names = result.columnNames();
   let page: Row[] = [];
@@ -261,18 +255,6 @@ export async function* scan(
       names.forEach((n, i) => {
         row[n] = values[i] ?? null;
       });
-      if (byIngest) {
-        row[INGEST_CURSOR_COLUMN] = encodeIngestCursor({
-          us: Number(row.__iu),
-          cluster: String(row.__ic),
-          auditId: String(row.__ia),
-          stage: String(row.__is),
-        });
-        delete row.__iu;
-        delete row.__ic;
-        delete row.__ia;
-        delete row.__is;
-      }
       page.push(normalizeRow(row));
       if (page.length >= pageRows) {
         yield page;
@@ -281,6 +263,65 @@ export async function* scan(
     }
   }
   if (page.length > 0) yield page;
+}
+
+const INGEST_KEYS =
+  'epoch_us(events.ingested_at) AS "__iu", events.cluster AS "__ic", events.audit_id AS "__ia", events.stage AS "__is"';
+
+function ingestCursorOf(r: Row): string {
+  return encodeIngestCursor({
+    us: Number(r.__iu),
+    cluster: String(r.__ic),
+    auditId: String(r.__ia),
+    stage: String(r.__is),
+  });
+}
+
+/**
+ * Ingest order, a page per query and in two steps: the page's keys first (a top-N over four small
+ * columns), then its rows, the range between the cursor and the page's last key. One ordered query
+ * over the whole rest would sort every remaining row with its raw JSON: a forwarder catching up
+ * after an outage ran the agent's DuckDB out of memory (bench:agent).
+ */
+async function* scanIngested(
+  conn: DuckDBConnection,
+  filter: EventFilter,
+  cols: readonly EventColumn[],
+  pageRows: number,
+): AsyncIterable<Row[]> {
+  let after = filter.ingestedAfter;
+  for (;;) {
+    const rest: EventFilter = after === undefined ? filter : { ...filter, ingestedAfter: after };
+    const q = new Sql();
+    const keys = await rowsOf(
+      conn,
+      `SELECT ${INGEST_KEYS} FROM events WHERE ${whereOf(rest, q)} ORDER BY ${INGEST_ORDER} LIMIT ${Math.max(1, Math.floor(pageRows))}`,
+      q.params,
+    );
+    const last = keys.at(-1);
+    if (last === undefined) return;
+    let page: Row[];
+    if (cols.length === 0) page = keys.map((k) => ({ [INGEST_CURSOR_COLUMN]: ingestCursorOf(k) }));
+    else {
+      const r = new Sql();
+      const t = `make_timestamp(${r.p(Number(last.__iu))}::BIGINT)`;
+      const upTo = `events.ingested_at <= ${t} AND (events.ingested_at < ${t} OR (events.cluster, events.audit_id, events.stage) <= (${r.p(String(last.__ic))}, ${r.p(String(last.__ia))}, ${r.p(String(last.__is))}))`;
+      const rows = await rowsOf(
+        conn,
+        `SELECT ${[...cols.map(selectColumn), INGEST_KEYS].join(', ')} FROM events WHERE ${whereOf(rest, r)} AND ${upTo} ORDER BY ${INGEST_ORDER}`,
+        r.params,
+      );
+      page = rows.map((row) => {
+        const out: Row = {};
+        for (const c of cols) out[c] = row[c] ?? null;
+        out[INGEST_CURSOR_COLUMN] = ingestCursorOf(row);
+        return out;
+      });
+    }
+    yield page;
+    if (keys.length < pageRows) return;
+    after = ingestCursorOf(last);
+  }
 }
 
 function groupExpr(k: GroupKey, q: Sql): { expr: string; name: string } {
