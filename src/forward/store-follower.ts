@@ -101,6 +101,13 @@ function keyOfRow(r: Row): string {
   return `${String(r.cluster)}\n${String(r.audit_id)}\n${String(r.stage)}`;
 }
 
+interface PageRead {
+  /** The position the page was read after. */
+  position: string;
+  rows: Row[];
+  error?: unknown;
+}
+
 async function firstPage(rows: AsyncIterable<Row[]>): Promise<Row[]> {
   // Leaving the loop ends the scan and frees what it holds (a DuckDB connection).
   for await (const page of rows) return page;
@@ -123,9 +130,11 @@ export class StoreFollower implements Sink {
   private lastError: string | undefined;
   private readonly figures = { lagEvents: 0, lagSeconds: 0, recovered: 0, dropped: 0, catchUps: 0 };
   private readonly now: () => number;
+  private readonly pageRows: number;
 
   constructor(private readonly opts: StoreFollowerOptions) {
     this.now = opts.now ?? Date.now;
+    this.pageRows = opts.pageRows ?? 5000;
     const saved = opts.cursors.get(opts.inner.name, opts.cluster);
     if (saved !== undefined) {
       this.position = saved;
@@ -211,7 +220,8 @@ export class StoreFollower implements Sink {
     this.mode = 'catching-up';
     this.catchingUp ??= (async () => {
       try {
-        while (!this.stopping && !(await this.exclusive(() => this.catchUpPage())));
+        const ahead: { page: Promise<PageRead> | undefined } = { page: undefined };
+        while (!this.stopping && !(await this.exclusive(() => this.catchUpPage(ahead))));
       } catch (err) {
         // The next tick starts again from the cursor.
         if (!this.stopping) this.fail('catch-up', err);
@@ -221,18 +231,35 @@ export class StoreFollower implements Sink {
     })();
   }
 
-  /** Sends the next page from the store; true once nothing is left (the sink is live again). */
-  private async catchUpPage(): Promise<boolean> {
-    if (this.stopping) return true;
-    const { cluster } = this.opts;
-    const rows = await firstPage(
+  /** One page of the store after `position`; a failure is handed back, never left unhandled. */
+  private readPage(position: string): Promise<PageRead> {
+    return firstPage(
       this.opts.store.scan({
-        filter: { cluster: [cluster], ingestedAfter: this.position },
+        filter: { cluster: [this.opts.cluster], ingestedAfter: position },
         columns: ['raw', 'cluster', 'audit_id', 'stage'] satisfies EventColumn[],
         order: 'ingested',
-        pageRows: this.opts.pageRows ?? 5000,
+        pageRows: this.pageRows,
       }),
+    ).then(
+      (rows) => ({ position, rows }),
+      (error: unknown) => ({ position, rows: [], error }),
     );
+  }
+
+  /**
+   * Sends the next page from the store; true once nothing is left (the sink is live again). The
+   * page after it is read while this one is sent (`ahead`).
+   */
+  private async catchUpPage(ahead: { page: Promise<PageRead> | undefined }): Promise<boolean> {
+    if (this.stopping) return true;
+    const { cluster } = this.opts;
+    let read = ahead.page === undefined ? undefined : await ahead.page;
+    ahead.page = undefined;
+    if (read === undefined || read.position !== this.position) read = await this.readPage(this.position);
+    if (read.error !== undefined) throw read.error;
+    const { rows } = read;
+    const next = rows.at(-1)?.[INGEST_CURSOR_COLUMN];
+    if (rows.length === this.pageRows && typeof next === 'string') ahead.page = this.readPage(next);
     if (rows.length === 0) {
       this.mode = 'live';
       this.stuck = undefined;
@@ -255,7 +282,7 @@ export class StoreFollower implements Sink {
     }
     if (events.length > 0) await this.opts.inner.export({ cluster, events });
     this.figures.recovered += events.length;
-    await this.moveTo(String(rows.at(-1)?.[INGEST_CURSOR_COLUMN]));
+    await this.moveTo(String(next));
     return false;
   }
 
