@@ -166,6 +166,9 @@ export class StoreFollower implements Sink {
     this.awaitingLive++;
     try {
       await this.sendLive(batch);
+    } catch (err) {
+      // Shut down mid-send: the events stay in the store, after the cursor, for the next start.
+      if (!this.stopping) throw err;
     } finally {
       this.awaitingLive--;
     }
