@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type AgentProcess,
   buildOnce,
+  kaudit,
   startAgent,
   status,
   tempDir,
@@ -109,6 +110,14 @@ describe('kaudit agent forwarding with the store as the buffer', () => {
     expect((await sink(a2))?.mode).toBe('catching-up');
     // What it has to send: the 500 stored during the outage and the 100 since, measured each second.
     await waitFor('a lag of 600 events', async () => (await sink(a2))?.lagEvents === 600);
+    // The same in /metrics and in `kaudit status`.
+    const metrics = await (
+      await fetch(`${a2.admin}/metrics`, { headers: { authorization: `Bearer ${a2.token}` } })
+    ).text();
+    expect(metrics).toContain('kaudit_forward_catching_up{sink="ndjson",type="http"} 1');
+    expect(metrics).toContain('kaudit_forward_lag_events{sink="ndjson",type="http"} 600');
+    const shown = await kaudit(['status', '--config', config]);
+    expect(shown.stdout).toMatch(/Mode: catching-up {3}Behind the store: 600 events, \d+ s/);
     server.down = false;
     await waitFor(
       'every event forwarded',
