@@ -23,6 +23,7 @@ import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createGunzip } from 'node:zlib';
 import { MB, peakRss as peakRssBytes } from './lib.mjs';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -209,7 +210,7 @@ async function tailerOnly(source, lines) {
  * agent being ready (store open, sources started: its locator file written) to the last row stored;
  * the catch-up figure also counts the process start and opening the store.
  */
-async function throughput(source, lines, extra = '') {
+async function throughput(source, lines, extra = '', sinkReceived = undefined) {
   const dir = mkdtempSync(join(tmpdir(), 'kaudit-bench-'));
   try {
     writeFileSync(join(dir, 'audit.log'), source);
@@ -223,8 +224,26 @@ async function throughput(source, lines, extra = '') {
     }
     const end = performance.now();
     const rss = peakRssMb(agent.child.pid);
+    // With a forwarder: where it stood when the last event was stored, and how long until the
+    // endpoint had every event.
+    let forwarder;
+    if (sinkReceived !== undefined) {
+      const status = await (await fetch(`${agent.admin}/status`)).json();
+      const f = status.forward?.[0] ?? {};
+      while (sinkReceived() < lines) await sleep(50);
+      forwarder = {
+        atLastStore: {
+          mode: f.mode,
+          sentEvents: f.sentEvents,
+          lagEvents: f.lagEvents,
+          droppedFromQueue: f.droppedFromQueue,
+        },
+        allDeliveredSeconds: (performance.now() - ready) / 1000,
+      };
+    }
     await stop(agent);
     return {
+      ...(forwarder === undefined ? {} : { forwarder }),
       events: lines,
       startSeconds: (ready - t0) / 1000,
       seconds: (end - ready) / 1000,
@@ -322,6 +341,32 @@ try {
     `baseline read+split: ${base.eventsPerSecond.toFixed(0)} lines/s (${base.mbPerSecond.toFixed(0)} MiB/s)`,
   );
 
+  if (process.env.BENCH_AGENT_ONLY === 'forwarding') {
+    // Only the forwarding cost (BENCH_AGENT_ONLY=forwarding): the runs without and with a forwarder.
+    const plain = await throughput(head, EVENTS, 'detect: {enabled: false}\n');
+    let n = 0;
+    const srv = createServer((req, res) => {
+      const z = createGunzip();
+      req.pipe(z);
+      z.on('data', (c) => {
+        for (let i = c.indexOf(0x0a); i >= 0; i = c.indexOf(0x0a, i + 1)) n++;
+      });
+      z.on('end', () => res.writeHead(200).end());
+    });
+    await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+    const fwd = await throughput(
+      head,
+      EVENTS,
+      `detect: {enabled: false}\nforward:\n  - type: http\n    url: http://127.0.0.1:${srv.address().port}/in\n`,
+      () => n,
+    );
+    srv.close();
+    const cost = 1 - fwd.eventsPerSecond / plain.eventsPerSecond;
+    log(
+      `without a forwarder: ${plain.eventsPerSecond.toFixed(0)} events/s; with an http forwarder: ${fwd.eventsPerSecond.toFixed(0)} events/s (forwarding costs ${(100 * cost).toFixed(1)}%, target <= 10%: ${cost <= 0.1 ? 'met' : 'NOT met'}); ${JSON.stringify(fwd.forwarder)}`,
+    );
+    process.exit(0);
+  }
   const tailer = await tailerOnly(head, EVENTS);
   log(`tailer alone (counting store): ${tailer.eventsPerSecond.toFixed(0)} events/s`);
   const tp = await throughput(head, EVENTS);
@@ -336,9 +381,15 @@ try {
   // What the work after the store costs: live detection (on by default) and a forwarding sink to
   // a local endpoint that accepts everything. Target for forwarding: <= 10% slower ingest.
   const noDetect = await throughput(head, EVENTS, 'detect: {enabled: false}\n');
+  // The endpoint counts the NDJSON lines (gzipped) it is sent.
+  let sinkLines = 0;
   const sinkServer = createServer((req, res) => {
-    req.resume();
-    req.on('end', () => res.writeHead(200).end());
+    const z = createGunzip();
+    req.pipe(z);
+    z.on('data', (c) => {
+      for (let i = c.indexOf(0x0a); i >= 0; i = c.indexOf(0x0a, i + 1)) sinkLines++;
+    });
+    z.on('end', () => res.writeHead(200).end());
   });
   await new Promise((r) => sinkServer.listen(0, '127.0.0.1', r));
   const sinkUrl = `http://127.0.0.1:${sinkServer.address().port}/in`;
@@ -346,7 +397,9 @@ try {
     head,
     EVENTS,
     `detect: {enabled: false}\nforward:\n  - type: http\n    url: ${sinkUrl}\n`,
+    () => sinkLines,
   );
+  log(`forwarder when the last event was stored: ${JSON.stringify(forwarding.forwarder)}`);
   sinkServer.close();
   const detectCost = 1 - tp.eventsPerSecond / noDetect.eventsPerSecond;
   const forwardCost = 1 - forwarding.eventsPerSecond / noDetect.eventsPerSecond;

@@ -2,7 +2,8 @@
 // 200,000 simulated events to a local endpoint that accepts everything, through the same
 // createForwarder the agent uses (encode, gzip, POST, wait for the answer). Baseline in the same
 // run: the bare pass of building the stored batches (what every sink receives). Target: >= 50,000
-// events/s for http and datadog. BENCH_FORWARD_EVENTS changes the size.
+// events/s for http and datadog. BENCH_FORWARD_EVENTS changes the size; BENCH_FORWARD_SINKS=http,datadog
+// runs only those (e.g. under node --cpu-prof).
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
@@ -70,7 +71,9 @@ const rows = [
   },
 ];
 const rates = {};
+const only = process.env.BENCH_FORWARD_SINKS?.split(',');
 for (const [name, cfg] of Object.entries(SINKS)) {
+  if (only !== undefined && !only.includes(name)) continue;
   const { forwardSchema } = await import(dist('forward/sink-types.js'));
   const sink = createForwarder(forwardSchema.parse(cfg), deps);
   const start = performance.now();
@@ -92,7 +95,7 @@ console.log(
 );
 console.log(table(rows));
 console.log(`\n${(received / 2 ** 20).toFixed(0)} MiB received in all`);
-for (const name of ['http', 'datadog'])
+for (const name of ['http', 'datadog'].filter((n) => rates[n] !== undefined))
   console.log(
     `${verdict(rates[name] >= 50_000)}: ${name} ${Math.round(rates[name]).toLocaleString('en-US')} events/s (target >= 50,000)`,
   );

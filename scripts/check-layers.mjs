@@ -22,6 +22,8 @@ const allowed = new Set([
   'collect->detect',
   'forward->collect',
   'forward->detect',
+  // Forwarders follow the store from their cursors (forward/store-follower.ts).
+  'forward->store',
   'analyze->store',
   'detect->store',
   'server->cli',

@@ -40,6 +40,8 @@ describe('FanOut', () => {
     expect(fast.events).toHaveLength(18);
     const before = fan.stats().find((s) => s.name === 'slow');
     expect(before?.droppedEvents).toBe(6);
+    // The sink is told what it missed (a forwarder then reads it from the store).
+    expect(slow.droppedBatches.map((b) => b.events.length)).toEqual([6]);
     open();
     await fan.shutdown();
     expect(slow.events).toHaveLength(12);

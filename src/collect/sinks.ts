@@ -24,6 +24,11 @@ export interface Sink {
   export(batch: StoredBatch): Promise<void>;
   /** Finishes what it holds; called once, after the last export. */
   shutdown(): Promise<void>;
+  /**
+   * Told of each batch its queue had no room for. A sink that can read the store (a forwarder)
+   * sends those events from there; others only count them.
+   */
+  dropped?(batch: StoredBatch): void;
 }
 
 export interface SinkStats {
@@ -66,6 +71,7 @@ class SinkQueue {
     // An empty queue takes any batch, however large: a big batch is never dropped for its size alone.
     if (this.queue.length > 0 && this.queuedEvents + n > this.maxQueueEvents) {
       this.dropped += n;
+      this.sink.dropped?.(batch);
       if (!this.warned) {
         this.warned = true;
         this.log.warn('a sink is behind: batches for it are dropped until it catches up', {
@@ -165,6 +171,8 @@ export class MemorySink implements Sink {
   gate: Promise<void> | undefined;
   failWith: Error | undefined;
   shutDown = false;
+  /** Batches its queue dropped, in order. */
+  readonly droppedBatches: StoredBatch[] = [];
 
   constructor(readonly name = 'memory') {}
 
@@ -176,6 +184,10 @@ export class MemorySink implements Sink {
 
   async shutdown(): Promise<void> {
     this.shutDown = true;
+  }
+
+  dropped(batch: StoredBatch): void {
+    this.droppedBatches.push(batch);
   }
 
   get events(): Buffer[] {

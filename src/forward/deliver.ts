@@ -30,12 +30,13 @@ export function retryAfterMs(header: string | null, now = Date.now()): number | 
 
 /** One POST of a payload, classified. */
 export async function deliver(payload: Payload, opts: DeliverOptions): Promise<Delivery> {
+  const requestBody = await payload.body;
   let res: Response;
   try {
     res = await (opts.fetch ?? fetch)(opts.url, {
       method: 'POST',
       headers: payload.headers,
-      body: payload.body,
+      body: requestBody,
       signal: AbortSignal.timeout(opts.timeoutMs ?? 30_000),
     });
   } catch (err) {

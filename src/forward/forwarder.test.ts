@@ -164,10 +164,14 @@ describe('encoders', () => {
     return { event: e, cluster: 'prod', json: JSON.stringify(e) };
   };
 
-  it('Loki: low-cardinality labels, the rest as structured metadata, values in time order', () => {
+  it('Loki: low-cardinality labels, the rest as structured metadata, values in time order', async () => {
     const [p] = lokiEncoder().encode([out(2), out(1)]);
     const body = JSON.parse(
-      bodyText({ path: '/', headers: { 'content-encoding': 'gzip' }, body: p?.body ?? Buffer.alloc(0) }),
+      bodyText({
+        path: '/',
+        headers: { 'content-encoding': 'gzip' },
+        body: (await p?.body) ?? Buffer.alloc(0),
+      }),
     ) as {
       streams: { stream: Record<string, string>; values: [string, string, Record<string, string>][] }[];
     };
@@ -182,12 +186,12 @@ describe('encoders', () => {
     expect(values[0]?.[0]).toMatch(/^\d{19}$/);
   });
 
-  it('Elasticsearch: create actions with an _id of cluster, auditID and stage, documents shaped like kubernetes.audit_logs', () => {
+  it('Elasticsearch: create actions with an _id of cluster, auditID and stage, documents shaped like kubernetes.audit_logs', async () => {
     const [p] = elasticsearchEncoder().encode([out(1)]);
     const lines = bodyText({
       path: '/',
       headers: { 'content-encoding': 'gzip' },
-      body: p?.body ?? Buffer.alloc(0),
+      body: (await p?.body) ?? Buffer.alloc(0),
     })
       .trim()
       .split('\n')

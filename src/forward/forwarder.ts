@@ -77,9 +77,27 @@ export class Forwarder implements Sink {
   private lastError: string | undefined;
   private lastSentAt: Date | undefined;
   private sendingSince: number | undefined;
-  private stopping = false;
+  private readonly stopped = new AbortController();
 
   constructor(private readonly opts: ForwarderOptions) {}
+
+  private get stopping(): boolean {
+    return this.stopped.signal.aborted;
+  }
+
+  /** Waits between retries, or less once shut down. */
+  private pause(ms: number): Promise<void> {
+    if (this.opts.sleep !== undefined) return this.opts.sleep(ms);
+    const signal = this.stopped.signal;
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      signal.addEventListener('abort', done, { once: true });
+    });
+  }
 
   get name(): string {
     return this.opts.name;
@@ -134,7 +152,6 @@ export class Forwarder implements Sink {
   }
 
   private async send(payload: Payload): Promise<void> {
-    const sleep = this.opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
     for (let attempt = 0; ; attempt++) {
       const d = await deliver(payload, {
         url: this.opts.url,
@@ -146,13 +163,14 @@ export class Forwarder implements Sink {
           ? await this.opts.confirm(d.body ?? '')
           : undefined;
       if (confirmed !== undefined && confirmed.kind !== 'ok') {
+        if (this.stopping) throw new Error(`forwarding stopped before confirmation: ${confirmed.reason}`);
         this.counters.retries++;
         this.lastError = confirmed.reason;
         this.opts.log.warn('forwarding: not confirmed; sending again', {
           sink: this.name,
           reason: confirmed.reason,
         });
-        await sleep(backoffMs(attempt));
+        await this.pause(backoffMs(attempt));
         continue;
       }
       if (d.kind === 'ok') {
@@ -168,7 +186,7 @@ export class Forwarder implements Sink {
           for (const p of this.opts.encoder.encode(part)) await this.send(p);
         return;
       }
-      if (d.kind === 'reject' || d.kind === 'split' || this.stopping) {
+      if (d.kind === 'reject' || d.kind === 'split') {
         this.counters.deadLettered += payload.events.length;
         this.opts.log.warn('forwarding: events refused, kept in the dead letters', {
           sink: this.name,
@@ -177,15 +195,18 @@ export class Forwarder implements Sink {
         await this.opts.deadLetter(payload.events, d.reason);
         return;
       }
+      // Shut down while the platform is failing: the events stay unsent (the store still has them,
+      // and the sink's cursor has not passed them), never dead-lettered for a passing outage.
+      if (this.stopping) throw new Error(`forwarding stopped before delivery: ${d.reason}`);
       this.counters.retries++;
       if (attempt === 0)
         this.opts.log.warn('forwarding failed; retrying', { sink: this.name, reason: d.reason });
-      await sleep(d.afterMs ?? backoffMs(attempt));
+      await this.pause(d.afterMs ?? backoffMs(attempt));
     }
   }
 
   async shutdown(): Promise<void> {
-    this.stopping = true;
+    this.stopped.abort();
   }
 
   stats(): ForwarderStats {

@@ -98,6 +98,8 @@ export const forwardSchema = z.discriminatedUnion('type', [
       type: z.literal('otlp'),
       url: z.string().url(),
       headers: z.record(z.string(), z.string()).default({}),
+      /** OTLP/HTTP's two encodings; collectors take both, protobuf is the smaller and the default. */
+      encoding: z.enum(['protobuf', 'json']).default('protobuf'),
       ...common,
     })
     .strict(),
@@ -226,7 +228,7 @@ export function createForwarder(c: ForwardConfig, deps: ForwardDeps): Sink {
       break;
     case 'otlp':
       url = `${trimSlash(c.url)}/v1/logs`;
-      encoder = otlpEncoder({ headers: c.headers });
+      encoder = otlpEncoder({ headers: c.headers, encoding: c.encoding });
       break;
   }
   const policy =

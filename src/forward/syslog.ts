@@ -56,6 +56,7 @@ export class SyslogSink implements Sink {
   private retries = 0;
   private lastError: string | undefined;
   private stopping = false;
+  private wake: (() => void) | undefined;
 
   constructor(private readonly opts: SyslogOptions) {}
 
@@ -94,7 +95,17 @@ export class SyslogSink implements Sink {
     }
     if (frames.length === 0) return;
     const data = Buffer.concat(frames);
-    const sleep = this.opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+    // A shutdown cuts the wait short; the send then fails and the store keeps the events.
+    const sleep =
+      this.opts.sleep ??
+      ((ms: number) =>
+        new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, ms);
+          this.wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        }));
     for (let attempt = 0; ; attempt++) {
       try {
         if (this.socket === undefined || this.socket.destroyed) this.socket = await this.connect();
@@ -117,6 +128,7 @@ export class SyslogSink implements Sink {
 
   async shutdown(): Promise<void> {
     this.stopping = true;
+    this.wake?.();
     const s = this.socket;
     if (s !== undefined && !s.destroyed) await new Promise<void>((resolve) => s.end(resolve));
   }

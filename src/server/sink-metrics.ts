@@ -11,6 +11,10 @@ interface ForwardFigures {
   deadLettered?: number;
   retries: number;
   lagSeconds?: number;
+  mode?: string;
+  lagEvents?: number;
+  recoveredEvents?: number;
+  droppedFromQueue?: number;
 }
 
 interface DetectionFigures {
@@ -61,7 +65,43 @@ export function formatSinkMetrics(status: {
       l,
     );
     add('kaudit_forward_retries_total', 'counter', 'Requests sent again after a failure.', f.retries, l);
-    add('kaudit_forward_lag_seconds', 'gauge', 'Age of the oldest event being sent.', f.lagSeconds ?? 0, l);
+    add(
+      'kaudit_forward_lag_seconds',
+      'gauge',
+      'How long ago the oldest event the sink has not sent was stored.',
+      f.lagSeconds ?? 0,
+      l,
+    );
+    if (f.mode !== undefined) {
+      add(
+        'kaudit_forward_lag_events',
+        'gauge',
+        'Stored events the sink has not sent yet.',
+        f.lagEvents ?? 0,
+        l,
+      );
+      add(
+        'kaudit_forward_catching_up',
+        'gauge',
+        '1 while the sink reads what it missed from the store, 0 while it sends live batches.',
+        f.mode === 'live' ? 0 : 1,
+        l,
+      );
+      add(
+        'kaudit_forward_queue_dropped_events_total',
+        'counter',
+        "Events dropped from the sink's live queue (then sent from the store).",
+        f.droppedFromQueue ?? 0,
+        l,
+      );
+      add(
+        'kaudit_forward_recovered_events_total',
+        'counter',
+        'Events the sink sent from the store while catching up.',
+        f.recoveredEvents ?? 0,
+        l,
+      );
+    }
   }
   const d = status.detection;
   if (d !== undefined) {

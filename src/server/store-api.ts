@@ -1,6 +1,12 @@
 import { UserError } from '../model/errors.js';
 import type { Store } from '../store/contract.js';
-import { type RemoteInfo, STORE_API, type WireRejected } from '../store/remote/remote-store.js';
+import { decodeIngestCursor, type ScanQuery } from '../store/query.js';
+import {
+  REMOTE_SCAN_MAX_ROWS,
+  type RemoteInfo,
+  STORE_API,
+  type WireRejected,
+} from '../store/remote/remote-store.js';
 import { errorResponse } from './http-error.js';
 
 const SQL_MAX_ROWS = 100_000;
@@ -35,6 +41,29 @@ export async function storeApi(store: Store, req: Request): Promise<Response | u
         return Response.json({
           count: await store.count((await json(req)) as Parameters<Store['count']>[0]),
         });
+      case `POST ${STORE_API.scanIngested}`: {
+        const q = (await json(req)) as ScanQuery;
+        if (q.order !== 'ingested' || !Array.isArray(q.columns))
+          throw new UserError('KAUDIT_API_BAD_REQUEST', 'body must be a ScanQuery with order "ingested"');
+        if (q.filter?.ingestedAfter !== undefined) {
+          try {
+            decodeIngestCursor(q.filter.ingestedAfter);
+          } catch (err) {
+            throw new UserError('KAUDIT_API_BAD_PARAMETER', `ingestedAfter: ${(err as Error).message}`);
+          }
+        }
+        const pageRows = Math.max(
+          1,
+          Math.min(REMOTE_SCAN_MAX_ROWS, Number(q.pageRows) || REMOTE_SCAN_MAX_ROWS),
+        );
+        let rows: unknown[] = [];
+        // The first page only: leaving the loop ends the scan and frees what it holds.
+        for await (const page of store.scan({ ...q, pageRows })) {
+          rows = page;
+          break;
+        }
+        return Response.json({ rows });
+      }
       case `POST ${STORE_API.sql}`: {
         if (store.sql === undefined)
           throw new UserError('KAUDIT_QUERY_UNSUPPORTED', `the ${store.backend} store takes no SQL`);

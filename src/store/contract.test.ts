@@ -8,9 +8,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BACKENDS, type OpenedBackend } from '../../test/helpers/store-backends.js';
 import { prepareLine } from '../model/prepare.js';
 import { generateLines } from '../simulate/generator.js';
-import type { Store } from './contract.js';
+import type { Row, Store } from './contract.js';
 import { MemoryStore } from './memory/memory-store.js';
-import type { AggregateQuery, EventFilter, SearchQuery } from './query.js';
+import {
+  type AggregateQuery,
+  compareIngestPositions,
+  decodeIngestCursor,
+  type EventFilter,
+  INGEST_CURSOR_COLUMN,
+  type IngestPosition,
+  type SearchQuery,
+} from './query.js';
 
 const THIRD_PARTY = new URL('../../test/fixtures/third-party/', import.meta.url);
 
@@ -261,5 +269,62 @@ describe.each(BACKENDS)('store contract: %s', (_name, open) => {
     for (const v of ["a' OR 1=1 --", 'x\\', '\u0000', "'; DROP TABLE audit_events; --", 'ユーザー'])
       expect(await store.count({ user: [v] })).toBe(0);
     expect(await store.count({})).toBeGreaterThan(0);
+  });
+
+  // Last: it adds rows (in a cluster of its own) that the reference does not have.
+  it('scans in ingest order: commit after commit, resumable after any row', async () => {
+    const commits = [simulated.slice(0, 200), simulated.slice(150, 400), demo];
+    const cluster = 'ingest-order';
+    const filter: EventFilter = { cluster: [cluster] };
+    const commitOf = new Map<string, number>();
+    const keyOf = (e: Buffer) => {
+      const v = JSON.parse(e.toString('utf8')) as { auditID: string; stage: string };
+      return `${v.auditID}/${v.stage}`;
+    };
+    for (const [i, events] of commits.entries()) {
+      await store.write({ events, cluster });
+      for (const e of events) if (!commitOf.has(keyOf(e))) commitOf.set(keyOf(e), i);
+    }
+    const scanAll = async (after?: string) => {
+      const out: Row[] = [];
+      for await (const page of store.scan({
+        filter: after === undefined ? filter : { ...filter, ingestedAfter: after },
+        columns: ['audit_id', 'stage', 'cluster'],
+        order: 'ingested',
+        pageRows: 37,
+      })) {
+        expect(page.length).toBeLessThanOrEqual(37);
+        out.push(...page);
+      }
+      return out;
+    };
+    const rows = await scanAll();
+    expect(rows).toHaveLength(commitOf.size);
+    const keys = rows.map((r) => `${String(r.audit_id)}/${String(r.stage)}`);
+    expect(new Set(keys).size).toBe(keys.length);
+    // Every row of a commit before every row of the next one.
+    const order = keys.map((k) => commitOf.get(k));
+    expect(order).toEqual([...order].sort((a, b) => (a ?? -1) - (b ?? -1)));
+    expect(new Set(order)).toEqual(new Set([0, 1, 2]));
+    const positions = rows.map((r) => decodeIngestCursor(String(r[INGEST_CURSOR_COLUMN])));
+    for (let i = 1; i < positions.length; i++)
+      expect(compareIngestPositions(positions[i - 1] as IngestPosition, positions[i] as IngestPosition)).toBe(
+        -1,
+      );
+    for (const k of [0, 199, 200, rows.length - 2, rows.length - 1]) {
+      const after = String(rows[k]?.[INGEST_CURSOR_COLUMN]);
+      const rest = await scanAll(after);
+      expect(rest).toEqual(rows.slice(k + 1));
+      // What a follower has left to read, counted without reading it.
+      expect(await store.count({ ...filter, ingestedAfter: after })).toBe(rows.length - k - 1);
+    }
+    // A later commit comes after every earlier row, even one with older events.
+    const last = String(rows.at(-1)?.[INGEST_CURSOR_COLUMN]);
+    const later = simulated.slice(390, 450);
+    await store.write({ events: later, cluster });
+    const added = await scanAll(last);
+    expect(added.map((r) => `${String(r.audit_id)}/${String(r.stage)}`).sort()).toEqual(
+      [...new Set(later.map(keyOf))].filter((k) => !commitOf.has(k)).sort(),
+    );
   });
 });

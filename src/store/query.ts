@@ -136,6 +136,11 @@ export interface EventFilter {
   noNamespace?: boolean;
   /** request_uri does not contain this substring. */
   textExcludes?: string;
+  /**
+   * Events stored after this position in ingest order (an INGEST_CURSOR_COLUMN value of an
+   * ingest-order scan): what a reader that follows the store has not read yet.
+   */
+  ingestedAfter?: string;
 }
 
 export type SortOrder = 'time' | 'time_asc' | 'latency';
@@ -177,12 +182,66 @@ export const SEARCH_DEFAULT_COLUMNS: readonly EventColumn[] = [
   'request_uri',
 ];
 
-/** Rows in time order (oldest first), in pages, with bounded memory: for passes over events. */
+/**
+ * Rows in pages, with bounded memory: for passes over events. In time order (oldest first) by
+ * default; in ingest order with `order: 'ingested'`.
+ */
 export interface ScanQuery {
   filter: EventFilter;
   columns: readonly EventColumn[];
   /** Rows per page; default 10,000. */
   pageRows?: number;
+  /**
+   * `time` (default): by `ts`, ties by auditID, stage, cluster. `ingested`: the order the store took
+   * the events in, by (ingested_at in µs, cluster, auditID, stage), for readers that follow the store
+   * (forwarders): each row then also carries INGEST_CURSOR_COLUMN, its position, which
+   * `filter.ingestedAfter` resumes after. A store's commits get strictly increasing ingested_at, so
+   * rows stored later always come later.
+   */
+  order?: 'time' | 'ingested';
+}
+
+/** The extra column of an ingest-order scan: the row's position, to resume after it. */
+export const INGEST_CURSOR_COLUMN = 'ingest_cursor';
+
+/** A position in ingest order: (ingested_at in µs, cluster, auditID, stage). */
+export interface IngestPosition {
+  us: number;
+  cluster: string;
+  auditId: string;
+  stage: string;
+}
+
+/** The opaque text of a position (base64url JSON), as rows and cursors carry it. */
+export function encodeIngestCursor(p: IngestPosition): string {
+  return Buffer.from(JSON.stringify([p.us, p.cluster, p.auditId, p.stage])).toString('base64url');
+}
+
+/** The position of a cursor; throws on text that is not one. */
+export function decodeIngestCursor(text: string): IngestPosition {
+  let v: unknown;
+  try {
+    v = JSON.parse(Buffer.from(text, 'base64url').toString('utf8'));
+  } catch {
+    throw new Error(`bad ingest cursor: ${text.slice(0, 40)}`);
+  }
+  if (
+    !Array.isArray(v) ||
+    v.length !== 4 ||
+    !Number.isSafeInteger(v[0]) ||
+    typeof v[1] !== 'string' ||
+    typeof v[2] !== 'string' ||
+    typeof v[3] !== 'string'
+  )
+    throw new Error(`bad ingest cursor: ${text.slice(0, 40)}`);
+  return { us: v[0] as number, cluster: v[1], auditId: v[2], stage: v[3] };
+}
+
+/** Orders positions as an ingest-order scan does. */
+export function compareIngestPositions(a: IngestPosition, b: IngestPosition): number {
+  if (a.us !== b.us) return a.us < b.us ? -1 : 1;
+  for (const k of ['cluster', 'auditId', 'stage'] as const) if (a[k] !== b[k]) return a[k] < b[k] ? -1 : 1;
+  return 0;
 }
 
 export type GroupKey = GroupColumn | { bucket: 'ts'; everyMs: number };

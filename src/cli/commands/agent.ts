@@ -20,7 +20,9 @@ import { writeFileAtomic } from '../../collect/checkpoint-registry.js';
 import { DeadLetter } from '../../collect/dead-letter.js';
 import { createLogger, type Logger, type LogLevel } from '../../collect/logger.js';
 import type { Preparer } from '../../collect/pipeline.js';
+import { ForwardCursors } from '../../forward/forward-cursors.js';
 import { createForwarder, type ForwardConfig, forwardSchema } from '../../forward/sink-types.js';
+import { StoreFollower } from '../../forward/store-follower.js';
 import { UserError } from '../../model/errors.js';
 import {
   DEFAULT_MAX_EVENT_BYTES,
@@ -214,16 +216,34 @@ Examples:
       const pathOf = (p: string) =>
         config.file === undefined ? resolve(p) : resolve(dirname(config.file), p);
       const detection = await startDetection(config, log, process.env, pathOf);
-      const forwarders = config.forward.map((entry) =>
-        createForwarder(entry as ForwardConfig, {
-          log,
-          env: process.env,
-          pathOf,
-          deadLetter: async (sink, events, reason) => {
-            for (const e of events) await deadLetter.add({ source: `forward:${sink}`, reason, data: e.json });
-          },
-        }),
+      // Each forwarder follows the store from its own cursor in run_path: an outage, a full queue or
+      // a restart loses nothing (docs/forward.md).
+      const cursors = ForwardCursors.open(config.runPath);
+      const forwarders = config.forward.map(
+        (entry) =>
+          new StoreFollower({
+            inner: createForwarder(entry as ForwardConfig, {
+              log,
+              env: process.env,
+              pathOf,
+              deadLetter: async (sink, events, reason) => {
+                for (const e of events)
+                  await deadLetter.add({ source: `forward:${sink}`, reason, data: e.json });
+              },
+            }),
+            store,
+            cluster: config.cluster,
+            cursors,
+            log,
+          }),
       );
+      const names = forwarders.map((f) => f.name);
+      const twice = names.find((n, i) => names.indexOf(n) !== i);
+      if (twice !== undefined)
+        throw new UserError('KAUDIT_CONFIG_INVALID', `forward: two sinks are named ${twice}`, {
+          hint: 'give each sink its own `name:`; each keeps its own cursor in run_path',
+        });
+      for (const f of forwarders) f.start();
       const sinks = detection === undefined ? forwarders : [detection.sink, ...forwarders];
       const agent = new Agent({
         config,
@@ -251,7 +271,7 @@ Examples:
             status: async () => ({
               ...(await agent.status()),
               ...(detection === undefined ? {} : { detection: detection.stats() }),
-              forward: forwarders.map((f) => (f as typeof f & { stats(): unknown }).stats()),
+              forward: forwarders.map((f) => f.stats()),
             }),
             store,
             auth,

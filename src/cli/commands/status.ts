@@ -122,6 +122,12 @@ interface ForwardStatus {
   lagSeconds?: number;
   lastSentAt?: string;
   lastError?: string;
+  /** A forwarder that follows the store: `live` or `catching-up`. */
+  mode?: string;
+  lagEvents?: number;
+  recoveredEvents?: number;
+  droppedFromQueue?: number;
+  storeError?: string;
 }
 
 interface DetectionStatus {
@@ -160,8 +166,11 @@ export function formatStatus(s: AgentStatus): string {
     out += `\n${heading(`Sink ${k.name}`, '-', '  ')}`;
     out += `    Exported: ${k.exportedEvents}   Queued: ${k.queuedEvents}   Dropped: ${k.droppedEvents}   Failed exports: ${k.failedExports}${k.lastError ? `   Last error: ${k.lastError}` : ''}\n`;
     const f = forward.find((x) => x.name === k.name);
-    if (f !== undefined)
-      out += `    Sent: ${f.sentEvents}   Filtered: ${f.filteredEvents ?? 0}   Dead-lettered: ${f.deadLettered ?? 0}   Retries: ${f.retries}   Lag: ${(f.lagSeconds ?? 0).toFixed(0)} s${f.lastSentAt ? `   Last sent: ${f.lastSentAt}` : ''}${f.lastError ? `   Last error: ${f.lastError}` : ''}\n`;
+    if (f !== undefined) {
+      if (f.mode !== undefined)
+        out += `    Mode: ${f.mode}   Behind the store: ${f.lagEvents ?? 0} events, ${(f.lagSeconds ?? 0).toFixed(0)} s   Dropped from queue: ${f.droppedFromQueue ?? 0} (recovered from the store: ${f.recoveredEvents ?? 0})${f.storeError ? `   Store: ${f.storeError}` : ''}\n`;
+      out += `    Sent: ${f.sentEvents}   Filtered: ${f.filteredEvents ?? 0}   Dead-lettered: ${f.deadLettered ?? 0}   Retries: ${f.retries}${f.mode === undefined ? `   Lag: ${(f.lagSeconds ?? 0).toFixed(0)} s` : ''}${f.lastSentAt ? `   Last sent: ${f.lastSentAt}` : ''}${f.lastError ? `   Last error: ${f.lastError}` : ''}\n`;
+    }
   }
   const d = (s as AgentStatus & { detection?: DetectionStatus }).detection;
   if (d !== undefined) {

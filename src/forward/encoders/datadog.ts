@@ -17,32 +17,38 @@ export interface DatadogOptions {
   tags?: string[];
 }
 
-interface Entry {
-  ddsource: string;
-  service: string;
-  hostname?: string;
-  ddtags: string;
-  message: string;
+/** The fields before `message`, as JSON text without the closing brace. */
+function entryPrefix(opts: DatadogOptions, cluster: string): string {
+  return JSON.stringify({
+    ddsource: opts.source ?? 'kubernetes.audit',
+    service: opts.service ?? 'audit',
+    ...(opts.hostname === undefined ? {} : { hostname: opts.hostname }),
+    ddtags: [`kube_cluster_name:${cluster}`, ...(opts.tags ?? [])].join(','),
+  }).slice(0, -1);
 }
 
 export function datadogEncoder(opts: DatadogOptions): Encoder {
+  const prefixes = new Map<string, string>();
   return {
     encode(events: readonly OutgoingEvent[]): Payload[] {
       let truncated = 0;
       const entries = events.map((ev) => {
         let message = ev.json;
-        if (Buffer.byteLength(message) > DATADOG_MAX_ENTRY_BYTES - 1024) {
+        // A UTF-8 byte per UTF-16 unit at most three: only a long message is measured.
+        if (
+          message.length * 3 > DATADOG_MAX_ENTRY_BYTES - 1024 &&
+          Buffer.byteLength(message) > DATADOG_MAX_ENTRY_BYTES - 1024
+        ) {
           message = JSON.stringify(withoutBodies(ev.event));
           truncated++;
         }
-        const entry: Entry = {
-          ddsource: opts.source ?? 'kubernetes.audit',
-          service: opts.service ?? 'audit',
-          ddtags: [`kube_cluster_name:${ev.cluster}`, ...(opts.tags ?? [])].join(','),
-          message,
-        };
-        if (opts.hostname !== undefined) entry.hostname = opts.hostname;
-        return { ev, text: JSON.stringify(entry) };
+        let prefix = prefixes.get(ev.cluster);
+        if (prefix === undefined) {
+          prefix = entryPrefix(opts, ev.cluster);
+          prefixes.set(ev.cluster, prefix);
+        }
+        // The entry's other fields once per cluster; only the message is escaped per event.
+        return { ev, text: `${prefix},"message":${JSON.stringify(message)}}` };
       });
       return chunk(
         entries,

@@ -13,6 +13,7 @@ import {
   type StoreInfo,
   type WriteResult,
 } from '../contract.js';
+import { nextIngestedUs } from '../ingest-clock.js';
 import type {
   AggregateQuery,
   AggregateRow,
@@ -222,7 +223,7 @@ export class ClickHouseStore implements Store {
     // Encoded off the calling thread; held until committed or discarded.
     const copy = copyEvents(batch.events);
     let encoding: Promise<Encoded> = this.pool
-      .encode(copy, cluster, Date.now() * 1000)
+      .encode(copy, cluster, nextIngestedUs())
       .then((b) => ({ ...b, cluster }));
     // A failure is seen by commit(), not as an unhandled rejection meanwhile.
     encoding.catch(() => undefined);
@@ -361,7 +362,7 @@ export class ClickHouseStore implements Store {
   }
 
   scan(query: ScanQuery): AsyncIterable<Row[]> {
-    return scan(this.runner, this.table, query.filter, query.columns, query.pageRows ?? 10_000);
+    return scan(this.runner, this.table, query.filter, query.columns, query.pageRows ?? 10_000, query);
   }
 
   aggregate(query: AggregateQuery): Promise<AggregateRow[]> {

@@ -11,13 +11,18 @@ import { type Cursor, cursorAfter, decodeCursor } from '../cursor.js';
 import {
   type AggregateQuery,
   type AggregateRow,
+  decodeIngestCursor,
   EVENT_COLUMNS,
   type EventColumn,
   type EventFilter,
+  encodeIngestCursor,
   GROUP_COLUMNS,
   type GroupKey,
+  INGEST_CURSOR_COLUMN,
+  type IngestPosition,
   MEASURE_COLUMNS,
   type Measure,
+  type ScanQuery,
   SEARCH_DEFAULT_COLUMNS,
   type SearchPage,
   type SearchQuery,
@@ -103,6 +108,7 @@ export function whereOf(f: EventFilter): string {
   if (f.longRunning !== undefined) w.push(`long_running = ${f.longRunning ? 1 : 0}`);
   if (f.nonResource !== undefined) w.push(`isNull(resource) = ${f.nonResource ? 1 : 0}`);
   if (f.noNamespace !== undefined) w.push(`(ifNull(namespace, '') = '') = ${f.noNamespace ? 1 : 0}`);
+  if (f.ingestedAfter !== undefined) w.push(afterIngestPosition(decodeIngestCursor(f.ingestedAfter)));
   return w.length === 0 ? '1' : w.join(' AND ');
 }
 
@@ -178,6 +184,16 @@ function afterCursor(sort: SortOrder, cur: Cursor): string {
   return `(isNull(latency_us) OR latency_us < ${l} OR (latency_us = ${l} AND ${byTime}))`;
 }
 
+/** Rows after a position in ingest order (tuples compared by hand, as afterCursor does). */
+function afterIngestPosition(at: IngestPosition): string {
+  const u = sqlNumber(at.us);
+  const c = sqlString(at.cluster);
+  const a = sqlString(at.auditId);
+  const s = sqlString(at.stage);
+  const rest = `(cluster > ${c} OR (cluster = ${c} AND (audit_id > ${a} OR (audit_id = ${a} AND stage > ${s}))))`;
+  return `ingested_us >= ${u} AND (ingested_us > ${u} OR ${rest})`;
+}
+
 function checkedColumns(columns: readonly EventColumn[]): EventColumn[] {
   return columns.filter((c) => (EVENT_COLUMNS as readonly string[]).includes(c));
 }
@@ -211,13 +227,26 @@ export async function* scan(
   filter: EventFilter,
   columns: readonly EventColumn[],
   pageRows: number,
+  order: Pick<ScanQuery, 'order'> = {},
 ): AsyncIterable<Row[]> {
   const cols = checkedColumns(columns);
-  if (cols.length === 0) return;
-  const sql = `SELECT ${cols.map(selectColumn).join(', ')} FROM ${table} WHERE ${whereOf(filter)} ORDER BY ${ORDER.time_asc}`;
+  const byIngest = order.order === 'ingested';
+  if (cols.length === 0 && !byIngest) return;
+  const where = whereOf(filter);
+  const select = cols.map(selectColumn);
+  if (byIngest) select.push('ingested_us AS __iu', 'cluster AS __ic', 'audit_id AS __ia', 'stage AS __is');
+  const sql = `SELECT ${select.join(', ')} FROM ${table} WHERE ${where} ORDER BY ${byIngest ? 'ingested_us, cluster, audit_id, stage' : ORDER.time_asc}`;
   let page: Row[] = [];
   for await (const row of run.stream(sql)) {
-    page.push(project(row, cols));
+    const out = project(row, cols);
+    if (byIngest)
+      out[INGEST_CURSOR_COLUMN] = encodeIngestCursor({
+        us: Number(row.__iu),
+        cluster: String(row.__ic),
+        auditId: String(row.__ia),
+        stage: String(row.__is),
+      });
+    page.push(out);
     if (page.length >= pageRows) {
       yield page;
       page = [];

@@ -276,7 +276,7 @@ export class DuckDBStore implements Store {
       this.scanConns.pop() ??
       (await new Promise<DuckDBConnection>((resolve) => this.scanWaiters.push(resolve)));
     try {
-      yield* scan(conn, query.filter, query.columns, query.pageRows ?? 10_000);
+      yield* scan(conn, query.filter, query.columns, query.pageRows ?? 10_000, query);
     } finally {
       const next = this.scanWaiters.shift();
       if (next !== undefined) next(conn);

@@ -14,10 +14,13 @@ import type {
   Measure,
   SortOrder,
 } from '../query.js';
+import { compareIngestPositions, decodeIngestCursor, type IngestPosition } from '../query.js';
 
 /** A stored row: the derived columns, when it was stored, and the event's JSON. */
 export interface MemoryRow extends DerivedFields {
   ingested_at: string;
+  /** ingested_at in µs, the key of ingest order. */
+  ingested_us: number;
   raw: string;
 }
 
@@ -70,7 +73,17 @@ export function matchesFilter(r: MemoryRow, f: EventFilter): boolean {
   if (f.nonResource !== undefined && (r.resource === null) !== f.nonResource) return false;
   if (f.noNamespace !== undefined && (r.namespace === null || r.namespace === '') !== f.noNamespace)
     return false;
+  if (
+    f.ingestedAfter !== undefined &&
+    compareIngestPositions(ingestPosition(r), decodeIngestCursor(f.ingestedAfter)) <= 0
+  )
+    return false;
   return true;
+}
+
+/** A row's place in ingest order. */
+export function ingestPosition(r: MemoryRow): IngestPosition {
+  return { us: r.ingested_us, cluster: r.cluster, auditId: r.audit_id, stage: r.stage };
 }
 
 /** RFC3339 UTC with milliseconds: the one time format of every result. */

@@ -11,12 +11,16 @@ import {
   type StoreInfo,
   type WriteResult,
 } from '../contract.js';
+import { nextIngestedUs } from '../ingest-clock.js';
 import {
   type AggregateQuery,
   type AggregateRow,
+  compareIngestPositions,
   EVENT_COLUMNS,
   type EventColumn,
   type EventFilter,
+  encodeIngestCursor,
+  INGEST_CURSOR_COLUMN,
   type ScanQuery,
   SEARCH_DEFAULT_COLUMNS,
   type SearchPage,
@@ -26,6 +30,7 @@ import {
   aggregateRows,
   columnValue,
   compareKeys,
+  ingestPosition,
   type MemoryRow,
   matchesFilter,
   sortKey,
@@ -94,7 +99,6 @@ export class MemoryStore implements Store {
   holdFailWith: Error | undefined;
   /** Held batches not yet committed or discarded. */
   held = 0;
-  private seq = 0;
 
   hold(batch: EventBatch): HeldBatch {
     if (this.holdFailWith !== undefined) throw this.holdFailWith;
@@ -143,7 +147,8 @@ export class MemoryStore implements Store {
     let stored = 0;
     const duplicateIndexes: number[] = [];
     const rejected: RejectedEvent[] = [];
-    const ingestedAt = new Date(Date.now() + this.seq++ / 1000).toISOString();
+    const ingestedUs = nextIngestedUs();
+    const ingestedAt = new Date(Math.floor(ingestedUs / 1000)).toISOString();
     events.forEach((buf, index) => {
       const text = buf.toString('utf8');
       const reason = rejectReason(text);
@@ -155,7 +160,12 @@ export class MemoryStore implements Store {
       const key = `${cluster}/${e.auditID}/${e.stage}`;
       if (this.rows.has(key)) duplicateIndexes.push(index);
       else {
-        this.rows.set(key, { ...deriveFields(e, cluster), ingested_at: ingestedAt, raw: text });
+        this.rows.set(key, {
+          ...deriveFields(e, cluster),
+          ingested_at: ingestedAt,
+          ingested_us: ingestedUs,
+          raw: text,
+        });
         stored++;
       }
     });
@@ -191,6 +201,16 @@ export class MemoryStore implements Store {
 
   async *scan(q: ScanQuery): AsyncIterable<Row[]> {
     const size = q.pageRows ?? 10_000;
+    if (q.order === 'ingested') {
+      const rows = this.matching(q.filter)
+        .map((r) => ({ r, at: ingestPosition(r) }))
+        .sort((a, b) => compareIngestPositions(a.at, b.at));
+      for (let i = 0; i < rows.length; i += size)
+        yield rows
+          .slice(i, i + size)
+          .map((x) => ({ ...project(x.r, q.columns), [INGEST_CURSOR_COLUMN]: encodeIngestCursor(x.at) }));
+      return;
+    }
     const rows = this.matching(q.filter).sort((a, b) =>
       compareKeys(sortKey(a, 'time_asc'), sortKey(b, 'time_asc')),
     );

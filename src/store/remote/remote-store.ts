@@ -12,13 +12,14 @@ import {
   type StoreInfo,
   type WriteResult,
 } from '../contract.js';
-import type {
-  AggregateQuery,
-  AggregateRow,
-  EventFilter,
-  ScanQuery,
-  SearchPage,
-  SearchQuery,
+import {
+  type AggregateQuery,
+  type AggregateRow,
+  type EventFilter,
+  INGEST_CURSOR_COLUMN,
+  type ScanQuery,
+  type SearchPage,
+  type SearchQuery,
 } from '../query.js';
 
 /** The store API a running agent serves (server/store-api.ts), under its admin address. */
@@ -29,7 +30,12 @@ export const STORE_API = {
   count: '/api/v1/store/count',
   sql: '/api/v1/store/sql',
   write: '/api/v1/store/write',
+  /** One page of an ingest-order scan (ScanQuery with `order: 'ingested'`). */
+  scanIngested: '/api/v1/store/scan-ingested',
 } as const;
+
+/** Rows a page of a remote ingest-order scan holds at most. */
+export const REMOTE_SCAN_MAX_ROWS = 10_000;
 
 export interface RemoteInfo extends StoreInfo {
   capabilities: StoreCapabilities;
@@ -115,6 +121,22 @@ export class RemoteStore implements Store {
   }
 
   async *scan(query: ScanQuery): AsyncIterable<Row[]> {
+    if (query.order === 'ingested') {
+      // Page by page, each a request that resumes after the last row of the previous one.
+      const pageRows = Math.min(query.pageRows ?? REMOTE_SCAN_MAX_ROWS, REMOTE_SCAN_MAX_ROWS);
+      let after = query.filter.ingestedAfter;
+      for (;;) {
+        const page = await this.request<{ rows: Row[] }>(STORE_API.scanIngested, {
+          ...query,
+          pageRows,
+          filter: { ...query.filter, ...(after === undefined ? {} : { ingestedAfter: after }) },
+        });
+        if (page.rows.length > 0) yield page.rows;
+        const last = page.rows.at(-1)?.[INGEST_CURSOR_COLUMN];
+        if (page.rows.length < pageRows || typeof last !== 'string') return;
+        after = last;
+      }
+    }
     let cursor: string | undefined;
     for (;;) {
       const page = await this.search({

@@ -1,0 +1,183 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { bodyText, PlatformServer } from '../../test/fixtures/forward/platform-server.js';
+import { createLogger } from '../collect/logger.js';
+import { FanOut } from '../collect/sinks.js';
+import { MemoryStore } from '../store/memory/memory-store.js';
+import { decodeIngestCursor, INGEST_CURSOR_COLUMN } from '../store/query.js';
+import { httpEncoder } from './encoders/http.js';
+import { FORWARD_CURSORS_FILE, ForwardCursors } from './forward-cursors.js';
+import { Forwarder } from './forwarder.js';
+import { StoreFollower } from './store-follower.js';
+
+const quiet = createLogger({ out: { write: () => true } as unknown as NodeJS.WritableStream });
+
+function event(i: number): Buffer {
+  return Buffer.from(
+    JSON.stringify({
+      kind: 'Event',
+      apiVersion: 'audit.k8s.io/v1',
+      level: 'Metadata',
+      auditID: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
+      stage: 'ResponseComplete',
+      requestURI: `/api/v1/namespaces/payments/configmaps/c${i}`,
+      verb: 'get',
+      user: { username: 'alice' },
+      objectRef: { resource: 'configmaps', namespace: 'payments', name: `c${i}`, apiVersion: 'v1' },
+      responseStatus: { code: 200 },
+      requestReceivedTimestamp: new Date(Date.UTC(2026, 0, 15, 9, 0, 0) + i).toISOString(),
+      stageTimestamp: new Date(Date.UTC(2026, 0, 15, 9, 0, 0) + i + 1).toISOString(),
+    }),
+  );
+}
+
+let dir: string;
+let server: PlatformServer;
+let url: string;
+let store: MemoryStore;
+
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'kaudit-follow-'));
+  server = new PlatformServer(() => undefined);
+  url = await server.start();
+  store = new MemoryStore();
+});
+
+afterEach(async () => {
+  await server.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** The auditIDs the platform took, in the order it took them (its 503s not counted). */
+function received(): string[] {
+  return server.requests.flatMap((r) =>
+    bodyText(r)
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => (JSON.parse(l) as { event: { auditID: string } }).event.auditID),
+  );
+}
+
+const idOf = (i: number) => `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`;
+
+function follower(cursors: ForwardCursors, fanOutMax = 100) {
+  const inner = new Forwarder({
+    name: 'ndjson',
+    type: 'http',
+    url: `${url}/ingest`,
+    encoder: httpEncoder(),
+    deadLetter: async () => {
+      throw new Error('nothing is refused in this test');
+    },
+    log: quiet,
+    sleep: (ms) => new Promise((r) => setTimeout(r, Math.min(ms, 10))),
+  });
+  const f = new StoreFollower({
+    inner,
+    store,
+    cluster: 'prod',
+    cursors,
+    log: quiet,
+    pageRows: 64,
+    tickMs: 10,
+    stuckMs: 50,
+  });
+  const fanOut = new FanOut([f], { log: quiet, maxQueueEvents: fanOutMax });
+  f.start();
+  /** What the pipeline does: store a batch, then hand its newly stored events to the sinks. */
+  const ingest = async (from: number, n: number) => {
+    const events = Array.from({ length: n }, (_, k) => event(from + k));
+    const r = await store.write({ events, cluster: 'prod' });
+    const skip = new Set(r.duplicateIndexes);
+    fanOut.publish({ cluster: 'prod', events: events.filter((_, i) => !skip.has(i)) });
+  };
+  return { f, fanOut, ingest };
+}
+
+async function until(what: string, ok: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!ok()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe('StoreFollower: the store is the buffer', () => {
+  it('an outage longer than the queue holds: every stored event arrives once, in order, then live again', async () => {
+    const { f, fanOut, ingest } = follower(ForwardCursors.open(dir));
+    for (let b = 0; b < 5; b++) {
+      await ingest(b * 20, 20);
+      await until('a batch live', () => received().length === (b + 1) * 20);
+    }
+    expect(f.stats().mode).toBe('live');
+
+    server.down = true;
+    // 400 events against a queue of 100: most are dropped from the queue and must come from the store.
+    for (let b = 5; b < 25; b++) await ingest(b * 20, 20);
+    await until('the queue to overflow', () => f.stats().droppedFromQueue > 0);
+    expect(f.stats().mode).toBe('catching-up');
+    server.down = false;
+    await until('all 500', () => received().length >= 500);
+    await until('live again', () => f.stats().mode === 'live');
+    for (let b = 25; b < 30; b++) await ingest(b * 20, 20);
+    await until('all 600', () => received().length >= 600);
+    await until('no lag', () => f.stats().lagEvents === 0);
+
+    const ids = received();
+    expect(ids).toEqual(Array.from({ length: 600 }, (_, i) => idOf(i)));
+    const s = f.stats();
+    expect(s.recoveredEvents).toBeGreaterThan(0);
+    expect(s.catchUps).toBe(1);
+    expect(s.lagSeconds).toBe(0);
+    await fanOut.shutdown(1000);
+
+    // The saved cursor is the last stored event: a restart sends nothing again.
+    const saved = JSON.parse(readFileSync(join(dir, FORWARD_CURSORS_FILE), 'utf8')) as {
+      sinks: Record<string, { position: string }>;
+    };
+    const last: unknown[] = [];
+    for await (const page of store.scan({ filter: {}, columns: [], order: 'ingested' })) last.push(...page);
+    const lastPosition = (last.at(-1) as Record<string, string>)[INGEST_CURSOR_COLUMN] as string;
+    expect(decodeIngestCursor(saved.sinks.ndjson?.position ?? '')).toEqual(decodeIngestCursor(lastPosition));
+  });
+
+  it('a restart during an outage resumes from the saved cursor: nothing lost, nothing twice', async () => {
+    const first = follower(ForwardCursors.open(dir));
+    await first.ingest(0, 30);
+    await until('30 live', () => received().length === 30);
+    await until('the cursor past them', () => first.f.stats().lagEvents === 0);
+    server.down = true;
+    await first.ingest(30, 30);
+    await new Promise((r) => setTimeout(r, 50));
+    // The agent stops while the platform is down: the 30 stay in the store, not in the dead letters.
+    await first.fanOut.shutdown(100);
+    expect(received()).toHaveLength(30);
+
+    const second = follower(ForwardCursors.open(dir));
+    expect(second.f.stats().mode).toBe('catching-up');
+    await second.ingest(60, 10);
+    server.down = false;
+    await until('all 70', () => received().length >= 70);
+    await until('live', () => second.f.stats().mode === 'live');
+    expect(received()).toEqual(Array.from({ length: 70 }, (_, i) => idOf(i)));
+    await second.fanOut.shutdown(1000);
+  });
+
+  it('a new sink starts with what is stored from now on', async () => {
+    await store.write({ events: [event(0), event(1)], cluster: 'prod' });
+    const { f, fanOut, ingest } = follower(ForwardCursors.open(dir));
+    await ingest(2, 3);
+    await until('3 live', () => received().length === 3);
+    await until('no lag', () => f.stats().lagEvents === 0);
+    expect(received()).toEqual([idOf(2), idOf(3), idOf(4)]);
+    await fanOut.shutdown(1000);
+  });
+
+  it('refuses a damaged cursor file with the file named', async () => {
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(join(dir, FORWARD_CURSORS_FILE), '{"version":1,"sinks":{"a":{"position":"x"}}}');
+    expect(() => ForwardCursors.open(dir)).toThrow(/forward-cursors\.json has an unknown layout: sinks\.a/);
+  });
+});
