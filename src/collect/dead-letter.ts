@@ -7,7 +7,12 @@ import { mkdirSync } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AuditEvent } from '../model/event.js';
-import { isRecord, jsonDepthExceeds } from '../model/json.js';
+import {
+  isRecord,
+  jsonDepthExceeds,
+  parseJsonKeepingNumbers,
+  stringifyKeepingNumbers,
+} from '../model/json.js';
 import { redactEvent } from '../model/redact.js';
 
 export const DEAD_LETTER_FILE = 'dead-letter.ndjson';
@@ -32,7 +37,7 @@ function redacted(data: Buffer): Buffer {
   if (first !== 0x7b && first !== 0x5b) return data;
   let value: unknown;
   try {
-    value = JSON.parse(data.toString('utf8'));
+    value = parseJsonKeepingNumbers(data.toString('utf8'));
   } catch {
     return data;
   }
@@ -48,7 +53,7 @@ function redacted(data: Buffer): Buffer {
     else changed = redactEvent(v as unknown as AuditEvent) || changed;
   };
   visit(value, 0);
-  return changed ? Buffer.from(JSON.stringify(value)) : data;
+  return changed ? Buffer.from(stringifyKeepingNumbers(value)) : data;
 }
 
 export class DeadLetter {

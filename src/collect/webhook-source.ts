@@ -7,6 +7,7 @@ import { Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { createGunzip } from 'node:zlib';
 import { UserError } from '../model/errors.js';
+import { parseJsonKeepingNumbers } from '../model/json.js';
 import { formatListen, type WebhookSourceConfig } from './agent-config.js';
 import type { Logger } from './logger.js';
 import type { PipelineItem, Preparer } from './pipeline.js';
@@ -346,7 +347,7 @@ export class WebhookHandler {
 
     let value: unknown;
     try {
-      value = JSON.parse(body.toString('utf8'));
+      value = parseJsonKeepingNumbers(body.toString('utf8'));
     } catch (err) {
       this.counters.malformed++;
       return json(400, {
