@@ -4,7 +4,7 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { mkdirSync } from 'node:fs';
-import { type FileHandle, open } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AuditEvent } from '../model/event.js';
 import {
@@ -14,6 +14,7 @@ import {
   stringifyKeepingNumbers,
 } from '../model/json.js';
 import { redactEvent } from '../model/redact.js';
+import { type OpenFile, openFile } from './open-file.js';
 
 export const DEAD_LETTER_FILE = 'dead-letter.ndjson';
 /** A dead-lettered record keeps at most this much of the original bytes (the rest is counted). */
@@ -62,7 +63,10 @@ export class DeadLetter {
   private fh: FileHandle | null = null;
   private chain: Promise<void> = Promise.resolve();
 
-  constructor(dataDir: string) {
+  private readonly open: OpenFile;
+
+  constructor(dataDir: string, opts: { openFile?: OpenFile } = {}) {
+    this.open = opts.openFile ?? openFile;
     mkdirSync(dataDir, { recursive: true });
     this.path = join(dataDir, DEAD_LETTER_FILE);
   }
@@ -90,7 +94,7 @@ export class DeadLetter {
       .catch(() => undefined)
       .then(async () => {
         try {
-          this.fh ??= await open(this.path, 'a', 0o600);
+          this.fh ??= await this.open(this.path, 'a', 0o600);
           await this.fh.write(line);
         } catch (err) {
           const fh = this.fh;
