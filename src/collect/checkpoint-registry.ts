@@ -272,13 +272,15 @@ export async function writeFileAtomic(
     await fh.close();
   }
   await rename(tmp, path);
-  // The rename is only durable once the directory entry is on disk.
-  const dir = await open(join(path, '..'), 'r');
+  // The rename is only durable once the directory entry is on disk. Some filesystems refuse fsync
+  // on directories, and with descriptors exhausted (EMFILE) the directory cannot be opened: the
+  // rename is atomic all the same, so neither fails the write.
+  const dir = await open(join(path, '..'), 'r').catch(() => undefined);
   try {
-    await dir.sync();
+    await dir?.sync();
   } catch {
-    // Some filesystems refuse fsync on directories; the rename is still atomic.
+    // See above.
   } finally {
-    await dir.close();
+    await dir?.close();
   }
 }
