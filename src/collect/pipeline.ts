@@ -1,5 +1,6 @@
 import type { PreparedLine, PrepareOptions } from '../model/prepare.js';
 import type { HeldBatch, Store, WriteResult } from '../store/contract.js';
+import { type Clock, systemClock } from './clock.js';
 import type { Logger } from './logger.js';
 import type { FanOut } from './sinks.js';
 
@@ -35,7 +36,7 @@ export interface PipelineItem {
   offsets?: number[];
   /** Lines that are not audit events; written to the dead-letter file when the batch is stored. */
   deadLetters: DeadLetterEntry[];
-  /** performance.now() when the item entered the queue; set by the pipeline. */
+  /** The pipeline clock's now() when the item entered the queue; set by the pipeline. */
   enqueuedAt?: number;
   /**
    * File items are retried until the store takes them (their checkpoint waits); webhook items fail at
@@ -64,6 +65,8 @@ export interface PipelineOptions {
   log: Logger;
   /** Consumers after the store: each stored batch goes to them once the store acknowledged it. */
   sinks?: FanOut;
+  /** Time for flush intervals, backoff and the stop deadline (default: the system clock). */
+  clock?: Clock;
 }
 
 export interface PipelineStats {
@@ -177,7 +180,11 @@ export class Pipeline {
   private lettersBackoffMs = INITIAL_BACKOFF_MS;
   private lastWriteAt: Date | undefined;
 
-  constructor(private readonly opts: PipelineOptions) {}
+  private readonly clock: Clock;
+
+  constructor(private readonly opts: PipelineOptions) {
+    this.clock = opts.clock ?? systemClock;
+  }
 
   private get feedsSinks(): boolean {
     return (this.opts.sinks?.size ?? 0) > 0;
@@ -195,7 +202,7 @@ export class Pipeline {
   }
 
   private push(item: PipelineItem, bytes: number): void {
-    item.enqueuedAt = performance.now();
+    item.enqueuedAt = this.clock.now();
     this.queue.push({
       item,
       bytes,
@@ -244,7 +251,7 @@ export class Pipeline {
    */
   async shutdown(timeoutMs = 15_000): Promise<void> {
     this.stopping = true;
-    this.abortDeadline = Date.now() + timeoutMs;
+    this.abortDeadline = this.clock.now() + timeoutMs;
     this.wakeFlusher?.();
     await this.loop;
     // One last try for dead letters that failed; what still fails is not acknowledged.
@@ -275,12 +282,13 @@ export class Pipeline {
 
   private sleep(ms: number): Promise<void> {
     // Dead letters waiting to be written again wake the loop at their time.
-    if (this.deadLetterError !== undefined) ms = Math.max(1, Math.min(ms, this.lettersRetryAt - Date.now()));
+    if (this.deadLetterError !== undefined)
+      ms = Math.max(1, Math.min(ms, this.lettersRetryAt - this.clock.now()));
     return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
+      const timer = this.clock.setTimeout(done, ms);
       const self = this;
       function done(): void {
-        clearTimeout(timer);
+        self.clock.clearTimeout(timer);
         if (self.wakeFlusher === done) self.wakeFlusher = undefined;
         resolve();
       }
@@ -345,7 +353,8 @@ export class Pipeline {
   private async run(): Promise<void> {
     const maxWriting = Math.max(1, this.opts.writesInFlight ?? 1);
     for (;;) {
-      if (this.deadLetterError !== undefined && Date.now() >= this.lettersRetryAt) await this.retryLetters();
+      if (this.deadLetterError !== undefined && this.clock.now() >= this.lettersRetryAt)
+        await this.retryLetters();
       const head = this.oldestWaiting();
       if (head === undefined) {
         if (this.stopping && this.writing === 0) return;
@@ -356,7 +365,7 @@ export class Pipeline {
         await this.sleep(60_000);
         continue;
       }
-      const now = Date.now();
+      const now = this.clock.now();
       if (now < this.retryAt) {
         if (this.stopping && now >= this.abortDeadline) {
           if (this.writing === 0) return;
@@ -367,7 +376,7 @@ export class Pipeline {
         await this.sleep(Math.max(1, until - now));
         continue;
       }
-      const age = performance.now() - (head.item.enqueuedAt ?? 0);
+      const age = this.clock.now() - (head.item.enqueuedAt ?? 0);
       if (!this.stopping && this.retry.length === 0 && this.waitingEvents() < this.opts.batchEvents) {
         if (age < this.opts.flushIntervalMs) {
           await this.sleep(this.opts.flushIntervalMs - age);
@@ -420,7 +429,7 @@ export class Pipeline {
         this.opts.log.error('store write failed; will retry', { error: message });
       this.storeError = message;
       this.counters.storeErrors++;
-      this.retryAt = Date.now() + this.backoffMs;
+      this.retryAt = this.clock.now() + this.backoffMs;
       this.backoffMs = Math.min(this.backoffMs * 2, MAX_BACKOFF_MS);
       // Webhook items are refused now (the client retries), and so are those waiting behind this
       // batch, since retries go first (tryOffer takes no more while a failed file batch waits);
@@ -482,7 +491,7 @@ export class Pipeline {
         });
       }
     }
-    const now = performance.now();
+    const now = this.clock.now();
     const completed: Entry[] = [];
     for (const { entry, from, to } of slices) {
       if (entry.refused) continue;
@@ -547,7 +556,7 @@ export class Pipeline {
           error: failure,
         });
       this.deadLetterError = failure;
-      this.lettersRetryAt = Date.now() + this.lettersBackoffMs;
+      this.lettersRetryAt = this.clock.now() + this.lettersBackoffMs;
       this.lettersBackoffMs = Math.min(this.lettersBackoffMs * 2, MAX_BACKOFF_MS);
     } else if (
       byEntry.size > 0 &&
@@ -582,7 +591,7 @@ export class Pipeline {
     if (waiting.length === 0) {
       // Entries not stored whole yet write theirs with their last batch.
       if (!this.queue.some((e) => e.pendingLetters !== undefined)) this.deadLetterError = undefined;
-      this.lettersRetryAt = Date.now() + this.lettersBackoffMs;
+      this.lettersRetryAt = this.clock.now() + this.lettersBackoffMs;
       return;
     }
     const byEntry = new Map<Entry, DeadLetterEntry[]>();
