@@ -1,6 +1,7 @@
 import type { Store } from '../store/contract.js';
 import type { AgentConfig } from './agent-config.js';
 import { CheckpointRegistry } from './checkpoint-registry.js';
+import type { Clock } from './clock.js';
 import type { FileSourceStatus } from './file-source.js';
 import type { Logger } from './logger.js';
 import type { OpenFile } from './open-file.js';
@@ -25,6 +26,8 @@ export interface AgentOptions {
   rotatedIdleMs?: number;
   /** How checkpoint files are opened (fault tests inject a full disk). */
   openFile?: OpenFile;
+  /** Time for the pipeline and the file sources (default: the system clock). */
+  clock?: Clock;
 }
 
 export interface StoreStatus {
@@ -103,6 +106,7 @@ export class Agent {
       deadLetter: opts.deadLetter,
       log: opts.log,
       sinks: this.sinks,
+      ...(opts.clock === undefined ? {} : { clock: opts.clock }),
     });
     if (!config.logsEnabled) return;
     const deps: SourceDeps = {
@@ -114,6 +118,7 @@ export class Agent {
       log: opts.log,
       ...(opts.scanIntervalMs === undefined ? {} : { scanIntervalMs: opts.scanIntervalMs }),
       ...(opts.rotatedIdleMs === undefined ? {} : { rotatedIdleMs: opts.rotatedIdleMs }),
+      ...(opts.clock === undefined ? {} : { clock: opts.clock }),
     };
     for (const source of config.logs) {
       const kind = SOURCE_TYPES.get(source.type);

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { auditEvent } from '../../test/fixtures/agent/make-events.js';
 import { DEFAULT_PREPARE_OPTIONS, prepareLine, prepareValue } from '../model/prepare.js';
 import type { WebhookSourceConfig } from './agent-config.js';
+import { ManualClock } from './clock.js';
 import { defaultWebhookLimits } from './config/source-config.js';
 import { memoryLogger } from './logger.js';
 import type { PipelineItem } from './pipeline.js';
@@ -213,6 +214,7 @@ describe('WebhookHandler', () => {
   });
 
   it('gives no room to stalled bodies: 408 after the idle time, and a good batch meanwhile gets 200', async () => {
+    const clock = new ManualClock();
     const offered: PipelineItem[] = [];
     const h = new WebhookHandler({
       config,
@@ -228,6 +230,7 @@ describe('WebhookHandler', () => {
       },
       log: memoryLogger(),
       limits: { bodyIdleMs: 300 },
+      clock,
     });
     const stalled = Array.from({ length: 50 }, () =>
       h.fetch(
@@ -243,6 +246,11 @@ describe('WebhookHandler', () => {
       ),
     );
     expect((await h.fetch(post(JSON.stringify(eventList(2))))).status).toBe(200);
+    let answered = 0;
+    for (const s of stalled) void s.then(() => answered++);
+    await clock.advance(299);
+    expect(answered).toBe(0);
+    await clock.advance(1);
     expect((await Promise.all(stalled)).map((r) => r.status)).toEqual(Array(50).fill(408));
     expect(h.bufferedBytes).toBe(0);
     expect(offered).toHaveLength(1);

@@ -9,6 +9,7 @@ import { createGunzip } from 'node:zlib';
 import { UserError } from '../model/errors.js';
 import { parseJsonKeepingNumbers } from '../model/json.js';
 import { formatListen, type WebhookSourceConfig } from './agent-config.js';
+import { type Clock, type ClockTimer, systemClock } from './clock.js';
 import { defaultWebhookLimits, type WebhookLimits } from './config/source-config.js';
 
 export type { WebhookLimits };
@@ -34,6 +35,8 @@ export interface WebhookHandlerOptions {
   log: Logger;
   /** Overrides config.limits (default: defaultWebhookLimits(config.maxBodyBytes)). */
   limits?: Partial<WebhookLimits>;
+  /** Time for the body-idle timeout (default: the system clock). */
+  clock?: Clock;
 }
 
 export interface WebhookStatus {
@@ -109,6 +112,7 @@ async function readLimited(
   bytes: BodyBytes,
   idleMs: number,
   onCancel: (cancel: () => void) => () => void,
+  clock: Clock,
 ): Promise<Buffer> {
   if (stream === null) return Buffer.alloc(0);
   const chunks: Buffer[] = [];
@@ -121,11 +125,13 @@ async function readLimited(
   });
   try {
     for (;;) {
-      let timer: NodeJS.Timeout | undefined;
+      let timer: ClockTimer | undefined;
       const idle = new Promise<'idle'>((resolve) => {
-        timer = setTimeout(() => resolve('idle'), idleMs);
+        timer = clock.setTimeout(() => resolve('idle'), idleMs);
       });
-      const next = await Promise.race([reader.read(), idle]).finally(() => clearTimeout(timer));
+      const next = await Promise.race([reader.read(), idle]).finally(() => {
+        if (timer !== undefined) clock.clearTimeout(timer);
+      });
       if (stopped) throw new Stopping();
       if (next === 'idle') throw new BodyStalled();
       if (next.done) break;
@@ -307,10 +313,17 @@ export class WebhookHandler {
     }
     let body: Buffer;
     try {
-      body = await readLimited(req.body, limit, bytes, this.limits.bodyIdleMs, (cancel) => {
-        this.readers.add(cancel);
-        return () => this.readers.delete(cancel);
-      });
+      body = await readLimited(
+        req.body,
+        limit,
+        bytes,
+        this.limits.bodyIdleMs,
+        (cancel) => {
+          this.readers.add(cancel);
+          return () => this.readers.delete(cancel);
+        },
+        this.opts.clock ?? systemClock,
+      );
       const encoding = (req.headers.get('content-encoding') ?? '').toLowerCase();
       if (encoding === 'gzip') {
         try {
