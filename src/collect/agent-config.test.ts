@@ -65,6 +65,78 @@ logs:
     expect(diagnostics[5]?.message).toMatch(/needs tls.client_ca or token_file/);
   });
 
+  it("gives the webhook's client limits defaults, takes them from the config and checks them with line and field", () => {
+    const { config } = parseAgentConfig(GOOD, { file: 'kaudit.yaml' });
+    expect(config?.logs[1]).toMatchObject({
+      limits: {
+        maxConnections: 256,
+        headersTimeoutMs: 10_000,
+        requestTimeoutMs: 60_000,
+        bodyIdleMs: 10_000,
+        stopGraceMs: 10_000,
+        maxBufferedBytes: 8 * 12 * 1024 * 1024,
+        maxDecompressedBytes: 12 * 1024 * 1024,
+      },
+    });
+    const set = parseAgentConfig(
+      `cluster: x
+run_path: /r
+data: /d
+logs:
+  - type: webhook
+    listen: 127.0.0.1:9000
+    max_body_bytes: 1048576
+    max_decompressed_bytes: 4194304
+    max_buffered_bytes: 16777216
+    max_connections: 32
+    headers_timeout_ms: 2000
+    request_timeout_ms: 30000
+    body_idle_timeout_ms: 5000
+    stop_grace_ms: 1000
+`,
+      { file: 'k.yaml' },
+    );
+    expect(set.diagnostics).toEqual([]);
+    expect(set.config?.logs[0]).toMatchObject({
+      maxBodyBytes: 1048576,
+      limits: {
+        maxConnections: 32,
+        headersTimeoutMs: 2000,
+        requestTimeoutMs: 30000,
+        bodyIdleMs: 5000,
+        stopGraceMs: 1000,
+        maxBufferedBytes: 16777216,
+        maxDecompressedBytes: 4194304,
+      },
+    });
+    const bad = parseAgentConfig(
+      `cluster: x
+run_path: /r
+data: /d
+logs:
+  - type: webhook
+    listen: 127.0.0.1:9000
+    max_connections: 0
+    headers_timeout_ms: 20000
+    request_timeout_ms: 10000
+    max_buffered_bytes: 2048
+  - type: webhook
+    listen: 127.0.0.1:9001
+    body_idle_timeout_ms: fast
+    max_decompressed_bytes: 1.5
+`,
+      { file: 'k.yaml' },
+    );
+    expect(bad.config).toBeUndefined();
+    expect(bad.diagnostics.map((d) => `${d.file}:${d.line}:${d.path}: ${d.message}`)).toEqual([
+      'k.yaml:7:logs[0].max_connections: must be >= 1, got 0',
+      'k.yaml:9:logs[0].request_timeout_ms: must be at least headers_timeout_ms',
+      'k.yaml:10:logs[0].max_buffered_bytes: must be at least max_body_bytes, or no body could be received',
+      'k.yaml:13:logs[1].body_idle_timeout_ms: must be a number, got "fast"',
+      'k.yaml:14:logs[1].max_decompressed_bytes: must be a whole number, got 1.5',
+    ]);
+  });
+
   it('lets KAUDIT_* variables override, and KAUDIT_LOGS_ENABLED=false turn collection off', () => {
     const { config } = parseAgentConfig(GOOD, {
       env: {

@@ -1,8 +1,10 @@
 import type { Store } from '../store/contract.js';
 import type { AgentConfig } from './agent-config.js';
 import { CheckpointRegistry } from './checkpoint-registry.js';
+import type { Clock } from './clock.js';
 import type { FileSourceStatus } from './file-source.js';
 import type { Logger } from './logger.js';
+import type { OpenFile } from './open-file.js';
 import { type DeadLetterSink, Pipeline, type PipelineStats, type Preparer } from './pipeline.js';
 import { FanOut, type Sink, type SinkStats } from './sinks.js';
 import { SOURCE_TYPES } from './sources/index.js';
@@ -22,6 +24,10 @@ export interface AgentOptions {
   /** Test and bench knobs for the file sources. */
   scanIntervalMs?: number;
   rotatedIdleMs?: number;
+  /** How checkpoint files are opened (fault tests inject a full disk). */
+  openFile?: OpenFile;
+  /** Time for the pipeline and the file sources (default: the system clock). */
+  clock?: Clock;
 }
 
 export interface StoreStatus {
@@ -53,6 +59,8 @@ export interface AgentStatus {
   };
   logs: (FileSourceStatus | WebhookStatus)[];
   pipeline: PipelineStats & { deadLetterPath: string | null };
+  /** The checkpoint file: when it was last written, and why the last write failed until one succeeds. */
+  checkpoints: { path: string; status: 'OK' | 'Error'; error?: string; lastCommitAt: string | null };
   store: StoreStatus;
   sinks: SinkStats[];
 }
@@ -73,7 +81,10 @@ export class Agent {
 
   constructor(private readonly opts: AgentOptions) {
     const { config } = opts;
-    this.registry = CheckpointRegistry.open(config.runPath);
+    this.registry = CheckpointRegistry.open(
+      config.runPath,
+      opts.openFile === undefined ? {} : { openFile: opts.openFile },
+    );
     // One more than the store runs at once: the next batch is staged while both imports run.
     const writesInFlight = opts.store.capabilities.parallelWrites + 1;
     const fills = (writesInFlight + 1) * config.pipeline.batchEvents;
@@ -95,6 +106,7 @@ export class Agent {
       deadLetter: opts.deadLetter,
       log: opts.log,
       sinks: this.sinks,
+      ...(opts.clock === undefined ? {} : { clock: opts.clock }),
     });
     if (!config.logsEnabled) return;
     const deps: SourceDeps = {
@@ -106,6 +118,7 @@ export class Agent {
       log: opts.log,
       ...(opts.scanIntervalMs === undefined ? {} : { scanIntervalMs: opts.scanIntervalMs }),
       ...(opts.rotatedIdleMs === undefined ? {} : { rotatedIdleMs: opts.rotatedIdleMs }),
+      ...(opts.clock === undefined ? {} : { clock: opts.clock }),
     };
     for (const source of config.logs) {
       const kind = SOURCE_TYPES.get(source.type);
@@ -171,6 +184,12 @@ export class Agent {
       },
       logs: this.sources.map((s) => s.status()),
       pipeline: { ...pipeline, deadLetterPath: this.opts.deadLetter.path ?? null },
+      checkpoints: {
+        path: this.registry.path,
+        status: this.registry.lastError === undefined ? 'OK' : 'Error',
+        ...(this.registry.lastError === undefined ? {} : { error: this.registry.lastError }),
+        lastCommitAt: this.registry.lastCommitAt?.toISOString() ?? null,
+      },
       store: storeStatus,
       sinks: this.sinks.stats(),
     };

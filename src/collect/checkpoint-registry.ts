@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
-import { open, rename, rm } from 'node:fs/promises';
+import { rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { UserError } from '../model/errors.js';
+import { type OpenFile, openFile } from './open-file.js';
 
 /** Bytes at the start of a file hashed to tell two files with the same inode apart (inode reuse, gzip copies). */
 export const FINGERPRINT_BYTES = 1024;
@@ -103,16 +104,20 @@ export class CheckpointRegistry {
   private dirty = false;
   private writing: Promise<void> = Promise.resolve();
   lastCommitAt: Date | undefined;
+  /** Why the last commit failed, until one succeeds (shown in status). */
+  lastError: string | undefined;
 
   private constructor(
     readonly runPath: string,
     data: RegistryFile,
+    private readonly open: OpenFile,
   ) {
     this.path = join(runPath, 'checkpoints.json');
     this.data = data;
   }
 
-  static open(runPath: string): CheckpointRegistry {
+  static open(runPath: string, opts: { openFile?: OpenFile } = {}): CheckpointRegistry {
+    const open = opts.openFile ?? openFile;
     mkdirSync(runPath, { recursive: true });
     const path = join(runPath, 'checkpoints.json');
     let text: string | undefined;
@@ -121,7 +126,7 @@ export class CheckpointRegistry {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
-    if (text === undefined) return new CheckpointRegistry(runPath, { version: 1, sources: {} });
+    if (text === undefined) return new CheckpointRegistry(runPath, { version: 1, sources: {} }, open);
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);
@@ -141,7 +146,7 @@ export class CheckpointRegistry {
         },
       );
     }
-    return new CheckpointRegistry(runPath, parsed as RegistryFile);
+    return new CheckpointRegistry(runPath, parsed as RegistryFile, open);
   }
 
   isInitialised(source: string): boolean {
@@ -237,10 +242,12 @@ export class CheckpointRegistry {
         this.dirty = false;
         const text = JSON.stringify(this.data);
         try {
-          await writeFileAtomic(this.path, text, 0o600);
+          await writeFileAtomic(this.path, text, 0o600, this.open);
           this.lastCommitAt = new Date();
+          this.lastError = undefined;
         } catch (err) {
           this.dirty = true;
+          this.lastError = err instanceof Error ? err.message : String(err);
           throw err;
         }
       });
@@ -248,7 +255,12 @@ export class CheckpointRegistry {
   }
 }
 
-export async function writeFileAtomic(path: string, text: string, mode = 0o644): Promise<void> {
+export async function writeFileAtomic(
+  path: string,
+  text: string,
+  mode = 0o644,
+  open: OpenFile = openFile,
+): Promise<void> {
   const tmp = `${path}.${process.pid}.tmp`;
   // A leftover temporary file keeps its mode through open(); start afresh so `mode` holds.
   await rm(tmp, { force: true });
@@ -260,13 +272,15 @@ export async function writeFileAtomic(path: string, text: string, mode = 0o644):
     await fh.close();
   }
   await rename(tmp, path);
-  // The rename is only durable once the directory entry is on disk.
-  const dir = await open(join(path, '..'), 'r');
+  // The rename is only durable once the directory entry is on disk. Some filesystems refuse fsync
+  // on directories, and with descriptors exhausted (EMFILE) the directory cannot be opened: the
+  // rename is atomic all the same, so neither fails the write.
+  const dir = await open(join(path, '..'), 'r').catch(() => undefined);
   try {
-    await dir.sync();
+    await dir?.sync();
   } catch {
-    // Some filesystems refuse fsync on directories; the rename is still atomic.
+    // See above.
   } finally {
-    await dir.close();
+    await dir?.close();
   }
 }

@@ -4,11 +4,17 @@
  */
 import { isUtf8 } from 'node:buffer';
 import { mkdirSync } from 'node:fs';
-import { type FileHandle, open } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { AuditEvent } from '../model/event.js';
-import { isRecord, jsonDepthExceeds } from '../model/json.js';
+import {
+  isRecord,
+  jsonDepthExceeds,
+  parseJsonKeepingNumbers,
+  stringifyKeepingNumbers,
+} from '../model/json.js';
 import { redactEvent } from '../model/redact.js';
+import { type OpenFile, openFile } from './open-file.js';
 
 export const DEAD_LETTER_FILE = 'dead-letter.ndjson';
 /** A dead-lettered record keeps at most this much of the original bytes (the rest is counted). */
@@ -32,7 +38,7 @@ function redacted(data: Buffer): Buffer {
   if (first !== 0x7b && first !== 0x5b) return data;
   let value: unknown;
   try {
-    value = JSON.parse(data.toString('utf8'));
+    value = parseJsonKeepingNumbers(data.toString('utf8'));
   } catch {
     return data;
   }
@@ -48,7 +54,7 @@ function redacted(data: Buffer): Buffer {
     else changed = redactEvent(v as unknown as AuditEvent) || changed;
   };
   visit(value, 0);
-  return changed ? Buffer.from(JSON.stringify(value)) : data;
+  return changed ? Buffer.from(stringifyKeepingNumbers(value)) : data;
 }
 
 export class DeadLetter {
@@ -57,7 +63,10 @@ export class DeadLetter {
   private fh: FileHandle | null = null;
   private chain: Promise<void> = Promise.resolve();
 
-  constructor(dataDir: string) {
+  private readonly open: OpenFile;
+
+  constructor(dataDir: string, opts: { openFile?: OpenFile } = {}) {
+    this.open = opts.openFile ?? openFile;
     mkdirSync(dataDir, { recursive: true });
     this.path = join(dataDir, DEAD_LETTER_FILE);
   }
@@ -85,7 +94,7 @@ export class DeadLetter {
       .catch(() => undefined)
       .then(async () => {
         try {
-          this.fh ??= await open(this.path, 'a', 0o600);
+          this.fh ??= await this.open(this.path, 'a', 0o600);
           await this.fh.write(line);
         } catch (err) {
           const fh = this.fh;

@@ -20,6 +20,7 @@ import { DEFAULT_MAX_EVENT_BYTES, prepareLine, prepareValue } from '../model/pre
 import { MemoryStore } from '../store/memory/memory-store.js';
 import type { FileSourceConfig } from './agent-config.js';
 import { CheckpointRegistry } from './checkpoint-registry.js';
+import { ManualClock } from './clock.js';
 import { FileSource } from './file-source.js';
 import { memoryLogger } from './logger.js';
 import { type DeadLetterEntry, Pipeline, type Preparer } from './pipeline.js';
@@ -45,8 +46,10 @@ function harness(
     maxLineBytes?: number;
     scanIntervalMs?: number;
     pollIntervalMs?: number;
+    clock?: ManualClock;
   } = {},
 ) {
+  const clock = opts.clock === undefined ? {} : { clock: opts.clock };
   const letters: DeadLetterEntry[] = [];
   const deadLetter = {
     count: 0,
@@ -66,6 +69,7 @@ function harness(
     flushIntervalMs: 20,
     deadLetter,
     log,
+    ...clock,
   });
   const config: FileSourceConfig = {
     type: 'file',
@@ -85,6 +89,7 @@ function harness(
     scanIntervalMs: opts.scanIntervalMs ?? 100,
     pollIntervalMs: opts.pollIntervalMs ?? 20,
     rotatedIdleMs: 200,
+    ...clock,
   });
   pipeline.start();
   source.start();
@@ -108,6 +113,21 @@ async function waitFor(what: string, cond: () => boolean, timeoutMs = 10_000): P
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/** Moves the clock 20 ms at a time until `cond` holds; the clock time it took. */
+async function advanceUntil(
+  clock: ManualClock,
+  what: string,
+  cond: () => boolean,
+  maxMs = 60_000,
+): Promise<number> {
+  const from = clock.now();
+  while (!cond()) {
+    if (clock.now() - from > maxMs) throw new Error(`${what}: not within ${maxMs} ms of clock time`);
+    await clock.advance(20);
+  }
+  return clock.now() - from;
 }
 
 async function storedRows(store: MemoryStore, n: number): Promise<void> {
@@ -180,9 +200,11 @@ describe('FileSource', () => {
     const full = auditLines('p', 0, 10);
     const partial = auditLine('p-10');
     writeFileSync(logs('audit.log'), full + partial.slice(0, 100));
-    const h = harness(store);
-    await storedRows(store, 10);
-    await new Promise((r) => setTimeout(r, 300));
+    const clock = new ManualClock();
+    const h = harness(store, { clock });
+    await advanceUntil(clock, '10 rows', () => store.rows.size === 10);
+    // Many polls and scans later, the partial line is still not taken.
+    await clock.advance(1000);
     expect(store.rows.size).toBe(10);
     await h.stop();
     // The checkpoint stops before the partial line, so a restart reads it again once complete.
@@ -350,6 +372,8 @@ describe('FileSource', () => {
     const h = harness(store, { path: join(dir, 'logs', '*', 'audit.log') });
     await storedRows(store, 10);
     mkdirSync(logs('b'));
+    // On the wall clock: what is measured is how soon a real directory change is seen (inotify or
+    // the next scan), which a manual clock cannot speed up.
     const t0 = Date.now();
     writeFileSync(logs('b', 'audit.log'), auditLines('g', 10, 20));
     await waitFor('20 rows', () => store.rows.size === 20, 2000);

@@ -11,6 +11,7 @@ import {
   type FileCheckpoint,
   fingerprintOf,
 } from './checkpoint-registry.js';
+import { type Clock, type ClockTimer, systemClock } from './clock.js';
 import { type Candidate, FileCandidates } from './file-candidates.js';
 import type { Logger } from './logger.js';
 import type { DeadLetterEntry, PipelineItem, Preparer } from './pipeline.js';
@@ -28,6 +29,8 @@ export interface FileSourceOptions {
   readChunkBytes?: number;
   /** A rotated file is let go once drained and unchanged for this long. */
   rotatedIdleMs?: number;
+  /** Time for polling, scan intervals, backoff and lag (default: the system clock). */
+  clock?: Clock;
 }
 
 export interface FileStatus {
@@ -191,7 +194,10 @@ export class FileSource {
   private readonly readChunkBytes: number;
   private readonly rotatedIdleMs: number;
 
+  private readonly clock: Clock;
+
   constructor(private readonly opts: FileSourceOptions) {
+    this.clock = opts.clock ?? systemClock;
     this.scanner = newLineScanner(opts.prepare.options);
     this.candidates = new FileCandidates(opts.config.path);
     this.scanIntervalMs = opts.scanIntervalMs ?? 1000;
@@ -232,7 +238,7 @@ export class FileSource {
     const files: FileStatus[] = [];
     let lagBytes = 0;
     let lagSeconds = 0;
-    const now = Date.now();
+    const now = this.clock.now();
     for (const t of this.tracked.values()) {
       const lag = Math.max(0, t.size - t.ackedOffset);
       const oldest = t.samples.find((s) => s.size > t.ackedOffset);
@@ -271,13 +277,13 @@ export class FileSource {
 
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      let timer: NodeJS.Timeout | undefined;
+      let timer: ClockTimer | undefined;
       const finish = (): void => {
-        clearTimeout(timer);
+        if (timer !== undefined) this.clock.clearTimeout(timer);
         this.wake = undefined;
         resolve();
       };
-      timer = setTimeout(finish, ms);
+      timer = this.clock.setTimeout(finish, ms);
       this.wake = finish;
     });
   }
@@ -321,9 +327,9 @@ export class FileSource {
     let failures = 0;
     let retryAt = 0;
     while (this.running) {
-      const due = this.rescan || Date.now() - lastScan >= this.scanIntervalMs;
-      if (due && Date.now() >= retryAt) {
-        lastScan = Date.now();
+      const due = this.rescan || this.clock.now() - lastScan >= this.scanIntervalMs;
+      if (due && this.clock.now() >= retryAt) {
+        lastScan = this.clock.now();
         this.rescan = false;
         try {
           await this.scan();
@@ -335,7 +341,7 @@ export class FileSource {
           // it is tried again, sooner at first, then less often while it keeps failing.
           failures++;
           const backoffMs = Math.min(30_000, 100 * 2 ** Math.min(failures, 9));
-          retryAt = Date.now() + backoffMs;
+          retryAt = this.clock.now() + backoffMs;
           this.error = `scan failed (attempt ${failures}, next in ${backoffMs} ms): ${err instanceof Error ? err.message : String(err)}`;
           this.opts.log.warn('scan failed', { source: this.name, error: this.error });
         }
@@ -439,9 +445,9 @@ export class FileSource {
       skipping: false,
       size,
       mtimeMs: f.mtimeMs,
-      lastChangeAt: Date.now(),
+      lastChangeAt: this.clock.now(),
       inFlight: 0,
-      samples: size > cp.offset ? [{ at: Date.now(), size }] : [],
+      samples: size > cp.offset ? [{ at: this.clock.now(), size }] : [],
       finished: false,
     };
     this.tracked.set(keyOf(f.dev, f.ino), t);
@@ -530,6 +536,7 @@ export class FileSource {
 
   private async discoverGz(f: Found, firstRun: boolean, doneKey: string): Promise<void> {
     // lumberjack writes the .gz next to the backup, then deletes the backup; a young one may be partial.
+    // Against the file's mtime, which the filesystem sets from the wall clock.
     if (Date.now() - f.mtimeMs < 1000) return;
     const { registry, config } = this.opts;
     const { path } = f.c;
@@ -621,8 +628,8 @@ export class FileSource {
   }
 
   private noteSize(t: Tracked, size: number, mtimeMs: number): void {
-    if (size !== t.size || mtimeMs !== t.mtimeMs) t.lastChangeAt = Date.now();
-    if (size > t.size && t.samples.length < MAX_LAG_SAMPLES) t.samples.push({ at: Date.now(), size });
+    if (size !== t.size || mtimeMs !== t.mtimeMs) t.lastChangeAt = this.clock.now();
+    if (size > t.size && t.samples.length < MAX_LAG_SAMPLES) t.samples.push({ at: this.clock.now(), size });
     t.size = size;
     t.mtimeMs = mtimeMs;
   }
@@ -842,7 +849,7 @@ export class FileSource {
   private async maybeRelease(t: Tracked): Promise<void> {
     if (!t.rotated) return;
     if (!t.gz) {
-      if (t.readOffset < t.size || Date.now() - t.lastChangeAt < this.rotatedIdleMs) return;
+      if (t.readOffset < t.size || this.clock.now() - t.lastChangeAt < this.rotatedIdleMs) return;
       if (!t.finished) {
         await this.flushPending(t);
         t.finished = true;

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { setImmediate } from 'node:timers/promises';
 import { type FrameRecord, frameInput, oversizeReason, recordPlace } from '../model/frame.js';
+import { parseJsonKeepingNumbers } from '../model/json.js';
 import {
   DEFAULT_PREPARE_OPTIONS,
   fastPathUnsafe,
@@ -67,8 +68,13 @@ export interface IngestSummary {
   duplicates: number;
   truncated: number;
   malformed: number;
-  /** Inputs not read, or not read to their end; their readable events are stored. */
+  /**
+   * Inputs not read, or not read to their end (their readable events are stored), and inputs
+   * whose records are none of them audit events (`/etc/passwd`; the records are dead-lettered).
+   */
   skipped: SkippedInput[];
+  /** Inputs that held no record at all: empty (a log just rotated), or blank lines only. */
+  empty: string[];
   deadLetter: string;
   seconds: number;
   eventsPerSecond: number;
@@ -144,7 +150,7 @@ function prepareRecord(rec: FrameRecord, prep: PrepareOptions): PreparedLine {
 function parseRecord(rec: FrameRecord, prep: PrepareOptions): PreparedLine {
   if (rec.kind === 'line') return prepareLine(rec.data, prep);
   try {
-    return prepareValue(JSON.parse(trimLine(rec.data).toString('utf8')), prep);
+    return prepareValue(parseJsonKeepingNumbers(trimLine(rec.data).toString('utf8')), prep);
   } catch (err) {
     return { events: [], truncated: 0, malformed: `not JSON: ${(err as Error).message}` };
   }
@@ -178,6 +184,7 @@ export async function ingest(inputs: readonly IngestInput[], opts: IngestOptions
   );
   const bytesTotal = files.some((f) => f.size === null) ? null : files.reduce((a, f) => a + (f.size ?? 0), 0);
   const s = { events: 0, truncated: 0, malformed: 0 };
+  const empty: string[] = [];
   let bytesDone = 0;
   let failure: Error | undefined;
 
@@ -196,6 +203,9 @@ export async function ingest(inputs: readonly IngestInput[], opts: IngestOptions
       const stream = file.path === '-' ? inputs.find((i) => i.path === '-')?.stream : undefined;
       const source = file.path === '-' ? '<stdin>' : file.path;
       const base = bytesDone;
+      const eventsBefore = s.events;
+      const malformedBefore = s.malformed;
+      const skippedBefore = skipped.length;
       let item = newItem(source);
       try {
         for await (const records of frameInput(stream ?? file.path, {
@@ -251,6 +261,15 @@ export async function ingest(inputs: readonly IngestInput[], opts: IngestOptions
         item.more = false;
         await offer(item).catch(() => undefined);
       }
+      if (failure === undefined && s.events === eventsBefore) {
+        const bad = s.malformed - malformedBefore;
+        if (bad > 0)
+          skipped.push({
+            path: source,
+            reason: `not an audit log: ${bad === 1 ? 'its one record is not' : `none of its ${bad} records is`} an audit event (kept in ${opts.deadLetter.path})`,
+          });
+        else if (skipped.length === skippedBefore) empty.push(source);
+      }
     }
   } finally {
     await pipeline.shutdown(failure === undefined ? 60_000 : 0);
@@ -269,6 +288,7 @@ export async function ingest(inputs: readonly IngestInput[], opts: IngestOptions
     truncated: s.truncated,
     malformed: s.malformed + p.rejected,
     skipped,
+    empty,
     deadLetter: opts.deadLetter.path,
     seconds: Math.round(seconds * 1000) / 1000,
     eventsPerSecond: Math.round(s.events / Math.max(seconds, 1e-9)),

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { auditLine } from '../../test/fixtures/agent/make-events.js';
 import { MemoryStore } from '../store/memory/memory-store.js';
+import { ManualClock } from './clock.js';
 import { memoryLogger } from './logger.js';
 import { type DeadLetterEntry, Pipeline, type PipelineItem, type PipelineOptions } from './pipeline.js';
 
@@ -122,50 +123,57 @@ describe('Pipeline', () => {
   });
 
   it('holds a short batch past the flush interval while its source says more is coming, not after', async () => {
-    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    const clock = new ManualClock();
     const store = new MemoryStore();
-    const { pipeline } = setup(store, 100, { batchEvents: 5, flushIntervalMs: 100 });
+    const { pipeline } = setup(store, 100, { batchEvents: 5, flushIntervalMs: 100, clock });
     const first = item(['m-a', 'm-b', 'm-c']);
     first.more = true;
     await pipeline.offer(first);
-    await sleep(200);
+    await clock.advance(200);
     // Past the interval, yet nothing written: the source is still reading.
     expect(store.batchSizes).toEqual([]);
     const second = item(['m-d', 'm-e', 'm-f']);
     second.more = true;
     await pipeline.offer(second);
+    await clock.advance(0);
     await first.result;
     expect(store.batchSizes).toEqual([5]);
     // m-f waits for more past its interval; the source's next item says it is done, and both go at
     // once rather than when the wait (four intervals) runs out.
-    await sleep(150);
+    await clock.advance(150);
     expect(store.batchSizes).toEqual([5]);
     const last = item(['m-g']);
-    const t0 = performance.now();
     await pipeline.offer(last);
+    await clock.advance(0);
     await Promise.all([second.result, last.result]);
-    expect(performance.now() - t0).toBeLessThan(150);
     expect(store.batchSizes).toEqual([5, 2]);
-    // A source that said more and then sent nothing: written once the wait runs out.
+    // A source that said more and then sent nothing: written once the wait (four intervals) runs out.
     const lone = item(['m-h']);
     lone.more = true;
-    const t1 = performance.now();
     await pipeline.offer(lone);
+    await clock.advance(399);
+    expect(store.batchSizes).toEqual([5, 2]);
+    await clock.advance(1);
     await lone.result;
-    expect(performance.now() - t1).toBeGreaterThanOrEqual(350);
-    await pipeline.shutdown();
     expect(store.batchSizes).toEqual([5, 2, 1]);
+    const stopped = pipeline.shutdown();
+    await clock.advance(0);
+    await stopped;
   });
 
   it('sends a failed part of a file item again, and stores every event once', async () => {
+    const clock = new ManualClock();
     const store = new MemoryStore();
     store.failWith = new Error('disk full');
-    const { pipeline } = setup(store, 100, { batchEvents: 4, flushIntervalMs: 0, writesInFlight: 2 });
+    const { pipeline } = setup(store, 100, { batchEvents: 4, flushIntervalMs: 0, writesInFlight: 2, clock });
     const items = [0, 1, 2].map((k) => item([`r${k}-a`, `r${k}-b`, `r${k}-c`]));
     for (const it of items) await pipeline.offer(it);
-    await new Promise((r) => setTimeout(r, 100));
+    // Three backoffs (250, 500, 1000 ms): written, failed and written again each time.
+    await clock.advance(2000);
+    expect(store.writes).toBeGreaterThan(3);
     expect(store.rows.size).toBe(0);
     store.failWith = undefined;
+    await clock.advance(10_000);
     expect(await Promise.all(items.map((it) => it.result))).toEqual([undefined, undefined, undefined]);
     await pipeline.shutdown();
     expect(store.rows.size).toBe(9);
@@ -316,16 +324,26 @@ describe('Pipeline', () => {
   });
 
   it('on shutdown with a failing store gives up after the timeout, frees blocked producers, acknowledges nothing', async () => {
+    const clock = new ManualClock();
     const store = new MemoryStore();
     store.failWith = new Error('disk full');
-    const { pipeline } = setup(store, 10);
+    const { pipeline } = setup(store, 10, { clock });
     const first = item(Array.from({ length: 10 }, (_, j) => `s-${j}`));
     await pipeline.offer(first);
-    const blocked = pipeline.offer(item(['s-10']));
-    const t0 = Date.now();
-    await pipeline.shutdown(300);
-    expect(Date.now() - t0).toBeLessThan(5000);
-    await expect(blocked).rejects.toThrow(/shut down/);
+    const blocked = pipeline.offer(item(['s-10'])).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    let stopped = false;
+    const stopping = pipeline.shutdown(300).then(() => {
+      stopped = true;
+    });
+    await clock.advance(299);
+    expect(stopped).toBe(false);
+    await clock.advance(1);
+    await stopping;
+    expect(stopped).toBe(true);
+    expect(String(await blocked)).toMatch(/shut down/);
     expect((await first.result)?.message).toMatch(/stopped before the store took it/);
     expect(store.rows.size).toBe(0);
     // The failed batch the store still held is let go.

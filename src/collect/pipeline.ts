@@ -1,5 +1,6 @@
 import type { PreparedLine, PrepareOptions } from '../model/prepare.js';
 import type { HeldBatch, Store, WriteResult } from '../store/contract.js';
+import { type Clock, systemClock } from './clock.js';
 import type { Logger } from './logger.js';
 import type { FanOut } from './sinks.js';
 
@@ -35,7 +36,7 @@ export interface PipelineItem {
   offsets?: number[];
   /** Lines that are not audit events; written to the dead-letter file when the batch is stored. */
   deadLetters: DeadLetterEntry[];
-  /** performance.now() when the item entered the queue; set by the pipeline. */
+  /** The pipeline clock's now() when the item entered the queue; set by the pipeline. */
   enqueuedAt?: number;
   /**
    * File items are retried until the store takes them (their checkpoint waits); webhook items fail at
@@ -64,6 +65,8 @@ export interface PipelineOptions {
   log: Logger;
   /** Consumers after the store: each stored batch goes to them once the store acknowledged it. */
   sinks?: FanOut;
+  /** Time for flush intervals, backoff and the stop deadline (default: the system clock). */
+  clock?: Clock;
 }
 
 export interface PipelineStats {
@@ -78,6 +81,8 @@ export interface PipelineStats {
   deadLettered: number;
   storeErrors: number;
   storeError: string | undefined;
+  /** Why dead letters cannot be written (a full disk), until they can: their input is not acknowledged meanwhile. */
+  deadLetterError: string | undefined;
   lastWriteAt: string | undefined;
   latencyAvgMs: number;
   latencyPeakMs: number;
@@ -111,6 +116,8 @@ interface Entry {
   refused: boolean;
   /** Every event stored and the item's dead letters written: it may be acknowledged. */
   complete: boolean;
+  /** Dead letters of the item whose write (or sync) failed: written again before it is acknowledged. */
+  pendingLetters?: DeadLetterEntry[] | undefined;
 }
 
 /** Events [from, to) of one queued item, as part of a batch. */
@@ -168,9 +175,16 @@ export class Pipeline {
   private latencyCount = 0;
   private latencyPeakMs = 0;
   private storeError: string | undefined;
+  private deadLetterError: string | undefined;
+  private lettersRetryAt = 0;
+  private lettersBackoffMs = INITIAL_BACKOFF_MS;
   private lastWriteAt: Date | undefined;
 
-  constructor(private readonly opts: PipelineOptions) {}
+  private readonly clock: Clock;
+
+  constructor(private readonly opts: PipelineOptions) {
+    this.clock = opts.clock ?? systemClock;
+  }
 
   private get feedsSinks(): boolean {
     return (this.opts.sinks?.size ?? 0) > 0;
@@ -188,7 +202,7 @@ export class Pipeline {
   }
 
   private push(item: PipelineItem, bytes: number): void {
-    item.enqueuedAt = performance.now();
+    item.enqueuedAt = this.clock.now();
     this.queue.push({
       item,
       bytes,
@@ -237,9 +251,11 @@ export class Pipeline {
    */
   async shutdown(timeoutMs = 15_000): Promise<void> {
     this.stopping = true;
-    this.abortDeadline = Date.now() + timeoutMs;
+    this.abortDeadline = this.clock.now() + timeoutMs;
     this.wakeFlusher?.();
     await this.loop;
+    // One last try for dead letters that failed; what still fails is not acknowledged.
+    if (this.deadLetterError !== undefined) await this.retryLetters();
     this.closed = true;
     for (const batch of this.retry.splice(0)) await this.discard(batch);
     for (const w of this.roomWaiters.splice(0)) w();
@@ -257,6 +273,7 @@ export class Pipeline {
       queueBytes: this.opts.queueBytes,
       ...this.counters,
       storeError: this.storeError,
+      deadLetterError: this.deadLetterError,
       lastWriteAt: this.lastWriteAt?.toISOString(),
       latencyAvgMs: this.latencyCount === 0 ? 0 : this.latencySumMs / this.latencyCount,
       latencyPeakMs: this.latencyPeakMs,
@@ -264,11 +281,14 @@ export class Pipeline {
   }
 
   private sleep(ms: number): Promise<void> {
+    // Dead letters waiting to be written again wake the loop at their time.
+    if (this.deadLetterError !== undefined)
+      ms = Math.max(1, Math.min(ms, this.lettersRetryAt - this.clock.now()));
     return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
+      const timer = this.clock.setTimeout(done, ms);
       const self = this;
       function done(): void {
-        clearTimeout(timer);
+        self.clock.clearTimeout(timer);
         if (self.wakeFlusher === done) self.wakeFlusher = undefined;
         resolve();
       }
@@ -333,6 +353,8 @@ export class Pipeline {
   private async run(): Promise<void> {
     const maxWriting = Math.max(1, this.opts.writesInFlight ?? 1);
     for (;;) {
+      if (this.deadLetterError !== undefined && this.clock.now() >= this.lettersRetryAt)
+        await this.retryLetters();
       const head = this.oldestWaiting();
       if (head === undefined) {
         if (this.stopping && this.writing === 0) return;
@@ -343,7 +365,7 @@ export class Pipeline {
         await this.sleep(60_000);
         continue;
       }
-      const now = Date.now();
+      const now = this.clock.now();
       if (now < this.retryAt) {
         if (this.stopping && now >= this.abortDeadline) {
           if (this.writing === 0) return;
@@ -354,7 +376,7 @@ export class Pipeline {
         await this.sleep(Math.max(1, until - now));
         continue;
       }
-      const age = performance.now() - (head.item.enqueuedAt ?? 0);
+      const age = this.clock.now() - (head.item.enqueuedAt ?? 0);
       if (!this.stopping && this.retry.length === 0 && this.waitingEvents() < this.opts.batchEvents) {
         if (age < this.opts.flushIntervalMs) {
           await this.sleep(this.opts.flushIntervalMs - age);
@@ -407,7 +429,7 @@ export class Pipeline {
         this.opts.log.error('store write failed; will retry', { error: message });
       this.storeError = message;
       this.counters.storeErrors++;
-      this.retryAt = Date.now() + this.backoffMs;
+      this.retryAt = this.clock.now() + this.backoffMs;
       this.backoffMs = Math.min(this.backoffMs * 2, MAX_BACKOFF_MS);
       // Webhook items are refused now (the client retries), and so are those waiting behind this
       // batch, since retries go first (tryOffer takes no more while a failed file batch waits);
@@ -443,7 +465,8 @@ export class Pipeline {
     }
 
     if (result !== undefined && this.feedsSinks) this.publish(slices, result);
-    const letters: DeadLetterEntry[] = [];
+    // Letters by the entry they belong to; `undefined`: the entry's own dead letters.
+    const letters: { entry: Entry; letter: DeadLetterEntry | undefined }[] = [];
     if (result !== undefined && result.rejected.length > 0) {
       const owner: Entry[] = [];
       const at: number[] = [];
@@ -458,14 +481,17 @@ export class Pipeline {
         if (entry === undefined || entry.refused) continue;
         const offset = entry.item.offsets?.[at[r.index] ?? -1];
         letters.push({
-          source: entry.item.source,
-          reason: r.reason,
-          data: r.data,
-          ...(offset === undefined ? {} : { offset }),
+          entry,
+          letter: {
+            source: entry.item.source,
+            reason: r.reason,
+            data: r.data,
+            ...(offset === undefined ? {} : { offset }),
+          },
         });
       }
     }
-    const now = performance.now();
+    const now = this.clock.now();
     const completed: Entry[] = [];
     for (const { entry, from, to } of slices) {
       if (entry.refused) continue;
@@ -473,7 +499,7 @@ export class Pipeline {
       if (entry.complete || completed.includes(entry) || entry.stored < entry.item.events.length) continue;
       completed.push(entry);
       // The item is whole in the store now: its own dead letters go with it.
-      letters.push(...entry.item.deadLetters);
+      letters.push({ entry, letter: undefined });
       if (entry.item.events.length > 0) {
         const latency = now - (entry.item.enqueuedAt ?? now);
         this.latencySumMs += latency;
@@ -481,21 +507,100 @@ export class Pipeline {
         if (latency > this.latencyPeakMs) this.latencyPeakMs = latency;
       }
     }
-    for (const letter of letters) {
-      try {
-        await this.opts.deadLetter.add(letter);
-        this.counters.deadLettered++;
-      } catch (err) {
-        this.opts.log.error('dead-letter write failed', { error: String(err), source: letter.source });
+    const byEntry = new Map<Entry, DeadLetterEntry[]>();
+    for (const { entry, letter } of letters) {
+      const list = byEntry.get(entry) ?? [...(entry.pendingLetters ?? [])];
+      entry.pendingLetters = undefined;
+      if (letter === undefined) list.push(...entry.item.deadLetters);
+      else list.push(letter);
+      byEntry.set(entry, list);
+    }
+    await this.writeLetters(byEntry);
+    // Only now, after their dead letters are durable, may another batch's completion ack them.
+    for (const entry of completed) this.complete(entry);
+    this.acknowledge();
+  }
+
+  /**
+   * Writes each entry's dead letters and syncs them. An entry whose letters fail (a full disk) keeps
+   * the rest as pending: it is not acknowledged until they are written (see complete()).
+   */
+  private async writeLetters(byEntry: Map<Entry, DeadLetterEntry[]>): Promise<void> {
+    let written = 0;
+    let failure: string | undefined;
+    for (const [entry, list] of byEntry) {
+      for (let i = 0; i < list.length; i++) {
+        try {
+          await this.opts.deadLetter.add(list[i] as DeadLetterEntry);
+          this.counters.deadLettered++;
+          written++;
+        } catch (err) {
+          failure = err instanceof Error ? err.message : String(err);
+          entry.pendingLetters = list.slice(i);
+          break;
+        }
       }
     }
-    if (letters.length > 0) {
-      await this.opts.deadLetter.sync?.().catch((err: unknown) => {
-        this.opts.log.error('dead-letter sync failed', { error: String(err) });
-      });
+    if (written > 0) {
+      try {
+        await this.opts.deadLetter.sync?.();
+      } catch (err) {
+        failure = err instanceof Error ? err.message : String(err);
+        // Written but perhaps not on disk: each entry waits for a sync that succeeds.
+        for (const entry of byEntry.keys()) entry.pendingLetters ??= [];
+      }
     }
-    // Only now, after their dead letters are durable, may another batch's completion ack them.
-    for (const entry of completed) entry.complete = true;
+    if (failure !== undefined) {
+      if (this.deadLetterError === undefined)
+        this.opts.log.error('dead-letter write failed; their input is not acknowledged until it succeeds', {
+          error: failure,
+        });
+      this.deadLetterError = failure;
+      this.lettersRetryAt = this.clock.now() + this.lettersBackoffMs;
+      this.lettersBackoffMs = Math.min(this.lettersBackoffMs * 2, MAX_BACKOFF_MS);
+    } else if (
+      byEntry.size > 0 &&
+      this.deadLetterError !== undefined &&
+      !this.queue.some((e) => e.pendingLetters)
+    ) {
+      this.opts.log.info('dead-letter writes recovered');
+      this.deadLetterError = undefined;
+      this.lettersBackoffMs = INITIAL_BACKOFF_MS;
+    }
+  }
+
+  /**
+   * Every event of the entry is stored. With its dead letters written it may be acknowledged; if
+   * they are not, a webhook item is refused (the client sends it again: its events are duplicates
+   * then, its bad items written again), and a file item waits for retryLetters().
+   */
+  private complete(entry: Entry): void {
+    if (entry.pendingLetters === undefined) entry.complete = true;
+    else if (!entry.item.retry)
+      this.refuse(
+        entry,
+        new Error(`dead letters cannot be written: ${this.deadLetterError ?? 'unknown error'}`),
+      );
+  }
+
+  /** Writes the pending dead letters of items whose events are all stored, and acknowledges them. */
+  private async retryLetters(): Promise<void> {
+    const waiting = this.queue.filter(
+      (e) => e.pendingLetters !== undefined && !e.complete && e.stored >= e.item.events.length,
+    );
+    if (waiting.length === 0) {
+      // Entries not stored whole yet write theirs with their last batch.
+      if (!this.queue.some((e) => e.pendingLetters !== undefined)) this.deadLetterError = undefined;
+      this.lettersRetryAt = this.clock.now() + this.lettersBackoffMs;
+      return;
+    }
+    const byEntry = new Map<Entry, DeadLetterEntry[]>();
+    for (const e of waiting) {
+      byEntry.set(e, e.pendingLetters ?? []);
+      e.pendingLetters = undefined;
+    }
+    await this.writeLetters(byEntry);
+    for (const e of waiting) this.complete(e);
     this.acknowledge();
   }
 

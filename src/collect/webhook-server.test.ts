@@ -4,10 +4,10 @@ import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { auditEvent } from '../../test/fixtures/agent/make-events.js';
 import { DEFAULT_PREPARE_OPTIONS, prepareLine, prepareValue } from '../model/prepare.js';
-import type { WebhookSourceConfig } from './agent-config.js';
+import { parseAgentConfig, type WebhookSourceConfig } from './agent-config.js';
 import { memoryLogger } from './logger.js';
 import type { PipelineItem } from './pipeline.js';
-import { DEFAULT_WEBHOOK_LIMITS, type WebhookLimits, WebhookServer } from './webhook-source.js';
+import { type WebhookLimits, WebhookServer } from './webhook-source.js';
 
 const config: WebhookSourceConfig = {
   type: 'webhook',
@@ -32,9 +32,12 @@ afterEach(async () => {
   await Promise.all(servers.splice(0).map((s) => s.stop(0)));
 });
 
-async function serve(limits: Partial<WebhookLimits>): Promise<{ server: WebhookServer; port: number }> {
+async function serve(
+  limits: Partial<WebhookLimits>,
+  cfg: WebhookSourceConfig = config,
+): Promise<{ server: WebhookServer; port: number }> {
   const server = new WebhookServer(
-    config,
+    cfg,
     {
       options: DEFAULT_PREPARE_OPTIONS,
       line: (b) => prepareLine(b, DEFAULT_PREPARE_OPTIONS),
@@ -45,7 +48,7 @@ async function serve(limits: Partial<WebhookLimits>): Promise<{ server: WebhookS
       return true;
     },
     memoryLogger(),
-    { ...DEFAULT_WEBHOOK_LIMITS, ...limits },
+    limits,
   );
   servers.push(server);
   const address: AddressInfo = await server.start();
@@ -126,6 +129,25 @@ describe('WebhookServer with stalled and idle clients (real sockets)', () => {
     expect(await stalled.closed).toMatch(/^HTTP\/1\.1 503/);
     await silent.closed;
     agent.destroy();
+  });
+
+  it('takes max_connections and headers_timeout_ms from the agent config', async () => {
+    const { config: agent, diagnostics } = parseAgentConfig(
+      'cluster: c\nrun_path: /r\ndata: /d\nlogs:\n  - type: webhook\n    listen: 127.0.0.1:0\n    max_connections: 3\n    headers_timeout_ms: 200\n',
+      { file: 'k.yaml' },
+    );
+    expect(diagnostics).toEqual([]);
+    const cfg = agent?.logs[0];
+    if (cfg?.type !== 'webhook') throw new Error('no webhook source');
+    const { port } = await serve({}, cfg);
+    const open = await Promise.all(Array.from({ length: 3 }, () => connect(port)));
+    const fourth = await connect(
+      port,
+      `POST /audit HTTP/1.1\r\nHost: x\r\nContent-Length: ${batch.length}\r\n\r\n${batch}`,
+    );
+    expect(await fourth.closed).toBe('');
+    // Silent connections are let go at the configured headers timeout (the default is 10 s).
+    await Promise.all(open.map((c) => c.closed));
   });
 
   it('refuses connections beyond maxConnections', async () => {

@@ -3,6 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { auditEvent } from '../../test/fixtures/agent/make-events.js';
 import { DEFAULT_PREPARE_OPTIONS, prepareLine, prepareValue } from '../model/prepare.js';
 import type { WebhookSourceConfig } from './agent-config.js';
+import { ManualClock } from './clock.js';
+import { defaultWebhookLimits } from './config/source-config.js';
 import { memoryLogger } from './logger.js';
 import type { PipelineItem } from './pipeline.js';
 import { WebhookHandler } from './webhook-source.js';
@@ -193,7 +195,7 @@ describe('WebhookHandler', () => {
         return true;
       },
       log: memoryLogger(),
-      bufferBytes: 2 * Buffer.byteLength(body),
+      limits: { maxBufferedBytes: 2 * Buffer.byteLength(body) },
     });
     const pending = [h.fetch(post(body)), h.fetch(post(body))];
     await new Promise((r) => setTimeout(r, 50));
@@ -212,6 +214,7 @@ describe('WebhookHandler', () => {
   });
 
   it('gives no room to stalled bodies: 408 after the idle time, and a good batch meanwhile gets 200', async () => {
+    const clock = new ManualClock();
     const offered: PipelineItem[] = [];
     const h = new WebhookHandler({
       config,
@@ -226,7 +229,8 @@ describe('WebhookHandler', () => {
         return true;
       },
       log: memoryLogger(),
-      bodyIdleMs: 300,
+      limits: { bodyIdleMs: 300 },
+      clock,
     });
     const stalled = Array.from({ length: 50 }, () =>
       h.fetch(
@@ -242,9 +246,28 @@ describe('WebhookHandler', () => {
       ),
     );
     expect((await h.fetch(post(JSON.stringify(eventList(2))))).status).toBe(200);
+    let answered = 0;
+    for (const s of stalled) void s.then(() => answered++);
+    await clock.advance(299);
+    expect(answered).toBe(0);
+    await clock.advance(1);
     expect((await Promise.all(stalled)).map((r) => r.status)).toEqual(Array(50).fill(408));
     expect(h.bufferedBytes).toBe(0);
     expect(offered).toHaveLength(1);
+  });
+
+  it('takes max_decompressed_bytes and max_buffered_bytes from the config', async () => {
+    const body = JSON.stringify(eventList(300));
+    const gz = gzipSync(Buffer.from(body));
+    const limits = {
+      ...defaultWebhookLimits(config.maxBodyBytes),
+      maxDecompressedBytes: 2 * Buffer.byteLength(body),
+    };
+    const roomy = handler({ cfg: { ...config, limits } });
+    expect((await roomy.h.fetch(post(gz, { 'content-encoding': 'gzip' }))).status).toBe(200);
+    // Room for the compressed body but not for it decompressed beside it.
+    const tight = handler({ cfg: { ...config, limits: { ...limits, maxBufferedBytes: gz.length + 1024 } } });
+    expect((await tight.h.fetch(post(gz, { 'content-encoding': 'gzip' }))).status).toBe(429);
   });
 
   it('bounds a gzip body by its decompressed size', async () => {
@@ -255,7 +278,9 @@ describe('WebhookHandler', () => {
     expect(gz.length).toBeLessThan(64 * 1024);
     const res = await h.fetch(post(gz, { 'content-encoding': 'gzip' }));
     expect(res.status).toBe(413);
-    expect(((await res.json()) as { error: string }).error).toMatch(/counts decompressed/);
+    expect(((await res.json()) as { error: string }).error).toMatch(
+      /once decompressed \(max_decompressed_bytes\)/,
+    );
     expect(offered).toHaveLength(0);
   });
 

@@ -7,7 +7,13 @@ import { Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { createGunzip } from 'node:zlib';
 import { UserError } from '../model/errors.js';
+import { parseJsonKeepingNumbers } from '../model/json.js';
 import { formatListen, type WebhookSourceConfig } from './agent-config.js';
+import { type Clock, type ClockTimer, systemClock } from './clock.js';
+import { defaultWebhookLimits, type WebhookLimits } from './config/source-config.js';
+
+export type { WebhookLimits };
+
 import type { Logger } from './logger.js';
 import type { PipelineItem, Preparer } from './pipeline.js';
 
@@ -27,10 +33,10 @@ export interface WebhookHandlerOptions {
   /** Bearer token the client must send; undefined when no token_file is configured. */
   token?: string;
   log: Logger;
-  /** Bytes of bodies held at once, all requests together (default BUFFERED_BODIES_FACTOR x max_body_bytes). */
-  bufferBytes?: number;
-  /** A body that sends nothing for this long is abandoned (default BODY_IDLE_MS). */
-  bodyIdleMs?: number;
+  /** Overrides config.limits (default: defaultWebhookLimits(config.maxBodyBytes)). */
+  limits?: Partial<WebhookLimits>;
+  /** Time for the body-idle timeout (default: the system clock). */
+  clock?: Clock;
 }
 
 export interface WebhookStatus {
@@ -54,22 +60,11 @@ export interface WebhookStatus {
 
 /** Seconds kube-apiserver's webhook backend is asked to wait when the pipeline is full. */
 const RETRY_AFTER_SECONDS = 1;
-/**
+/*
  * Bodies are held whole while they are parsed and stored: admission is by the bytes actually
- * buffered (compressed and decompressed), this many max_body_bytes for all requests together, so a
+ * buffered (compressed and decompressed, limits.maxBufferedBytes for all requests together), so a
  * client that opens connections and sends nothing holds no room, and memory stays bounded.
  */
-const BUFFERED_BODIES_FACTOR = 8;
-/** A body that sends no bytes for this long is abandoned (408) and its connection closed. */
-export const BODY_IDLE_MS = 10_000;
-/** Time a client has to send its request headers (Node's headersTimeout). */
-export const HEADERS_TIMEOUT_MS = 10_000;
-/** Time a client has to send a whole request, headers and body. */
-const REQUEST_TIMEOUT_MS = 60_000;
-/** kube-apiserver keeps a few connections per receiver; more than this are refused by the socket. */
-export const MAX_CONNECTIONS = 256;
-/** On stop, requests already handed to the pipeline get this long to be answered before their sockets are closed. */
-export const STOP_GRACE_MS = 10_000;
 
 class BodyTooLarge extends Error {}
 class BodyStalled extends Error {}
@@ -117,6 +112,7 @@ async function readLimited(
   bytes: BodyBytes,
   idleMs: number,
   onCancel: (cancel: () => void) => () => void,
+  clock: Clock,
 ): Promise<Buffer> {
   if (stream === null) return Buffer.alloc(0);
   const chunks: Buffer[] = [];
@@ -129,11 +125,13 @@ async function readLimited(
   });
   try {
     for (;;) {
-      let timer: NodeJS.Timeout | undefined;
+      let timer: ClockTimer | undefined;
       const idle = new Promise<'idle'>((resolve) => {
-        timer = setTimeout(() => resolve('idle'), idleMs);
+        timer = clock.setTimeout(() => resolve('idle'), idleMs);
       });
-      const next = await Promise.race([reader.read(), idle]).finally(() => clearTimeout(timer));
+      const next = await Promise.race([reader.read(), idle]).finally(() => {
+        if (timer !== undefined) clock.clearTimeout(timer);
+      });
       if (stopped) throw new Stopping();
       if (next === 'idle') throw new BodyStalled();
       if (next.done) break;
@@ -193,8 +191,11 @@ export class WebhookHandler {
   private stopping = false;
   error: string | undefined;
 
+  private readonly limits: WebhookLimits;
+
   constructor(private readonly opts: WebhookHandlerOptions) {
-    this.budget = new ByteBudget(opts.bufferBytes ?? BUFFERED_BODIES_FACTOR * opts.config.maxBodyBytes);
+    this.limits = webhookLimits(opts.config, opts.limits);
+    this.budget = new ByteBudget(this.limits.maxBufferedBytes);
   }
 
   /** Bytes of bodies held now, all requests together. */
@@ -312,26 +313,40 @@ export class WebhookHandler {
     }
     let body: Buffer;
     try {
-      const idleMs = this.opts.bodyIdleMs ?? BODY_IDLE_MS;
-      body = await readLimited(req.body, limit, bytes, idleMs, (cancel) => {
-        this.readers.add(cancel);
-        return () => this.readers.delete(cancel);
-      });
+      body = await readLimited(
+        req.body,
+        limit,
+        bytes,
+        this.limits.bodyIdleMs,
+        (cancel) => {
+          this.readers.add(cancel);
+          return () => this.readers.delete(cancel);
+        },
+        this.opts.clock ?? systemClock,
+      );
       const encoding = (req.headers.get('content-encoding') ?? '').toLowerCase();
-      if (encoding === 'gzip') body = await gunzipLimited(body, limit, bytes);
-      else if (encoding !== '' && encoding !== 'identity') {
+      if (encoding === 'gzip') {
+        try {
+          body = await gunzipLimited(body, this.limits.maxDecompressedBytes, bytes);
+        } catch (err) {
+          if (!(err instanceof BodyTooLarge)) throw err;
+          return json(413, {
+            error: `body is over the limit of ${this.limits.maxDecompressedBytes} bytes once decompressed (max_decompressed_bytes)`,
+          });
+        }
+      } else if (encoding !== '' && encoding !== 'identity') {
         return json(415, { error: `content-encoding ${encoding} is not supported; use gzip or none` });
       }
     } catch (err) {
       if (err instanceof BodyTooLarge) {
         return json(413, {
-          error: `body is over the limit of ${limit} bytes (max_body_bytes; a gzip body counts decompressed)`,
+          error: `body is over the limit of ${limit} bytes (max_body_bytes)`,
         });
       }
       if (err instanceof NoRoom) return tooBusy();
       if (err instanceof BodyStalled) {
         return json(408, {
-          error: `no body bytes for ${this.opts.bodyIdleMs ?? BODY_IDLE_MS} ms; the request is abandoned`,
+          error: `no body bytes for ${this.limits.bodyIdleMs} ms; the request is abandoned (body_idle_timeout_ms)`,
         });
       }
       if (err instanceof Stopping) {
@@ -346,7 +361,7 @@ export class WebhookHandler {
 
     let value: unknown;
     try {
-      value = JSON.parse(body.toString('utf8'));
+      value = parseJsonKeepingNumbers(body.toString('utf8'));
     } catch (err) {
       this.counters.malformed++;
       return json(400, {
@@ -412,35 +427,23 @@ function certificateNames(socket: TLSSocket): string[] {
   return names;
 }
 
-/** The receiver's limits on clients; the defaults are what the agent runs with (tests shorten them). */
-export interface WebhookLimits {
-  headersTimeoutMs: number;
-  requestTimeoutMs: number;
-  bodyIdleMs: number;
-  maxConnections: number;
-  stopGraceMs: number;
+/** The source's configured limits (or the defaults for its max_body_bytes), with `overrides` on top. */
+function webhookLimits(config: WebhookSourceConfig, overrides: Partial<WebhookLimits> = {}): WebhookLimits {
+  return { ...(config.limits ?? defaultWebhookLimits(config.maxBodyBytes)), ...overrides };
 }
 
 /**
- * Slow and idle clients are let go: headers must arrive within HEADERS_TIMEOUT_MS and a whole
- * request within REQUEST_TIMEOUT_MS (checked every second, not Node's default 30 s); a body that
- * stalls is abandoned by the handler (BODY_IDLE_MS).
+ * Serves a WebhookHandler on a real socket. Slow and idle clients are let go: headers must arrive
+ * within headersTimeoutMs and a whole request within requestTimeoutMs (checked every second, not
+ * Node's default 30 s); a body that stalls is abandoned by the handler (bodyIdleMs).
  */
-export const DEFAULT_WEBHOOK_LIMITS: WebhookLimits = {
-  headersTimeoutMs: HEADERS_TIMEOUT_MS,
-  requestTimeoutMs: REQUEST_TIMEOUT_MS,
-  bodyIdleMs: BODY_IDLE_MS,
-  maxConnections: MAX_CONNECTIONS,
-  stopGraceMs: STOP_GRACE_MS,
-};
-
-/** Serves a WebhookHandler on a real socket, over TLS when configured. */
 export class WebhookServer {
   private server: http.Server | undefined;
   private closed: Promise<void> | undefined;
   /** Open connections (TLS ones once their handshake is done), and those with a request being served. */
   private readonly sockets = new Set<Socket>();
   private readonly busy = new Set<Socket>();
+  private readonly limits: WebhookLimits;
   readonly handler: WebhookHandler;
 
   constructor(
@@ -448,9 +451,10 @@ export class WebhookServer {
     prepare: Preparer,
     tryOffer: (item: PipelineItem) => boolean,
     private readonly log: Logger,
-    private readonly limits: WebhookLimits = DEFAULT_WEBHOOK_LIMITS,
+    overrides: Partial<WebhookLimits> = {},
   ) {
-    const opts: WebhookHandlerOptions = { config, prepare, tryOffer, log, bodyIdleMs: limits.bodyIdleMs };
+    this.limits = webhookLimits(config, overrides);
+    const opts: WebhookHandlerOptions = { config, prepare, tryOffer, log, limits: this.limits };
     if (config.tokenFile !== undefined) {
       const token = readFileSync(config.tokenFile, 'utf8').trim();
       if (token === '') {

@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { decisionOf, isLongRunning, parseGoDurationMs, parseTimestampMicros } from './derive.js';
+import {
+  decisionOf,
+  isLongRunning,
+  parseGoDurationMs,
+  parseTimestampMicros,
+  statusCodeOf,
+} from './derive.js';
+import { parseJsonKeepingNumbers } from './json.js';
 
 describe('parseGoDurationMs', () => {
   it.each([
@@ -18,6 +25,24 @@ describe('parseGoDurationMs', () => {
   it('rejects text that is not a duration', () => {
     expect(parseGoDurationMs('fast')).toBeNull();
     expect(parseGoDurationMs('12 ms')).toBeNull();
+  });
+
+  it('gives no value for a duration past the float range', () => {
+    expect(parseGoDurationMs(`${'9'.repeat(400)}h`)).toBeNull();
+    expect(parseGoDurationMs('1e400s')).toBeNull();
+  });
+});
+
+describe('statusCodeOf', () => {
+  it('keeps an int32 and drops anything else', () => {
+    expect(statusCodeOf(403)).toBe(403);
+    expect(statusCodeOf(2147483647)).toBe(2147483647);
+    for (const token of ['1e400', '99999999999999999999', '2147483648', '200.5', '9007199254740993']) {
+      const parsed = parseJsonKeepingNumbers(`{"code":${token}}`) as { code: unknown };
+      expect(statusCodeOf(parsed.code)).toBeNull();
+      expect(statusCodeOf(JSON.parse(`{"code":${token}}`).code)).toBeNull();
+    }
+    expect(statusCodeOf('403')).toBeNull();
   });
 });
 

@@ -77,7 +77,8 @@ export function parseGoDurationMs(text: string): number | null {
   }
   const body = text.startsWith('-') ? text.slice(1) : text;
   if (text === '0s' || text === '0') return 0;
-  if (matched === '' || matched !== body || Number.isNaN(total)) return null;
+  // A duration past the float range (`1e400h` written out in digits) has no value in milliseconds.
+  if (matched === '' || matched !== body || !Number.isFinite(total)) return null;
   return text.startsWith('-') ? -total : total;
 }
 
@@ -89,6 +90,17 @@ export function parseTimestampMicros(ts: string): number | null {
   if (Number.isNaN(base)) return null;
   const frac = (m[2] ?? '').padEnd(6, '0').slice(0, 6);
   return base * 1000 + Number(frac);
+}
+
+/**
+ * responseStatus.code as the stores keep it: an integer within int32 (metav1.Status.Code is an int32,
+ * so kube-apiserver writes nothing else). Anything else (`1e400`, 2^53+1, `200.5`, a string) is no
+ * code: the event is stored as written and its code column is empty.
+ */
+export function statusCodeOf(code: unknown): number | null {
+  return typeof code === 'number' && Number.isInteger(code) && code >= -2147483648 && code <= 2147483647
+    ? code
+    : null;
 }
 
 export function isLongRunning(verb: string, subresource: string | undefined): boolean {
@@ -161,7 +173,7 @@ export function deriveFields(e: AuditEvent, cluster: string): DerivedFields {
     namespace: ref?.namespace ?? null,
     name: ref?.name ?? null,
     request_uri: e.requestURI,
-    code: e.responseStatus?.code ?? null,
+    code: statusCodeOf(e.responseStatus?.code),
     ...(() => {
       const d = decisionOf(e);
       return { decision: d.decision, decision_source: d.source };

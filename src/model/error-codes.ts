@@ -30,7 +30,8 @@ export const ERROR_CODES = {
   KAUDIT_FILE_UNREADABLE:
     'a file named on the command line cannot be read (missing, a directory, no permission)',
   KAUDIT_FLAG_INVALID: 'a command-line flag has a bad value; the message gives the valid ones',
-  KAUDIT_INPUT_NOT_AUDIT: 'ingest: none of the inputs holds an audit event',
+  KAUDIT_INPUT_NOT_AUDIT:
+    'ingest: none of the inputs holds an audit event; each is named (inputs that are all empty are only a warning, exit 0)',
   KAUDIT_INPUT_NOT_FOUND: 'ingest: an input path does not exist',
   KAUDIT_INTERNAL: 'a bug in kaudit (HTTP 500); please report it with the log line',
   KAUDIT_LINT_LIST_BODIES: 'policy lint: list and watch responses logged with their bodies (huge events)',

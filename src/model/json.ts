@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+
 /** A JSON object (not null, not an array), for walking parsed JSON without `any`. */
 export function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -49,4 +51,63 @@ export function bytesDepthExceeds(text: Buffer, max: number = MAX_JSON_DEPTH): b
     } else if (b === 0x7d || b === 0x5d) depth--;
   }
   return false;
+}
+
+/*
+ * Numbers a double would change. JSON.parse reads every number as a double: `1e400` becomes
+ * Infinity (written back as `null`), `99999999999999999999` and 2^53+1 are rounded, `1.0` loses its
+ * fraction. kaudit stores events as they came, so where it parses an event to rewrite it (redaction,
+ * normalising, bodies stripped for size) such a number is carried through as a marked string and
+ * written back as its original text. Fields the model reads as numbers (responseStatus.code) find a
+ * string there and treat it as absent. The marker holds a per-process random part, so event content
+ * cannot forge one.
+ */
+const NUMBER_MARK = `\u0000kaudit-number-${randomBytes(8).toString('hex')}:`;
+const NUMBER_MARK_JSON = JSON.stringify(NUMBER_MARK).slice(0, -1);
+const MARKED_NUMBER = new RegExp(`${NUMBER_MARK_JSON.replaceAll('\\', '\\\\')}([-+.0-9eE]+)"`, 'g');
+// A number token that may not survive a double: a fraction, an exponent, 16 or more digits, or -0.
+// Text inside strings can match too; the scan below then finds nothing to keep.
+const MAYBE_CHANGED_NUMBER = /[:,[]\s*(?:-0|-?\d+[.eE]|-?\d{16})/;
+
+function isNumberByte(c: number): boolean {
+  return (c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x2b || c === 0x2e || c === 0x65 || c === 0x45;
+}
+
+/** JSON.parse, keeping number tokens a double would change as marked strings (see above). */
+export function parseJsonKeepingNumbers(text: string): unknown {
+  if (!MAYBE_CHANGED_NUMBER.test(text)) return JSON.parse(text);
+  let out = '';
+  let from = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      let end = i;
+      for (;;) {
+        end = text.indexOf('"', end + 1);
+        if (end < 0) return JSON.parse(text);
+        let backslashes = 0;
+        while (text.charCodeAt(end - 1 - backslashes) === 0x5c) backslashes++;
+        if (backslashes % 2 === 0) break;
+      }
+      i = end;
+    } else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
+      let end = i + 1;
+      while (end < text.length && isNumberByte(text.charCodeAt(end))) end++;
+      const token = text.slice(i, end);
+      // Not a JSON number (`1.2.3`, `--1`): left alone for JSON.parse to refuse.
+      if (/^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?$/.test(token) && String(Number(token)) !== token) {
+        out += `${text.slice(from, i)}${NUMBER_MARK_JSON}${token}"`;
+        from = end;
+      }
+      i = end - 1;
+    }
+  }
+  return JSON.parse(from === 0 ? text : out + text.slice(from));
+}
+
+/** JSON.stringify that writes numbers kept by parseJsonKeepingNumbers back as their original text. */
+export function stringifyKeepingNumbers(value: unknown): string {
+  const text = JSON.stringify(value);
+  if (text === undefined) return String(value);
+  return text.includes(NUMBER_MARK_JSON) ? text.replace(MARKED_NUMBER, '$1') : text;
 }

@@ -5,7 +5,7 @@
  */
 import type { AuditEvent, Stage } from './event.js';
 import { STAGES } from './event.js';
-import { isRecord } from './json.js';
+import { isRecord, parseJsonKeepingNumbers } from './json.js';
 
 type Json = Record<string, unknown>;
 
@@ -111,7 +111,9 @@ function fromGke(entry: Json, p: Json): Normalized {
   const id = typeof op.id === 'string' ? op.id : typeof entry.insertId === 'string' ? entry.insertId : '';
   const ts = typeof entry.timestamp === 'string' ? entry.timestamp : '';
   const { ref, uri } = gkeObjectRef(typeof p.resourceName === 'string' ? p.resourceName : '');
-  const rpc = typeof status.code === 'number' ? status.code : 0;
+  // No code is OK; a code that is not one of google.rpc.Code's (a huge number kept as text, a
+  // string) is taken for an unknown failure, as any other code outside the table.
+  const rpc = status.code === undefined ? 0 : typeof status.code === 'number' ? status.code : -1;
   const annotations: Record<string, string> = { [SOURCE_FORMAT_ANNOTATION]: 'gke' };
   for (const [k, v] of Object.entries(labels)) if (typeof v === 'string') annotations[k] = v;
   const event: Json = {
@@ -147,7 +149,7 @@ function fromAks(props: Json): Normalized {
   let log: unknown = props.log;
   if (typeof log === 'string') {
     try {
-      log = JSON.parse(log);
+      log = parseJsonKeepingNumbers(log);
     } catch {
       return { ok: false, reason: 'AKS record: properties.log is a string but not JSON' };
     }

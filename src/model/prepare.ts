@@ -8,7 +8,13 @@
 import { bytesAt, newApiserverHead, readApiserverHead, V1_PREFIX } from './apiserver-line.js';
 import type { AuditEvent } from './event.js';
 import { TRUNCATED_ANNOTATION } from './event.js';
-import { bytesDepthExceeds, jsonDepthExceeds, MAX_JSON_DEPTH } from './json.js';
+import {
+  bytesDepthExceeds,
+  jsonDepthExceeds,
+  MAX_JSON_DEPTH,
+  parseJsonKeepingNumbers,
+  stringifyKeepingNumbers,
+} from './json.js';
 import { normalizeBatch, problemText } from './normalize.js';
 import { redactEvent } from './redact.js';
 
@@ -166,11 +172,14 @@ export function truncateEvent(event: AuditEvent): void {
 /** A value's JSON for the dead letter, cut to its head; a value too deep to serialise is named only. */
 function recordBytes(value: unknown): Buffer {
   if (jsonDepthExceeds(value)) return Buffer.from(`(not kept: nested deeper than ${MAX_JSON_DEPTH} levels)`);
-  const text = JSON.stringify(value) ?? String(value);
+  const text = stringifyKeepingNumbers(value);
   return Buffer.from(text.length > REJECTED_MAX_BYTES ? text.slice(0, REJECTED_MAX_BYTES) : text);
 }
 
-/** Parsed JSON (a webhook body, a whole document) -> prepared events. */
+/**
+ * Parsed JSON (a webhook body, a whole document) -> prepared events. Parse it with
+ * parseJsonKeepingNumbers so that numbers a double would change are stored as written.
+ */
 export function prepareValue(value: unknown, opts: PrepareOptions = DEFAULT_PREPARE_OPTIONS): PreparedLine {
   return prepareParsed(value, opts, undefined);
 }
@@ -211,10 +220,10 @@ function prepareParsed(value: unknown, opts: PrepareOptions, raw: Buffer | undef
       bodiesDropped = true;
     }
     if (opts.redact) redactEvent(event);
-    let buf = Buffer.from(JSON.stringify(event));
+    let buf = Buffer.from(stringifyKeepingNumbers(event));
     if (buf.length > opts.maxEventBytes) {
       truncateEvent(event);
-      buf = Buffer.from(JSON.stringify(event));
+      buf = Buffer.from(stringifyKeepingNumbers(event));
       bodiesDropped = true;
     }
     if (bodiesDropped) truncated++;
@@ -230,7 +239,7 @@ export function prepareLine(raw: Buffer, opts: PrepareOptions = DEFAULT_PREPARE_
   if (!needsParse(line, opts)) return { events: [line], truncated: 0 };
   let value: unknown;
   try {
-    value = JSON.parse(line.toString('utf8'));
+    value = parseJsonKeepingNumbers(line.toString('utf8'));
   } catch (err) {
     const what = line.length > opts.maxEventBytes ? ` (line of ${line.length} bytes)` : '';
     return { events: [], truncated: 0, malformed: `not JSON${what}: ${(err as Error).message}` };

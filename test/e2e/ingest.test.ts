@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -270,6 +270,73 @@ describe('kaudit ingest', () => {
     const s = await ingestJson(out);
     expect(s).toMatchObject({ events: 3000, stored: 3000, malformed: 0 });
     expect(Number(s.files)).toBeGreaterThan(1);
+  });
+
+  it('stores numbers beyond a double as written, with no code, on the fast and the parsing path', async () => {
+    const line = readFileSync(join(FIXTURES, 'watch-long-running.jsonl'), 'utf8').split('\n')[0] ?? '';
+    const tokens = ['1e400', '99999999999999999999', '9007199254740993', '2147483648'];
+    const lines = tokens.flatMap((token, i) => {
+      const fast = line
+        .replace('"code":200', `"code":${token}`)
+        .replace('"auditID":"9b1f', `"auditID":"f${i}`);
+      // Spaced after a colon: not kube-apiserver's compact form, so the line is parsed.
+      const parsed = fast.replace('"auditID":"f', '"auditID": "p');
+      return [fast, parsed];
+    });
+    const file = join(dir, 'audit.log');
+    writeFileSync(file, `${lines.join('\n')}\n`);
+    const s = await ingestJson(file);
+    expect(s).toMatchObject({ stored: 8, malformed: 0 });
+    const rows = await query(
+      "SELECT audit_id, code, json_extract(raw, '$.responseStatus') AS status FROM events ORDER BY audit_id",
+    );
+    expect(rows).toHaveLength(8);
+    for (const row of rows) {
+      const i = Number(String(row.audit_id).slice(1, 2));
+      expect(row.code).toBeNull();
+      expect(String(row.status)).toContain(`"code":${tokens[i]}`);
+    }
+  });
+
+  it('warns, exits 0 and stores nothing when every input is empty', async () => {
+    const a = join(dir, 'audit.log');
+    const b = join(dir, 'audit-rotated.log');
+    writeFileSync(a, '');
+    writeFileSync(b, '\n\n');
+    const r = await runCli(['ingest', '--data', data, a, b]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe(`kaudit: warning: every input is empty (${a}, ${b}); nothing stored\n`);
+    expect(r.stdout).toContain('stored 0 events from 2 file(s)');
+    const empty = join(dir, 'logs');
+    mkdirSync(empty);
+    const d = await runCli(['ingest', '--data', data, '--json', empty]);
+    expect(d.code).toBe(0);
+    expect(d.stderr).toContain(`no files to read in ${empty}`);
+    expect(JSON.parse(d.stdout)).toMatchObject({ files: 0, stored: 0 });
+  });
+
+  it('exits 2 naming a file that holds no audit event, and 1 when it comes with a good one', async () => {
+    const notAudit = join(dir, 'passwd');
+    writeFileSync(
+      notAudit,
+      'root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n',
+    );
+    const empty = join(dir, 'empty.log');
+    writeFileSync(empty, '');
+    const alone = await runCli(['ingest', '--data', data, notAudit, empty]);
+    expect(alone.code).toBe(2);
+    expect(alone.stderr).toContain('KAUDIT_INPUT_NOT_AUDIT');
+    expect(alone.stderr).toContain(`${notAudit}: not an audit log: none of its 2 records is an audit event`);
+    expect(alone.stderr).not.toContain(empty);
+    const mixed = await runCli([
+      'ingest',
+      '--data',
+      data,
+      notAudit,
+      join(FIXTURES, 'watch-long-running.jsonl'),
+    ]);
+    expect(mixed.code).toBe(1);
+    expect(mixed.stdout).toContain(`skipped ${notAudit}: not an audit log`);
   });
 
   it('exits 2 naming a path that does not exist', async () => {

@@ -17,6 +17,7 @@ import { ingest } from '../../src/collect/ingest.js';
 import { memoryLogger } from '../../src/collect/logger.js';
 import type { PipelineItem } from '../../src/collect/pipeline.js';
 import { WebhookHandler } from '../../src/collect/webhook-source.js';
+import { statusCodeOf } from '../../src/model/derive.js';
 import { STAGES } from '../../src/model/event.js';
 import { MAX_JSON_DEPTH } from '../../src/model/json.js';
 import { DEFAULT_PREPARE_OPTIONS, prepareLine, prepareValue } from '../../src/model/prepare.js';
@@ -222,6 +223,106 @@ describe('fuzz: decoders', () => {
         },
       ),
       { seed: SEED, numRuns: RUNS },
+    );
+  });
+});
+
+/** Number tokens as JSON allows them, many beyond what a double keeps (2^53, the float range). */
+const numberToken: fc.Arbitrary<string> = fc.oneof(
+  fc.integer().map(String),
+  fc.double({ noNaN: true, noDefaultInfinity: true }).map(String),
+  fc.bigInt({ min: -(10n ** 40n), max: 10n ** 40n }).map(String),
+  fc
+    .tuple(
+      fc.integer({ min: 1, max: 9 }),
+      fc.constantFrom('e', 'E', 'e+', 'e-'),
+      fc.integer({ min: 0, max: 500 }),
+    )
+    .map(([m, e, x]) => `${m}${e}${x}`),
+  fc.constantFrom(
+    '-0',
+    '1.0',
+    '200.5',
+    '1e400',
+    '-1e400',
+    '99999999999999999999',
+    '9007199254740993',
+    '2147483648',
+  ),
+);
+
+describe('fuzz: numbers', () => {
+  function eventText(token: string, latencyDigits: number, variant: string): string {
+    const resource = variant === 'redacted' ? 'secrets' : 'configmaps';
+    const text =
+      '{"kind":"Event","apiVersion":"audit.k8s.io/v1","level":"RequestResponse","auditID":"n-1",' +
+      `"stage":"ResponseComplete","requestURI":"/api/v1/namespaces/ns/${resource}","verb":"create",` +
+      '"user":{"username":"u"},"sourceIPs":["10.0.0.1"],"userAgent":"kubectl",' +
+      `"objectRef":{"resource":"${resource}","namespace":"ns","name":"x","apiVersion":"v1"},` +
+      `"responseStatus":{"metadata":{},"code":${token}},"requestObject":{"spec":{"replicas":${token},"list":[${token}]}},` +
+      '"requestReceivedTimestamp":"2026-11-26T10:00:00.000000Z","stageTimestamp":"2026-11-26T10:00:00.010000Z",' +
+      `"annotations":{"apiserver.latency.k8s.io/etcd":"${'9'.repeat(latencyDigits)}ms"}}`;
+    return variant === 'pretty' ? text.replaceAll('":', '": ') : text;
+  }
+
+  it('a number in any field the model reads: stored as written, its column an int32 or empty, on every path', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        numberToken,
+        fc.integer({ min: 1, max: 400 }),
+        fc.constantFrom('fast', 'redacted', 'pretty', 'webhook'),
+        async (token, latencyDigits, variant) => {
+          const text = eventText(token, latencyDigits, variant);
+          let events: Buffer[];
+          if (variant === 'webhook') {
+            const offered: PipelineItem[] = [];
+            const h = new WebhookHandler({
+              config: {
+                type: 'webhook',
+                name: 'fuzz',
+                listen: { host: '127.0.0.1', port: 0 },
+                path: '/audit',
+                source: 'kubernetes.audit',
+                service: 'audit',
+                maxBodyBytes: 1024 * 1024,
+              },
+              prepare: {
+                options: DEFAULT_PREPARE_OPTIONS,
+                line: (b) => prepareLine(b),
+                value: (v) => prepareValue(v),
+              },
+              tryOffer: (item) => {
+                offered.push(item);
+                queueMicrotask(() => item.done?.());
+                return true;
+              },
+              log: memoryLogger(),
+            });
+            const body = `{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[${text}]}`;
+            const res = await h.fetch(new Request('http://127.0.0.1/audit', { method: 'POST', body }));
+            expect(res.status).toBe(200);
+            events = offered.flatMap((i) => i.events);
+          } else {
+            const p = prepareLine(Buffer.from(text));
+            expect(p.malformed).toBeUndefined();
+            events = p.events;
+          }
+          expect(events).toHaveLength(1);
+          const stored = events[0]?.toString() ?? '';
+          // Kept as written: the status code and both body numbers, whatever a double makes of them.
+          expect(
+            stored.split(/:\s?|,|\[/).filter((t) => t.replace(/[}\]]+$/, '') === token).length,
+          ).toBeGreaterThanOrEqual(3);
+          const store = new MemoryStore();
+          const result = await store.write({ cluster: 'fuzz', events });
+          expect(result.stored).toBe(1);
+          const row = [...store.rows.values()][0];
+          expect(row?.code).toBe(statusCodeOf(Number(token)));
+          for (const ms of Object.values(row?.latency_breakdown ?? {}))
+            expect(Number.isFinite(ms)).toBe(true);
+        },
+      ),
+      { seed: SEED, numRuns: RUNS * 10 },
     );
   });
 });

@@ -90,10 +90,17 @@ Examples:
         if (summary.events === 0 && summary.malformed > 0)
           throw new UserError(
             'KAUDIT_INPUT_NOT_AUDIT',
-            `no audit events in the input: ${summary.malformed} record${summary.malformed === 1 ? ' is' : 's are'} not audit events (kept in ${summary.deadLetter})`,
+            `no audit events in the input: ${summary.skipped.map((x) => `${x.path}: ${x.reason}`).join('; ')}`,
             {
               hint: 'kaudit reads kube-apiserver audit logs: JSON lines, EventList, arrays, v1beta1, GKE and AKS exports',
             },
+          );
+        // An empty file is most often a log just rotated: said, not an error (see docs/errors.md).
+        if (summary.events === 0 && summary.malformed === 0 && summary.skipped.length === 0)
+          process.stderr.write(
+            summary.files === 0
+              ? `kaudit: warning: no files to read in ${paths.join(', ')}; nothing stored\n`
+              : `kaudit: warning: every input is empty (${summary.empty.join(', ')}); nothing stored\n`,
           );
         if (flags.json) {
           process.stdout.write(`${toJson(summary)}\n`);

@@ -39,6 +39,7 @@ export const fileSourceType: SourceType<z.output<typeof schema>, FileSourceConfi
       log: deps.log,
       ...(deps.scanIntervalMs === undefined ? {} : { scanIntervalMs: deps.scanIntervalMs }),
       ...(deps.rotatedIdleMs === undefined ? {} : { rotatedIdleMs: deps.rotatedIdleMs }),
+      ...(deps.clock === undefined ? {} : { clock: deps.clock }),
     });
     return {
       name: config.name,

@@ -1,6 +1,7 @@
 import type { z } from 'zod';
 import type { Diagnostic } from '../../model/errors.js';
 import type { CheckpointRegistry } from '../checkpoint-registry.js';
+import type { Clock } from '../clock.js';
 import type { FileSourceStatus } from '../file-source.js';
 import type { Logger } from '../logger.js';
 import type { PipelineItem, Preparer } from '../pipeline.js';
@@ -31,6 +32,8 @@ export interface SourceDeps {
   /** Test knobs of the file tailer. */
   scanIntervalMs?: number;
   rotatedIdleMs?: number;
+  /** Time for polling, scans and backoff (default: the system clock). */
+  clock?: Clock;
 }
 
 /** Helpers a source type gets while its config entry is read. */

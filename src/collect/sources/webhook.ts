@@ -1,7 +1,9 @@
 import { z } from 'zod';
 import { isLoopbackHost, parseListen } from '../config/listen.js';
 import {
+  DEFAULT_WEBHOOK_LIMITS,
   DEFAULT_WEBHOOK_MAX_BODY_BYTES,
+  WEBHOOK_BUFFERED_BODIES_FACTOR,
   type WebhookSourceConfig,
   type WebhookTlsConfig,
 } from '../config/source-config.js';
@@ -46,8 +48,36 @@ const schema = z
       .optional(),
     token_file: z.string().min(1).optional(),
     max_body_bytes: z.number().int().min(1024).default(DEFAULT_WEBHOOK_MAX_BODY_BYTES),
+    // Default: max_body_bytes, as before these were configurable.
+    max_decompressed_bytes: z.number().int().min(1024).optional(),
+    // Default: 8 x max_body_bytes.
+    max_buffered_bytes: z.number().int().min(1024).optional(),
+    max_connections: z.number().int().min(1).default(DEFAULT_WEBHOOK_LIMITS.maxConnections),
+    headers_timeout_ms: z.number().int().min(100).default(DEFAULT_WEBHOOK_LIMITS.headersTimeoutMs),
+    request_timeout_ms: z.number().int().min(100).default(DEFAULT_WEBHOOK_LIMITS.requestTimeoutMs),
+    body_idle_timeout_ms: z.number().int().min(100).default(DEFAULT_WEBHOOK_LIMITS.bodyIdleMs),
+    stop_grace_ms: z.number().int().min(0).default(DEFAULT_WEBHOOK_LIMITS.stopGraceMs),
   })
-  .strict();
+  .strict()
+  // Node refuses a server whose headers timeout is longer than its request timeout. `when`: checked
+  // beside the other fields' problems, so that every problem is reported at once.
+  .refine((w) => w.request_timeout_ms >= w.headers_timeout_ms, {
+    message: 'must be at least headers_timeout_ms',
+    path: ['request_timeout_ms'],
+    when: (p) => validNumbers(p.value, ['request_timeout_ms', 'headers_timeout_ms']),
+  })
+  .refine((w) => (w.max_buffered_bytes ?? Number.POSITIVE_INFINITY) >= w.max_body_bytes, {
+    message: 'must be at least max_body_bytes, or no body could be received',
+    path: ['max_buffered_bytes'],
+    when: (p) => validNumbers(p.value, ['max_buffered_bytes']),
+  });
+
+/** True when the fields a cross-field check reads are integers (absent ones take their defaults). */
+function validNumbers(value: unknown, fields: string[]): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  const v = value as Record<string, unknown>;
+  return fields.every((f) => v[f] === undefined || Number.isInteger(v[f]));
+}
 
 /** `type: webhook`: receives kube-apiserver's audit webhook (EventList batches). */
 export const webhookSourceType: SourceType<z.output<typeof schema>, WebhookSourceConfig> = {
@@ -86,13 +116,22 @@ export const webhookSourceType: SourceType<z.output<typeof schema>, WebhookSourc
       source: raw.source,
       service: raw.service,
       maxBodyBytes: raw.max_body_bytes,
+      limits: {
+        headersTimeoutMs: raw.headers_timeout_ms,
+        requestTimeoutMs: raw.request_timeout_ms,
+        bodyIdleMs: raw.body_idle_timeout_ms,
+        maxConnections: raw.max_connections,
+        stopGraceMs: raw.stop_grace_ms,
+        maxBufferedBytes: raw.max_buffered_bytes ?? WEBHOOK_BUFFERED_BODIES_FACTOR * raw.max_body_bytes,
+        maxDecompressedBytes: raw.max_decompressed_bytes ?? raw.max_body_bytes,
+      },
     };
     if (tls !== undefined) w.tls = tls;
     if (tokenFile !== undefined) w.tokenFile = tokenFile;
     return w;
   },
   create(config, deps): Source {
-    const server = new WebhookServer(config, deps.prepare, deps.tryOffer, deps.log);
+    const server = new WebhookServer(config, deps.prepare, deps.tryOffer, deps.log, config.limits);
     return {
       name: config.name,
       start: async () => {
