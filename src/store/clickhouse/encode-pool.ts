@@ -1,6 +1,6 @@
 /**
  * Encoding a batch (one JSON.parse per event, since 18.16 cannot extract JSON: event-row.ts) is
- * most of the CPU an ingest into ClickHouse costs. The pool does it in worker threads, beside the
+ * most of the CPU an ingest into ClickHouse costs on the client. The pool does it in worker threads, beside the
  * main thread that reads the sources and talks to the server. Where the worker's compiled file is
  * absent (tests running the TypeScript sources) batches are encoded in the calling thread: the same
  * function, the same result.
@@ -101,6 +101,8 @@ export class EncodePool {
           // Buffers arrive as plain Uint8Arrays.
           for (const r of m.batch.rejected)
             r.data = Buffer.from(r.data.buffer, r.data.byteOffset, r.data.length);
+          const d = m.batch.data;
+          m.batch.data = Buffer.from(d.buffer, d.byteOffset, d.length);
           p.resolve(m.batch);
         }
       });
