@@ -8,7 +8,7 @@ import { encodeBatch } from './event-row.js';
 
 export interface EncodeRequest {
   id: number;
-  data: ArrayBuffer;
+  data: SharedArrayBuffer;
   /** Event i is data[offsets[i], offsets[i + 1]). */
   offsets: Float64Array;
   cluster: string;

@@ -10,7 +10,7 @@
 interface Inserted {
   /** The rows' times, ascending. */
   tsUs: Float64Array;
-  keys: Set<string>;
+  keys: readonly string[];
 }
 
 /** Index of the first element of `a` (ascending) that is >= v. */
@@ -27,6 +27,8 @@ function lowerBound(a: Float64Array, v: number): number {
 
 export class InsertedWindow {
   private readonly batches: Inserted[] = [];
+  /** Every key of the batches, with how many of them hold it (a key is inserted once, normally). */
+  private readonly keys = new Map<string, number>();
   private rows = 0;
 
   /** Keeps about `maxRows` rows (whole batches; the newest batch is always kept). */
@@ -35,11 +37,17 @@ export class InsertedWindow {
   /** Rows just accepted by the server. */
   add(tsUs: readonly number[], keys: readonly string[]): void {
     if (keys.length === 0) return;
-    this.batches.push({ tsUs: Float64Array.from(tsUs).sort(), keys: new Set(keys) });
+    this.batches.push({ tsUs: Float64Array.from(tsUs).sort(), keys });
+    for (const k of keys) this.keys.set(k, (this.keys.get(k) ?? 0) + 1);
     this.rows += keys.length;
     while (this.rows > this.maxRows && this.batches.length > 1) {
-      const old = this.batches.shift();
-      this.rows -= old?.keys.size ?? 0;
+      const old = this.batches.shift() as Inserted;
+      this.rows -= old.keys.length;
+      for (const k of old.keys) {
+        const n = (this.keys.get(k) ?? 1) - 1;
+        if (n === 0) this.keys.delete(k);
+        else this.keys.set(k, n);
+      }
     }
   }
 
@@ -52,8 +60,7 @@ export class InsertedWindow {
   }
 
   has(key: string): boolean {
-    for (let i = this.batches.length - 1; i >= 0; i--) if (this.batches[i]?.keys.has(key)) return true;
-    return false;
+    return this.keys.has(key);
   }
 }
 
