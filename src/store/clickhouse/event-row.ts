@@ -189,7 +189,8 @@ export function encodeBatch(
     repeats: [],
     queryId: '',
   };
-  const id = createHash('sha256').update(cluster).update('\0');
+  // The query id hashes the cluster and the keys, each followed by NUL: hashed once, at the end.
+  const hashed: string[] = [cluster, '\0'];
   events.forEach((buf, index) => {
     const at = out.pos;
     const e = encodeEvent(out, buf, cluster, ingestedUs);
@@ -204,7 +205,7 @@ export function encodeBatch(
       return;
     }
     seen.add(key);
-    id.update(key).update('\0');
+    hashed.push(key, '\0');
     starts.push(at);
     indexes.push(index);
     batch.auditIds.push(e.auditId);
@@ -216,6 +217,6 @@ export function encodeBatch(
   batch.starts = Float64Array.from(starts);
   batch.indexes = Int32Array.from(indexes);
   batch.tsUs = Float64Array.from(tsUs);
-  batch.queryId = `kaudit-insert-${id.digest('hex').slice(0, 40)}`;
+  batch.queryId = `kaudit-insert-${createHash('sha256').update(hashed.join('')).digest('hex').slice(0, 40)}`;
   return batch;
 }
