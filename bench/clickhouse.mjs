@@ -27,6 +27,10 @@ const duckData = join(out, `clickhouse-bench-duckdb-${events}`);
 // `ingest --store` keeps its dead letters in a data directory: this one, not ./kaudit-data.
 const chData = join(out, 'clickhouse-bench-data');
 const say = (m) => process.stderr.write(`${m}\n`);
+// The figures docs/clickhouse.md recorded before rows went as RowBinary in batches of 50,000 (the
+// 2-core development machine, 1M events of this seed): compared by their ratio to the baseline of
+// their own run, since the machine's load differs between runs.
+const BEFORE = { baseline: 171_330, ingest: 14_909, again: 23_285, duckdb: 74_985 };
 
 await simulatedLog(root, 'audit', events, seed);
 const logBytes = statSync(log).size;
@@ -104,18 +108,25 @@ try {
   const { ClickHouseStore } = await import(dist('store/clickhouse/clickhouse-store.js'));
   const { prepareLine } = await import(dist('model/prepare.js'));
   const { generateLines } = await import(dist('simulate/generator.js'));
+  const { encodeBatch } = await import(dist('store/clickhouse/event-row.js'));
   const sample = [];
   for (const l of generateLines({ seed: 99, count: 100_000, startMs: Date.parse('2026-02-01T00:00:00Z') }))
     sample.push(...prepareLine(Buffer.from(l)).events);
+  // Encoding alone (JSON.parse, derived fields, the RowBinary row), in this thread: CPU per event.
+  const cpu0 = process.cpuUsage();
+  for (let i = 0; i < sample.length; i += 10_000) encodeBatch(sample.slice(i, i + 10_000), 'probe', 1);
+  const cpu1 = process.cpuUsage(cpu0);
+  const encodeUs = (cpu1.user + cpu1.system) / sample.length;
   const probe = await ClickHouseStore.open({
     url: server.url,
     database: 'kaudit',
     username: 'default',
     password: '',
   });
+  const writeEvents = probe.capabilities.batchEvents;
   t = performance.now();
-  for (let i = 0; i < sample.length; i += 20_000)
-    await probe.write({ events: sample.slice(i, i + 20_000), cluster: 'probe' });
+  for (let i = 0; i < sample.length; i += writeEvents)
+    await probe.write({ events: sample.slice(i, i + writeEvents), cluster: 'probe' });
   const probeMs = performance.now() - t;
   const details = (await probe.info()).details;
   const timeQuery = async (sql) => {
@@ -200,11 +211,41 @@ try {
   console.log(table(results));
   const target = rate(lines, first.seconds) >= 100_000;
   console.log(`\ningest target >= 100,000 events/s: ${verdict(target)}`);
+  const ratio = (n, base) => (n / base).toFixed(2);
+  console.log(
+    '\nbefore (recorded, TabSeparated in batches of 10,000) and now (this run), as a share of the baseline:',
+  );
+  console.log(
+    table([
+      {
+        what: 'kaudit ingest --store clickhouse://',
+        'before events/s': BEFORE.ingest,
+        'before x baseline': ratio(BEFORE.ingest, BEFORE.baseline),
+        'now events/s': rate(lines, first.seconds),
+        'now x baseline': ratio(rate(lines, first.seconds), rate(baselineRows, baselineS)),
+      },
+      {
+        what: '  the same file again (all duplicates)',
+        'before events/s': BEFORE.again,
+        'before x baseline': ratio(BEFORE.again, BEFORE.baseline),
+        'now events/s': rate(lines, again.seconds),
+        'now x baseline': ratio(rate(lines, again.seconds), rate(baselineRows, baselineS)),
+      },
+    ]),
+  );
+  // Both are Node pipelines on the same cores: a busy machine slows them alike, the server's own
+  // single-threaded parse less.
+  console.log(
+    `kaudit ingest into ClickHouse as a share of kaudit ingest into DuckDB: before ${ratio(BEFORE.ingest, BEFORE.duckdb)}, now ${ratio(rate(lines, first.seconds), rate(lines, duck.seconds))}`,
+  );
+  console.log(
+    `\nwhere the time goes: encoding takes ${encodeUs.toFixed(1)} us of CPU per event; the store encodes in ${details.encodeThreads} worker thread(s)`,
+  );
   console.log(
     `rows stored: ${stored} (each event once after two ingests: ${verdict(stored === firstJson.stored)})`,
   );
   console.log(
-    `\nde-duplication, 100,000 new events in 5 writes of 20,000: ${probeMs.toFixed(0)} ms, of which duplicate checks ${details.checkMs} ms, inserts ${details.insertMs} ms`,
+    `\nde-duplication, ${sample.length.toLocaleString('en')} new events in writes of ${writeEvents.toLocaleString('en')}: ${probeMs.toFixed(0)} ms, of which duplicate checks ${details.checkMs} ms (${details.keyLookups} of ${details.duplicateChecks} read keys back), inserts ${details.insertMs} ms, encoding the rest`,
   );
   console.log(
     `a GROUP BY over the table: ${plain.toFixed(0)} ms plain, ${final.toFixed(0)} ms with FINAL (${(final / plain).toFixed(1)}x)`,

@@ -24,6 +24,7 @@ import type {
 } from '../query.js';
 import { copyEvents, EncodePool } from './encode-pool.js';
 import { type EncodedBatch, ROW_COLUMNS } from './event-row.js';
+import { InsertedWindow, timeIntervals } from './inserted-window.js';
 import { aggregate, count, isoOfUs, type QueryRunner, scan, search } from './read.js';
 import {
   createDistributedTable,
@@ -56,15 +57,22 @@ export interface ClickHouseStoreOptions {
 /**
  * Events per insert: ClickHouse writes one part per insert (up to max_insert_block_size rows), and
  * fewer, larger parts are what MergeTree wants (its docs: "insert data in batches of at least
- * 1,000 rows"). 10,000 events of ~1.5 KB is ~15 MB a request; ingest queues a few batches per
- * write in flight, so this also bounds its memory. Batches of 50,000 wrote 100k events in 4.5 s against 4.7 s.
+ * 1,000 rows"). On 18.16 an insert has a large fixed cost: the server spent 3.3 s of CPU on 200,000
+ * rows sent as 20 inserts of 10,000 (and more merging them), 1.9 s as 4 of 50,000, 1.65 s as one.
+ * 50,000 events of ~1.5 KB is ~75 MB a request; ingest holds a few batches per write in flight, so
+ * this also sets its memory.
  */
-const BATCH_EVENTS = 10_000;
+const BATCH_EVENTS = 50_000;
 /** Keys per duplicate check: bounds the query text (max_query_size is raised to fit). */
 const CHECK_KEYS = 20_000;
 const CHECK_MAX_QUERY_BYTES = 64 << 20;
 /** Up to this many stored rows in a batch's time range are read whole rather than looked up by ID. */
 const CHECK_SCAN_ROWS = 20_000;
+/** A batch's times are checked in intervals cut at gaps of more than this (see timeIntervals). */
+const CHECK_GAP_US = 5_000_000;
+const CHECK_MAX_INTERVALS = 32;
+/** Rows of its own inserts a store remembers per cluster, to match keys without reading them back. */
+const WINDOW_ROWS = 200_000;
 
 interface Encoded extends EncodedBatch {
   cluster: string;
@@ -84,7 +92,16 @@ function redactUrl(url: string): string {
 export class ClickHouseStore implements Store {
   readonly backend = 'clickhouse';
   readonly location: string;
-  readonly capabilities: StoreCapabilities = { sql: true, parallelWrites: 2, batchEvents: BATCH_EVENTS };
+  private readonly pool = new EncodePool();
+  /**
+   * A cluster's commits run one at a time (the duplicate check and its insert), so more writes in
+   * flight only encode ahead: one per encode thread, while one inserts. More would only hold memory.
+   */
+  readonly capabilities: StoreCapabilities = {
+    sql: true,
+    parallelWrites: Math.max(1, this.pool.threads),
+    batchEvents: BATCH_EVENTS,
+  };
   /** Lookups of already stored keys, and how many they found. */
   duplicateChecks = 0;
   /** Checks that had to look the batch's IDs up (stored rows in its time range). */
@@ -95,8 +112,8 @@ export class ClickHouseStore implements Store {
   insertMs = 0;
   private readonly table: string;
   private readonly turns = new Map<string, Promise<void>>();
+  private readonly windows = new Map<string, InsertedWindow>();
   private readonly runner: QueryRunner;
-  private readonly pool = new EncodePool();
 
   private constructor(
     private readonly client: ClickHouseClient,
@@ -273,63 +290,92 @@ export class ClickHouseStore implements Store {
     }
   }
 
-  /** The keys of `rows` already stored (`auditID\0stage`). */
-  private async storedKeys(cluster: string, rows: Encoded['rows']): Promise<Set<string>> {
-    const found = new Set<string>();
-    for (let from = 0; from < rows.length; from += CHECK_KEYS) {
-      const part = rows.slice(from, from + CHECK_KEYS);
-      let min = Number.POSITIVE_INFINITY;
-      let max = Number.NEGATIVE_INFINITY;
-      const ids = new Set<string>();
-      for (const r of part) {
-        if (r.event.tsUs < min) min = r.event.tsUs;
-        if (r.event.tsUs > max) max = r.event.tsUs;
-        ids.add(r.event.auditId);
-      }
-      this.duplicateChecks++;
-      const started = performance.now();
-      // A repeat carries its event's requestReceivedTimestamp: the cluster and the time range select
-      // the sorting key's granules. New events at the live edge usually find none there, and the
-      // lookup by auditID (a query as long as the batch's IDs) is skipped.
-      const range = `cluster = ${sqlString(cluster)} AND ts >= toDateTime(${sqlNumber(Math.floor(min / 1e6))}, 'UTC') AND ts <= toDateTime(${sqlNumber(Math.floor(max / 1e6))}, 'UTC') AND ts_us >= ${sqlNumber(min)} AND ts_us <= ${sqlNumber(max)}`;
-      const inRange = Number(
-        (await this.runner.rows(`SELECT count() AS n FROM ${this.table} WHERE ${range}`))[0]?.n ?? 0,
-      );
-      if (inRange > 0) {
-        this.keyLookups++;
-        // Few stored rows in the range (a batch overlapping the one before): their keys are read
-        // and matched here. Many (a re-delivery, or a wide range): the batch's IDs are looked up.
-        const byId = inRange > CHECK_SCAN_ROWS ? ` AND audit_id IN ${sqlStringList([...ids])}` : '';
+  /** Which of the batch's rows are stored already (by row, parallel to `keys`). */
+  private async storedRows(enc: Encoded, keys: readonly string[]): Promise<boolean[]> {
+    this.duplicateChecks++;
+    const started = performance.now();
+    const stored = new Array<boolean>(keys.length).fill(false);
+    // A repeat carries its event's requestReceivedTimestamp: the cluster and the batch's time
+    // intervals select the sorting key's granules (by hour), and the count reads two time columns.
+    const intervals = timeIntervals(enc.tsUs, CHECK_GAP_US, CHECK_MAX_INTERVALS);
+    const inIntervals = intervals
+      .map(
+        ([from, to]) =>
+          `(ts >= toDateTime(${sqlNumber(Math.floor(from / 1e6))}, 'UTC') AND ts <= toDateTime(${sqlNumber(Math.floor(to / 1e6))}, 'UTC') AND ts_us >= ${sqlNumber(from)} AND ts_us <= ${sqlNumber(to)})`,
+      )
+      .join(' OR ');
+    const where = `cluster = ${sqlString(enc.cluster)} AND (${inIntervals})`;
+    const inRange = Number(
+      (await this.runner.rows(`SELECT count() AS n FROM ${this.table} WHERE ${where}`))[0]?.n ?? 0,
+    );
+    const window = this.windows.get(enc.cluster);
+    if (inRange === 0) {
+      // New events at the live edge: nothing stored where they fall.
+    } else if (window !== undefined && window.countIn(intervals) === inRange) {
+      // Every stored row there is one this store inserted: its keys are known here.
+      for (let i = 0; i < keys.length; i++) stored[i] = window.has(keys[i] as string);
+    } else {
+      this.keyLookups++;
+      const found = new Set<string>();
+      const ids = [...new Set(enc.auditIds)];
+      // Few stored rows there (a batch overlapping one of another writer): their keys are read and
+      // matched here. Many (a re-delivery): the batch's IDs are looked up, a bounded list at a time.
+      const lists =
+        inRange > CHECK_SCAN_ROWS
+          ? chunks(ids, CHECK_KEYS).map((l) => ` AND audit_id IN ${sqlStringList(l)}`)
+          : [''];
+      const batchIds = new Set(ids);
+      for (const byId of lists) {
         const r = await this.client.query({
-          query: `SELECT audit_id, stage FROM ${this.table} WHERE ${range}${byId}`,
+          query: `SELECT audit_id, stage FROM ${this.table} WHERE ${where}${byId}`,
           format: 'JSONEachRow',
           clickhouse_settings: { max_query_size: String(CHECK_MAX_QUERY_BYTES) } as never,
         });
         for (const row of (await r.json()) as { audit_id: string; stage: string }[])
-          if (ids.has(row.audit_id)) found.add(`${row.audit_id}\0${row.stage}`);
+          if (batchIds.has(row.audit_id)) found.add(`${row.audit_id}\0${row.stage}`);
       }
-      this.checkMs += performance.now() - started;
+      for (let i = 0; i < keys.length; i++) stored[i] = found.has(keys[i] as string);
     }
-    return found;
+    this.checkMs += performance.now() - started;
+    return stored;
   }
 
   private async commitEncoded(enc: Encoded): Promise<WriteResult> {
     const duplicateIndexes = [...enc.repeats];
+    const rows = enc.auditIds.length;
     let stored = 0;
-    if (enc.rows.length > 0) {
-      const existing = await this.storedKeys(enc.cluster, enc.rows);
-      this.duplicatesFound += existing.size;
-      const fresh: string[] = [];
-      for (const r of enc.rows) {
-        if (existing.has(`${r.event.auditId}\0${r.event.stage}`)) duplicateIndexes.push(r.index);
-        else fresh.push(r.event.line);
+    if (rows > 0) {
+      const keys = enc.auditIds.map((id, i) => `${id}\0${enc.stages[i]}`);
+      const existing = await this.storedRows(enc, keys);
+      // The fresh rows, as runs of the encoded bytes (no copy).
+      const chunks: Buffer[] = [];
+      const freshKeys: string[] = [];
+      const freshTs: number[] = [];
+      const d = enc.data;
+      const cut = (from: number, to: number) => {
+        const start = enc.starts[from] as number;
+        chunks.push(Buffer.from(d.buffer, d.byteOffset + start, (enc.starts[to] as number) - start));
+      };
+      let run = -1;
+      for (let i = 0; i < rows; i++) {
+        if (existing[i]) {
+          this.duplicatesFound++;
+          duplicateIndexes.push(enc.indexes[i] as number);
+          if (run >= 0) cut(run, i);
+          run = -1;
+        } else {
+          if (run < 0) run = i;
+          freshKeys.push(keys[i] as string);
+          freshTs.push(enc.tsUs[i] as number);
+        }
       }
-      if (fresh.length > 0) {
+      if (run >= 0) cut(run, rows);
+      stored = freshKeys.length;
+      if (stored > 0) {
         const started = performance.now();
-        const body = Buffer.from(fresh.join(''));
         const r = await this.client.exec({
-          query: `INSERT INTO ${this.table} (${ROW_COLUMNS.map(sqlIdentifier).join(', ')}) FORMAT TabSeparated`,
-          values: Readable.from([body], { objectMode: false }),
+          query: `INSERT INTO ${this.table} (${ROW_COLUMNS.map(sqlIdentifier).join(', ')}) FORMAT RowBinary`,
+          values: Readable.from(chunks, { objectMode: false }),
           // A retry of a batch whose first insert still runs on the server is refused rather than
           // run beside it: the check would not see the rows in flight.
           query_id: enc.queryId,
@@ -339,8 +385,13 @@ export class ClickHouseStore implements Store {
         });
         await drain(r.stream);
         this.insertMs += performance.now() - started;
+        let window = this.windows.get(enc.cluster);
+        if (window === undefined) {
+          window = new InsertedWindow(WINDOW_ROWS);
+          this.windows.set(enc.cluster, window);
+        }
+        window.add(freshTs, freshKeys);
       }
-      stored = fresh.length;
     }
     duplicateIndexes.sort((a, b) => a - b);
     return { stored, duplicates: duplicateIndexes.length, duplicateIndexes, rejected: enc.rejected };
@@ -498,6 +549,12 @@ export class ClickHouseStore implements Store {
     await this.pool.close();
     await this.client.close();
   }
+}
+
+function chunks<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
 }
 
 async function drain(stream: Readable): Promise<void> {

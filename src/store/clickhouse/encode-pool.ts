@@ -1,6 +1,6 @@
 /**
  * Encoding a batch (one JSON.parse per event, since 18.16 cannot extract JSON: event-row.ts) is
- * most of the CPU an ingest into ClickHouse costs. The pool does it in worker threads, beside the
+ * most of the CPU an ingest into ClickHouse costs on the client. The pool does it in worker threads, beside the
  * main thread that reads the sources and talks to the server. Where the worker's compiled file is
  * absent (tests running the TypeScript sources) batches are encoded in the calling thread: the same
  * function, the same result.
@@ -26,11 +26,15 @@ interface PooledWorker {
 
 /** A batch's events in one buffer: event i is data[offsets[i], offsets[i + 1]). */
 export interface CopiedEvents {
-  data: ArrayBuffer;
+  data: SharedArrayBuffer;
   offsets: Float64Array;
 }
 
-/** The store's own copy of a batch (the caller may reuse its buffers at once), in one allocation. */
+/**
+ * The store's own copy of a batch (the caller may reuse its buffers at once), in one allocation.
+ * Shared memory: a worker reads it where it is, and the store keeps it to encode the batch itself
+ * should the worker fail, without a second copy of ~75 MB per batch.
+ */
 export function copyEvents(events: readonly Buffer[]): CopiedEvents {
   const offsets = new Float64Array(events.length + 1);
   let bytes = 0;
@@ -39,7 +43,7 @@ export function copyEvents(events: readonly Buffer[]): CopiedEvents {
     bytes += e.length;
   });
   offsets[events.length] = bytes;
-  const data = new ArrayBuffer(bytes);
+  const data = new SharedArrayBuffer(bytes);
   const view = new Uint8Array(data);
   events.forEach((e, i) => {
     view.set(e, offsets[i] as number);
@@ -77,7 +81,7 @@ export class EncodePool {
       return Promise.resolve().then(() => encodeBatch(eventsOf(copy), cluster, ingestedUs));
     const w = this.pick();
     const id = this.seq++;
-    // Cloned, not transferred: the caller keeps its copy until the batch is stored.
+    // Shared, not copied: only the encoding thread reads it, and the caller keeps it until encoded.
     const request: EncodeRequest = { id, data: copy.data, offsets: copy.offsets, cluster, ingestedUs };
     return new Promise<EncodedBatch>((resolve, reject) => {
       w.pending.set(id, { resolve, reject });
@@ -101,6 +105,8 @@ export class EncodePool {
           // Buffers arrive as plain Uint8Arrays.
           for (const r of m.batch.rejected)
             r.data = Buffer.from(r.data.buffer, r.data.byteOffset, r.data.length);
+          const d = m.batch.data;
+          m.batch.data = Buffer.from(d.buffer, d.byteOffset, d.length);
           p.resolve(m.batch);
         }
       });

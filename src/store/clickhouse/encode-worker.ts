@@ -8,7 +8,7 @@ import { encodeBatch } from './event-row.js';
 
 export interface EncodeRequest {
   id: number;
-  data: ArrayBuffer;
+  data: SharedArrayBuffer;
   /** Event i is data[offsets[i], offsets[i + 1]). */
   offsets: Float64Array;
   cluster: string;
@@ -18,7 +18,10 @@ export interface EncodeRequest {
 parentPort?.on('message', (m: EncodeRequest) => {
   try {
     const batch = encodeBatch(eventsOf(m), m.cluster, m.ingestedUs);
-    parentPort?.postMessage({ id: m.id, batch });
+    // The rows are handed over, not copied: the worker keeps nothing of a batch.
+    // (Each is an ArrayBuffer of its own: event-row.ts allocates them per batch, none shared.)
+    const own = [batch.data, batch.starts, batch.indexes, batch.tsUs].map((a) => a.buffer as ArrayBuffer);
+    parentPort?.postMessage({ id: m.id, batch }, own);
   } catch (err) {
     parentPort?.postMessage({ id: m.id, error: err instanceof Error ? err.message : String(err) });
   }

@@ -1,48 +1,66 @@
 /**
- * One event -> one JSONEachRow line of the physical table. ClickHouse 18.16 has no JSONExtract, so
+ * One event -> one RowBinary row of the physical table. ClickHouse 18.16 has no JSONExtract, so
  * every column is taken out here, in Node, by model/derive.ts: the reference definition of the
- * derived fields, which the embedded backend computes in SQL and is tested against.
+ * derived fields, which the DuckDB backend computes in SQL and is tested against.
  */
 import { isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import { deriveFields, parseTimestampMicros } from '../../model/derive.js';
 import type { AuditEvent } from '../../model/event.js';
 import { STAGES } from '../../model/event.js';
+import { RowBinaryWriter } from './row-binary.js';
 import { TABLE_COLUMNS } from './schema.js';
-import { sqlString } from './sql-literal.js';
 
 /** DateTime's range (unsigned 32-bit seconds); an event outside it cannot be stored. */
 const MAX_DATETIME_S = 4_294_967_295;
 
-export interface EncodedEvent {
+/** What the store needs of a row besides its bytes: its key, and its time for the duplicate check. */
+export interface EncodedKey {
   auditId: string;
   stage: string;
-  /** Seconds since the epoch of `ts` (requestReceivedTimestamp), for the duplicate check's range. */
-  tsSeconds: number;
   tsUs: number;
-  /** The row, as one line of TabSeparated in TABLE_COLUMNS order (with its newline). */
-  line: string;
+}
+
+let lastSecondText = '';
+let lastSecondMs = 0;
+
+/**
+ * parseTimestampMicros for kube-apiserver's own form (`2026-01-15T09:00:00.012514Z`) without a
+ * regular expression: events come in time order, so most share their second with the one before,
+ * whose text was checked by the full parse. Anything else returns undefined (not handled here).
+ */
+function fastMicros(text: string): number | undefined {
+  const n = text.length;
+  if (n < 22 || n > 40 || text.charCodeAt(19) !== 0x2e || text.charCodeAt(n - 1) !== 0x5a) return undefined;
+  if (!text.startsWith(lastSecondText) || lastSecondText === '') return undefined;
+  let frac = 0;
+  let digits = 0;
+  for (let i = 20; i < n - 1; i++) {
+    const d = text.charCodeAt(i) - 0x30;
+    if (d < 0 || d > 9) return undefined;
+    if (digits < 6) {
+      frac = frac * 10 + d;
+      digits++;
+    }
+  }
+  for (; digits < 6; digits++) frac *= 10;
+  return lastSecondMs * 1000 + frac;
 }
 
 function micros(text: string | undefined | null): number | null {
   if (typeof text !== 'string') return null;
+  const fast = fastMicros(text);
+  if (fast !== undefined) return fast;
   const us = parseTimestampMicros(text);
+  // A UTC time with a fraction: its second is the prefix the next times are compared with.
+  if (us !== null && text.length >= 22 && text.charCodeAt(19) === 0x2e && text.endsWith('Z')) {
+    lastSecondText = text.slice(0, 19);
+    lastSecondMs = Date.parse(`${lastSecondText}Z`);
+  }
   if (us !== null) return us;
   // Forms Date.parse takes but RFC3339 does not (the event was accepted by the same rule).
   const ms = Date.parse(text);
   return Number.isNaN(ms) ? null : ms * 1000;
-}
-
-let lastSecond = Number.NaN;
-let lastSecondText = '';
-/** `2026-01-15 09:00:10`: DateTime's text form, read in the column's time zone (UTC). */
-function dateTimeText(seconds: number): string {
-  // Events come in time order: most share the second of the one before.
-  if (seconds !== lastSecond) {
-    lastSecond = seconds;
-    lastSecondText = new Date(seconds * 1000).toISOString().slice(0, 19).replace('T', ' ');
-  }
-  return lastSecondText;
 }
 
 /** One parse: memory-store.ts rejectReason's rules on the parsed value (it parses the text itself). */
@@ -66,42 +84,21 @@ function parseEvent(text: string): AuditEvent | { reject: string } {
   return ev as AuditEvent;
 }
 
-// TabSeparated (ClickHouse docs, "Formats: TabSeparated"): a value's backslash, tab and line breaks
-// are escaped with a backslash, NULL is \N, an array is written as in SQL ('quoted', escaped).
-// Cheaper than JSONEachRow on both sides: the event's JSON text, most of a row, keeps its quotes.
-const TSV_SPECIAL = /[\\\t\n\r\0]/;
-const TSV_ESCAPES: Record<string, string> = {
-  '\\': '\\\\',
-  '\t': '\\t',
-  '\n': '\\n',
-  '\r': '\\r',
-  '\0': '\\0',
-};
-function tsvText(v: string): string {
-  if (!TSV_SPECIAL.test(v)) return v;
-  // Mostly the backslashes of JSON escapes in the event's text: a plain replaceAll is the fast path.
-  const out = v.replaceAll('\\', '\\\\');
-  return /[\t\n\r\0]/.test(out) ? out.replace(/[\t\n\r\0]/g, (c) => TSV_ESCAPES[c] ?? c) : out;
-}
-const tsv = (v: unknown): string => (typeof v === 'string' ? tsvText(v) : '\\N');
-const tsvArray = (v: readonly unknown[]): string =>
-  `[${v
-    .filter((x): x is string => typeof x === 'string')
-    .map(sqlString)
-    .join(',')}]`;
-
 /** The table's columns in the order encodeEvent() writes them. */
 export const ROW_COLUMNS = TABLE_COLUMNS.map(([c]) => c);
 
-/** The row of an event, or why it is not stored (the same reasons as the other backends). */
+/**
+ * Writes the row of an event (TABLE_COLUMNS order) and returns its key, or why it is not stored
+ * (the same reasons as the other backends) with nothing written.
+ */
 export function encodeEvent(
-  buf: Buffer,
+  out: RowBinaryWriter,
+  buf: Uint8Array,
   cluster: string,
   ingestedUs: number,
-): EncodedEvent | { reject: string } {
+): EncodedKey | { reject: string } {
   if (!isUtf8(buf)) return { reject: 'not UTF-8 text' };
-  const text = buf.toString('utf8');
-  const e = parseEvent(text);
+  const e = parseEvent(Buffer.from(buf.buffer, buf.byteOffset, buf.length).toString('utf8'));
   if ('reject' in e) return e;
   const d = deriveFields(e, cluster);
   const tsUs = micros(d.ts);
@@ -111,52 +108,54 @@ export function encodeEvent(
   if (tsSeconds < 0 || tsSeconds > MAX_DATETIME_S)
     return { reject: 'requestReceivedTimestamp outside the range ClickHouse DateTime holds (1970-2106)' };
   const stageUs = micros(d.stage_ts) ?? tsUs;
-  const breakdown = Object.keys(d.latency_breakdown).length === 0 ? '' : JSON.stringify(d.latency_breakdown);
-  const code = Number.isInteger(d.code) && Math.abs(d.code as number) < 2 ** 31 ? String(d.code) : '\\N';
-  // In TABLE_COLUMNS order.
-  const fields = [
-    dateTimeText(tsSeconds),
-    String(tsUs),
-    String(stageUs),
-    tsvText(d.audit_id),
-    tsvText(d.stage),
-    tsv(d.level),
-    tsv(d.verb),
-    tsv(d.username),
-    tsv(d.user_uid),
-    tsvArray(d.groups),
-    tsv(d.impersonated_user),
-    tsv(d.subject),
-    tsv(d.source_ip),
-    tsvArray(d.source_ips),
-    tsv(d.user_agent),
-    tsv(d.api_group),
-    tsv(d.api_version),
-    tsv(d.resource),
-    tsv(d.subresource),
-    tsv(d.namespace),
-    tsv(d.name),
-    tsv(d.request_uri),
-    code,
-    tsv(d.decision),
-    tsv(d.decision_source),
-    tsv(d.reason),
-    // As the embedded store's view: no latency when the event has no stage time of its own, or the same one.
-    stageUs === tsUs ? '\\N' : String(stageUs - tsUs),
-    d.long_running ? '1' : '0',
-    tsvText(breakdown),
-    d.truncated ? '1' : '0',
-    tsvText(cluster),
-    String(ingestedUs),
-    tsvText(text),
-  ];
-  return { auditId: d.audit_id, stage: d.stage, tsSeconds, tsUs, line: `${fields.join('\t')}\n` };
+  const code = Number.isInteger(d.code) && Math.abs(d.code as number) < 2 ** 31 ? (d.code as number) : null;
+  out.uint32(tsSeconds);
+  out.int64(tsUs);
+  out.nullableInt64(stageUs);
+  out.string(d.audit_id);
+  out.string(d.stage);
+  out.nullableString(d.level);
+  out.nullableString(d.verb);
+  out.nullableString(d.username);
+  out.nullableString(d.user_uid);
+  out.stringArray(d.groups);
+  out.nullableString(d.impersonated_user);
+  out.nullableString(d.subject);
+  out.nullableString(d.source_ip);
+  out.stringArray(d.source_ips);
+  out.nullableString(d.user_agent);
+  out.nullableString(d.api_group);
+  out.nullableString(d.api_version);
+  out.nullableString(d.resource);
+  out.nullableString(d.subresource);
+  out.nullableString(d.namespace);
+  out.nullableString(d.name);
+  out.nullableString(d.request_uri);
+  out.nullableInt32(code);
+  out.nullableString(d.decision);
+  out.nullableString(d.decision_source);
+  out.nullableString(d.reason);
+  // As the embedded store's view: no latency when the event has no stage time of its own, or the same one.
+  out.nullableInt64(stageUs === tsUs ? null : stageUs - tsUs);
+  out.uint8(d.long_running ? 1 : 0);
+  out.string(Object.keys(d.latency_breakdown).length === 0 ? '' : JSON.stringify(d.latency_breakdown));
+  out.uint8(d.truncated ? 1 : 0);
+  out.string(cluster);
+  out.int64(ingestedUs);
+  out.bytes(buf);
+  return { auditId: d.audit_id, stage: d.stage, tsUs };
 }
 
 /** A batch encoded: what a commit sends, and what it reports without sending. */
 export interface EncodedBatch {
-  /** The first copy of each (auditID, stage), by batch index. */
-  rows: { index: number; event: EncodedEvent }[];
+  /** RowBinary rows of the first copy of each (auditID, stage), in batch order. */
+  data: Uint8Array;
+  /** Row i is data[starts[i], starts[i + 1]) and holds the event at batch index indexes[i]. */
+  starts: Float64Array;
+  indexes: Int32Array;
+  auditIds: string[];
+  stages: string[];
+  tsUs: Float64Array;
   rejected: { index: number; reason: string; data: Buffer }[];
   /** Repeats within the batch of an event it holds. */
   repeats: number[];
@@ -164,25 +163,60 @@ export interface EncodedBatch {
   queryId: string;
 }
 
-export function encodeBatch(events: readonly Buffer[], cluster: string, ingestedUs: number): EncodedBatch {
+export function encodeBatch(
+  events: readonly Uint8Array[],
+  cluster: string,
+  ingestedUs: number,
+): EncodedBatch {
+  let bytes = 0;
+  for (const e of events) bytes += e.length;
+  // The rows' own allocation (not a pooled slab): a worker hands its buffer over without a copy.
+  // A row is its event's text and the columns taken from it (well under the text again): room for
+  // both, so that it seldom grows; pages never written are never resident.
+  const out = new RowBinaryWriter(Math.max(1 << 16, 2 * bytes + events.length * 512));
   const seen = new Set<string>();
-  const out: EncodedBatch = { rows: [], rejected: [], repeats: [], queryId: '' };
-  const id = createHash('sha256').update(cluster).update('\0');
+  const starts: number[] = [];
+  const indexes: number[] = [];
+  const tsUs: number[] = [];
+  const batch: EncodedBatch = {
+    data: new Uint8Array(0),
+    starts: new Float64Array(0),
+    indexes: new Int32Array(0),
+    auditIds: [],
+    stages: [],
+    tsUs: new Float64Array(0),
+    rejected: [],
+    repeats: [],
+    queryId: '',
+  };
+  // The query id hashes the cluster and the keys, each followed by NUL: hashed once, at the end.
+  const hashed: string[] = [cluster, '\0'];
   events.forEach((buf, index) => {
-    const e = encodeEvent(buf, cluster, ingestedUs);
+    const at = out.pos;
+    const e = encodeEvent(out, buf, cluster, ingestedUs);
     if ('reject' in e) {
-      out.rejected.push({ index, reason: e.reject, data: Buffer.from(buf) });
+      batch.rejected.push({ index, reason: e.reject, data: Buffer.from(buf) });
       return;
     }
     const key = `${e.auditId}\0${e.stage}`;
     if (seen.has(key)) {
-      out.repeats.push(index);
+      out.pos = at;
+      batch.repeats.push(index);
       return;
     }
     seen.add(key);
-    id.update(key).update('\0');
-    out.rows.push({ index, event: e });
+    hashed.push(key, '\0');
+    starts.push(at);
+    indexes.push(index);
+    batch.auditIds.push(e.auditId);
+    batch.stages.push(e.stage);
+    tsUs.push(e.tsUs);
   });
-  out.queryId = `kaudit-insert-${id.digest('hex').slice(0, 40)}`;
-  return out;
+  starts.push(out.pos);
+  batch.data = out.view();
+  batch.starts = Float64Array.from(starts);
+  batch.indexes = Int32Array.from(indexes);
+  batch.tsUs = Float64Array.from(tsUs);
+  batch.queryId = `kaudit-insert-${createHash('sha256').update(hashed.join('')).digest('hex').slice(0, 40)}`;
+  return batch;
 }
