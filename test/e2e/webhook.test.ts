@@ -265,7 +265,7 @@ describe('webhook receiver while the store fails', () => {
   });
 
   it('answers 503 and stores nothing it did not acknowledge; file events wait and arrive once it recovers', async () => {
-    // The DuckDB store stages each batch in <n>.tsv inside its own directory
+    // The DuckDB store stages each batch in .kaudit-staging-<pid>-<n>.tsv inside its own directory
     // kaudit-staging-<pid>-<id>, in /dev/shm when it can, else in the data directory; directories in
     // the way make every write fail, as a full disk would.
     const pid = agent.child.pid ?? 0;
@@ -279,7 +279,7 @@ describe('webhook receiver while the store fails', () => {
     expect(stagingDirs).toHaveLength(1);
     for (const stagingDir of stagingDirs) {
       for (let n = 0; n < 500; n++) {
-        const p = join(stagingDir, `${n}.tsv`);
+        const p = join(stagingDir, `.kaudit-staging-${pid}-${n}.tsv`);
         mkdirSync(p);
         blockers.push(p);
       }

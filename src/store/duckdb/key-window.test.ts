@@ -62,6 +62,19 @@ describe('KeyWindow', () => {
     w.settle(b1);
     expect(w.has('a')).toBe(true);
   });
+
+  it('raises the floor past a batch whose given-back key another batch may have stored', () => {
+    const w = new KeyWindow(10, 0);
+    const b = w.begin();
+    expect(w.claim(b, 'a', 5)).toBe(Claim.Covered);
+    w.claim(b, 'b', 9);
+    w.giveBack(b, 0);
+    expect(w.floorMs).toBe(0);
+    // Another batch counted its copy of `b` a repeat of this one's and may have stored it.
+    w.giveBack(b, 1, true);
+    expect(w.floorMs).toBe(9);
+    expect(w.claim(w.begin(), 'b', 9)).toBe(Claim.CheckTable);
+  });
 });
 
 describe('KeyWindow with kube-apiserver keys (UUID auditIDs held as words)', () => {

@@ -102,7 +102,7 @@ export class StagingFiles {
     }
     // Made again if something removed it (a cleaner of /dev/shm), so writes recover.
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    const path = join(this.dir, `${this.seq++}.tsv`);
+    const path = join(this.dir, `.kaudit-staging-${process.pid}-${this.seq++}.tsv`);
     return { fd: openSync(path, 'w', 0o600), path };
   }
 
