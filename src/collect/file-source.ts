@@ -2,7 +2,8 @@ import { createReadStream, type FSWatcher, watch } from 'node:fs';
 import { type FileHandle, open, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { createGunzip } from 'node:zlib';
-import { FACT_PLAIN, type LineScanner, newLineScanner } from '../model/event-scan.js';
+import { type LineScanner, newLineScanner } from '../model/event-scan.js';
+import { LineSplitter } from '../model/frame.js';
 import { fastPathUnsafe } from '../model/prepare.js';
 import type { FileSourceConfig } from './agent-config.js';
 import {
@@ -66,6 +67,13 @@ export interface FileSourceStatus {
   files: FileStatus[];
 }
 
+/** Lines of a file on their way to the pipeline, and the file offset their acknowledgement moves the checkpoint to. */
+interface Batch {
+  item: PipelineItem;
+  endOffset: number;
+  generation: number;
+}
+
 /** Events per pipeline item: large enough to amortise, small enough that checkpoints move often. */
 const ITEM_EVENTS = 2000;
 /** Bytes of an over-long line kept in the dead-letter file. */
@@ -85,10 +93,11 @@ interface Tracked {
   generation: number;
   readOffset: number;
   ackedOffset: number;
-  pending: Buffer[];
-  pendingBytes: number;
-  /** Inside a line longer than maxLineBytes: bytes are discarded up to its newline. */
-  skipping: boolean;
+  /**
+   * Frames the bytes read into lines (model/frame.ts): holds an unterminated last line until its
+   * newline comes, and of a line longer than maxLineBytes only its head.
+   */
+  lines: LineSplitter;
   size: number;
   mtimeMs: number;
   lastChangeAt: number;
@@ -440,9 +449,7 @@ export class FileSource {
       generation: 0,
       readOffset: cp.offset,
       ackedOffset: cp.offset,
-      pending: [],
-      pendingBytes: 0,
-      skipping: false,
+      lines: this.newSplitter(cp.offset),
       size,
       mtimeMs: f.mtimeMs,
       lastChangeAt: this.clock.now(),
@@ -531,7 +538,12 @@ export class FileSource {
       registry.markDirty();
       this.opts.log.info('resuming file', { source: this.name, path, offset: cp.offset });
     }
-    this.track(f, st.size, cp, fh).skipping = skipping;
+    const t = this.track(f, st.size, cp, fh);
+    if (skipping) t.lines.skipLine();
+  }
+
+  private newSplitter(offset: number): LineSplitter {
+    return new LineSplitter(offset, this.scanner, this.opts.maxLineBytes);
   }
 
   private async discoverGz(f: Found, firstRun: boolean, doneKey: string): Promise<void> {
@@ -616,9 +628,7 @@ export class FileSource {
     t.generation++;
     t.readOffset = 0;
     t.ackedOffset = 0;
-    t.pending = [];
-    t.pendingBytes = 0;
-    t.skipping = false;
+    t.lines = this.newSplitter(0);
     t.samples = [];
     t.cp.offset = 0;
     t.cp.fingerprint = fingerprintOf(head);
@@ -654,11 +664,10 @@ export class FileSource {
       const buf = Buffer.allocUnsafe(want);
       const { bytesRead } = await fh.read(buf, 0, want, t.readOffset);
       if (bytesRead === 0) break;
-      const start = t.readOffset;
       t.readOffset += bytesRead;
       this.counters.bytesRead += bytesRead;
       progressed = true;
-      await this.consume(t, buf.subarray(0, bytesRead), start);
+      await this.consume(t, buf.subarray(0, bytesRead));
     }
     return progressed;
   }
@@ -677,7 +686,7 @@ export class FileSource {
           const part = chunk.subarray(from);
           this.counters.bytesRead += part.length;
           t.readOffset = offset + from + part.length;
-          await this.consume(t, part, offset + from);
+          await this.consume(t, part);
         }
         offset = end;
       }
@@ -692,59 +701,24 @@ export class FileSource {
   }
 
   /**
-   * Splits a chunk into lines; an unterminated tail waits for the next chunk. Whole lines are split
-   * by the WebAssembly scanner, which also marks the plain ones (passed on without prepareLine).
+   * Frames a chunk into lines (an unterminated tail waits for the next chunk) and prepares them.
+   * The WebAssembly scanner splits the whole lines and marks the plain ones (passed on without
+   * prepareLine). `chunk` continues the file where the previous one ended.
    */
-  private async consume(t: Tracked, chunk: Buffer, chunkOffset: number): Promise<void> {
-    const batch = this.newBatch(t);
-    let start = 0;
-    const first = chunk.indexOf(0x0a);
-    // The first line ends a line begun in an earlier chunk, or the rest of one too long to keep.
-    if (first >= 0 && (t.skipping || t.pendingBytes > 0)) {
-      const endOffset = chunkOffset + first + 1;
-      if (t.skipping) {
-        t.skipping = false;
-        batch.endOffset = endOffset;
-      } else {
-        t.pending.push(chunk.subarray(0, first));
-        const line = Buffer.concat(t.pending, t.pendingBytes + first);
-        t.pending = [];
-        t.pendingBytes = 0;
-        this.handleLine(batch, line, endOffset);
-        await this.sendIfFull(t, batch);
+  private async consume(t: Tracked, chunk: Buffer): Promise<void> {
+    // Lines are prepared as the splitter frames them; items that fill up wait here until the chunk
+    // is framed (a chunk holds a few items at most), then go in order.
+    const full: Batch[] = [];
+    let batch = this.newBatch(t);
+    t.lines.push(chunk, (data, offset, plain, oversize) => {
+      this.handleLine(batch, data, offset + (oversize ?? data.length) + 1, plain, oversize);
+      if (batch.item.events.length >= ITEM_EVENTS) {
+        batch.item.more = true;
+        full.push(batch);
+        batch = this.newBatch(t);
       }
-      start = first + 1;
-    }
-    const last = first < 0 ? -1 : chunk.lastIndexOf(0x0a);
-    if (last >= start) {
-      const lines = this.scanner.scan(chunk, start, last + 1);
-      for (let i = 0; i < lines.count; i++) {
-        const lineEnd = lines.ends[i] as number;
-        const line = chunk.subarray(lines.starts[i] as number, lineEnd);
-        this.handleLine(batch, line, chunkOffset + lineEnd + 1, lines.flags[i] === FACT_PLAIN);
-        await this.sendIfFull(t, batch);
-      }
-      start = last + 1;
-    }
-    const rest = chunk.subarray(start);
-    if (rest.length > 0 && !t.skipping) {
-      if (t.pendingBytes + rest.length > this.opts.maxLineBytes) {
-        const sample = Buffer.concat([...t.pending, rest]).subarray(0, DEAD_LETTER_SAMPLE_BYTES);
-        batch.item.deadLetters.push({
-          source: this.name,
-          offset: chunkOffset + start - t.pendingBytes,
-          reason: `line longer than max_line_bytes (${this.opts.maxLineBytes}); dropped, first ${sample.length} bytes kept here`,
-          data: sample,
-        });
-        this.counters.dropped++;
-        t.pending = [];
-        t.pendingBytes = 0;
-        t.skipping = true;
-      } else {
-        t.pending.push(rest);
-        t.pendingBytes += rest.length;
-      }
-    }
+    });
+    for (const b of full) await this.send(t, b);
     if (batch.endOffset > 0 || batch.item.deadLetters.length > 0) {
       // A gzip stream's size is not known up front (t.size stays 0 until its end).
       batch.item.more = t.gz || t.readOffset < t.size;
@@ -752,18 +726,7 @@ export class FileSource {
     }
   }
 
-  /** A full item goes now, saying more follows; the batch starts again. */
-  private async sendIfFull(
-    t: Tracked,
-    batch: { item: PipelineItem; endOffset: number; generation: number },
-  ): Promise<void> {
-    if (batch.item.events.length < ITEM_EVENTS) return;
-    batch.item.more = true;
-    await this.send(t, batch);
-    Object.assign(batch, this.newBatch(t));
-  }
-
-  private newBatch(t: Tracked): { item: PipelineItem; endOffset: number; generation: number } {
+  private newBatch(t: Tracked): Batch {
     return {
       item: { source: this.name, events: [], deadLetters: [], retry: true },
       endOffset: 0,
@@ -771,14 +734,29 @@ export class FileSource {
     };
   }
 
-  /** `plain`: the scanner found it needs no preparing (prepareLine would pass it through). */
+  /**
+   * `plain`: the scanner found it needs no preparing (prepareLine would pass it through).
+   * `oversize`: the line was longer than max_line_bytes (its length); `raw` is its head.
+   */
   private handleLine(
     batch: { item: PipelineItem; endOffset: number },
     raw: Buffer,
     endOffset: number,
     plain = false,
+    oversize?: number,
   ): void {
     batch.endOffset = endOffset;
+    if (oversize !== undefined) {
+      const sample = raw.subarray(0, DEAD_LETTER_SAMPLE_BYTES);
+      batch.item.deadLetters.push({
+        source: this.name,
+        offset: endOffset - oversize - 1,
+        reason: `line longer than max_line_bytes (${this.opts.maxLineBytes}); dropped, first ${sample.length} bytes kept here`,
+        data: sample,
+      });
+      this.counters.dropped++;
+      return;
+    }
     // The scanner vouches for shape, not nesting or years: such lines take the parsing path.
     if (plain && !fastPathUnsafe(raw)) {
       batch.item.events.push(raw);
@@ -811,10 +789,7 @@ export class FileSource {
     }
   }
 
-  private async send(
-    t: Tracked,
-    batch: { item: PipelineItem; endOffset: number; generation: number },
-  ): Promise<void> {
+  private async send(t: Tracked, batch: Batch): Promise<void> {
     const { endOffset, generation } = batch;
     const events = batch.item.events.length;
     t.inFlight++;
@@ -835,13 +810,13 @@ export class FileSource {
 
   /** A rotated file is complete: its unterminated last line will not be finished by anyone. */
   private async flushPending(t: Tracked): Promise<void> {
-    if (t.pendingBytes === 0 && !t.skipping) return;
+    if (!t.lines.holding) return;
     const batch = this.newBatch(t);
-    if (t.pendingBytes > 0) this.handleLine(batch, Buffer.concat(t.pending, t.pendingBytes), t.readOffset);
+    // Without a newline: the line ends where the file does.
+    t.lines.end((data: Buffer, offset: number, _plain: boolean, oversize?: number) =>
+      this.handleLine(batch, data, offset + (oversize ?? data.length), false, oversize),
+    );
     batch.endOffset = t.readOffset;
-    t.pending = [];
-    t.pendingBytes = 0;
-    t.skipping = false;
     await this.send(t, batch);
   }
 

@@ -20,6 +20,24 @@ describe('LineSplitter', () => {
     ]);
   });
 
+  it('skips the rest of a line it starts inside (a file followed from its end), across chunks', () => {
+    const s = new LineSplitter(100);
+    s.skipLine();
+    expect(s.holding).toBe(true);
+    expect(collect(s, ['tail of a ', 'line\n{"a":1}\n{"b"'])).toEqual([['{"a":1}', 115]]);
+    expect(s.holding).toBe(true);
+    const tail: [string, number][] = [];
+    s.end((l, o) => tail.push([l.toString(), o]));
+    expect(tail).toEqual([['{"b"', 123]]);
+    expect(s.holding).toBe(false);
+    const skipped = new LineSplitter(0);
+    skipped.skipLine();
+    expect(collect(skipped, ['no newline yet'])).toEqual([]);
+    skipped.end(() => {
+      throw new Error('a skipped line is never a record');
+    });
+  });
+
   it('holds back an unterminated last line until end()', () => {
     const s = new LineSplitter();
     expect(collect(s, ['{"a":1}\n{"part'])).toHaveLength(1);

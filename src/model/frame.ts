@@ -54,6 +54,8 @@ export class LineSplitter {
   /** Bytes of the current line beyond `pending` (dropped: the line is over the cap). */
   private dropped = 0;
   private offset = 0;
+  /** Dropping bytes up to the next newline without a record (skipLine). */
+  private skipping = false;
 
   /** The scanner splits whole lines (the module's also tells the plain ones). */
   constructor(
@@ -64,8 +66,32 @@ export class LineSplitter {
     this.offset = startOffset;
   }
 
+  /**
+   * Drops the bytes up to and including the next newline without a record: input that starts in the
+   * middle of a line (a file followed from its end).
+   */
+  skipLine(): void {
+    if (this.pending.length === 0 && this.dropped === 0) this.skipping = true;
+  }
+
+  /** Bytes are held (or being skipped) that end() would settle: a line without its newline yet. */
+  get holding(): boolean {
+    return this.pending.length > 0 || this.dropped > 0 || this.skipping;
+  }
+
   /** Calls `onLine` for each complete line in `chunk` (without its newline). */
   push(chunk: Buffer, onLine: OnLine): void {
+    if (this.skipping) {
+      const nl = chunk.indexOf(0x0a);
+      if (nl < 0) {
+        this.offset += chunk.length;
+        return;
+      }
+      this.skipping = false;
+      this.offset += nl + 1;
+      if (nl + 1 < chunk.length) this.push(chunk.subarray(nl + 1), onLine);
+      return;
+    }
     let start = 0;
     const held = this.pending.length > 0 || this.dropped > 0;
     const nl = held ? chunk.indexOf(0x0a) : -1;
@@ -128,6 +154,7 @@ export class LineSplitter {
 
   /** The unterminated last line, if any. */
   end(onLine: OnLine): void {
+    this.skipping = false;
     if (this.pending.length === 0 && this.dropped === 0) return;
     this.flush(onLine, 0);
   }

@@ -3,7 +3,9 @@ import { isLoopbackHost, parseListen } from '../config/listen.js';
 import {
   DEFAULT_WEBHOOK_LIMITS,
   DEFAULT_WEBHOOK_MAX_BODY_BYTES,
+  defaultWebhookLimits,
   WEBHOOK_BUFFERED_BODIES_FACTOR,
+  type WebhookLimits,
   type WebhookSourceConfig,
   type WebhookTlsConfig,
 } from '../config/source-config.js';
@@ -116,16 +118,21 @@ export const webhookSourceType: SourceType<z.output<typeof schema>, WebhookSourc
       source: raw.source,
       service: raw.service,
       maxBodyBytes: raw.max_body_bytes,
-      limits: {
-        headersTimeoutMs: raw.headers_timeout_ms,
-        requestTimeoutMs: raw.request_timeout_ms,
-        bodyIdleMs: raw.body_idle_timeout_ms,
-        maxConnections: raw.max_connections,
-        stopGraceMs: raw.stop_grace_ms,
-        maxBufferedBytes: raw.max_buffered_bytes ?? WEBHOOK_BUFFERED_BODIES_FACTOR * raw.max_body_bytes,
-        maxDecompressedBytes: raw.max_decompressed_bytes ?? raw.max_body_bytes,
-      },
     };
+    const limits: WebhookLimits = {
+      headersTimeoutMs: raw.headers_timeout_ms,
+      requestTimeoutMs: raw.request_timeout_ms,
+      bodyIdleMs: raw.body_idle_timeout_ms,
+      maxConnections: raw.max_connections,
+      stopGraceMs: raw.stop_grace_ms,
+      maxBufferedBytes: raw.max_buffered_bytes ?? WEBHOOK_BUFFERED_BODIES_FACTOR * raw.max_body_bytes,
+      maxDecompressedBytes: raw.max_decompressed_bytes ?? raw.max_body_bytes,
+    };
+    // Only when one differs from its default: a config without them reads as it did before they
+    // were configurable (the receiver takes defaultWebhookLimits(max_body_bytes) then).
+    const defaults = defaultWebhookLimits(raw.max_body_bytes);
+    if ((Object.keys(limits) as (keyof WebhookLimits)[]).some((k) => limits[k] !== defaults[k]))
+      w.limits = limits;
     if (tls !== undefined) w.tls = tls;
     if (tokenFile !== undefined) w.tokenFile = tokenFile;
     return w;
