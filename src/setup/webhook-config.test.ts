@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { parseAgentConfig } from '../collect/agent-config.js';
-import { defaultWebhookLimits } from '../collect/config/source-config.js';
 import { webhookKubeconfig, webhookSourceYaml } from './webhook-config.js';
 
 const URL_ = 'https://10.96.0.50:8443/audit';
@@ -77,7 +76,6 @@ describe('webhookSourceYaml', () => {
         source: 'kubernetes.audit',
         service: 'audit',
         maxBodyBytes: 12 * 1024 * 1024,
-        limits: defaultWebhookLimits(12 * 1024 * 1024),
         tls: {
           cert: '/t/tls.crt',
           key: '/t/tls.key',
