@@ -62,6 +62,8 @@ const RECENT_FROM_STORE_MAX = 100_000;
 /** Pages one tick reconciles at most; the next tick goes on. */
 const RECONCILE_MAX_PAGES = 5;
 const RECONCILE_PAGE_ROWS = 10_000;
+/** How often a catching-up sink counts what it has left. */
+const LAG_EVERY_MS = 5000;
 /** Events of the batches a catching-up sink keeps for the moment it is live again. */
 const HELD_MAX_EVENTS = 50_000;
 
@@ -126,6 +128,7 @@ export class StoreFollower implements Sink {
   private ticking = false;
   /** Live batches handed over and not yet sent: what they hold is on its way, not stuck. */
   private awaitingLive = 0;
+  private lagMeasuredMs = Number.NEGATIVE_INFINITY;
   /** The newest batches handed over while catching up. */
   private readonly held: StoredBatch[] = [];
   private heldEvents = 0;
@@ -324,7 +327,7 @@ export class StoreFollower implements Sink {
    * the lock, so that live batches go on meanwhile (under it, a reconciliation of a busy agent's
    * second held them up until the queue overflowed: bench:agent), and checked under it.
    */
-  private async reconcile(): Promise<void> {
+  private async reconcile(): Promise<boolean> {
     const from = this.position;
     const rows: Row[] = [];
     for (let page = 0, after = from; page < RECONCILE_MAX_PAGES; page++) {
@@ -341,6 +344,7 @@ export class StoreFollower implements Sink {
       if (got.length < RECONCILE_PAGE_ROWS || typeof last !== 'string') break;
       after = last;
     }
+    let complete = false;
     const moved = await this.exclusive(async () => {
       // A catch-up began, or moved the cursor, meanwhile: these rows are its business now.
       if (this.mode !== 'live' || this.position !== from) return undefined;
@@ -354,8 +358,10 @@ export class StoreFollower implements Sink {
         }
         upTo = String(r[INGEST_CURSOR_COLUMN]);
       }
-      if (blocked === undefined) this.stuck = undefined;
-      else {
+      if (blocked === undefined) {
+        this.stuck = undefined;
+        complete = rows.length < RECONCILE_MAX_PAGES * RECONCILE_PAGE_ROWS;
+      } else {
         const t = this.now();
         if (this.stuck?.key !== blocked || this.awaitingLive > 0) this.stuck = { key: blocked, sinceMs: t };
         else if (t - this.stuck.sinceMs >= (this.opts.stuckMs ?? 5000))
@@ -368,6 +374,7 @@ export class StoreFollower implements Sink {
       return upTo;
     });
     if (moved !== undefined) await this.opts.cursors.commit();
+    return complete;
   }
 
   private async measureLag(): Promise<void> {
@@ -390,9 +397,18 @@ export class StoreFollower implements Sink {
     if (this.ticking || this.stopping) return;
     this.ticking = true;
     try {
-      if (this.mode === 'live') await this.reconcile();
-      else if (this.catchingUp === undefined) this.catchUp('retrying');
-      await this.measureLag();
+      // The agent's store runs its queries one at a time beside the writes: a reconciliation that
+      // reached the end needs no count to know the lag is nil, and a catch-up is measured every
+      // few seconds only.
+      const t = this.now();
+      if (this.mode === 'live' && (await this.reconcile())) {
+        this.figures.lagEvents = 0;
+        this.figures.lagSeconds = 0;
+      } else if (t - this.lagMeasuredMs >= LAG_EVERY_MS || this.mode === 'live') {
+        this.lagMeasuredMs = t;
+        await this.measureLag();
+      }
+      if (this.mode !== 'live' && this.catchingUp === undefined) this.catchUp('retrying');
     } catch (err) {
       this.fail('reading the store', err);
     } finally {
