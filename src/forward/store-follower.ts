@@ -171,16 +171,7 @@ export class StoreFollower implements Sink {
 
   async export(batch: StoredBatch): Promise<void> {
     if (this.stopping) return;
-    if (this.mode !== 'live') {
-      // Kept for the moment the catch-up ends: a batch stored just after its last read would
-      // otherwise wait for the next reconciliation to be found missing. Only the newest are kept;
-      // older ones the catch-up reads from the store.
-      this.held.push(batch);
-      this.heldEvents += batch.events.length;
-      while (this.heldEvents > HELD_MAX_EVENTS && this.held.length > 1)
-        this.heldEvents -= this.held.shift()?.events.length ?? 0;
-      return;
-    }
+    if (this.mode !== 'live') return this.hold(batch);
     this.awaitingLive++;
     try {
       await this.sendLive(batch);
@@ -192,10 +183,22 @@ export class StoreFollower implements Sink {
     }
   }
 
+  /**
+   * Kept for the moment the catch-up ends: a batch stored just after its last read would otherwise
+   * wait for the next reconciliation to be found missing. Only the newest are kept; older ones the
+   * catch-up reads from the store.
+   */
+  private hold(batch: StoredBatch): void {
+    this.held.push(batch);
+    this.heldEvents += batch.events.length;
+    while (this.heldEvents > HELD_MAX_EVENTS && this.held.length > 1)
+      this.heldEvents -= this.held.shift()?.events.length ?? 0;
+  }
+
   private sendLive(batch: StoredBatch): Promise<void> {
     return this.exclusive(async () => {
-      // Decided again under the lock: a catch-up may have begun meanwhile, and then reads these.
-      if (this.mode !== 'live') return;
+      // Decided again under the lock: a catch-up may have begun meanwhile.
+      if (this.mode !== 'live') return this.hold(batch);
       await this.sendBatchLive(batch);
     });
   }
