@@ -165,6 +165,22 @@ describe('StoreFollower: the store is the buffer', () => {
     await second.fanOut.shutdown(1000);
   });
 
+  it('a stored event that never came live is found by the reconciliation and sent from the store', async () => {
+    const { f, fanOut, ingest } = follower(ForwardCursors.open(dir));
+    await ingest(0, 10);
+    await until('10 live', () => received().length === 10);
+    // Stored, but its batch never reaches the sink (as when a batch is stored just after a
+    // catch-up's last read): the next events come live, the cursor must not pass this one.
+    await store.write({ events: [event(10)], cluster: 'prod' });
+    await ingest(11, 5);
+    await until('all 16', () => received().length >= 16);
+    await until('no lag', () => f.stats().lagEvents === 0);
+    expect([...received()].sort()).toEqual(Array.from({ length: 16 }, (_, i) => idOf(i)));
+    expect(new Set(received()).size).toBe(16);
+    expect(f.stats()).toMatchObject({ mode: 'live', catchUps: 1, recoveredEvents: 1 });
+    await fanOut.shutdown(1000);
+  });
+
   it('a new sink starts with what is stored from now on', async () => {
     await store.write({ events: [event(0), event(1)], cluster: 'prod' });
     const { f, fanOut, ingest } = follower(ForwardCursors.open(dir));

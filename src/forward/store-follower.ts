@@ -60,8 +60,12 @@ export interface FollowerStats {
 /** Sent keys kept to skip an event that arrives both from the store and live, around a switch. */
 const RECENT_FROM_STORE_MAX = 100_000;
 /** Pages one tick reconciles at most; the next tick goes on. */
-const RECONCILE_MAX_PAGES = 20;
+const RECONCILE_MAX_PAGES = 5;
 const RECONCILE_PAGE_ROWS = 10_000;
+/** How often a catching-up sink counts what it has left. */
+const LAG_EVERY_MS = 5000;
+/** Events of the batches a catching-up sink keeps for the moment it is live again. */
+const HELD_MAX_EVENTS = 50_000;
 
 const AUDIT_ID = Buffer.from('"auditID":"');
 const STAGE = Buffer.from('"stage":"');
@@ -124,6 +128,10 @@ export class StoreFollower implements Sink {
   private ticking = false;
   /** Live batches handed over and not yet sent: what they hold is on its way, not stuck. */
   private awaitingLive = 0;
+  private lagMeasuredMs = Number.NEGATIVE_INFINITY;
+  /** The newest batches handed over while catching up. */
+  private readonly held: StoredBatch[] = [];
+  private heldEvents = 0;
   private stopping = false;
   private catchingUp: Promise<void> | undefined;
   private stuck: { key: string; sinceMs: number } | undefined;
@@ -162,7 +170,8 @@ export class StoreFollower implements Sink {
   }
 
   async export(batch: StoredBatch): Promise<void> {
-    if (this.mode !== 'live' || this.stopping) return;
+    if (this.stopping) return;
+    if (this.mode !== 'live') return this.hold(batch);
     this.awaitingLive++;
     try {
       await this.sendLive(batch);
@@ -174,22 +183,39 @@ export class StoreFollower implements Sink {
     }
   }
 
+  /**
+   * Kept for the moment the catch-up ends: a batch stored just after its last read would otherwise
+   * wait for the next reconciliation to be found missing. Only the newest are kept; older ones the
+   * catch-up reads from the store.
+   */
+  private hold(batch: StoredBatch): void {
+    this.held.push(batch);
+    this.heldEvents += batch.events.length;
+    while (this.heldEvents > HELD_MAX_EVENTS && this.held.length > 1)
+      this.heldEvents -= this.held.shift()?.events.length ?? 0;
+  }
+
   private sendLive(batch: StoredBatch): Promise<void> {
     return this.exclusive(async () => {
-      // Decided again under the lock: a catch-up may have begun meanwhile, and then reads these.
-      if (this.mode !== 'live') return;
-      const keys: string[] = [];
-      const events: Buffer[] = [];
-      for (const buf of batch.events) {
-        const k = keyOfEvent(batch.cluster, buf);
-        if (this.recentFromStore.has(k)) continue;
-        keys.push(k);
-        events.push(buf);
-      }
-      if (events.length === 0) return;
-      await this.opts.inner.export(events.length === batch.events.length ? batch : { ...batch, events });
-      for (const k of keys) this.liveSent.add(k);
+      // Decided again under the lock: a catch-up may have begun meanwhile.
+      if (this.mode !== 'live') return this.hold(batch);
+      await this.sendBatchLive(batch);
     });
+  }
+
+  /** Sends what the catch-up has not sent already; the keys are then the reconciliation's. */
+  private async sendBatchLive(batch: StoredBatch): Promise<void> {
+    const keys: string[] = [];
+    const events: Buffer[] = [];
+    for (const buf of batch.events) {
+      const k = keyOfEvent(batch.cluster, buf);
+      if (this.recentFromStore.has(k)) continue;
+      keys.push(k);
+      events.push(buf);
+    }
+    if (events.length === 0) return;
+    await this.opts.inner.export(events.length === batch.events.length ? batch : { ...batch, events });
+    for (const k of keys) this.liveSent.add(k);
   }
 
   /** Told by the fan-out that a batch did not fit the queue: those events come from the store. */
@@ -267,6 +293,9 @@ export class StoreFollower implements Sink {
       this.mode = 'live';
       this.stuck = undefined;
       this.opts.log.info('forwarding: caught up with the store; sending live batches', { sink: this.name });
+      const held = this.held.splice(0);
+      this.heldEvents = 0;
+      for (const batch of held) await this.sendBatchLive(batch);
       return true;
     }
     const events: Buffer[] = [];
@@ -297,19 +326,32 @@ export class StoreFollower implements Sink {
 
   /**
    * Moves the cursor over the stored events already sent live, in ingest order, up to the first one
-   * that was not; catches up from the store when that one waits too long.
+   * that was not; catches up from the store when that one waits too long. The keys are read without
+   * the lock, so that live batches go on meanwhile (under it, a reconciliation of a busy agent's
+   * second held them up until the queue overflowed: bench:agent), and checked under it.
    */
-  private async reconcile(): Promise<void> {
-    let moved: string | undefined;
-    for (let page = 0; page < RECONCILE_MAX_PAGES && this.mode === 'live'; page++) {
-      const rows = await firstPage(
+  private async reconcile(): Promise<boolean> {
+    const from = this.position;
+    const rows: Row[] = [];
+    for (let page = 0, after = from; page < RECONCILE_MAX_PAGES; page++) {
+      const got = await firstPage(
         this.opts.store.scan({
-          filter: { cluster: [this.opts.cluster], ingestedAfter: moved ?? this.position },
+          filter: { cluster: [this.opts.cluster], ingestedAfter: after },
           columns: ['cluster', 'audit_id', 'stage'],
           order: 'ingested',
           pageRows: RECONCILE_PAGE_ROWS,
         }),
       );
+      rows.push(...got);
+      const last = got.at(-1)?.[INGEST_CURSOR_COLUMN];
+      if (got.length < RECONCILE_PAGE_ROWS || typeof last !== 'string') break;
+      after = last;
+    }
+    let complete = false;
+    const moved = await this.exclusive(async () => {
+      // A catch-up began, or moved the cursor, meanwhile: these rows are its business now.
+      if (this.mode !== 'live' || this.position !== from) return undefined;
+      let upTo: string | undefined;
       let blocked: string | undefined;
       for (const r of rows) {
         const k = keyOfRow(r);
@@ -317,19 +359,25 @@ export class StoreFollower implements Sink {
           blocked = k;
           break;
         }
-        moved = String(r[INGEST_CURSOR_COLUMN]);
+        upTo = String(r[INGEST_CURSOR_COLUMN]);
       }
-      if (blocked !== undefined) {
+      if (blocked === undefined) {
+        this.stuck = undefined;
+        complete = rows.length < RECONCILE_MAX_PAGES * RECONCILE_PAGE_ROWS;
+      } else {
         const t = this.now();
         if (this.stuck?.key !== blocked || this.awaitingLive > 0) this.stuck = { key: blocked, sinceMs: t };
         else if (t - this.stuck.sinceMs >= (this.opts.stuckMs ?? 5000))
           this.catchUp('a stored event was not sent live');
-        break;
       }
-      this.stuck = undefined;
-      if (rows.length < RECONCILE_PAGE_ROWS) break;
-    }
-    if (moved !== undefined) await this.moveTo(moved);
+      if (upTo !== undefined) {
+        this.position = upTo;
+        this.opts.cursors.set(this.name, this.opts.cluster, upTo);
+      }
+      return upTo;
+    });
+    if (moved !== undefined) await this.opts.cursors.commit();
+    return complete;
   }
 
   private async measureLag(): Promise<void> {
@@ -352,9 +400,18 @@ export class StoreFollower implements Sink {
     if (this.ticking || this.stopping) return;
     this.ticking = true;
     try {
-      if (this.mode === 'live') await this.exclusive(() => this.reconcile());
-      else if (this.catchingUp === undefined) this.catchUp('retrying');
-      await this.measureLag();
+      // The agent's store runs its queries one at a time beside the writes: a reconciliation that
+      // reached the end needs no count to know the lag is nil, and a catch-up is measured every
+      // few seconds only.
+      const t = this.now();
+      if (this.mode === 'live' && (await this.reconcile())) {
+        this.figures.lagEvents = 0;
+        this.figures.lagSeconds = 0;
+      } else if (t - this.lagMeasuredMs >= LAG_EVERY_MS || this.mode === 'live') {
+        this.lagMeasuredMs = t;
+        await this.measureLag();
+      }
+      if (this.mode !== 'live' && this.catchingUp === undefined) this.catchUp('retrying');
     } catch (err) {
       this.fail('reading the store', err);
     } finally {
@@ -370,7 +427,7 @@ export class StoreFollower implements Sink {
     await this.opts.inner.shutdown();
     await this.catchingUp;
     try {
-      if (this.mode === 'live') await this.exclusive(() => this.reconcile());
+      if (this.mode === 'live') await this.reconcile();
       await this.opts.cursors.commit();
     } catch (err) {
       this.fail('saving the cursor', err);
