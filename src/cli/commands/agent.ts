@@ -179,6 +179,9 @@ Examples:
     )
     .action(async (flags: AgentFlags) => {
       const log = createLogger({ level: flags.logLevel, format: flags.logFormat });
+      // Listening from the start: a SIGTERM while the agent starts (opening a large store can take
+      // seconds) lets it finish starting and then drain, instead of killing it on the spot.
+      const signalled = waitForSignal(log);
       let config: AgentConfig;
       let workDir: string | undefined;
       if (flags.demo) {
@@ -306,7 +309,7 @@ Examples:
           simulator = startSimulator(workDir, flags.demoRate, log, () => stopping);
           process.stderr.write(demoBanner(agent, config, flags.data));
         }
-        await waitForSignal(log);
+        await signalled;
       } finally {
         stopping = true;
         if (retention !== undefined) clearInterval(retention);
