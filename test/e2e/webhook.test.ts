@@ -297,6 +297,7 @@ describe('webhook receiver while the store fails', () => {
     const st = await kaudit(['status', '--admin', agent.admin]);
     expect(st.code).toBe(1);
     expect(st.stdout).toMatch(/Status: Error \(.*EISDIR/);
+    expect(st.stdout).toMatch(/Checkpoints: OK {3}Last commit: /);
 
     for (const p of blockers) rmSync(p, { recursive: true, force: true });
     await waitFor('file events stored after recovery', async () => (await countIds(agent, 'file')) === 50);

@@ -152,6 +152,10 @@ export function formatStatus(s: AgentStatus): string {
   out += `    Queue: ${p.queuedEvents} / ${p.queueEvents} events (${bytes(p.queuedBytes)})\n`;
   out += `    Batches: ${p.batches}   Stored: ${p.eventsStored}   Duplicates: ${p.duplicates}   Rejected: ${p.rejected}\n`;
   out += `    Dead-lettered: ${p.deadLettered}${p.deadLetterPath ? ` (${p.deadLetterPath})` : ''}\n`;
+  if (p.deadLetterError !== undefined)
+    out += `    Dead letters failing: ${p.deadLetterError} (input waits: nothing is acknowledged until they are written)\n`;
+  const c = s.checkpoints;
+  out += `    Checkpoints: ${c.status}${c.error ? ` (${c.error})` : ''}   Last commit: ${c.lastCommitAt ?? 'never'}\n`;
   out += `    Latency: avg ${p.latencyAvgMs.toFixed(0)} ms, peak ${p.latencyPeakMs.toFixed(0)} ms\n`;
   out += `\n${heading('Store', '-', '  ')}`;
   out += `    ${s.store.backend} ${s.store.location}\n`;
@@ -221,7 +225,7 @@ Exits 0 when every source and the store are OK, 1 when one is in error, 3 when n
       }
       if (flags.json) process.stdout.write(`${toJson(status)}\n`);
       else process.stdout.write(formatStatus(status));
-      const failing = [status.store, ...status.logs].filter((x) => x.status !== 'OK');
-      if (failing.length > 0) setExitCode(EXIT_FINDINGS);
+      const failing = [status.store, ...status.logs, status.checkpoints].filter((x) => x.status !== 'OK');
+      if (failing.length > 0 || status.pipeline.deadLetterError !== undefined) setExitCode(EXIT_FINDINGS);
     });
 }
