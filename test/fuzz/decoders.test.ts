@@ -148,6 +148,34 @@ afterAll(() => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
+/** A webhook handler that records what it offers to the pipeline, each item acknowledged at once. */
+function receiver() {
+  const offered: PipelineItem[] = [];
+  const h = new WebhookHandler({
+    config: {
+      type: 'webhook',
+      name: 'fuzz',
+      listen: { host: '127.0.0.1', port: 0 },
+      path: '/audit',
+      source: 'kubernetes.audit',
+      service: 'audit',
+      maxBodyBytes: 1024 * 1024,
+    },
+    prepare: {
+      options: DEFAULT_PREPARE_OPTIONS,
+      line: (b) => prepareLine(b),
+      value: (v) => prepareValue(v),
+    },
+    tryOffer: (item) => {
+      offered.push(item);
+      queueMicrotask(() => item.done?.());
+      return true;
+    },
+    log: memoryLogger(),
+  });
+  return { h, offered };
+}
+
 describe('fuzz: decoders', () => {
   it('prepareValue: good events out once each, every bad item and every too-deep event kept aside', () => {
     fc.assert(
@@ -275,29 +303,7 @@ describe('fuzz: numbers', () => {
           const text = eventText(token, latencyDigits, variant);
           let events: Buffer[];
           if (variant === 'webhook') {
-            const offered: PipelineItem[] = [];
-            const h = new WebhookHandler({
-              config: {
-                type: 'webhook',
-                name: 'fuzz',
-                listen: { host: '127.0.0.1', port: 0 },
-                path: '/audit',
-                source: 'kubernetes.audit',
-                service: 'audit',
-                maxBodyBytes: 1024 * 1024,
-              },
-              prepare: {
-                options: DEFAULT_PREPARE_OPTIONS,
-                line: (b) => prepareLine(b),
-                value: (v) => prepareValue(v),
-              },
-              tryOffer: (item) => {
-                offered.push(item);
-                queueMicrotask(() => item.done?.());
-                return true;
-              },
-              log: memoryLogger(),
-            });
+            const { h, offered } = receiver();
             const body = `{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[${text}]}`;
             const res = await h.fetch(new Request('http://127.0.0.1/audit', { method: 'POST', body }));
             expect(res.status).toBe(200);
@@ -328,33 +334,6 @@ describe('fuzz: numbers', () => {
 });
 
 describe('fuzz: webhook', () => {
-  function receiver() {
-    const offered: PipelineItem[] = [];
-    const h = new WebhookHandler({
-      config: {
-        type: 'webhook',
-        name: 'fuzz',
-        listen: { host: '127.0.0.1', port: 0 },
-        path: '/audit',
-        source: 'kubernetes.audit',
-        service: 'audit',
-        maxBodyBytes: 1024 * 1024,
-      },
-      prepare: {
-        options: DEFAULT_PREPARE_OPTIONS,
-        line: (b) => prepareLine(b),
-        value: (v) => prepareValue(v),
-      },
-      tryOffer: (item) => {
-        offered.push(item);
-        queueMicrotask(() => item.done?.());
-        return true;
-      },
-      log: memoryLogger(),
-    });
-    return { h, offered };
-  }
-
   const post = (body: Buffer, gzip: boolean) =>
     new Request('http://127.0.0.1/audit', {
       method: 'POST',
