@@ -113,7 +113,7 @@ interface PageRead {
 }
 
 async function firstPage(rows: AsyncIterable<Row[]>): Promise<Row[]> {
-  // Leaving the loop ends the scan and frees what it holds (a DuckDB connection).
+  // Leaving the loop ends the scan and frees what it holds (a connection of the store).
   for await (const page of rows) return page;
   return [];
 }

@@ -87,7 +87,7 @@ function compressorThread(): Compressor | null {
  * gzip at level 1: over audit events it sends ~10% more bytes than the default level 6 and takes a
  * third of the time, which is what bounds a forwarder (bench:forward). Compressed in a thread of its
  * own, not on the main thread that also reads and stores the events, nor on libuv's pool, whose
- * threads DuckDB's imports and queries hold (bench:agent); in the calling thread where the worker's
+ * threads the embedded store's imports and queries hold (bench:agent); in the calling thread where the worker's
  * compiled file is absent (tests running the TypeScript sources).
  */
 export function gzipFast(text: string | Buffer): Promise<Buffer> {

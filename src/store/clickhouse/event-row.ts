@@ -1,7 +1,7 @@
 /**
  * One event -> one RowBinary row of the physical table. ClickHouse 18.16 has no JSONExtract, so
  * every column is taken out here, in Node, by model/derive.ts: the reference definition of the
- * derived fields, which the DuckDB backend computes in SQL and is tested against.
+ * derived fields, which the embedded store computes in SQL and is tested against.
  */
 import { isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
