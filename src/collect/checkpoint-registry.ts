@@ -101,8 +101,7 @@ export function fingerprintOf(head: Buffer): string {
 export class CheckpointRegistry {
   readonly path: string;
   private readonly data: RegistryFile;
-  private dirty = false;
-  private writing: Promise<void> = Promise.resolve();
+  private readonly file: SerialFileWriter;
   lastCommitAt: Date | undefined;
   /** Why the last commit failed, until one succeeds (shown in status). */
   lastError: string | undefined;
@@ -110,10 +109,11 @@ export class CheckpointRegistry {
   private constructor(
     readonly runPath: string,
     data: RegistryFile,
-    private readonly open: OpenFile,
+    open: OpenFile,
   ) {
     this.path = join(runPath, 'checkpoints.json');
     this.data = data;
+    this.file = new SerialFileWriter(this.path, open);
   }
 
   static open(runPath: string, opts: { openFile?: OpenFile } = {}): CheckpointRegistry {
@@ -156,7 +156,7 @@ export class CheckpointRegistry {
   markInitialised(source: string): void {
     if (this.data.sources[source] === undefined) {
       this.data.sources[source] = { initialisedAt: new Date().toISOString(), files: [] };
-      this.dirty = true;
+      this.file.dirty = true;
     }
   }
 
@@ -180,7 +180,7 @@ export class CheckpointRegistry {
     const i = entry.files.findIndex((f) => f.dev === cp.dev && f.ino === cp.ino);
     if (i >= 0) entry.files[i] = cp;
     else entry.files.push(cp);
-    this.dirty = true;
+    this.file.dirty = true;
   }
 
   /** Moves an entry to another file (a backup compressed into a new inode), replacing that inode's stale entry. */
@@ -191,7 +191,7 @@ export class CheckpointRegistry {
     cp.dev = dev;
     cp.ino = ino;
     cp.path = path;
-    this.dirty = true;
+    this.file.dirty = true;
   }
 
   /**
@@ -200,7 +200,7 @@ export class CheckpointRegistry {
    */
   detach(cp: FileCheckpoint): void {
     detach(cp);
-    this.dirty = true;
+    this.file.dirty = true;
   }
 
   remove(source: string, cp: FileCheckpoint): void {
@@ -209,7 +209,7 @@ export class CheckpointRegistry {
     const i = entry.files.indexOf(cp);
     if (i >= 0) {
       entry.files.splice(i, 1);
-      this.dirty = true;
+      this.file.dirty = true;
     }
   }
 
@@ -225,29 +225,53 @@ export class CheckpointRegistry {
     gone.sort((a, b) => a.updatedAt.localeCompare(b.updatedAt));
     const drop = new Set(gone.slice(0, gone.length - MAX_GONE_ENTRIES_PER_SOURCE));
     entry.files = entry.files.filter((f) => !drop.has(f));
-    this.dirty = true;
+    this.file.dirty = true;
   }
 
   markDirty(): void {
-    this.dirty = true;
+    this.file.dirty = true;
   }
 
   /** Writes the registry if it changed; concurrent calls are serialised. */
-  commit(): Promise<void> {
-    // A failed commit rejects its own caller only; the next commit runs and writes again.
+  async commit(): Promise<void> {
+    try {
+      if (await this.file.commit(() => JSON.stringify(this.data))) {
+        this.lastCommitAt = new Date();
+        this.lastError = undefined;
+      }
+    } catch (err) {
+      this.lastError = err instanceof Error ? err.message : String(err);
+      throw err;
+    }
+  }
+}
+
+/**
+ * A file holding the newest state of something that changes often (checkpoints, forwarder cursors):
+ * written whole by writeFileAtomic when `dirty`, one write at a time. A failed write rejects its own
+ * caller only and leaves the state dirty, so the next commit writes it again.
+ */
+export class SerialFileWriter {
+  dirty = false;
+  private writing: Promise<boolean> = Promise.resolve(false);
+
+  constructor(
+    private readonly path: string,
+    private readonly open: OpenFile = openFile,
+  ) {}
+
+  /** Resolves true when it wrote, false when nothing had changed. */
+  commit(text: () => string): Promise<boolean> {
     this.writing = this.writing
-      .catch(() => undefined)
+      .catch(() => false)
       .then(async () => {
-        if (!this.dirty) return;
+        if (!this.dirty) return false;
         this.dirty = false;
-        const text = JSON.stringify(this.data);
         try {
-          await writeFileAtomic(this.path, text, 0o600, this.open);
-          this.lastCommitAt = new Date();
-          this.lastError = undefined;
+          await writeFileAtomic(this.path, text(), 0o600, this.open);
+          return true;
         } catch (err) {
           this.dirty = true;
-          this.lastError = err instanceof Error ? err.message : String(err);
           throw err;
         }
       });

@@ -155,17 +155,19 @@ export function ruleFiles(
   exts = ['.yaml', '.yml'],
 ): string[] {
   const out: string[] = [];
+  const unreadable = (path: string, err: unknown) =>
+    diagnostics.push({
+      severity: 'error',
+      code: 'KAUDIT_RULE_UNREADABLE',
+      file: path,
+      message: errorText(err),
+    });
   const visit = (path: string, top: boolean) => {
     let st: ReturnType<typeof statSync>;
     try {
       st = statSync(path);
     } catch (err) {
-      diagnostics.push({
-        severity: 'error',
-        code: 'KAUDIT_RULE_UNREADABLE',
-        file: path,
-        message: errorText(err),
-      });
+      unreadable(path, err);
       return;
     }
     if (st.isDirectory()) {
@@ -174,12 +176,7 @@ export function ruleFiles(
       try {
         names = readdirSync(path).sort();
       } catch (err) {
-        diagnostics.push({
-          severity: 'error',
-          code: 'KAUDIT_RULE_UNREADABLE',
-          file: path,
-          message: errorText(err),
-        });
+        unreadable(path, err);
         return;
       }
       for (const name of names) {

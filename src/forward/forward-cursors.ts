@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { writeFileAtomic } from '../collect/checkpoint-registry.js';
+import { SerialFileWriter } from '../collect/checkpoint-registry.js';
 import { UserError } from '../model/errors.js';
 import { decodeIngestCursor } from '../store/query.js';
 
@@ -34,13 +34,14 @@ const fileSchema = z
 type CursorFile = z.output<typeof fileSchema>;
 
 export class ForwardCursors {
-  private writing: Promise<void> = Promise.resolve();
-  private dirty = false;
+  private readonly file: SerialFileWriter;
 
   private constructor(
     readonly path: string,
     private readonly data: CursorFile,
-  ) {}
+  ) {
+    this.file = new SerialFileWriter(path);
+  }
 
   /** The cursors of a run_path (none when the file does not exist yet); a damaged file is a UserError. */
   static open(runPath: string): ForwardCursors {
@@ -84,24 +85,11 @@ export class ForwardCursors {
   set(sink: string, cluster: string, position: string): void {
     if (this.data.sinks[sink]?.position === position) return;
     this.data.sinks[sink] = { position, cluster, updatedAt: new Date().toISOString() };
-    this.dirty = true;
+    this.file.dirty = true;
   }
 
   /** Writes the file if anything changed; writes run one at a time. */
-  commit(): Promise<void> {
-    // A failed write does not stop later ones: each writes the whole, newest state.
-    this.writing = this.writing
-      .catch(() => undefined)
-      .then(async () => {
-        if (!this.dirty) return;
-        this.dirty = false;
-        try {
-          await writeFileAtomic(this.path, `${JSON.stringify(this.data, null, 2)}\n`, 0o600);
-        } catch (err) {
-          this.dirty = true;
-          throw err;
-        }
-      });
-    return this.writing;
+  async commit(): Promise<void> {
+    await this.file.commit(() => `${JSON.stringify(this.data, null, 2)}\n`);
   }
 }

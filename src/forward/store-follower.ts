@@ -14,6 +14,7 @@
  */
 import type { Logger } from '../collect/logger.js';
 import type { Sink, StoredBatch } from '../collect/sinks.js';
+import { plainStringEnd } from '../model/apiserver-line.js';
 import type { EventReader, Row } from '../store/contract.js';
 import { nextIngestedUs } from '../store/ingest-clock.js';
 import {
@@ -75,9 +76,9 @@ function plainField(buf: Buffer, key: Buffer): string | undefined {
   const at = buf.indexOf(key);
   if (at < 0) return undefined;
   const from = at + key.length;
-  const end = buf.indexOf(0x22, from);
-  // An escaped quote ends no value: leave such an event to the parser.
-  if (end < 0 || buf[end - 1] === 0x5c) return undefined;
+  // A value with an escape is left to the parser.
+  const end = plainStringEnd(buf, from, buf.length);
+  if (end < 0) return undefined;
   return buf.toString('utf8', from, end);
 }
 
