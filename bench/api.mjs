@@ -21,6 +21,10 @@ if (!existsSync(join(data, 'kaudit.duckdb'))) {
   if (r.code !== 0) throw new Error(`bench/reports.mjs failed: ${r.stderr}`);
 }
 
+// A store built by an older kaudit is brought to the current layout first (serve reads it as it is).
+const init = await timedNode([bin, 'store', 'init', '--data', data]);
+if (init.code !== 0) throw new Error(`kaudit store init failed: ${init.stderr}`);
+
 const serve = spawn(process.execPath, [bin, 'serve', '--data', data, '--listen', '127.0.0.1:0'], {
   stdio: ['ignore', 'ignore', 'pipe'],
 });

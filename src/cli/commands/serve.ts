@@ -108,6 +108,13 @@ The API is described in docs/api.md.`,
         process.stderr.write(
           `kaudit: serving ${store.location}\nkaudit: dashboard and API at ${server.url}/\n`,
         );
+        const { details } = await store.info();
+        // A read-only open shows an older file through a view that derives what the current layout
+        // stores: right, but reports read slower.
+        if (typeof details.fileLayout === 'number')
+          process.stderr.write(
+            `kaudit: the store file has an older layout (${details.fileLayout}); reports read faster after \`kaudit store init --data ${resolveDataDir(flags.data)}\` brings it up to date\n`,
+          );
         await new Promise<void>((resolve) => {
           process.once('SIGINT', resolve);
           process.once('SIGTERM', resolve);

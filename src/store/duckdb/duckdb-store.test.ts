@@ -582,7 +582,7 @@ describe('DuckDBStore raw column', () => {
     const r = await q("SELECT raw, typeof(raw) AS type, raw::JSON->>'userAgent' AS ua FROM events");
     expect(r.rows).toEqual([{ raw: event.toString(), type: 'VARCHAR', ua: 'kubectl \\x41\\\\x42 é é 漢字' }]);
     expect((await q("SELECT value FROM kaudit_meta WHERE key = 'schema_version'")).rows).toEqual([
-      { value: '2' },
+      { value: '3' },
     ]);
   });
 });

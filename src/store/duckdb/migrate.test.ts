@@ -58,6 +58,29 @@ async function makeLayout1(dataDir: string, raw: 'VARCHAR' | 'BLOB', events: Buf
   rmSync(join(dir, 'source'), { recursive: true, force: true });
 }
 
+/**
+ * A file as a release of layout 2 left it: raw a BLOB, `decision` only the annotation, no
+ * decision_source or long_running (the view derived them).
+ */
+async function makeLayout2(dataDir: string, events: Buffer[]): Promise<void> {
+  const source = await DuckDBStore.open({ dataDir: join(dir, 'source') });
+  await source.write({ events, cluster: 'c1' });
+  await source.close();
+  mkdirSync(dataDir, { recursive: true });
+  const db = await DuckDBInstance.create(':memory:');
+  const c = await db.connect();
+  await c.run(`ATTACH '${join(dir, 'source', 'kaudit.duckdb')}' AS src (READ_ONLY)`);
+  await c.run(`ATTACH '${join(dataDir, 'kaudit.duckdb')}' AS old`);
+  await c.run(`CREATE TABLE old.kaudit_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+    INSERT INTO old.kaudit_meta VALUES ('schema_version', '2');
+    CREATE TABLE old.audit_events AS SELECT * EXCLUDE (decision_source, long_running) FROM src.audit_events;
+    UPDATE old.audit_events SET decision = NULL WHERE decision IS NOT NULL
+      AND json_extract_string(decode(raw), '$.annotations."authorization.k8s.io/decision"') IS NULL;`);
+  c.closeSync();
+  db.closeSync();
+  rmSync(join(dir, 'source'), { recursive: true, force: true });
+}
+
 /** Name, size and mtime of every file under `d`. */
 function listing(d: string): string[] {
   return readdirSync(d, { recursive: true, withFileTypes: true }).map((e) => {
@@ -94,7 +117,7 @@ describe('DuckDB table layouts', () => {
       try {
         expect(await writer.info()).toMatchObject({
           rows: 2,
-          schemaVersion: 2,
+          schemaVersion: 3,
           details: { mode: 'read-write', migratedFromLayout: 1 },
         });
         expect((await writer.sql(VIEW, all)).rows).toEqual(expected.rows);
@@ -105,7 +128,7 @@ describe('DuckDB table layouts', () => {
         expect(table.rows).toEqual([{ column_name: 'raw', data_type: 'BLOB' }]);
         expect(
           (await writer.sql("SELECT value FROM kaudit_meta WHERE key = 'schema_version'", all)).rows,
-        ).toEqual([{ value: '2' }]);
+        ).toEqual([{ value: '3' }]);
         // The keys it migrated are still known: a repeat is found in the table.
         expect(await writer.write({ events: [event(2), event(3)], cluster: 'c1' })).toMatchObject({
           stored: 1,
@@ -121,4 +144,47 @@ describe('DuckDB table layouts', () => {
       await again.close();
     });
   }
+
+  it('reads a layout 2 file with the decision derived from a 403 message, and migrates it', async () => {
+    // An authorizer's 403 without the decision annotation (clusters before 1.11): the decision is
+    // read from the message; the watch is long-running.
+    const forbidden = Buffer.from(
+      auditLine('00000009-aaaa-4bbb-8ccc-dddddddddddd', {
+        annotations: {},
+        responseStatus: { code: 403, message: 'pods is forbidden: User "bob" cannot list resource "pods"' },
+      }).trim(),
+    );
+    const watch = Buffer.from(auditLine('00000008-aaaa-4bbb-8ccc-dddddddddddd', { verb: 'watch' }).trim());
+    const events = [event(1), forbidden, watch];
+    const old = join(dir, 'old');
+    await makeLayout2(old, events);
+    const current = await DuckDBStore.open({ dataDir: join(dir, 'current') });
+    await current.write({ events, cluster: 'c1' });
+    const expected = await current.sql(VIEW, all);
+    await current.close();
+    const derived = expected.rows.map((r) => [r.audit_id, r.decision, r.decision_source, r.long_running]);
+    expect(derived).toContainEqual(['00000009-aaaa-4bbb-8ccc-dddddddddddd', 'forbid', 'response', false]);
+    expect(derived).toContainEqual(['00000008-aaaa-4bbb-8ccc-dddddddddddd', 'allow', 'annotation', true]);
+
+    const reader = await DuckDBStore.open({ dataDir: old, readOnly: true });
+    try {
+      expect(await reader.info()).toMatchObject({ details: { mode: 'read-only', fileLayout: 2 } });
+      expect((await reader.sql(VIEW, all)).rows).toEqual(expected.rows);
+      expect(await reader.count({ decision: ['forbid'] })).toBe(1);
+    } finally {
+      await reader.close();
+    }
+    const writer = await DuckDBStore.open({ dataDir: old });
+    try {
+      expect(await writer.info()).toMatchObject({ schemaVersion: 3, details: { migratedFromLayout: 2 } });
+      expect((await writer.sql(VIEW, all)).rows).toEqual(expected.rows);
+      const stored = await writer.sql(
+        "SELECT decision, decision_source FROM audit_events WHERE audit_id = '00000009-aaaa-4bbb-8ccc-dddddddddddd'",
+        all,
+      );
+      expect(stored.rows).toEqual([{ decision: 'forbid', decision_source: 'response' }]);
+    } finally {
+      await writer.close();
+    }
+  });
 });

@@ -25,7 +25,11 @@ export async function readShape(conn: DuckDBConnection): Promise<TableShape | nu
   );
   const types = new Map(columns.getRows().map(([name, type]) => [String(name), String(type)]));
   if (types.size === 0) return null;
-  return { rawIsBlob: types.get('raw') === 'BLOB', storesDerived: types.has('subject') };
+  return {
+    rawIsBlob: types.get('raw') === 'BLOB',
+    storesDerived: types.has('subject'),
+    storesDecisionSource: types.has('decision_source'),
+  };
 }
 
 export interface PreparedTable {
