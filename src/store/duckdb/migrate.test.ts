@@ -34,10 +34,10 @@ afterEach(() => {
 });
 
 /**
- * A file as a release of layout 1 left it (every derived column stored, raw as text; or, as a
- * development build had it, raw a BLOB already), its rows copied from a current-layout store.
+ * A file of an older layout in `dataDir`, made by `sql` with `src` a current-layout store holding
+ * `events` and `old` the new file.
  */
-async function makeLayout1(dataDir: string, raw: 'VARCHAR' | 'BLOB', events: Buffer[]): Promise<void> {
+async function makeOldFile(dataDir: string, events: Buffer[], sql: string): Promise<void> {
   const source = await DuckDBStore.open({ dataDir: join(dir, 'source') });
   await source.write({ events, cluster: 'c1' });
   await source.close();
@@ -46,40 +46,43 @@ async function makeLayout1(dataDir: string, raw: 'VARCHAR' | 'BLOB', events: Buf
   const c = await db.connect();
   await c.run(`ATTACH '${join(dir, 'source', 'kaudit.duckdb')}' AS src (READ_ONLY)`);
   await c.run(`ATTACH '${join(dataDir, 'kaudit.duckdb')}' AS old`);
-  await c.run(`CREATE TABLE old.kaudit_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
-    INSERT INTO old.kaudit_meta VALUES ('schema_version', '1');
-    CREATE TABLE old.audit_events (${LAYOUT_1_COLUMNS(raw)});
-    INSERT INTO old.audit_events SELECT ts, stage_ts, audit_id, stage, level, verb, username, user_uid, groups,
-      impersonated_user, subject, source_ip, source_ips, user_agent, api_group, api_version, resource, subresource,
-      namespace, name, request_uri, code, decision, reason, latency_ms, long_running, latency_breakdown, truncated,
-      cluster, ingested_at, ${raw === 'VARCHAR' ? 'raw' : 'encode(raw)'} FROM src.events`);
+  await c.run(sql);
   c.closeSync();
   db.closeSync();
   rmSync(join(dir, 'source'), { recursive: true, force: true });
 }
 
 /**
+ * A file as a release of layout 1 left it (every derived column stored, raw as text; or, as a
+ * development build had it, raw a BLOB already).
+ */
+const makeLayout1 = (dataDir: string, raw: 'VARCHAR' | 'BLOB', events: Buffer[]) =>
+  makeOldFile(
+    dataDir,
+    events,
+    `CREATE TABLE old.kaudit_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+    INSERT INTO old.kaudit_meta VALUES ('schema_version', '1');
+    CREATE TABLE old.audit_events (${LAYOUT_1_COLUMNS(raw)});
+    INSERT INTO old.audit_events SELECT ts, stage_ts, audit_id, stage, level, verb, username, user_uid, groups,
+      impersonated_user, subject, source_ip, source_ips, user_agent, api_group, api_version, resource, subresource,
+      namespace, name, request_uri, code, decision, reason, latency_ms, long_running, latency_breakdown, truncated,
+      cluster, ingested_at, ${raw === 'VARCHAR' ? 'raw' : 'encode(raw)'} FROM src.events`,
+  );
+
+/**
  * A file as a release of layout 2 left it: raw a BLOB, `decision` only the annotation, no
  * decision_source or long_running (the view derived them).
  */
-async function makeLayout2(dataDir: string, events: Buffer[]): Promise<void> {
-  const source = await DuckDBStore.open({ dataDir: join(dir, 'source') });
-  await source.write({ events, cluster: 'c1' });
-  await source.close();
-  mkdirSync(dataDir, { recursive: true });
-  const db = await DuckDBInstance.create(':memory:');
-  const c = await db.connect();
-  await c.run(`ATTACH '${join(dir, 'source', 'kaudit.duckdb')}' AS src (READ_ONLY)`);
-  await c.run(`ATTACH '${join(dataDir, 'kaudit.duckdb')}' AS old`);
-  await c.run(`CREATE TABLE old.kaudit_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+const makeLayout2 = (dataDir: string, events: Buffer[]) =>
+  makeOldFile(
+    dataDir,
+    events,
+    `CREATE TABLE old.kaudit_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
     INSERT INTO old.kaudit_meta VALUES ('schema_version', '2');
     CREATE TABLE old.audit_events AS SELECT * EXCLUDE (decision_source, long_running) FROM src.audit_events;
     UPDATE old.audit_events SET decision = NULL WHERE decision IS NOT NULL
-      AND json_extract_string(decode(raw), '$.annotations."authorization.k8s.io/decision"') IS NULL;`);
-  c.closeSync();
-  db.closeSync();
-  rmSync(join(dir, 'source'), { recursive: true, force: true });
-}
+      AND json_extract_string(decode(raw), '$.annotations."authorization.k8s.io/decision"') IS NULL;`,
+  );
 
 /** Name, size and mtime of every file under `d`. */
 function listing(d: string): string[] {
