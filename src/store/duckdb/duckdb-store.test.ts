@@ -585,6 +585,34 @@ describe('DuckDBStore raw column', () => {
       { value: '3' },
     ]);
   });
+
+  it('keeps the text of failed requests apart and reads it back in every kind of read', async () => {
+    const ok = Buffer.from(auditLine('10000000-aaaa-4bbb-8ccc-dddddddddddd').trim());
+    const denied = Buffer.from(
+      auditLine('20000000-aaaa-4bbb-8ccc-dddddddddddd', {
+        responseStatus: { code: 403, message: 'pods is forbidden: User "bob" cannot list resource "pods"' },
+      }).trim(),
+    );
+    expect((await store.write({ events: [ok, denied], cluster: 'c1' })).stored).toBe(2);
+    const stored = await q(
+      'SELECT audit_id, raw IS NULL AS in_raw, raw_failed IS NULL AS in_failed FROM audit_events ORDER BY audit_id',
+    );
+    expect(stored.rows).toEqual([
+      { audit_id: '10000000-aaaa-4bbb-8ccc-dddddddddddd', in_raw: false, in_failed: true },
+      { audit_id: '20000000-aaaa-4bbb-8ccc-dddddddddddd', in_raw: true, in_failed: false },
+    ]);
+    expect((await q('SELECT raw FROM events ORDER BY audit_id')).rows).toEqual([
+      { raw: ok.toString() },
+      { raw: denied.toString() },
+    ]);
+    const failed = { code: [{ min: 400, max: 499 }] };
+    const scanned: unknown[] = [];
+    for await (const page of store.scan({ filter: failed, columns: ['audit_id', 'raw'], pageRows: 10 }))
+      scanned.push(...page);
+    expect(scanned).toEqual([{ audit_id: '20000000-aaaa-4bbb-8ccc-dddddddddddd', raw: denied.toString() }]);
+    const page = await store.search({ filter: failed, columns: ['raw'], limit: 10 });
+    expect(page.rows).toEqual([{ raw: denied.toString() }]);
+  });
 });
 
 describe('DuckDBStore retention and locking', () => {

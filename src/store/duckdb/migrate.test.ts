@@ -79,7 +79,8 @@ const makeLayout2 = (dataDir: string, events: Buffer[]) =>
     events,
     `CREATE TABLE old.kaudit_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
     INSERT INTO old.kaudit_meta VALUES ('schema_version', '2');
-    CREATE TABLE old.audit_events AS SELECT * EXCLUDE (decision_source, long_running) FROM src.audit_events;
+    CREATE TABLE old.audit_events AS
+      SELECT * EXCLUDE (decision_source, long_running, raw, raw_failed), coalesce(raw, raw_failed) AS raw FROM src.audit_events;
     UPDATE old.audit_events SET decision = NULL WHERE decision IS NOT NULL
       AND json_extract_string(decode(raw), '$.annotations."authorization.k8s.io/decision"') IS NULL;`,
   );

@@ -10,6 +10,7 @@ import {
   createTable,
   createView,
   currentColumnsFrom,
+  FAILED_EVENTS_VIEW,
   layoutOf,
   SCHEMA_VERSION,
   TABLE_COLUMNS,
@@ -29,6 +30,7 @@ export async function readShape(conn: DuckDBConnection): Promise<TableShape | nu
     rawIsBlob: types.get('raw') === 'BLOB',
     storesDerived: types.has('subject'),
     storesDecisionSource: types.has('decision_source'),
+    splitsRaw: types.has('raw_failed'),
   };
 }
 
@@ -84,6 +86,7 @@ async function migrate(conn: DuckDBConnection, shape: TableShape): Promise<numbe
   await inTransaction(conn, async () => {
     await conn.run(CREATE_META);
     await conn.run('DROP VIEW IF EXISTS events');
+    await conn.run(`DROP VIEW IF EXISTS ${FAILED_EVENTS_VIEW}`);
     await conn.run(createTable('audit_events_next'));
     const r = await conn.run(
       `INSERT INTO audit_events_next (${TABLE_COLUMNS.join(', ')}) SELECT ${currentColumnsFrom(shape)} FROM audit_events`,
@@ -121,8 +124,8 @@ export async function readOnlyViews(
       ],
     };
   const views = await conn.runAndReadAll(
-    `SELECT count(*) FROM information_schema.tables WHERE table_catalog = '${CATALOG}' AND table_name = 'events'`,
+    `SELECT count(*) FROM information_schema.tables WHERE table_catalog = '${CATALOG}' AND table_name IN ('events', '${FAILED_EVENTS_VIEW}')`,
   );
-  const hasView = Number(views.getRows()[0]?.[0] ?? 0) > 0;
+  const hasView = Number(views.getRows()[0]?.[0] ?? 0) === 2;
   return { layout, perConnection: hasView ? [] : [createView(`${CATALOG}.main.audit_events`, true)] };
 }
