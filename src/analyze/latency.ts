@@ -5,6 +5,7 @@
  * Fairness, 5xx). Long-running requests (watch, exec, attach, log, proxy, portforward) are left
  * out: their latency is the session's length, not the server's work.
  */
+import { aggregateSets } from '../store/aggregate-sets.js';
 import type { EventReader } from '../store/contract.js';
 import type { AggregateRow, EventFilter, GroupKey, Measure } from '../store/query.js';
 import { inRange, type ReportRange, resolveRange } from './report-range.js';
@@ -98,27 +99,26 @@ export async function latencyReport(reader: EventReader, opts: LatencyOptions): 
     longRunning: false,
     stage: ['ResponseComplete'],
   };
-  const by = (groupBy: GroupKey[], order = 'p99', extra: Partial<EventFilter> = {}) =>
-    reader.aggregate({
-      filter: { ...base, ...extra },
-      groupBy,
-      measures: MEASURES,
-      orderBy: [{ key: order, desc: true }],
-      limit,
-    });
+  const top = (groupBy: GroupKey[], order = 'p99') => ({
+    groupBy,
+    orderBy: [{ key: order, desc: true }],
+    limit,
+  });
 
-  // Every query at once: the store runs them side by side.
-  const [overall, vr, subj, ua, heavy, series, slow, lists, throttled, errors] = await Promise.all([
-    reader.aggregate({ filter: base, groupBy: [], measures: MEASURES }),
-    by(['verb', 'resource', 'subresource']),
-    by(['subject']),
-    by(['user_agent']),
-    by(['subject', 'user_agent'], 'total'),
-    reader.aggregate({
+  // Every query at once: the store runs them side by side, and the groupings of the completed
+  // requests in one pass where it can.
+  const [[overall, vr, subj, ua, heavy, series], slow, lists, throttled, errors] = await Promise.all([
+    aggregateSets(reader, {
       filter: base,
-      groupBy: [{ bucket: 'ts', everyMs: range.bucketMs }],
-      measures: { count: { fn: 'count' }, p99: MEASURES.p99 as Measure },
-      orderBy: [{ key: 'bucket' }],
+      measures: MEASURES,
+      sets: [
+        { groupBy: [] },
+        top(['verb', 'resource', 'subresource']),
+        top(['subject']),
+        top(['user_agent']),
+        top(['subject', 'user_agent'], 'total'),
+        { groupBy: [{ bucket: 'ts', everyMs: range.bucketMs }], orderBy: [{ key: 'bucket' }] },
+      ],
     }),
     reader.search({
       filter: base,

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BACKENDS, type OpenedBackend } from '../../test/helpers/store-backends.js';
 import { prepareLine } from '../model/prepare.js';
 import { generateLines } from '../simulate/generator.js';
+import { aggregateSets } from './aggregate-sets.js';
 import type { Row, Store } from './contract.js';
 import { MemoryStore } from './memory/memory-store.js';
 import {
@@ -253,6 +254,40 @@ describe.each(BACKENDS)('store contract: %s', (_name, open) => {
         else expect(row[k]).toEqual(v);
       }
     });
+  });
+
+  it('aggregateSets: each set the rows aggregate() gives for it', async () => {
+    const measures = {
+      n: { fn: 'count' },
+      p50: { fn: 'quantile', column: 'latency_ms', q: 0.5 },
+      p99: { fn: 'quantile', column: 'latency_ms', q: 0.99 },
+      max: { fn: 'max', column: 'latency_ms' },
+      total: { fn: 'sum', column: 'latency_ms' },
+    } as const;
+    const sets = [
+      { groupBy: [] },
+      { groupBy: ['verb', 'resource', 'subresource'], orderBy: [{ key: 'p99', desc: true }], limit: 7 },
+      { groupBy: ['subject'], orderBy: [{ key: 'p99', desc: true }], limit: 5 },
+      { groupBy: ['subject', 'user_agent'], orderBy: [{ key: 'total', desc: true }], limit: 5 },
+      { groupBy: [{ bucket: 'ts', everyMs: 60_000 }], orderBy: [{ key: 'bucket' }] },
+      // The same grouping twice, and one over nothing.
+      { groupBy: ['subject'], orderBy: [{ key: 'n', desc: true }] },
+    ] as const;
+    for (const filter of [{ longRunning: false, stage: ['ResponseComplete'] }, { verb: ['nosuchverb'] }]) {
+      const got = await aggregateSets(store, { filter, measures, sets });
+      expect(got).toHaveLength(sets.length);
+      for (const [i, set] of sets.entries()) {
+        const want = await reference.aggregate({ filter, measures, ...set });
+        expect(got[i]?.length).toBe(want.length);
+        got[i]?.forEach((row, j) => {
+          expect(Object.keys(row).sort()).toEqual(Object.keys(want[j] ?? {}).sort());
+          for (const [k, v] of Object.entries(want[j] ?? {})) {
+            if (typeof v === 'number' && !Number.isInteger(v)) expect(row[k]).toBeCloseTo(v, 6);
+            else expect(row[k]).toEqual(v);
+          }
+        });
+      }
+    }
   });
 
   it('finds all 11 denials of audit2rbac demo log without decision annotations', async () => {

@@ -7,6 +7,7 @@
 import type {
   AggregateQuery,
   AggregateRow,
+  AggregateSetsQuery,
   EventFilter,
   ScanQuery,
   SearchPage,
@@ -98,6 +99,11 @@ export interface EventReader {
   /** Every matching row, oldest first, a page at a time, in bounded memory. */
   scan(query: ScanQuery): AsyncIterable<Row[]>;
   aggregate(query: AggregateQuery): Promise<AggregateRow[]>;
+  /**
+   * Optional: for each set, what aggregate() gives for it, computed in one pass. Callers use
+   * store/aggregate-sets.ts, which asks aggregate() per set where a backend has no such pass.
+   */
+  aggregateSets?(query: AggregateSetsQuery): Promise<AggregateRow[][]>;
   count(filter: EventFilter): Promise<number>;
   info(): Promise<StoreInfo>;
 }

@@ -274,6 +274,17 @@ export interface AggregateQuery {
 }
 
 /**
+ * Several groupings of the same events with the same measures, each ordered and limited on its own
+ * (read with store/aggregate-sets.ts aggregateSets): what a report asks in one go, which a backend
+ * may compute in one pass.
+ */
+export interface AggregateSetsQuery {
+  filter: EventFilter;
+  measures: Readonly<Record<string, Measure>>;
+  sets: readonly Pick<AggregateQuery, 'groupBy' | 'orderBy' | 'limit'>[];
+}
+
+/**
  * One row per group: the group columns (a time bucket as `bucket`, RFC3339 UTC of its start) and the
  * measures. Times are RFC3339 UTC strings with milliseconds; counts and numbers are numbers.
  */

@@ -22,6 +22,7 @@ import type {
 import type {
   AggregateQuery,
   AggregateRow,
+  AggregateSetsQuery,
   EventFilter,
   ScanQuery,
   SearchPage,
@@ -29,7 +30,7 @@ import type {
 } from '../query.js';
 import { CATALOG, prepareTable, readOnlyViews } from './migrate.js';
 import { DuckDBInstance } from './node-api.js';
-import { aggregate, count, isoExpr, scan, search } from './read.js';
+import { aggregate, aggregateSets, count, isoExpr, scan, search } from './read.js';
 import { lockDown, SandboxedSql } from './sandbox.js';
 import { CREATE_MACROS, SCHEMA_VERSION, sqlString } from './schema.js';
 import { StagingFiles } from './staging.js';
@@ -286,6 +287,10 @@ export class DuckDBStore implements Store {
 
   aggregate(query: AggregateQuery): Promise<AggregateRow[]> {
     return aggregate(this.conn, query);
+  }
+
+  aggregateSets(query: AggregateSetsQuery): Promise<AggregateRow[][]> {
+    return aggregateSets(this.conn, query);
   }
 
   count(filter: EventFilter): Promise<number> {

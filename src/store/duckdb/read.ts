@@ -7,9 +7,11 @@ import { createRequire } from 'node:module';
 import type { DuckDBConnection, DuckDBValue } from '@duckdb/node-api';
 import type { Row } from '../contract.js';
 import { type Cursor, cursorAfter, decodeCursor } from '../cursor.js';
+import { orderRows } from '../order-rows.js';
 import {
   type AggregateQuery,
   type AggregateRow,
+  type AggregateSetsQuery,
   decodeIngestCursor,
   EVENT_COLUMNS,
   type EventColumn,
@@ -411,18 +413,19 @@ function measureExpr(m: Exclude<Measure, { fn: 'quantile' }>): string {
 
 const quoteName = (n: string) => `"${n.replaceAll('"', '""')}"`;
 
-export async function aggregate(conn: DuckDBConnection, query: AggregateQuery): Promise<AggregateRow[]> {
-  const q = new Sql();
-  const groups = query.groupBy.map((k) => groupExpr(k, q));
-  // The quantiles of one column are computed together, by one quantile_disc over the list of
-  // ranks: one sort per group instead of one per quantile (the latency report asks three).
-  // DuckDB's quantile_disc is the nearest rank: the value at rank ceil(q * n) of the sorted
-  // non-null values, as the contract defines it (the contract suite checks it against the memory
-  // store's reference).
+/**
+ * The measures as the grouped query's select list (`inner`) and the values read back over its rows
+ * (`outer`). The quantiles of one column are computed together, by one quantile_disc over the list
+ * of ranks: one sort per group instead of one per quantile (the latency report asks three).
+ * DuckDB's quantile_disc is the nearest rank: the value at rank ceil(q * n) of the sorted non-null
+ * values, as the contract defines it (the contract suite checks it against the memory store's
+ * reference).
+ */
+function compileMeasures(measures: AggregateQuery['measures']): { inner: string[]; outer: string[] } {
   const quantiles = new Map<Extract<Measure, { fn: 'quantile' }>['column'], number[]>();
-  const inner = groups.map((g) => `${g.expr} AS ${quoteName(g.name)}`);
-  const outer = groups.map((g) => g.outer);
-  for (const [name, m] of Object.entries(query.measures)) {
+  const inner: string[] = [];
+  const outer: string[] = [];
+  for (const [name, m] of Object.entries(measures)) {
     if (m.fn !== 'quantile') {
       inner.push(`${measureExpr(m)} AS ${quoteName(name)}`);
       outer.push(quoteName(name));
@@ -438,20 +441,13 @@ export async function aggregate(conn: DuckDBConnection, query: AggregateQuery): 
     inner.push(
       `quantile_disc(${measureValue({ fn: 'quantile', column, q: 0 })}, [${ranks.join(', ')}]) AS ${quoteName(`q:${column}`)}`,
     );
-  const where = whereOf(query.filter, q);
-  const known = new Set([...groups.map((g) => g.name), ...Object.keys(query.measures)]);
-  const order = [
-    ...(query.orderBy ?? []).map((o) => {
-      if (!known.has(o.key)) throw new Error(`orderBy ${o.key}: not a group or measure of the query`);
-      return `${quoteName(o.key)} ${o.desc === true ? 'DESC' : 'ASC'} NULLS LAST`;
-    }),
-    ...groups.map((g) => `${quoteName(g.name)} ASC NULLS LAST`),
-  ];
-  const grouped = `SELECT ${inner.join(', ')} FROM events WHERE ${where}${groups.length > 0 ? ` GROUP BY ${groups.map((_, i) => i + 1).join(', ')}` : ''}`;
-  const sql = `SELECT ${outer.join(', ')} FROM (${grouped})${order.length > 0 ? ` ORDER BY ${order.join(', ')}` : ''}${query.limit === undefined ? '' : ` LIMIT ${Math.max(0, Math.floor(query.limit))}`}`;
-  const rows = await rowsOf(conn, sql, q.params);
+  return { inner, outer };
+}
+
+/** Numbers DuckDB hands back as text (BIGINT, HUGEINT, DECIMAL) as numbers. */
+function numbersOf(rows: Row[], measures: AggregateQuery['measures']): AggregateRow[] {
   for (const r of rows)
-    for (const [name, m] of Object.entries(query.measures)) {
+    for (const [name, m] of Object.entries(measures)) {
       const v = r[name];
       if (
         typeof v === 'string' &&
@@ -463,6 +459,89 @@ export async function aggregate(conn: DuckDBConnection, query: AggregateQuery): 
         r[name] = Number(v);
     }
   return rows as AggregateRow[];
+}
+
+export async function aggregate(conn: DuckDBConnection, query: AggregateQuery): Promise<AggregateRow[]> {
+  const q = new Sql();
+  const groups = query.groupBy.map((k) => groupExpr(k, q));
+  const measures = compileMeasures(query.measures);
+  const inner = [...groups.map((g) => `${g.expr} AS ${quoteName(g.name)}`), ...measures.inner];
+  const outer = [...groups.map((g) => g.outer), ...measures.outer];
+  const where = whereOf(query.filter, q);
+  const known = new Set([...groups.map((g) => g.name), ...Object.keys(query.measures)]);
+  const order = [
+    ...(query.orderBy ?? []).map((o) => {
+      if (!known.has(o.key)) throw new Error(`orderBy ${o.key}: not a group or measure of the query`);
+      return `${quoteName(o.key)} ${o.desc === true ? 'DESC' : 'ASC'} NULLS LAST`;
+    }),
+    ...groups.map((g) => `${quoteName(g.name)} ASC NULLS LAST`),
+  ];
+  const grouped = `SELECT ${inner.join(', ')} FROM events WHERE ${where}${groups.length > 0 ? ` GROUP BY ${groups.map((_, i) => i + 1).join(', ')}` : ''}`;
+  const sql = `SELECT ${outer.join(', ')} FROM (${grouped})${order.length > 0 ? ` ORDER BY ${order.join(', ')}` : ''}${query.limit === undefined ? '' : ` LIMIT ${Math.max(0, Math.floor(query.limit))}`}`;
+  return numbersOf(await rowsOf(conn, sql, q.params), query.measures);
+}
+
+/**
+ * Several groupings in one pass (GROUPING SETS): the events are read and filtered once, not once
+ * per grouping (the latency report's six groupings: ~200 ms of CPU against ~300 ms over 1M
+ * events). Each set's rows are then ordered and cut in the contract's order (order-rows.ts).
+ */
+export async function aggregateSets(
+  conn: DuckDBConnection,
+  query: AggregateSetsQuery,
+): Promise<AggregateRow[][]> {
+  const q = new Sql();
+  const keys = new Map<string, ReturnType<typeof groupExpr>>();
+  const bucketSizes = new Set<number>();
+  for (const set of query.sets)
+    for (const k of set.groupBy) {
+      if (typeof k !== 'string') bucketSizes.add(Math.floor(k.everyMs));
+      const g = groupExpr(k, q);
+      if (!keys.has(g.name)) keys.set(g.name, g);
+    }
+  const names = [...keys.keys()];
+  // Buckets of two sizes would share the name `bucket`; a query with none needs no sets.
+  if (bucketSizes.size > 1 || names.length === 0)
+    return Promise.all(
+      query.sets.map((set) => aggregate(conn, { ...set, filter: query.filter, measures: query.measures })),
+    );
+  // GROUPING() sets the bit of each key a row is not grouped by, the first key's the highest.
+  const maskOf = (groupBy: readonly GroupKey[]) => {
+    const mine = new Set<string>(groupBy.map((k) => (typeof k === 'string' ? k : 'bucket')));
+    return names.reduce((m, n, i) => (mine.has(n) ? m : m | (1 << (names.length - 1 - i))), 0);
+  };
+  const masks = [...new Set(query.sets.map((set) => maskOf(set.groupBy)))];
+  const setSql = masks.map(
+    (mask) =>
+      `(${names
+        .filter((_, i) => (mask & (1 << (names.length - 1 - i))) === 0)
+        .map(quoteName)
+        .join(', ')})`,
+  );
+  const measures = compileMeasures(query.measures);
+  const groups = [...keys.values()];
+  const inner = [
+    ...groups.map((g) => `${g.expr} AS ${quoteName(g.name)}`),
+    `GROUPING(${names.map(quoteName).join(', ')}) AS "__set"`,
+    ...measures.inner,
+  ];
+  const grouped = `SELECT ${inner.join(', ')} FROM events WHERE ${whereOf(query.filter, q)} GROUP BY GROUPING SETS (${setSql.join(', ')})`;
+  const sql = `SELECT ${[...groups.map((g) => g.outer), '"__set"', ...measures.outer].join(', ')} FROM (${grouped})`;
+  const rows = numbersOf(await rowsOf(conn, sql, q.params), query.measures);
+  return query.sets.map((set) => {
+    const mask = maskOf(set.groupBy);
+    const columns = [
+      ...set.groupBy.map((k) => (typeof k === 'string' ? k : 'bucket')),
+      ...Object.keys(query.measures),
+    ];
+    const known = new Set(columns);
+    for (const o of set.orderBy ?? [])
+      if (!known.has(o.key)) throw new Error(`orderBy ${o.key}: not a group or measure of the query`);
+    const mine = rows
+      .filter((r) => Number(r.__set) === mask)
+      .map((r) => Object.fromEntries(columns.map((c) => [c, r[c] ?? null])) as AggregateRow);
+    return orderRows(mine, set);
+  });
 }
 
 export async function count(conn: DuckDBConnection, filter: EventFilter): Promise<number> {

@@ -4,6 +4,7 @@
  * the other backends are tested against it.
  */
 import type { DerivedFields } from '../../model/derive.js';
+import { orderRows } from '../order-rows.js';
 import type {
   AggregateQuery,
   AggregateRow,
@@ -178,21 +179,6 @@ function keyValue(r: MemoryRow, k: GroupKey): unknown {
 
 const keyName = (k: GroupKey) => (typeof k === 'string' ? k : 'bucket');
 
-function compareValues(a: unknown, b: unknown): number {
-  if (a === b) return 0;
-  // Lists (groups) compare element by element, a prefix first, as the SQL backends order them.
-  if (Array.isArray(a) && Array.isArray(b)) {
-    for (let i = 0; i < Math.min(a.length, b.length); i++) {
-      const c = compareValues(a[i], b[i]);
-      if (c !== 0) return c;
-    }
-    return a.length - b.length;
-  }
-  if (typeof a === 'number' && typeof b === 'number') return a - b;
-  if (typeof a === 'boolean' && typeof b === 'boolean') return Number(a) - Number(b);
-  return String(a) < String(b) ? -1 : 1;
-}
-
 export function aggregateRows(all: readonly MemoryRow[], q: AggregateQuery): AggregateRow[] {
   const groups = new Map<string, { key: unknown[]; rows: MemoryRow[] }>();
   for (const r of all) {
@@ -217,19 +203,5 @@ export function aggregateRows(all: readonly MemoryRow[], q: AggregateQuery): Agg
       row[name] = measure(g.rows, m) as AggregateRow[string];
     out.push(row);
   }
-  const order = [...(q.orderBy ?? []), ...q.groupBy.map((k) => ({ key: keyName(k), desc: false }))];
-  out.sort((a, b) => {
-    for (const o of order) {
-      const x = a[o.key];
-      const y = b[o.key];
-      // Nulls last, whatever the direction (the SQL backends' default).
-      const xNull = x === null || x === undefined;
-      const yNull = y === null || y === undefined;
-      if (xNull !== yNull) return xNull ? 1 : -1;
-      const c = compareValues(x, y);
-      if (c !== 0) return o.desc === true ? -c : c;
-    }
-    return 0;
-  });
-  return q.limit === undefined ? out : out.slice(0, q.limit);
+  return orderRows(out, q);
 }
