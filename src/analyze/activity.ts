@@ -3,6 +3,7 @@
  * the request rate over time by verb and by response class; and the subjects and user agents seen
  * for the first time in the window (new automation, new people, a stolen token used from a new tool).
  */
+import { aggregateSets } from '../store/aggregate-sets.js';
 import type { EventReader } from '../store/contract.js';
 import type { AggregateRow, EventFilter, GroupColumn } from '../store/query.js';
 import { inRange, type ReportRange, resolveRange } from './report-range.js';
@@ -37,6 +38,8 @@ export interface ActivityReport {
   newUserAgents: { value: string; firstSeen: string; count: number }[];
 }
 
+type FirstSeen = ActivityReport['newSubjects'][number];
+
 const n = (v: unknown): number => (typeof v === 'number' ? v : Number(v ?? 0));
 const s = (v: unknown): string | null => (typeof v === 'string' ? v : null);
 
@@ -45,44 +48,28 @@ export async function activityReport(reader: EventReader, opts: ActivityOptions)
   const limit = opts.limit ?? 10;
   // One row per request: the stages of one request are one call.
   const filter: EventFilter = { ...inRange(opts.filter, range), stage: ['ResponseComplete', 'Panic'] };
-  const top = (column: GroupColumn) =>
-    reader.aggregate({
-      filter,
-      groupBy: [column],
-      measures: { count: { fn: 'count' } },
-      orderBy: [{ key: 'count', desc: true }],
-      limit,
-    });
+  const top = (...groupBy: GroupColumn[]) => ({ groupBy, orderBy: [{ key: 'count', desc: true }], limit });
   const bucket = { bucket: 'ts' as const, everyMs: range.bucketMs };
-  const [total, subjects, agents, ips, verbs, resources, byVerb, byClass, newSubjects, newAgents] =
-    await Promise.all([
-      reader.count(filter),
-      top('subject'),
-      top('user_agent'),
-      top('source_ip'),
-      top('verb'),
-      reader.aggregate({
-        filter,
-        groupBy: ['resource', 'subresource'],
-        measures: { count: { fn: 'count' } },
-        orderBy: [{ key: 'count', desc: true }],
-        limit,
-      }),
-      reader.aggregate({
-        filter,
-        groupBy: [bucket, 'verb'],
-        measures: { count: { fn: 'count' } },
-        orderBy: [{ key: 'bucket' }],
-      }),
-      reader.aggregate({
-        filter,
-        groupBy: [bucket, 'code_class'],
-        measures: { count: { fn: 'count' } },
-        orderBy: [{ key: 'bucket' }],
-      }),
-      firstSeen(reader, opts.filter, range, 'subject', limit),
-      firstSeen(reader, opts.filter, range, 'user_agent', limit),
-    ]);
+  // The groupings of the window's requests in one pass where the store can, beside the first-seen
+  // values, which look before the window.
+  const [[totals, subjects, agents, ips, verbs, resources, byVerb, byClass], seen] = await Promise.all([
+    aggregateSets(reader, {
+      filter,
+      measures: { count: { fn: 'count' } },
+      sets: [
+        { groupBy: [] },
+        top('subject'),
+        top('user_agent'),
+        top('source_ip'),
+        top('verb'),
+        top('resource', 'subresource'),
+        { groupBy: [bucket, 'verb'], orderBy: [{ key: 'bucket' }] },
+        { groupBy: [bucket, 'code_class'], orderBy: [{ key: 'bucket' }] },
+      ],
+    }),
+    firstSeen(reader, opts.filter, range, limit),
+  ]);
+  const total = n(totals[0]?.count);
   const ranked = (rows: AggregateRow[], column: string): Ranked[] =>
     rows.map((r) => ({ value: s(r[column]), count: n(r.count) }));
   return {
@@ -105,36 +92,40 @@ export async function activityReport(reader: EventReader, opts: ActivityOptions)
       codeClass: r.code_class === null || r.code_class === undefined ? null : n(r.code_class),
       count: n(r.count),
     })),
-    newSubjects,
-    newUserAgents: newAgents,
+    newSubjects: seen.subjects,
+    newUserAgents: seen.userAgents,
   };
 }
 
 /**
- * Values whose earliest event in the store (up to the window's end, same other filters) falls in
- * the window.
+ * Subjects and user agents whose earliest event in the store (up to the window's end, same other
+ * filters) falls in the window.
  */
 async function firstSeen(
   reader: EventReader,
   filter: EventFilter,
   range: ReportRange,
-  column: 'subject' | 'user_agent',
   limit: number,
-): Promise<{ value: string; firstSeen: string; count: number }[]> {
+): Promise<{ subjects: FirstSeen[]; userAgents: FirstSeen[] }> {
   const { since: _since, ...rest } = filter;
-  const rows = await reader.aggregate({
+  const sets = await aggregateSets(reader, {
     filter: { ...rest, until: range.until },
-    groupBy: [column],
     measures: { first: { fn: 'min', column: 'ts' }, count: { fn: 'count' } },
-    orderBy: [{ key: 'first', desc: true }],
+    sets: [
+      { groupBy: ['subject'], orderBy: [{ key: 'first', desc: true }] },
+      { groupBy: ['user_agent'], orderBy: [{ key: 'first', desc: true }] },
+    ],
   });
-  const out: { value: string; firstSeen: string; count: number }[] = [];
-  for (const r of rows) {
-    const value = s(r[column]);
-    const first = s(r.first);
-    if (value === null || first === null || first < range.since) continue;
-    out.push({ value, firstSeen: first, count: n(r.count) });
-    if (out.length >= limit) break;
-  }
-  return out;
+  const inWindow = (rows: AggregateRow[], column: 'subject' | 'user_agent') => {
+    const out: FirstSeen[] = [];
+    for (const r of rows) {
+      const value = s(r[column]);
+      const first = s(r.first);
+      if (value === null || first === null || first < range.since) continue;
+      out.push({ value, firstSeen: first, count: n(r.count) });
+      if (out.length >= limit) break;
+    }
+    return out;
+  };
+  return { subjects: inWindow(sets[0], 'subject'), userAgents: inWindow(sets[1], 'user_agent') };
 }

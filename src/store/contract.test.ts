@@ -270,6 +270,7 @@ describe.each(BACKENDS)('store contract: %s', (_name, open) => {
       { groupBy: ['subject'], orderBy: [{ key: 'p99', desc: true }], limit: 5 },
       { groupBy: ['subject', 'user_agent'], orderBy: [{ key: 'total', desc: true }], limit: 5 },
       { groupBy: [{ bucket: 'ts', everyMs: 60_000 }], orderBy: [{ key: 'bucket' }] },
+      { groupBy: [{ bucket: 'ts', everyMs: 60_000 }, 'code_class'], orderBy: [{ key: 'bucket' }] },
       // The same grouping twice, and one over nothing.
       { groupBy: ['subject'], orderBy: [{ key: 'n', desc: true }] },
     ] as const;

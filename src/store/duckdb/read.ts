@@ -496,8 +496,9 @@ export async function aggregateSets(
   for (const set of query.sets)
     for (const k of set.groupBy) {
       if (typeof k !== 'string') bucketSizes.add(Math.floor(k.everyMs));
-      const g = groupExpr(k, q);
-      if (!keys.has(g.name)) keys.set(g.name, g);
+      // Each key compiled once: its parameters must all be used.
+      const name = typeof k === 'string' ? k : 'bucket';
+      if (!keys.has(name)) keys.set(name, groupExpr(k, q));
     }
   const names = [...keys.keys()];
   // Buckets of two sizes would share the name `bucket`; a query with none needs no sets.
