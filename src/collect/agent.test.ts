@@ -24,7 +24,7 @@ describe('Agent checkpoint commits', () => {
     const file = join(dir, 'logs', 'audit.log');
     writeFileSync(file, auditLines('c', 0, 10));
     const { config } = parseAgentConfig(
-      `cluster: clock\nrun_path: ${join(dir, 'run')}\ndata: ${join(dir, 'data')}\nlogs:\n  - type: file\n    path: ${file}\n`,
+      `cluster: clock\npipeline: {flush_interval_ms: 100}\nrun_path: ${join(dir, 'run')}\ndata: ${join(dir, 'data')}\nlogs:\n  - type: file\n    path: ${file}\n`,
       { file: 'k.yaml' },
     );
     if (config === undefined) throw new Error('no config');
@@ -54,9 +54,13 @@ describe('Agent checkpoint commits', () => {
         : undefined;
     await agent.start();
     try {
-      // Time moves only by the clock: the events are stored within one flush interval, short of
-      // a commit interval, and nothing is written until the clock reaches it.
-      for (let i = 0; i < 50 && store.rows.size < 10; i++) await clock.advance(CHECKPOINT_COMMIT_MS / 10);
+      // Time moves only by the clock (reading the file is real I/O): the events are stored within
+      // a flush interval, short of a commit interval, and nothing is written until the clock
+      // reaches it.
+      for (let at = 0; at < CHECKPOINT_COMMIT_MS - 100 && store.rows.size < 10; at += 10) {
+        await clock.advance(10);
+        await new Promise((r) => setTimeout(r, 5));
+      }
       expect(store.rows.size).toBe(10);
       await new Promise((r) => setTimeout(r, 50));
       const before = offset();
