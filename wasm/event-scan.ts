@@ -454,6 +454,221 @@ function hasSensitiveKind(s: usize, e: usize): bool {
   return false;
 }
 
+// The objects whose keys hasDuplicateKey checks, besides the event's own.
+const OBJ_USER = str('user');
+const OBJ_IMPERSONATED = str('impersonatedUser');
+const OBJ_OBJECT_REF = str('objectRef');
+const OBJ_STATUS = str('responseStatus');
+const OBJ_ANNOTATIONS = str('annotations');
+// model/duplicate-key.ts MAX_CHECKED_KEYS. Keys are kept as (start, length) u32 pairs.
+const MAX_KEYS: i32 = 64;
+const TOP_KEYS = memory.data(MAX_KEYS * 8);
+const INNER_KEYS = memory.data(MAX_KEYS * 8);
+// Set by stringEnd: the string held a backslash.
+let stringEscaped = false;
+
+/** The closing quote of a string whose first byte is at p, or 0; skips escapes sixteen bytes at a time. */
+function stringEnd(p: usize, e: usize): usize {
+  const quote = i8x16.splat(<i8>QUOTE);
+  const backslash = i8x16.splat(<i8>BACKSLASH);
+  stringEscaped = false;
+  while (p < e) {
+    let at: usize = 0;
+    while (p + 16 <= e) {
+      const v = v128.load(p);
+      const mask = i8x16.bitmask(v128.or(i8x16.eq(v, quote), i8x16.eq(v, backslash)));
+      if (mask != 0) {
+        at = p + <usize>ctz(mask);
+        break;
+      }
+      p += 16;
+    }
+    if (at == 0) {
+      while (p < e && load<u8>(p) != QUOTE && load<u8>(p) != BACKSLASH) p++;
+      if (p >= e) return 0;
+      at = p;
+    }
+    if (load<u8>(at) == QUOTE) return at;
+    stringEscaped = true;
+    p = at + 2;
+  }
+  return 0;
+}
+
+/** The next quote or bracket in [p, e), or e. */
+function nextStructural(p: usize, e: usize): usize {
+  const quote = i8x16.splat(<i8>QUOTE);
+  const open = i8x16.splat(0x7b);
+  const close = i8x16.splat(0x7d);
+  const lower = i8x16.splat(0x20);
+  while (p + 16 <= e) {
+    const v = v128.load(p);
+    // [ and ] are { and } without bit 5.
+    const folded = v128.or(v, lower);
+    const mask = i8x16.bitmask(v128.or(i8x16.eq(v, quote), v128.or(i8x16.eq(folded, open), i8x16.eq(folded, close))));
+    if (mask != 0) return p + <usize>ctz(mask);
+    p += 16;
+  }
+  while (p < e) {
+    const b = load<u8>(p) | 0x20;
+    if (load<u8>(p) == QUOTE || b == 0x7b || b == 0x7d) return p;
+    p++;
+  }
+  return e;
+}
+
+@inline
+function isSpaceByte(b: u8): bool {
+  return b == 0x20 || b == 0x09 || b == 0x0d || b == 0x0a;
+}
+
+/** Whether the n keys at `keys` hold the key at [at, at + len); if not, it is added. */
+function seenKey(keys: usize, n: i32, at: usize, len: usize): bool {
+  for (let i = 0; i < n; i++) {
+    const k = keys + (<usize>i << 3);
+    if (<usize>load<u32>(k + 4) == len && same(<usize>load<u32>(k), at, len)) return true;
+  }
+  store<u32>(keys + (<usize>n << 3), <u32>at);
+  store<u32>(keys + (<usize>n << 3) + 4, <u32>len);
+  return false;
+}
+
+@inline
+function namedAt(at: usize, len: usize, name: usize, n: usize): bool {
+  return len == n && same(at, name, n);
+}
+
+function checkedObject(at: usize, len: usize): bool {
+  return (
+    namedAt(at, len, OBJ_USER, 4) ||
+    namedAt(at, len, OBJ_IMPERSONATED, 16) ||
+    namedAt(at, len, OBJ_OBJECT_REF, 9) ||
+    namedAt(at, len, OBJ_STATUS, 14) ||
+    namedAt(at, len, OBJ_ANNOTATIONS, 11)
+  );
+}
+
+/**
+ * Past a nested value whose opening bracket is just before p: the position after the bracket that
+ * closes it, or 0 when the line ends first. Bodies are most of an event's bytes and hold no key
+ * hasDuplicateKey checks, so they are skipped sixteen bytes at a time: quotes give the bytes
+ * inside strings (a prefix XOR of their mask), and a block is looked into byte by byte only when
+ * it may hold the closing bracket or holds a backslash.
+ */
+function skipNested(p: usize, e: usize): usize {
+  const quote = i8x16.splat(<i8>QUOTE);
+  const backslash = i8x16.splat(<i8>BACKSLASH);
+  const open = i8x16.splat(0x7b);
+  const close = i8x16.splat(0x7d);
+  const lower = i8x16.splat(0x20);
+  let depth: i32 = 1;
+  // All ones while inside a string at a block boundary.
+  let inString: u32 = 0;
+  let escaped = false;
+  while (p < e) {
+    if (p + 16 <= e && !escaped) {
+      const v = v128.load(p);
+      if (!v128.any_true(i8x16.eq(v, backslash))) {
+        const folded = v128.or(v, lower);
+        let x = <u32>i8x16.bitmask(i8x16.eq(v, quote));
+        x ^= x << 1;
+        x ^= x << 2;
+        x ^= x << 4;
+        x ^= x << 8;
+        x = (x ^ inString) & 0xffff;
+        const opens = <u32>i8x16.bitmask(i8x16.eq(folded, open)) & ~x;
+        const closes = <u32>i8x16.bitmask(i8x16.eq(folded, close)) & ~x;
+        const n = <i32>popcnt(closes);
+        if (n >= depth) {
+          // The closing bracket may be in this block: take its brackets in order.
+          let m = opens | closes;
+          while (m != 0) {
+            const bit = ctz(m);
+            if (((closes >> bit) & 1) != 0) {
+              if (--depth == 0) return p + <usize>bit + 1;
+            } else depth++;
+            m &= m - 1;
+          }
+        } else depth += <i32>popcnt(opens) - n;
+        inString = (x & 0x8000) != 0 ? 0xffff : 0;
+        p += 16;
+        continue;
+      }
+    }
+    // Byte by byte through this block (or the line's last bytes).
+    let end = p + 16;
+    if (end > e) end = e;
+    for (; p < end; p++) {
+      const b = load<u8>(p);
+      if (escaped) escaped = false;
+      else if (inString != 0) {
+        if (b == BACKSLASH) escaped = true;
+        else if (b == QUOTE) inString = 0;
+      } else if (b == QUOTE) inString = 0xffff;
+      else if ((b | 0x20) == 0x7b) depth++;
+      else if ((b | 0x20) == 0x7d && --depth == 0) return p + 1;
+    }
+  }
+  return 0;
+}
+
+/**
+ * model/duplicate-key.ts hasDuplicateKey: a key repeated (or escaped) among the event's own keys or
+ * those of user, impersonatedUser, objectRef, responseStatus or annotations; also true for more
+ * than MAX_KEYS keys in one of them and for brackets that do not balance. Keys are kept as offsets
+ * into the line (linear memory), so nothing is copied; every other nested value is skipped.
+ */
+function hasDuplicateKey(s: usize, e: usize): bool {
+  let depth: i32 = 0;
+  let topCount: i32 = 0;
+  let innerCount: i32 = 0;
+  let lastKeyAt: usize = 0;
+  let lastKeyLen: usize = 0;
+  let p = s;
+  for (;;) {
+    p = nextStructural(p, e);
+    if (p >= e) break;
+    const b = load<u8>(p);
+    if (b == QUOTE) {
+      const end = stringEnd(p + 1, e);
+      if (end == 0) return true;
+      if (depth > 0) {
+        let after = end + 1;
+        while (after < e && isSpaceByte(load<u8>(after))) after++;
+        if (after < e && load<u8>(after) == 0x3a) {
+          if (stringEscaped) return true;
+          const at = p + 1;
+          const len = end - at;
+          if (depth == 1) {
+            if (topCount >= MAX_KEYS || seenKey(TOP_KEYS, topCount, at, len)) return true;
+            topCount++;
+            lastKeyAt = at;
+            lastKeyLen = len;
+          } else {
+            if (innerCount >= MAX_KEYS || seenKey(INNER_KEYS, innerCount, at, len)) return true;
+            innerCount++;
+          }
+        }
+      }
+      p = end + 1;
+    } else if ((b | 0x20) == 0x7b) {
+      if (depth == 0 || (depth == 1 && b == 0x7b && checkedObject(lastKeyAt, lastKeyLen))) {
+        depth++;
+        innerCount = 0;
+        p++;
+      } else {
+        p = skipNested(p + 1, e);
+        if (p == 0) return true;
+      }
+    } else {
+      depth--;
+      if (depth < 0) return true;
+      p++;
+    }
+  }
+  return depth != 0;
+}
+
 /**
  * prepare.ts needsParse, false branch only: true when the line is surely compact v1 with nothing
  * to redact. `headOk` is readHead's answer for the line.
@@ -461,7 +676,7 @@ function hasSensitiveKind(s: usize, e: usize): bool {
 function isPlain(s: usize, e: usize, headOk: bool, maxEventBytes: usize, redact: bool): bool {
   if (e - s > maxEventBytes || e == s || load<u8>(e - 1) != 0x7d) return false;
   if (!headOk) return false;
-  if (!redact) return true;
+  if (!redact) return !hasDuplicateKey(s, e);
   const bodyAt = indexOf(s, e, BODY_MARK, 7, 0);
   if (bodyAt != 0) {
     if (
@@ -472,7 +687,7 @@ function isPlain(s: usize, e: usize, headOk: bool, maxEventBytes: usize, redact:
       return false;
     if (hasSensitiveKind(s, e)) return false;
   }
-  return !uriNeedsRedaction(s, e, headUriStart);
+  return !uriNeedsRedaction(s, e, headUriStart) && !hasDuplicateKey(s, e);
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { Store } from '../store/contract.js';
 import type { AgentConfig } from './agent-config.js';
 import { CheckpointRegistry } from './checkpoint-registry.js';
-import type { Clock } from './clock.js';
+import { type Clock, type ClockTimer, systemClock } from './clock.js';
 import type { FileSourceStatus } from './file-source.js';
 import type { Logger } from './logger.js';
 import type { OpenFile } from './open-file.js';
@@ -26,7 +26,7 @@ export interface AgentOptions {
   rotatedIdleMs?: number;
   /** How checkpoint files are opened (fault tests inject a full disk). */
   openFile?: OpenFile;
-  /** Time for the pipeline and the file sources (default: the system clock). */
+  /** Time for the pipeline, the file sources and checkpoint commits (default: the system clock). */
   clock?: Clock;
 }
 
@@ -65,14 +65,17 @@ export interface AgentStatus {
   sinks: SinkStats[];
 }
 
-const CHECKPOINT_COMMIT_MS = 1000;
+/** Checkpoints are written this long after the last write ended (not on a fixed beat, so never two at once). */
+export const CHECKPOINT_COMMIT_MS = 1000;
 
 /** Sources -> pipeline -> store, with checkpoints and the local admin API. */
 export class Agent {
   readonly pipeline: Pipeline;
   readonly registry: CheckpointRegistry;
   private readonly sources: Source[] = [];
-  private commitTimer: NodeJS.Timeout | undefined;
+  private readonly clock: Clock;
+  private commitTimer: ClockTimer | undefined;
+  private commitsStopped = false;
   private readonly startedAt = new Date();
   private stopping: Promise<void> | undefined;
   private readonly sinks: FanOut;
@@ -93,6 +96,7 @@ export class Agent {
         queue_events: config.pipeline.queueEvents,
         suggested: fills,
       });
+    this.clock = opts.clock ?? systemClock;
     this.sinks = new FanOut(opts.sinks ?? [], { log: opts.log });
     this.pipeline = new Pipeline({
       // A store file deleted or replaced under the agent stops acknowledgements (see store-guard.ts).
@@ -131,11 +135,7 @@ export class Agent {
     const { config, log } = this.opts;
     this.pipeline.start();
     for (const s of this.sources) await s.start();
-    this.commitTimer = setInterval(() => {
-      this.registry
-        .commit()
-        .catch((err: unknown) => log.error('checkpoint write failed', { error: String(err) }));
-    }, CHECKPOINT_COMMIT_MS);
+    this.scheduleCommit();
     log.info('agent started', {
       cluster: config.cluster,
       sources: config.logsEnabled ? config.logs.length : 0,
@@ -143,6 +143,17 @@ export class Agent {
       sinks: this.sinks.size,
       store: this.opts.store.location,
     });
+  }
+
+  private scheduleCommit(): void {
+    if (this.commitsStopped) return;
+    this.commitTimer = this.clock.setTimeout(() => {
+      this.commitTimer = undefined;
+      this.registry
+        .commit()
+        .catch((err: unknown) => this.opts.log.error('checkpoint write failed', { error: String(err) }))
+        .finally(() => this.scheduleCommit());
+    }, CHECKPOINT_COMMIT_MS);
   }
 
   async status(): Promise<AgentStatus> {
@@ -210,7 +221,8 @@ export class Agent {
     const stopped = Promise.all(this.sources.map((s) => s.stop()));
     await this.pipeline.shutdown();
     await stopped;
-    if (this.commitTimer !== undefined) clearInterval(this.commitTimer);
+    this.commitsStopped = true;
+    if (this.commitTimer !== undefined) this.clock.clearTimeout(this.commitTimer);
     this.registry.markDirty();
     await this.registry.commit();
     await this.sinks.shutdown();

@@ -257,6 +257,26 @@ describe('EventScanner', () => {
     expect(plain.filter((p) => !p).length).toBeGreaterThan(400);
   });
 
+  it('calls no line plain that repeats a key the store reads (model/duplicate-key.ts), as prepareLine', () => {
+    const base = line({ body: { metadata: { name: 'a' }, spec: { name: 'b', name2: 'c' } } });
+    const lines = [
+      base,
+      base.replace('"verb":"create",', '"verb":"create","verb":"delete",'),
+      base.replace('"username":"alice"', '"username":"alice","username":"mallory"'),
+      base.replace('"code":201', '"code":201,"code":403'),
+      base.replace('"namespace":"ns"', '"namespace":"ns","namespace":"kube-system"'),
+      base.replace('/decision":"allow"', '/decision":"allow","authorization.k8s.io/decision":"forbid"'),
+      base.replace('"verb":"create",', '"verb":"create","ver\\u0062":"delete",'),
+      base.replace('"name2":"c"', '"name":"c"'),
+      base.replace('"stageTimestamp"', '"requestObject":{},"stageTimestamp"'),
+    ].map((s) => Buffer.from(s));
+    const facts = factsOf(lines);
+    expect(facts.map((f) => f.plain)).toEqual([true, false, false, false, false, false, false, true, false]);
+    expect(lines.map((l) => prepareLine(l).events[0] === l)).toEqual(facts.map((f) => f.plain));
+    const noRedact = { ...FACTS, redact: false };
+    expect(factsOf(lines, noRedact).map((f) => f.plain)).toEqual(facts.map((f) => f.plain));
+  });
+
   it('agrees with the JS readers on every line of the shared samples and of simulated traffic', () => {
     const dir = join(import.meta.dirname, '../../test/fixtures/third-party/samples');
     const inputs = readdirSync(dir)

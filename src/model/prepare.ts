@@ -6,6 +6,7 @@
  */
 
 import { bytesAt, newApiserverHead, readApiserverHead, V1_PREFIX } from './apiserver-line.js';
+import { hasDuplicateKey } from './duplicate-key.js';
 import type { AuditEvent } from './event.js';
 import { TRUNCATED_ANNOTATION } from './event.js';
 import {
@@ -152,14 +153,15 @@ function needsParse(line: Buffer, opts: PrepareOptions): boolean {
   let uriStart = -1;
   if (readApiserverHead(line, head)) uriStart = head.uriStart;
   else if (!bytesAt(line, 0, V1_PREFIX)) return true;
-  if (!opts.redact) return false;
+  // Last, as it reads the whole line: a duplicate key the store would read the first of.
+  if (!opts.redact) return hasDuplicateKey(line);
   const bodyAt = line.indexOf(BODY_MARK);
   if (bodyAt >= 0) {
     const headBytes = line.subarray(0, bodyAt);
     for (const t of RESOURCE_TOKENS) if (headBytes.indexOf(t) >= 0) return true;
     if (hasSensitiveKind(line)) return true;
   }
-  return uriNeedsRedaction(line, uriStart);
+  return uriNeedsRedaction(line, uriStart) || hasDuplicateKey(line);
 }
 
 /** Drops the bodies, as kube-apiserver's truncate backend does, and marks the event. */

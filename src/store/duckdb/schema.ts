@@ -197,7 +197,9 @@ const EVENT_STRUCTURE = JSON.stringify({
     apiVersion: 'VARCHAR',
     subresource: 'VARCHAR',
   },
-  responseStatus: { code: 'INTEGER' },
+  // As JSON, so that kaudit_status_code sees the token's type: an INTEGER extraction would round
+  // 200.5 and read "200" and true as codes.
+  responseStatus: { code: 'JSON' },
   requestReceivedTimestamp: 'VARCHAR',
   stageTimestamp: 'VARCHAR',
   // audit2rbac-era v1 events and v1beta1 carry only `timestamp`.
@@ -211,28 +213,41 @@ const EVENT_STRUCTURE = JSON.stringify({
 });
 
 /**
- * Go duration text -> milliseconds, summing each `<number><unit>` part (`2m3.5s`, `350.1µs`);
- * mirrors model/derive.ts parseGoDurationMs.
+ * The macros the extraction uses, each the SQL twin of a reference in model/derive.ts:
+ * - kaudit_go_duration_ms: parseGoDurationMs, Go duration text (`2m3.5s`, `350.1µs`) to
+ *   milliseconds. Only text wholly made of `<number><unit>` parts counts (a cast would also take
+ *   `1e3`, `1.` or ` 1`), each part is multiplied by its unit's factor and the parts are added left
+ *   to right as the reference does (so the doubles are equal, not close), and a sum past the float
+ *   range (a duration written with hundreds of digits) is no duration.
+ * - kaudit_ts: parseTimestampMicros, RFC 3339 with a four-digit year only (a cast alone would take
+ *   year 12026, a space for the T, no offset at all).
+ * - kaudit_status_code: statusCodeOf, a JSON number (not a string, not a boolean) whose value is
+ *   an integer in int32 range, as JSON.parse reads it (so 2e2 and 200.0 are 200, 200.5 is none).
  */
 export const CREATE_MACROS = `
+CREATE OR REPLACE TEMP MACRO kaudit_finite(v) AS CASE WHEN isfinite(v) THEN v END;
+CREATE OR REPLACE TEMP MACRO kaudit_unit_ms(u) AS CASE u
+  WHEN 'ns' THEN 1e-6 WHEN 'us' THEN 1e-3 WHEN 'µs' THEN 1e-3 WHEN 'μs' THEN 1e-3 WHEN 'ms' THEN 1.0
+  WHEN 's' THEN 1000.0 WHEN 'm' THEN 60000.0 WHEN 'h' THEN 3600000.0 END;
 CREATE OR REPLACE TEMP MACRO kaudit_go_duration_ms(s) AS (
   CASE WHEN s IN ('0', '0s') THEN 0.0
-       WHEN suffix(s, 'ms') AND try_cast(s[:-3] AS DOUBLE) IS NOT NULL THEN try_cast(s[:-3] AS DOUBLE)
-       WHEN (suffix(s, 'µs') OR suffix(s, 'μs')) AND try_cast(s[:-3] AS DOUBLE) IS NOT NULL THEN try_cast(s[:-3] AS DOUBLE) / 1000.0
-       WHEN suffix(s, 'us') AND try_cast(s[:-3] AS DOUBLE) IS NOT NULL THEN try_cast(s[:-3] AS DOUBLE) / 1000.0
-       WHEN suffix(s, 'ns') AND try_cast(s[:-3] AS DOUBLE) IS NOT NULL THEN try_cast(s[:-3] AS DOUBLE) / 1e6
-       WHEN suffix(s, 's') AND try_cast(s[:-2] AS DOUBLE) IS NOT NULL THEN try_cast(s[:-2] AS DOUBLE) * 1000.0
-       WHEN regexp_full_match(s, '-?([0-9]*\\.?[0-9]+(ns|us|µs|μs|ms|s|m|h))+') THEN
-         (CASE WHEN starts_with(s, '-') THEN -1.0 ELSE 1.0 END) * list_sum(list_transform(
-           regexp_extract_all(s, '([0-9]*\\.?[0-9]+)(ns|us|µs|μs|ms|s|m|h)', 0),
-           p -> CAST(regexp_extract(p, '^[0-9]*\\.?[0-9]+') AS DOUBLE) * CASE regexp_extract(p, '(ns|us|µs|μs|ms|s|m|h)$')
-             WHEN 'ns' THEN 1e-6 WHEN 'us' THEN 1e-3 WHEN 'µs' THEN 1e-3 WHEN 'μs' THEN 1e-3 WHEN 'ms' THEN 1.0
-             WHEN 's' THEN 1000.0 WHEN 'm' THEN 60000.0 ELSE 3600000.0 END))
-       ELSE NULL END
+       WHEN NOT regexp_full_match(s, '-?([0-9]*\\.?[0-9]+(ns|us|µs|μs|ms|s|m|h))+') THEN NULL
+       ELSE kaudit_finite((CASE WHEN starts_with(s, '-') THEN -1.0 ELSE 1.0 END) * list_reduce(list_transform(
+         regexp_extract_all(s, '([0-9]*\\.?[0-9]+)(ns|us|µs|μs|ms|s|m|h)', 0),
+         p -> CAST(regexp_extract(p, '^[0-9]*\\.?[0-9]+') AS DOUBLE) * kaudit_unit_ms(regexp_extract(p, '(ns|us|µs|μs|ms|s|m|h)$'))),
+         (a, b) -> a + b))
+  END
 );
 -- kube-apiserver writes UTC ('Z'): a plain cast; other offsets go through TIMESTAMPTZ to convert.
 CREATE OR REPLACE TEMP MACRO kaudit_ts(s) AS
-  CASE WHEN suffix(s, 'Z') THEN try_cast(s AS TIMESTAMP) ELSE try_cast(try_cast(s AS TIMESTAMPTZ) AS TIMESTAMP) END;
+  CASE WHEN NOT regexp_full_match(s, '[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})') THEN NULL
+       WHEN suffix(s, 'Z') THEN try_cast(s AS TIMESTAMP) ELSE try_cast(try_cast(s AS TIMESTAMPTZ) AS TIMESTAMP) END;
+-- try_cast throughout: DuckDB evaluates each condition for every row, not only where the ones
+-- before it hold.
+CREATE OR REPLACE TEMP MACRO kaudit_int32(d) AS
+  CASE WHEN d = trunc(d) AND d BETWEEN -2147483648 AND 2147483647 THEN try_cast(d AS INTEGER) END;
+CREATE OR REPLACE TEMP MACRO kaudit_status_code(c) AS
+  CASE WHEN json_type(c) IN ('UBIGINT', 'BIGINT', 'DOUBLE') THEN kaudit_int32(try_cast(c AS DOUBLE)) END;
 `;
 
 /** The SQL literal for a string. */
@@ -274,7 +289,7 @@ export function eventsSelect(source: string, cluster: string, staging = false): 
   const pass = staging ? 'lat, ' : '';
   const decision = derivedDecision(
     'e.annotations."authorization.k8s.io/decision"',
-    'e.responseStatus.code',
+    'kaudit_status_code(e.responseStatus.code)',
     "json_extract_string(j, '$.responseStatus.message')",
   );
   return `
@@ -316,16 +331,16 @@ SELECT
   e.objectRef.namespace AS namespace,
   e.objectRef.name AS name,
   e.requestURI AS request_uri,
-  e.responseStatus.code AS code,
+  kaudit_status_code(e.responseStatus.code) AS code,
   ${decision.decision} AS decision,
   ${decision.source} AS decision_source,
   e.annotations."authorization.k8s.io/reason" AS reason,
   ${LATENCY_MS} AS latency_ms,
   ${longRunning('e.verb', 'e.objectRef.subresource')} AS long_running,
-  CASE WHEN ${staging ? 'lat AND ' : ''}contains(j, '"apiserver.latency.k8s.io/') THEN map_from_entries(list_transform(
+  CASE WHEN ${staging ? 'lat AND ' : ''}contains(j, '"apiserver.latency.k8s.io/') THEN map_from_entries(list_filter(list_transform(
     list_filter(map_entries(try(json_transform(json_extract(j, '$.annotations'), '"MAP(VARCHAR, VARCHAR)"'))),
       x -> starts_with(x.key, 'apiserver.latency.k8s.io/')),
-    x -> {'key': substr(x.key, 26), 'value': kaudit_go_duration_ms(x.value)})) END AS latency_breakdown,
+    x -> {'key': substr(x.key, 26), 'value': kaudit_go_duration_ms(x.value)}), x -> x.value IS NOT NULL)) END AS latency_breakdown,
   coalesce(e.annotations."audit.k8s.io/truncated" = 'true', false) AS truncated,
   ${sqlString(cluster)} AS cluster,
   j AS raw
