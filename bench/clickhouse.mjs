@@ -8,7 +8,15 @@
 //   4. every report's latency on ClickHouse beside DuckDB's over the same events, in this run;
 //   5. bytes on disk per 1M events on both.
 // BENCH_EVENTS changes the size (default 1,000,000); the log is shared with bench:ingest/reports.
-import { createReadStream, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import {
+  createReadStream,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -31,6 +39,20 @@ const say = (m) => process.stderr.write(`${m}\n`);
 // 2-core development machine, 1M events of this seed): compared by their ratio to the baseline of
 // their own run, since the machine's load differs between runs.
 const BEFORE = { baseline: 171_330, ingest: 14_909, again: 23_285, duckdb: 74_985 };
+
+// CPU time is what the shared 2-core machine measures steadily: each ingest reports its own (all
+// its threads: getrusage of the process) at exit, and the server's is read from /proc around it.
+const cpuProbe = join(out, 'cpu-at-exit.cjs');
+writeFileSync(
+  cpuProbe,
+  "process.on('exit', () => { const c = process.cpuUsage(); require('node:fs').writeSync(2, '\\nKAUDIT_BENCH_CPU_US ' + (c.user + c.system) + '\\n'); });\n",
+);
+const cpuUsOf = (stderr) => Number(/KAUDIT_BENCH_CPU_US (\d+)/.exec(stderr)?.[1] ?? Number.NaN);
+/** CPU seconds of a process so far (utime + stime of /proc/<pid>/stat, in clock ticks of 1/100 s). */
+const processCpuS = (pid) => {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+};
 
 await simulatedLog(root, 'audit', events, seed);
 const logBytes = statSync(log).size;
@@ -67,8 +89,32 @@ try {
   const init = await timedNode([bin, 'store', 'init', '--store', spec]);
   if (init.code !== 0) throw new Error(`store init failed: ${init.stderr}`);
   say('kaudit ingest into ClickHouse ...');
-  const ingest = () =>
-    timedNode([bin, 'ingest', '--store', spec, '--data', chData, '--no-progress', '--json', log]);
+  // The server's CPU for an ingest includes the merges its inserts start: waited for.
+  const merged = async () => {
+    for (let i = 0; i < 600; i++) {
+      if (Number(await server.query('SELECT count() FROM system.merges')) === 0) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+  const ingest = async () => {
+    await merged();
+    const s0 = processCpuS(server.pid);
+    const r = await timedNode([
+      '--require',
+      cpuProbe,
+      bin,
+      'ingest',
+      '--store',
+      spec,
+      '--data',
+      chData,
+      '--no-progress',
+      '--json',
+      log,
+    ]);
+    await merged();
+    return { ...r, nodeCpuUs: cpuUsOf(r.stderr), serverCpuUs: (processCpuS(server.pid) - s0) * 1e6 };
+  };
   const first = await ingest();
   if (first.code !== 0) throw new Error(`ingest failed: ${first.stderr}`);
   const firstJson = JSON.parse(first.stdout);
@@ -240,6 +286,23 @@ try {
   );
   console.log(
     `\nwhere the time goes: encoding takes ${encodeUs.toFixed(1)} us of CPU per event; the store encodes in ${details.encodeThreads} worker thread(s)`,
+  );
+  // The budget that decides the rate on a machine to itself: CPU per event, kaudit and server.
+  const perEvent = (us) => us / lines;
+  const budget = (what, r) => {
+    const node = perEvent(r.nodeCpuUs);
+    const srv = perEvent(r.serverCpuUs);
+    return {
+      what,
+      'kaudit us/event': node.toFixed(1),
+      'server us/event': srv.toFixed(1),
+      'total us/event': (node + srv).toFixed(1),
+      'ceiling on 2 cores, events/s': Math.round(2e6 / (node + srv)),
+    };
+  };
+  console.log('\nCPU per event (all threads of the ingest; the server with the merges its inserts start):');
+  console.log(
+    table([budget('kaudit ingest --store clickhouse://', first), budget('  the same file again', again)]),
   );
   console.log(
     `rows stored: ${stored} (each event once after two ingests: ${verdict(stored === firstJson.stored)})`,

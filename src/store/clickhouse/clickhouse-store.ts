@@ -22,7 +22,7 @@ import type {
   SearchPage,
   SearchQuery,
 } from '../query.js';
-import { copyEvents, EncodePool } from './encode-pool.js';
+import { EncodePool } from './encode-pool.js';
 import { type EncodedBatch, ROW_COLUMNS } from './event-row.js';
 import { InsertedWindow, timeIntervals } from './inserted-window.js';
 import { aggregate, count, isoOfUs, type QueryRunner, scan, search } from './read.js';
@@ -238,7 +238,7 @@ export class ClickHouseStore implements Store {
   hold(batch: EventBatch): HeldBatch {
     const cluster = batch.cluster;
     // Encoded off the calling thread; held until committed or discarded.
-    const copy = copyEvents(batch.events);
+    const copy = this.pool.copy(batch.events);
     let encoding: Promise<Encoded> = this.pool
       .encode(copy, cluster, nextIngestedUs())
       .then((b) => ({ ...b, cluster }));
@@ -290,11 +290,12 @@ export class ClickHouseStore implements Store {
     }
   }
 
-  /** Which of the batch's rows are stored already (by row, parallel to `keys`). */
-  private async storedRows(enc: Encoded, keys: readonly string[]): Promise<boolean[]> {
+  /** Which of the batch's rows are stored already (by row). */
+  private async storedRows(enc: Encoded): Promise<boolean[]> {
     this.duplicateChecks++;
     const started = performance.now();
-    const stored = new Array<boolean>(keys.length).fill(false);
+    const rows = enc.auditIds.length;
+    const stored = new Array<boolean>(rows).fill(false);
     // A repeat carries its event's requestReceivedTimestamp: the cluster and the batch's time
     // intervals select the sorting key's granules (by hour), and the count reads two time columns.
     const intervals = timeIntervals(enc.tsUs, CHECK_GAP_US, CHECK_MAX_INTERVALS);
@@ -313,7 +314,8 @@ export class ClickHouseStore implements Store {
       // New events at the live edge: nothing stored where they fall.
     } else if (window !== undefined && window.countIn(intervals) === inRange) {
       // Every stored row there is one this store inserted: its keys are known here.
-      for (let i = 0; i < keys.length; i++) stored[i] = window.has(keys[i] as string);
+      for (let i = 0; i < rows; i++)
+        stored[i] = window.has(enc.auditIds[i] as string, enc.stages[i] as string);
     } else {
       this.keyLookups++;
       const found = new Set<string>();
@@ -334,7 +336,7 @@ export class ClickHouseStore implements Store {
         for (const row of (await r.json()) as { audit_id: string; stage: string }[])
           if (batchIds.has(row.audit_id)) found.add(`${row.audit_id}\0${row.stage}`);
       }
-      for (let i = 0; i < keys.length; i++) stored[i] = found.has(keys[i] as string);
+      for (let i = 0; i < rows; i++) stored[i] = found.has(`${enc.auditIds[i]}\0${enc.stages[i]}`);
     }
     this.checkMs += performance.now() - started;
     return stored;
@@ -345,11 +347,11 @@ export class ClickHouseStore implements Store {
     const rows = enc.auditIds.length;
     let stored = 0;
     if (rows > 0) {
-      const keys = enc.auditIds.map((id, i) => `${id}\0${enc.stages[i]}`);
-      const existing = await this.storedRows(enc, keys);
+      const existing = await this.storedRows(enc);
       // The fresh rows, as runs of the encoded bytes (no copy).
       const chunks: Buffer[] = [];
-      const freshKeys: string[] = [];
+      const freshIds: string[] = [];
+      const freshStages: string[] = [];
       const freshTs: number[] = [];
       const d = enc.data;
       const cut = (from: number, to: number) => {
@@ -365,12 +367,13 @@ export class ClickHouseStore implements Store {
           run = -1;
         } else {
           if (run < 0) run = i;
-          freshKeys.push(keys[i] as string);
+          freshIds.push(enc.auditIds[i] as string);
+          freshStages.push(enc.stages[i] as string);
           freshTs.push(enc.tsUs[i] as number);
         }
       }
       if (run >= 0) cut(run, rows);
-      stored = freshKeys.length;
+      stored = freshIds.length;
       if (stored > 0) {
         const started = performance.now();
         const r = await this.client.exec({
@@ -390,9 +393,11 @@ export class ClickHouseStore implements Store {
           window = new InsertedWindow(WINDOW_ROWS);
           this.windows.set(enc.cluster, window);
         }
-        window.add(freshTs, freshKeys);
+        window.add(freshTs, freshIds, freshStages);
       }
     }
+    // The rows were sent (or none needed sending): their memory goes to a later batch.
+    this.pool.recycle(enc.data);
     duplicateIndexes.sort((a, b) => a - b);
     return { stored, duplicates: duplicateIndexes.length, duplicateIndexes, rejected: enc.rejected };
   }

@@ -13,11 +13,13 @@ export interface EncodeRequest {
   offsets: Float64Array;
   cluster: string;
   ingestedUs: number;
+  /** A recycled buffer of an earlier batch's rows, handed over to be written into. */
+  rows?: ArrayBuffer;
 }
 
 parentPort?.on('message', (m: EncodeRequest) => {
   try {
-    const batch = encodeBatch(eventsOf(m), m.cluster, m.ingestedUs);
+    const batch = encodeBatch(eventsOf(m), m.cluster, m.ingestedUs, m.rows);
     // The rows are handed over, not copied: the worker keeps nothing of a batch.
     // (Each is an ArrayBuffer of its own: event-row.ts allocates them per batch, none shared.)
     const own = [batch.data, batch.starts, batch.indexes, batch.tsUs].map((a) => a.buffer as ArrayBuffer);

@@ -163,17 +163,27 @@ export interface EncodedBatch {
   queryId: string;
 }
 
+/**
+ * `rows`, when given, is a buffer of an earlier batch to write the rows into (the store recycles
+ * them: writing into fresh memory cost ~1.5 us per event in page faults); it is used when it holds
+ * the events' text and 512 bytes a row, else a new one is allocated.
+ */
 export function encodeBatch(
   events: readonly Uint8Array[],
   cluster: string,
   ingestedUs: number,
+  rows?: ArrayBuffer,
 ): EncodedBatch {
   let bytes = 0;
   for (const e of events) bytes += e.length;
   // The rows' own allocation (not a pooled slab): a worker hands its buffer over without a copy.
   // A row is its event's text and the columns taken from it (well under the text again): room for
   // both, so that it seldom grows; pages never written are never resident.
-  const out = new RowBinaryWriter(Math.max(1 << 16, 2 * bytes + events.length * 512));
+  const out = new RowBinaryWriter(
+    rows !== undefined && rows.byteLength >= bytes + events.length * 512
+      ? Buffer.from(rows)
+      : Math.max(1 << 16, 2 * bytes + events.length * 512),
+  );
   const seen = new Set<string>();
   const starts: number[] = [];
   const indexes: number[] = [];

@@ -23,8 +23,8 @@ describe('timeIntervals', () => {
 describe('InsertedWindow', () => {
   it('counts its rows in intervals, ends included, and knows their keys', () => {
     const w = new InsertedWindow(100);
-    w.add([30, 10, 20], ['c', 'a', 'b']);
-    w.add([20, 40], ['d', 'e']);
+    w.add([30, 10, 20], ['c', 'a', 'b'], ['ResponseComplete', 'ResponseComplete', 'ResponseComplete']);
+    w.add([20, 40], ['d', 'e'], ['ResponseStarted', 'ResponseComplete']);
     expect(w.countIn([[10, 20]])).toBe(3);
     expect(
       w.countIn([
@@ -33,18 +33,36 @@ describe('InsertedWindow', () => {
       ]),
     ).toBe(1);
     expect(w.countIn([[41, 50]])).toBe(0);
-    expect(w.has('d')).toBe(true);
-    expect(w.has('z')).toBe(false);
+    expect(w.has('d', 'ResponseStarted')).toBe(true);
+    // The same auditID at another stage is another row.
+    expect(w.has('d', 'ResponseComplete')).toBe(false);
+    expect(w.has('a', 'ResponseComplete')).toBe(true);
+    expect(w.has('z', 'ResponseComplete')).toBe(false);
   });
 
   it('forgets the oldest batches beyond its size, keeping the newest', () => {
     const w = new InsertedWindow(3);
-    w.add([1, 2], ['a', 'b']);
-    w.add([3, 4], ['c', 'd']);
-    expect(w.has('a')).toBe(false);
+    const rc = (n: number) => new Array<string>(n).fill('ResponseComplete');
+    w.add([1, 2], ['a', 'b'], rc(2));
+    w.add([3, 4], ['c', 'd'], rc(2));
+    expect(w.has('a', 'ResponseComplete')).toBe(false);
+    expect(w.has('c', 'ResponseComplete')).toBe(true);
     expect(w.countIn([[0, 10]])).toBe(2);
-    w.add([5, 6, 7, 8], ['e', 'f', 'g', 'h']);
-    expect(w.has('c')).toBe(false);
+    w.add([5, 6, 7, 8], ['e', 'f', 'g', 'h'], rc(4));
+    expect(w.has('c', 'ResponseComplete')).toBe(false);
     expect(w.countIn([[0, 10]])).toBe(4);
+  });
+
+  it('counts a key held by two batches until both have left', () => {
+    const w = new InsertedWindow(4);
+    w.add([1, 2], ['a', 'a'], ['RequestReceived', 'ResponseComplete']);
+    w.add([3], ['a'], ['ResponseComplete']);
+    w.add([4, 5], ['x', 'y'], ['Panic', 'Panic']);
+    // The first batch left: its RequestReceived row is gone, its ResponseComplete is still held by the second.
+    expect(w.has('a', 'RequestReceived')).toBe(false);
+    expect(w.has('a', 'ResponseComplete')).toBe(true);
+    expect(w.has('x', 'Panic')).toBe(true);
+    w.add([6, 7], ['z', 'w'], ['Panic', 'Panic']);
+    expect(w.has('a', 'ResponseComplete')).toBe(false);
   });
 });

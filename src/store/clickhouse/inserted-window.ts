@@ -6,11 +6,26 @@
  * (another writer, a retried insert that did land, a dropped partition, rows that left the window)
  * makes the check read the keys from the server, so the window only ever saves work.
  */
+import { STAGES, type Stage } from '../../model/event.js';
 
 interface Inserted {
   /** The rows' times, ascending. */
   tsUs: Float64Array;
-  keys: readonly string[];
+  auditIds: readonly string[];
+  stages: readonly string[];
+}
+
+/**
+ * A key's copies are counted per stage in one number, STAGE_BITS bits a stage, so that the window
+ * is a map by auditID alone: a Map of (auditID, stage) strings cost a concatenation and a hash of
+ * it per row, about 2 us of an ingest's main thread per event.
+ */
+const STAGE_BITS = 2 ** 12;
+
+function stageUnit(stage: string): number {
+  const i = STAGES.indexOf(stage as Stage);
+  // Stages are checked before a row is encoded; an unknown one would share the last slot.
+  return STAGE_BITS ** (i < 0 ? STAGES.length - 1 : i);
 }
 
 /** Index of the first element of `a` (ascending) that is >= v. */
@@ -27,26 +42,30 @@ function lowerBound(a: Float64Array, v: number): number {
 
 export class InsertedWindow {
   private readonly batches: Inserted[] = [];
-  /** Every key of the batches, with how many of them hold it (a key is inserted once, normally). */
+  /** Every auditID of the batches, with how many of them hold it per stage (normally 0 or 1). */
   private readonly keys = new Map<string, number>();
   private rows = 0;
 
   /** Keeps about `maxRows` rows (whole batches; the newest batch is always kept). */
   constructor(private readonly maxRows: number) {}
 
-  /** Rows just accepted by the server. */
-  add(tsUs: readonly number[], keys: readonly string[]): void {
-    if (keys.length === 0) return;
-    this.batches.push({ tsUs: Float64Array.from(tsUs).sort(), keys });
-    for (const k of keys) this.keys.set(k, (this.keys.get(k) ?? 0) + 1);
-    this.rows += keys.length;
+  /** Rows just accepted by the server: row i is (auditIds[i], stages[i]) at tsUs[i]. */
+  add(tsUs: ArrayLike<number>, auditIds: readonly string[], stages: readonly string[]): void {
+    if (auditIds.length === 0) return;
+    this.batches.push({ tsUs: Float64Array.from(tsUs).sort(), auditIds, stages });
+    for (let i = 0; i < auditIds.length; i++) {
+      const id = auditIds[i] as string;
+      this.keys.set(id, (this.keys.get(id) ?? 0) + stageUnit(stages[i] as string));
+    }
+    this.rows += auditIds.length;
     while (this.rows > this.maxRows && this.batches.length > 1) {
       const old = this.batches.shift() as Inserted;
-      this.rows -= old.keys.length;
-      for (const k of old.keys) {
-        const n = (this.keys.get(k) ?? 1) - 1;
-        if (n === 0) this.keys.delete(k);
-        else this.keys.set(k, n);
+      this.rows -= old.auditIds.length;
+      for (let i = 0; i < old.auditIds.length; i++) {
+        const id = old.auditIds[i] as string;
+        const n = (this.keys.get(id) ?? 0) - stageUnit(old.stages[i] as string);
+        if (n <= 0) this.keys.delete(id);
+        else this.keys.set(id, n);
       }
     }
   }
@@ -59,8 +78,9 @@ export class InsertedWindow {
     return n;
   }
 
-  has(key: string): boolean {
-    return this.keys.has(key);
+  has(auditId: string, stage: string): boolean {
+    const unit = stageUnit(stage);
+    return Math.floor((this.keys.get(auditId) ?? 0) / unit) % STAGE_BITS > 0;
   }
 }
 

@@ -13,8 +13,9 @@ export class RowBinaryWriter {
   private buf: Buffer;
   pos = 0;
 
-  constructor(initialBytes = 1 << 20) {
-    this.buf = Buffer.allocUnsafe(initialBytes);
+  /** A new buffer of `initial` bytes, or the given one (written from its start). */
+  constructor(initial: number | Buffer = 1 << 20) {
+    this.buf = typeof initial === 'number' ? Buffer.allocUnsafe(initial) : initial;
   }
 
   /** Room for `bytes` more. */
