@@ -16,10 +16,10 @@ import {
   loadAgentConfig,
   parseListen,
 } from '../../collect/agent-config.js';
-import { writeFileAtomic } from '../../collect/checkpoint-registry.js';
 import { DeadLetter } from '../../collect/dead-letter.js';
 import { createLogger, type Logger, type LogLevel } from '../../collect/logger.js';
 import type { Preparer } from '../../collect/pipeline.js';
+import { RetriedWrite } from '../../collect/retried-write.js';
 import { ForwardCursors } from '../../forward/forward-cursors.js';
 import { createForwarder, type ForwardConfig, forwardSchema } from '../../forward/sink-types.js';
 import { StoreFollower } from '../../forward/store-follower.js';
@@ -267,6 +267,7 @@ Examples:
       let retention: NodeJS.Timeout | undefined;
       let server: RunningServer | undefined;
       const locators = [join(config.runPath, AGENT_FILE), join(config.dataDir, AGENT_FILE)];
+      let locatorWrites: RetriedWrite[] = [];
       try {
         await agent.start();
         server = await listen(
@@ -293,8 +294,12 @@ Examples:
           version: VERSION,
           token,
         };
-        for (const file of locators)
-          await writeFileAtomic(file, `${JSON.stringify(locator, null, 2)}\n`, 0o600);
+        // Retried in the background when it fails (descriptors exhausted): collecting goes on.
+        locatorWrites = locators.map(
+          (path) =>
+            new RetriedWrite({ path, text: `${JSON.stringify(locator, null, 2)}\n`, mode: 0o600, log }),
+        );
+        for (const w of locatorWrites) await w.start();
         log.info('agent API listening', { admin: server.url });
         if (config.retentionDays !== undefined) {
           const days = config.retentionDays;
@@ -317,6 +322,7 @@ Examples:
         await agent.stop();
         await detection?.close();
         await server?.close();
+        for (const w of locatorWrites) await w.cancel();
         for (const file of locators) await rm(file, { force: true });
         await deadLetter.close();
         await store.close();
