@@ -181,6 +181,26 @@ describe('StoreFollower: the store is the buffer', () => {
     await fanOut.shutdown(1000);
   });
 
+  it('a live batch moves the cursor only once the platform took it, with the next one on its way', async () => {
+    const { f, fanOut, ingest } = follower(ForwardCursors.open(dir));
+    await ingest(0, 10);
+    await until('10 live', () => received().length === 10);
+    await until('no lag', () => f.stats().lagEvents === 0);
+    server.down = true;
+    await ingest(10, 10);
+    await ingest(20, 10);
+    // Both batches are on their way, one retrying and one encoded behind it: the fan-out holds only
+    // the second, yet the cursor has passed neither.
+    await until('the first handed over', () => fanOut.stats()[0]?.queuedEvents === 10);
+    await until('the lag measured', () => f.stats().lagEvents === 20);
+    expect(f.stats().mode).toBe('live');
+    server.down = false;
+    await until('all 30', () => received().length >= 30);
+    await until('no lag', () => f.stats().lagEvents === 0);
+    expect(received()).toEqual(Array.from({ length: 30 }, (_, i) => idOf(i)));
+    await fanOut.shutdown(1000);
+  });
+
   it('a new sink starts with what is stored from now on', async () => {
     await store.write({ events: [event(0), event(1)], cluster: 'prod' });
     const { f, fanOut, ingest } = follower(ForwardCursors.open(dir));

@@ -63,6 +63,8 @@ const RECENT_FROM_STORE_MAX = 100_000;
 /** Pages one tick reconciles at most; the next tick goes on. */
 const RECONCILE_MAX_PAGES = 5;
 const RECONCILE_PAGE_ROWS = 10_000;
+/** Live batches on their way to the platform at once: one being sent, the next being encoded. */
+const LIVE_IN_FLIGHT = 2;
 /** How often a catching-up sink counts what it has left. */
 const LAG_EVERY_MS = 5000;
 /** Events of the batches a catching-up sink keeps for the moment it is live again. */
@@ -129,6 +131,8 @@ export class StoreFollower implements Sink {
   private ticking = false;
   /** Live batches handed over and not yet sent: what they hold is on its way, not stuck. */
   private awaitingLive = 0;
+  /** The deliveries of live batches on their way, oldest first; none rejects. */
+  private readonly inFlight: Promise<void>[] = [];
   private lagMeasuredMs = Number.NEGATIVE_INFINITY;
   /** The newest batches handed over while catching up. */
   private readonly held: StoredBatch[] = [];
@@ -170,18 +174,18 @@ export class StoreFollower implements Sink {
     else void this.opts.cursors.commit().catch((err: unknown) => this.fail('cursor write', err));
   }
 
+  /**
+   * Resolves once the batch is on its way and fewer than LIVE_IN_FLIGHT batches are: the fan-out's
+   * next batch is encoded while the one before it is sent (the platform still gets them in order,
+   * one request at a time: Forwarder). A live batch moves the cursor only once delivered, through
+   * the reconciliation.
+   */
   async export(batch: StoredBatch): Promise<void> {
     if (this.stopping) return;
     if (this.mode !== 'live') return this.hold(batch);
     this.awaitingLive++;
-    try {
-      await this.sendLive(batch);
-    } catch (err) {
-      // Shut down mid-send: the events stay in the store, after the cursor, for the next start.
-      if (!this.stopping) throw err;
-    } finally {
-      this.awaitingLive--;
-    }
+    await this.sendLive(batch);
+    while (this.inFlight.length >= LIVE_IN_FLIGHT) await this.inFlight[0];
   }
 
   /**
@@ -199,8 +203,20 @@ export class StoreFollower implements Sink {
   private sendLive(batch: StoredBatch): Promise<void> {
     return this.exclusive(async () => {
       // Decided again under the lock: a catch-up may have begun meanwhile.
-      if (this.mode !== 'live') return this.hold(batch);
-      await this.sendBatchLive(batch);
+      if (this.mode !== 'live') {
+        this.awaitingLive--;
+        return this.hold(batch);
+      }
+      const delivered: Promise<void> = this.sendBatchLive(batch)
+        .catch((err: unknown) => {
+          // Shut down mid-send: the events stay in the store, after the cursor, for the next start.
+          if (!this.stopping) this.fail('sending', err);
+        })
+        .finally(() => {
+          this.awaitingLive--;
+          this.inFlight.splice(this.inFlight.indexOf(delivered), 1);
+        });
+      this.inFlight.push(delivered);
     });
   }
 
@@ -282,6 +298,8 @@ export class StoreFollower implements Sink {
    */
   private async catchUpPage(ahead: { page: Promise<PageRead> | undefined }): Promise<boolean> {
     if (this.stopping) return true;
+    // Live batches still on their way are delivered (their keys known) before the store is read.
+    while (this.inFlight.length > 0) await this.inFlight[0];
     const { cluster } = this.opts;
     let read = ahead.page === undefined ? undefined : await ahead.page;
     ahead.page = undefined;
@@ -426,6 +444,7 @@ export class StoreFollower implements Sink {
     if (this.timer !== undefined) clearInterval(this.timer);
     // The platform's retries end (a send in progress fails), and with them the catch-up.
     await this.opts.inner.shutdown();
+    await Promise.all(this.inFlight);
     await this.catchingUp;
     try {
       if (this.mode === 'live') await this.reconcile();
