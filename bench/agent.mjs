@@ -119,6 +119,18 @@ function peakRssMb(pid) {
   return bytes > 0 ? bytes / MB : Number.NaN;
 }
 
+/** CPU seconds (user + system, all threads) a live process has used, from /proc; NaN elsewhere. */
+function cpuSeconds(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // Fields 14 and 15 of proc(5), counted from the state (field 3) here; in clock ticks of 1/100 s.
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
+
 async function stop(agent) {
   agent.child.kill('SIGTERM');
   await new Promise((r) => agent.child.once('exit', r));
@@ -223,6 +235,7 @@ async function throughput(source, lines, extra = '', sinkReceived = undefined) {
       stored = await rows(agent);
     }
     const end = performance.now();
+    const cpuAtLastStore = cpuSeconds(agent.child.pid);
     const rss = peakRssMb(agent.child.pid);
     // With a forwarder: where it stood when the last event was stored, and how long until the
     // endpoint had every event.
@@ -242,6 +255,7 @@ async function throughput(source, lines, extra = '', sinkReceived = undefined) {
           droppedFromQueue: f.droppedFromQueue,
         },
         allDeliveredSeconds: (performance.now() - ready) / 1000,
+        cpuSecondsAllDelivered: cpuSeconds(agent.child.pid),
       };
     }
     await stop(agent);
@@ -250,6 +264,7 @@ async function throughput(source, lines, extra = '', sinkReceived = undefined) {
       events: lines,
       startSeconds: (ready - t0) / 1000,
       seconds: (end - ready) / 1000,
+      cpuSecondsAtLastStore: cpuAtLastStore,
       eventsPerSecond: lines / ((end - ready) / 1000),
       catchUpEventsPerSecond: lines / ((end - t0) / 1000),
       peakRssMb: rss,
@@ -345,8 +360,8 @@ try {
   );
 
   if (process.env.BENCH_AGENT_ONLY === 'forwarding') {
-    // Only the forwarding cost (BENCH_AGENT_ONLY=forwarding): the runs without and with a forwarder.
-    const plain = await throughput(head, EVENTS, 'detect: {enabled: false}\n');
+    // Only the forwarding cost (BENCH_AGENT_ONLY=forwarding): the runs without and with a forwarder,
+    // alternated back to back BENCH_ROUNDS times (default 1) on a shared machine.
     let n = 0;
     const srv = createServer((req, res) => {
       const z = createGunzip();
@@ -357,16 +372,28 @@ try {
       z.on('end', () => res.writeHead(200).end());
     });
     await new Promise((r) => srv.listen(0, '127.0.0.1', r));
-    const fwd = await throughput(
-      head,
-      EVENTS,
-      `detect: {enabled: false}\nforward:\n  - type: http\n    url: http://127.0.0.1:${srv.address().port}/in\n`,
-      () => n,
-    );
+    const rounds = Number(process.env.BENCH_ROUNDS ?? 1);
+    const costs = [];
+    for (let round = 1; round <= rounds; round++) {
+      const plain = await throughput(head, EVENTS, 'detect: {enabled: false}\n');
+      n = 0;
+      const fwd = await throughput(
+        head,
+        EVENTS,
+        `detect: {enabled: false}\nforward:\n  - type: http\n    url: http://127.0.0.1:${srv.address().port}/in\n`,
+        () => n,
+      );
+      const cost = 1 - fwd.eventsPerSecond / plain.eventsPerSecond;
+      costs.push(cost);
+      log(
+        `round ${round}: without a forwarder ${plain.eventsPerSecond.toFixed(0)} events/s (${plain.cpuSecondsAtLastStore.toFixed(1)} CPU s); with an http forwarder ${fwd.eventsPerSecond.toFixed(0)} events/s (${fwd.cpuSecondsAtLastStore.toFixed(1)} CPU s when the last event was stored); forwarding costs ingest ${(100 * cost).toFixed(1)}%; all ${fwd.forwarder.delivered} delivered after ${fwd.forwarder.allDeliveredSeconds.toFixed(1)} s (${fwd.forwarder.cpuSecondsAllDelivered.toFixed(1)} CPU s); at the last store ${JSON.stringify(fwd.forwarder.atLastStore)}`,
+      );
+    }
     srv.close();
-    const cost = 1 - fwd.eventsPerSecond / plain.eventsPerSecond;
+    const sorted = [...costs].sort((a, b) => a - b);
+    const median = sorted[Math.floor(sorted.length / 2)];
     log(
-      `without a forwarder: ${plain.eventsPerSecond.toFixed(0)} events/s; with an http forwarder: ${fwd.eventsPerSecond.toFixed(0)} events/s (forwarding costs ${(100 * cost).toFixed(1)}%, target <= 10%: ${cost <= 0.1 ? 'met' : 'NOT met'}); ${JSON.stringify(fwd.forwarder)}`,
+      `forwarding's cost to ingest over ${rounds} round(s): median ${(100 * median).toFixed(1)}%, from ${(100 * sorted[0]).toFixed(1)}% to ${(100 * sorted.at(-1)).toFixed(1)}% (target <= 10%: ${median <= 0.1 ? 'met' : 'NOT met'})`,
     );
     process.exit(0);
   }

@@ -111,6 +111,42 @@ describe('Forwarder to the Datadog intake', () => {
     expect(f.stats()).toMatchObject({ sentEvents: 2510, retries: 3, deadLettered: 0 });
   });
 
+  it('encodes a batch handed over while the one before is on its way, and still sends one request at a time, in order', async () => {
+    let open = 0;
+    let mostOpen = 0;
+    let encoded = 0;
+    const dd = datadogEncoder({ apiKey: 'dd-key' });
+    const encodedWhileSending: number[] = [];
+    const f = forwarder({
+      encoder: {
+        encode: (events) => {
+          encoded++;
+          return dd.encode(events);
+        },
+      },
+      fetch: async (input, init) => {
+        open++;
+        mostOpen = Math.max(mostOpen, open);
+        try {
+          // Lets the caller's next export run before this request is answered.
+          await new Promise((r) => setTimeout(r, 5));
+          encodedWhileSending.push(encoded);
+          return await fetch(input, init);
+        } finally {
+          open--;
+        }
+      },
+    });
+    server.failures = [{ status: 500 }, { status: 503 }];
+    const sends = [0, 1, 2, 3].map((b) => f.export(batch(b * 10, 10)));
+    await Promise.all(sends);
+    expect(mostOpen).toBe(1);
+    // The first request (and its two retries) went out with all four batches already encoded.
+    expect(encodedWhileSending[0]).toBe(4);
+    expect(datadogIds(server)).toEqual(Array.from({ length: 40 }, (_, i) => event(i).auditID));
+    expect(server.violations).toEqual([]);
+  });
+
   it('sends an event over 1 MB without its bodies and counts it', async () => {
     const f = forwarder();
     await f.export(batch(0, 1, { requestObject: { blob: 'x'.repeat(1_200_000) } }));

@@ -78,6 +78,8 @@ export class Forwarder implements Sink {
   private lastSentAt: Date | undefined;
   private sendingSince: number | undefined;
   private readonly stopped = new AbortController();
+  /** The last batch handed over: the next one is sent after it. */
+  private sending: Promise<void> = Promise.resolve();
 
   constructor(private readonly opts: ForwarderOptions) {}
 
@@ -132,17 +134,33 @@ export class Forwarder implements Sink {
     return this.sendAll(out);
   }
 
-  private async sendAll(out: OutgoingEvent[]): Promise<void> {
-    if (out.length === 0) return;
+  /**
+   * Encodes now (the compression starts in its thread at once), and sends once every batch handed
+   * over before has been sent: a caller with two batches in flight overlaps the encoding and
+   * compression of the second with the request of the first, and the platform still receives them
+   * in order, one request at a time. A batch whose predecessor failed (only once shut down) is not
+   * sent either.
+   */
+  private sendAll(out: OutgoingEvent[]): Promise<void> {
+    if (out.length === 0) return this.sending;
+    const payloads = this.opts.encoder.encode(out);
+    // A compression that fails is reported when its payload is sent; never an unhandled rejection
+    // for a payload that is not sent because the one before it failed.
+    for (const p of payloads) if (p.body instanceof Promise) p.body.catch(() => undefined);
     // How far behind: the batch's first event is its oldest (the store hands them over in order).
     const first = out[0] as OutgoingEvent;
     const since = /"requestReceivedTimestamp":"([^"]+)"/.exec(first.json)?.[1];
-    this.sendingSince = (since === undefined ? Number.NaN : Date.parse(since)) || Date.now();
-    try {
-      for (const payload of this.opts.encoder.encode(out)) await this.send(payload);
-    } finally {
-      this.sendingSince = undefined;
-    }
+    const sinceMs = (since === undefined ? Number.NaN : Date.parse(since)) || Date.now();
+    const run = this.sending.then(async () => {
+      this.sendingSince = sinceMs;
+      try {
+        for (const payload of payloads) await this.send(payload);
+      } finally {
+        this.sendingSince = undefined;
+      }
+    });
+    this.sending = run;
+    return run;
   }
 
   private select(e: AuditEvent, cluster: string): AuditEvent | undefined {

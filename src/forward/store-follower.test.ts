@@ -62,7 +62,7 @@ function received(): string[] {
 
 const idOf = (i: number) => `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`;
 
-function follower(cursors: ForwardCursors, fanOutMax = 100) {
+function follower(cursors: ForwardCursors, fanOutMax = 100, busy?: () => boolean) {
   const inner = new Forwarder({
     name: 'ndjson',
     type: 'http',
@@ -83,6 +83,7 @@ function follower(cursors: ForwardCursors, fanOutMax = 100) {
     pageRows: 64,
     tickMs: 10,
     stuckMs: 50,
+    ...(busy === undefined ? {} : { busy, yieldQuietMs: 50 }),
   });
   const fanOut = new FanOut([f], { log: quiet, maxQueueEvents: fanOutMax });
   f.start();
@@ -178,6 +179,55 @@ describe('StoreFollower: the store is the buffer', () => {
     expect([...received()].sort()).toEqual(Array.from({ length: 16 }, (_, i) => idOf(i)));
     expect(new Set(received()).size).toBe(16);
     expect(f.stats()).toMatchObject({ mode: 'live', catchUps: 1, recoveredEvents: 1 });
+    await fanOut.shutdown(1000);
+  });
+
+  it('a live batch moves the cursor only once the platform took it, with the next one on its way', async () => {
+    const { f, fanOut, ingest } = follower(ForwardCursors.open(dir));
+    await ingest(0, 10);
+    await until('10 live', () => received().length === 10);
+    await until('no lag', () => f.stats().lagEvents === 0);
+    server.down = true;
+    await ingest(10, 10);
+    await ingest(20, 10);
+    // Both batches are on their way, one retrying and one encoded behind it: the fan-out holds only
+    // the second, yet the cursor has passed neither.
+    await until('the first handed over', () => fanOut.stats()[0]?.queuedEvents === 10);
+    await until('the lag measured', () => f.stats().lagEvents === 20);
+    expect(f.stats().mode).toBe('live');
+    server.down = false;
+    await until('all 30', () => received().length >= 30);
+    await until('no lag', () => f.stats().lagEvents === 0);
+    expect(received()).toEqual(Array.from({ length: 30 }, (_, i) => idOf(i)));
+    await fanOut.shutdown(1000);
+  });
+
+  it('while ingest is saturated it neither sends nor reads the store; then it catches up, in order', async () => {
+    let busy = false;
+    const { f, fanOut, ingest } = follower(ForwardCursors.open(dir), 100, () => busy);
+    await ingest(0, 10);
+    await until('10 live', () => received().length === 10);
+    await until('no lag', () => f.stats().lagEvents === 0);
+    busy = true;
+    let scans = 0;
+    const scan = store.scan.bind(store);
+    store.scan = (q) => {
+      scans++;
+      return scan(q);
+    };
+    for (let b = 1; b < 6; b++) await ingest(b * 10, 10);
+    await until('yielding', () => f.stats().mode === 'yielding');
+    const scansWhileBusy = scans;
+    // Several of its ticks and polls pass: still nothing sent, nothing read.
+    await new Promise((r) => setTimeout(r, 300));
+    expect(received()).toHaveLength(10);
+    expect(scans).toBe(scansWhileBusy);
+    busy = false;
+    await until('all 60', () => received().length >= 60);
+    await until('live again', () => f.stats().mode === 'live');
+    await ingest(60, 10);
+    await until('all 70', () => received().length >= 70);
+    expect(received()).toEqual(Array.from({ length: 70 }, (_, i) => idOf(i)));
     await fanOut.shutdown(1000);
   });
 

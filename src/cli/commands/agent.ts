@@ -222,6 +222,9 @@ Examples:
       // Each forwarder follows the store from its own cursor in run_path: an outage, a full queue or
       // a restart loses nothing (docs/forward.md).
       const cursors = ForwardCursors.open(config.runPath);
+      // A backlog of a full batch or more: ingest is saturated, and the forwarders wait for it
+      // (store-follower.ts). Set once the agent exists.
+      let ingestBusy = () => false;
       const forwarders = config.forward.map(
         (entry) =>
           new StoreFollower({
@@ -238,6 +241,7 @@ Examples:
             cluster: config.cluster,
             cursors,
             log,
+            busy: () => ingestBusy(),
           }),
       );
       const names = forwarders.map((f) => f.name);
@@ -257,6 +261,7 @@ Examples:
         version: VERSION,
         sinks,
       });
+      ingestBusy = () => agent.pipeline.stats().queuedEvents >= config.pipeline.batchEvents;
       // The agent's API: its own token, new at each start, written to agent.json (owner-only) where
       // the CLI finds it. The demo's data is simulated, so its dashboard needs no token.
       const token = randomBytes(32).toString('base64url');

@@ -91,6 +91,7 @@ function compressorThread(): Compressor | null {
  * compiled file is absent (tests running the TypeScript sources).
  */
 export function gzipFast(text: string | Buffer): Promise<Buffer> {
+  // A Buffer passed in is handed over to the thread: the caller must not use it again.
   const c = compressorThread();
   if (c === null) return Promise.resolve(gzipSync(text, { level: 1 }));
   const id = c.seq++;
@@ -98,7 +99,12 @@ export function gzipFast(text: string | Buffer): Promise<Buffer> {
     c.pending.set(id, { resolve, reject });
     // A pending request keeps the process up until it is answered.
     if (c.pending.size === 1) c.worker.ref();
-    c.worker.postMessage({ id, data: text });
+    // Handed over as bytes whose memory moves to the thread: a string is copied by the structured
+    // clone on both sides (a fifth of a datadog sink's main-thread CPU in bench:forward).
+    const bytes = typeof text === 'string' ? Buffer.from(text) : text;
+    const own =
+      bytes.byteOffset === 0 && bytes.buffer.byteLength === bytes.length ? bytes : new Uint8Array(bytes);
+    c.worker.postMessage({ id, data: own }, [own.buffer as ArrayBuffer]);
   }).finally(() => {
     if (c.pending.size === 0) c.worker.unref();
   });
