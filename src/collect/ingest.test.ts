@@ -1,6 +1,7 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { auditLine } from '../../test/fixtures/agent/make-events.js';
 import type { Store } from '../store/contract.js';
@@ -66,5 +67,44 @@ describe('ingest', () => {
       timeoutMs: 60_000,
     });
     expect(r?.rows).toEqual([{ verb: 'list' }]);
+  });
+
+  it('goes on past a broken symlink, an unreadable file and a truncated .gz in a directory, storing every readable event', async () => {
+    const logs = join(dir, 'logs');
+    mkdirSync(logs);
+    const lines = (from: number, n: number) =>
+      Array.from({ length: n }, (_v, i) => auditLine(uuid(from + i))).join('');
+    writeFileSync(join(logs, 'a.log'), lines(0, 5));
+    symlinkSync(join(logs, 'missing.log'), join(logs, 'b.log'));
+    writeFileSync(join(logs, 'c.log'), lines(100, 5));
+    // root reads any file whatever its mode; the skip is checked where the mode holds.
+    chmodSync(join(logs, 'c.log'), 0o000);
+    const unreadable = process.getuid?.() !== 0;
+    const gz = gzipSync(Buffer.from(lines(200, 50)));
+    writeFileSync(join(logs, 'd.log.gz'), gz.subarray(0, Math.floor(gz.length * 0.6)));
+    writeFileSync(join(logs, 'e.log'), lines(300, 5));
+    const s = await ingest([{ path: logs }], {
+      store,
+      cluster: 'c1',
+      deadLetter: new DeadLetter(join(dir, 'data')),
+      log: createLogger({ out: { write: () => true } as unknown as NodeJS.WritableStream }),
+    });
+    const skipped = new Map(s.skipped.map((k) => [k.path, k.reason]));
+    expect(skipped.get(join(logs, 'b.log'))).toMatch(/ENOENT|no such file/i);
+    if (unreadable) expect(skipped.get(join(logs, 'c.log'))).toMatch(/EACCES|permission/i);
+    // The truncated gzip: what could be decoded is stored, and it is reported with where it stopped.
+    expect(skipped.get(join(logs, 'd.log.gz'))).toBeDefined();
+    const sql = store.sql?.bind(store);
+    if (sql === undefined) throw new Error('the DuckDB store runs SQL');
+    const { rows } = await sql('SELECT audit_id FROM events', { maxRows: 1000, timeoutMs: 30_000 });
+    const ids = new Set(rows.map((r) => String(r.audit_id)));
+    for (const i of [0, 4, 300, 304]) expect(ids.has(uuid(i))).toBe(true);
+    if (!unreadable) expect(ids.has(uuid(100))).toBe(true);
+    const fromGz = [...ids].filter(
+      (id) => Number.parseInt(id.slice(0, 8), 16) >= 200 && Number.parseInt(id.slice(0, 8), 16) < 300,
+    );
+    expect(fromGz.length).toBeGreaterThan(0);
+    expect(fromGz.length).toBeLessThan(50);
+    expect(s.stored).toBe(ids.size);
   });
 });
