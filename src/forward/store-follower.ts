@@ -491,7 +491,9 @@ export class StoreFollower implements Sink {
         this.figures.lagEvents = 0;
         this.figures.lagSeconds = 0;
       } else if (this.mode === 'yielding') {
-        // Not a query while ingest is saturated; the lag shown is the last one measured.
+        // No query while ingest is saturated: the lag in seconds is taken from the cursor (ingest is
+        // storing events after it), the lag in events is the last one counted.
+        this.figures.lagSeconds = Math.max(0, (t * 1000 - decodeIngestCursor(this.position).us) / 1e6);
       } else if (t - this.lagMeasuredMs >= LAG_EVERY_MS || this.mode === 'live') {
         this.lagMeasuredMs = t;
         await this.measureLag();
