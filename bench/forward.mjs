@@ -1,6 +1,6 @@
 // npm run bench:forward — each HTTP sink (http, datadog, elasticsearch, splunk, loki, otlp) sending
 // 200,000 simulated events to a local endpoint that accepts everything, through the same
-// createForwarder the agent uses (encode, gzip, POST, wait for the answer). Baseline in the same
+// createForwarder the agent uses (encode, gzip, POST; two batches in flight). Baseline in the same
 // run: the bare pass of building the stored batches (what every sink receives). Target: >= 50,000
 // events/s for http and datadog. BENCH_FORWARD_EVENTS changes the size; BENCH_FORWARD_SINKS=http,datadog
 // runs only those (e.g. under node --cpu-prof).

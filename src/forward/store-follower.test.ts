@@ -5,8 +5,10 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { bodyText, PlatformServer } from '../../test/fixtures/forward/platform-server.js';
 import { createLogger } from '../collect/logger.js';
 import { FanOut } from '../collect/sinks.js';
+import type { EventReader, Row } from '../store/contract.js';
+import { nextIngestedUs } from '../store/ingest-clock.js';
 import { MemoryStore } from '../store/memory/memory-store.js';
-import { decodeIngestCursor, INGEST_CURSOR_COLUMN } from '../store/query.js';
+import { decodeIngestCursor, encodeIngestCursor, INGEST_CURSOR_COLUMN } from '../store/query.js';
 import { httpEncoder } from './encoders/http.js';
 import { FORWARD_CURSORS_FILE, ForwardCursors } from './forward-cursors.js';
 import { Forwarder } from './forwarder.js';
@@ -245,5 +247,73 @@ describe('StoreFollower: the store is the buffer', () => {
     const { writeFileSync } = await import('node:fs');
     writeFileSync(join(dir, FORWARD_CURSORS_FILE), '{"version":1,"sinks":{"a":{"position":"x"}}}');
     expect(() => ForwardCursors.open(dir)).toThrow(/forward-cursors\.json has an unknown layout: sinks\.a/);
+  });
+});
+
+describe('StoreFollower: a commit that becomes visible after a later-stamped one (parallel inserts)', () => {
+  /**
+   * Batch A is stamped before batch B but becomes visible after it, as a slow insert beside a fast
+   * one can on ClickHouse. A catching-up sink reads B first.
+   */
+  async function slowInsert(settleMs: number): Promise<{ lost: string[] }> {
+    const cursors = ForwardCursors.open(dir);
+    cursors.set(
+      'ndjson',
+      'prod',
+      encodeIngestCursor({ us: nextIngestedUs(), cluster: '', auditId: '', stage: '' }),
+    );
+    await store.write({ events: [event(0), event(1)], cluster: 'prod' });
+    await store.write({ events: [event(2), event(3)], cluster: 'prod' });
+    const hidden = new Set([idOf(0), idOf(1)]);
+    const reader: EventReader = {
+      search: (q) => store.search(q),
+      aggregate: (q) => store.aggregate(q),
+      count: (f) => store.count(f),
+      info: () => store.info(),
+      scan: async function* (q) {
+        for await (const page of store.scan(q))
+          yield page.filter((r: Row) => !hidden.has(String(r.audit_id)));
+      },
+    };
+    // The sink's clock runs 10 s behind until A is visible: nothing it reads has settled before.
+    let behindMs = settleMs > 0 ? 10_000 : 0;
+    const f = new StoreFollower({
+      inner: new Forwarder({
+        name: 'ndjson',
+        type: 'http',
+        url: `${url}/ingest`,
+        encoder: httpEncoder(),
+        deadLetter: async () => undefined,
+        log: quiet,
+      }),
+      store: reader,
+      cluster: 'prod',
+      cursors,
+      log: quiet,
+      tickMs: 10,
+      stuckMs: 50,
+      settleMs,
+      now: () => Date.now() - behindMs,
+    });
+    f.start();
+    await until('caught up with what is visible', () => f.stats().mode === 'live');
+    if (settleMs === 0) await until('B sent', () => received().length === 2);
+    else expect(received()).toEqual([]);
+    hidden.clear();
+    behindMs = 0;
+    if (settleMs > 0) await until('all 4', () => received().length >= 4);
+    await until('no lag', () => f.stats().lagEvents === 0 && f.stats().mode === 'live');
+    await f.shutdown();
+    const got = new Set(received());
+    return { lost: [0, 1, 2, 3].map(idOf).filter((id) => !got.has(id)) };
+  }
+
+  it('without a settle time the cursor passes the slow batch and it is never sent', async () => {
+    expect((await slowInsert(0)).lost).toEqual([idOf(0), idOf(1)]);
+  });
+
+  it('with a settle time longer than the insert, nothing is lost', async () => {
+    expect((await slowInsert(1000)).lost).toEqual([]);
+    expect(new Set(received()).size).toBe(received().length);
   });
 });

@@ -49,6 +49,12 @@ export interface StoreFollowerOptions {
    * room for `yieldQuietMs`, then goes back to live batches.
    */
   busy?: () => boolean;
+  /**
+   * How long after its stamp a stored event is surely visible to a read (the store's longest commit):
+   * 0 where commits become visible in stamp order (DuckDB, memory), the insert timeout on ClickHouse.
+   * The cursor stays that far behind the newest events.
+   */
+  settleMs?: number;
   /** How long ingest must have room before a yielding sink reads the store again; default 1 s. */
   yieldQuietMs?: number;
   now?: () => number;
@@ -349,9 +355,10 @@ export class StoreFollower implements Sink {
     ahead.page = undefined;
     if (read === undefined || read.position !== this.position) read = await this.readPage(this.position);
     if (read.error !== undefined) throw read.error;
-    const { rows } = read;
+    const rows = this.settled(read.rows);
     const next = rows.at(-1)?.[INGEST_CURSOR_COLUMN];
-    if (rows.length === this.pageRows && typeof next === 'string') ahead.page = this.readPage(next);
+    if (read.rows.length === this.pageRows && rows.length === read.rows.length && typeof next === 'string')
+      ahead.page = this.readPage(next);
     if (rows.length === 0) {
       this.mode = 'live';
       this.stuck = undefined;
@@ -379,6 +386,19 @@ export class StoreFollower implements Sink {
     this.figures.recovered += events.length;
     await this.moveTo(String(next));
     return false;
+  }
+
+  /**
+   * The rows stored at least `settleMs` ago: the cursor never passes a younger one, since on a store
+   * whose commits become visible out of stamp order (ClickHouse's parallel inserts) an earlier-stamped
+   * batch may still appear before it.
+   */
+  private settled(rows: Row[]): Row[] {
+    const settleMs = this.opts.settleMs ?? 0;
+    if (settleMs <= 0) return rows;
+    const edgeUs = (this.now() - settleMs) * 1000;
+    const young = rows.findIndex((r) => decodeIngestCursor(String(r[INGEST_CURSOR_COLUMN])).us > edgeUs);
+    return young < 0 ? rows : rows.slice(0, young);
   }
 
   private async moveTo(position: string): Promise<void> {
@@ -416,7 +436,7 @@ export class StoreFollower implements Sink {
       if (this.mode !== 'live' || this.position !== from) return undefined;
       let upTo: string | undefined;
       let blocked: string | undefined;
-      for (const r of rows) {
+      for (const r of this.settled(rows)) {
         const k = keyOfRow(r);
         if (!this.liveSent.delete(k) && !this.recentFromStore.has(k)) {
           blocked = k;
@@ -471,7 +491,9 @@ export class StoreFollower implements Sink {
         this.figures.lagEvents = 0;
         this.figures.lagSeconds = 0;
       } else if (this.mode === 'yielding') {
-        // Not a query while ingest is saturated; the lag shown is the last one measured.
+        // No query while ingest is saturated: the lag in seconds is taken from the cursor (ingest is
+        // storing events after it), the lag in events is the last one counted.
+        this.figures.lagSeconds = Math.max(0, (t * 1000 - decodeIngestCursor(this.position).us) / 1e6);
       } else if (t - this.lagMeasuredMs >= LAG_EVERY_MS || this.mode === 'live') {
         this.lagMeasuredMs = t;
         await this.measureLag();

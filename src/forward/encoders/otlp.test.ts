@@ -124,6 +124,10 @@ describe('otlp encoder', () => {
       { key: 'client.address', value: { stringValue: '10.2.0.7' } },
       { key: 'url.path', value: { stringValue: '/api/v1/namespaces/payments/secrets/db-1' } },
       { key: 'http.response.status_code', value: { intValue: '403' } },
+      {
+        key: 'log.record.uid',
+        value: { stringValue: `${events[0]?.cluster}/4d2ea1b7-3c1f-4a55-9e0c-000000000001/ResponseComplete` },
+      },
     ]);
     expect(records[1]?.attributes.map((a) => a.key)).toEqual([
       'k8s.audit.id',
@@ -133,6 +137,7 @@ describe('otlp encoder', () => {
       'k8s.audit.user',
       'client.address',
       'url.path',
+      'log.record.uid',
     ]);
   });
 

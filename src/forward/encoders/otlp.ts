@@ -36,6 +36,10 @@ function attributesOf(ev: OutgoingEvent): KeyValue[] {
   ];
   if (e.responseStatus?.code !== undefined)
     attributes.push({ key: 'http.response.status_code', value: { intValue: String(e.responseStatus.code) } });
+  // OpenTelemetry semconv, general log attributes: records with the same log.record.uid are
+  // duplicates and may be removed. An event is one per (cluster, auditID, stage), so a record sent
+  // again after a restart carries the same uid (docs/forward.md: what each platform does with it).
+  attributes.push(...str('log.record.uid', `${ev.cluster}/${e.auditID}/${e.stage}`));
   return attributes;
 }
 
