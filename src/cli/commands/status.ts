@@ -122,7 +122,7 @@ interface ForwardStatus {
   lagSeconds?: number;
   lastSentAt?: string;
   lastError?: string;
-  /** A forwarder that follows the store: `live` or `catching-up`. */
+  /** A forwarder that follows the store: `live`, `catching-up` or `yielding` (to a saturated ingest). */
   mode?: string;
   lagEvents?: number;
   recoveredEvents?: number;
