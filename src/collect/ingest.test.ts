@@ -12,13 +12,17 @@ import { createLogger } from './logger.js';
 
 let dir: string;
 let store: Store;
+let deadLetter: DeadLetter;
 
 beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), 'kaudit-ingest-'));
   store = await openStore(join(dir, 'data'));
+  deadLetter = new DeadLetter(join(dir, 'data'));
 });
 
 afterEach(async () => {
+  // Its file stays open after a write until closed, as the CLI closes it.
+  await deadLetter.close();
   await store.close();
   rmSync(dir, { recursive: true, force: true });
 });
@@ -31,7 +35,7 @@ function ingestLines(lines: string[], batchEvents: number) {
   return ingest([{ path: join(dir, 'audit.log') }], {
     store,
     cluster: 'c1',
-    deadLetter: new DeadLetter(join(dir, 'data')),
+    deadLetter,
     batchEvents,
     log: createLogger({ out: { write: () => true } as unknown as NodeJS.WritableStream }),
   });
@@ -86,7 +90,7 @@ describe('ingest', () => {
     const s = await ingest([{ path: logs }], {
       store,
       cluster: 'c1',
-      deadLetter: new DeadLetter(join(dir, 'data')),
+      deadLetter,
       log: createLogger({ out: { write: () => true } as unknown as NodeJS.WritableStream }),
     });
     const skipped = new Map(s.skipped.map((k) => [k.path, k.reason]));
