@@ -224,6 +224,8 @@ describe('StoreFollower: the store is the buffer', () => {
     await new Promise((r) => setTimeout(r, 300));
     expect(received()).toHaveLength(10);
     expect(scans).toBe(scansWhileBusy);
+    // Its lag grows with what it was handed, without counting in the store.
+    expect(f.stats().lagEvents).toBeGreaterThanOrEqual(50);
     busy = false;
     await until('all 60', () => received().length >= 60);
     await until('live again', () => f.stats().mode === 'live');

@@ -206,7 +206,11 @@ export class StoreFollower implements Sink {
     if (this.mode === 'live' && busy) this.catchUp('ingest is saturated');
     // Held only while ingest has room: during a saturated ingest the catch-up reads them anyway, and
     // keeping 50,000 events alive there costs ingest its garbage collector's time.
-    if (this.mode !== 'live') return busy ? undefined : this.hold(batch);
+    if (this.mode !== 'live') {
+      // While it yields no query counts the lag: what it was handed and did not send is added.
+      if (busy) this.figures.lagEvents += batch.events.length;
+      return busy ? undefined : this.hold(batch);
+    }
     this.awaitingLive++;
     await this.sendLive(batch);
     while (this.inFlight.length >= LIVE_IN_FLIGHT) await this.inFlight[0];
@@ -463,6 +467,10 @@ export class StoreFollower implements Sink {
     return complete;
   }
 
+  private isLive(): boolean {
+    return this.mode === 'live';
+  }
+
   private async measureLag(): Promise<void> {
     const filter = { cluster: [this.opts.cluster], ingestedAfter: this.position };
     const behind = await this.opts.store.count(filter);
@@ -487,12 +495,14 @@ export class StoreFollower implements Sink {
       // reached the end needs no count to know the lag is nil, and a catch-up is measured every
       // few seconds only.
       const t = this.now();
-      if (this.mode === 'live' && (await this.reconcile())) {
+      // Still live once it has read: a catch-up that began meanwhile keeps its lag.
+      if (this.mode === 'live' && (await this.reconcile()) && this.isLive()) {
         this.figures.lagEvents = 0;
         this.figures.lagSeconds = 0;
       } else if (this.mode === 'yielding') {
         // No query while ingest is saturated: the lag in seconds is taken from the cursor (ingest is
-        // storing events after it), the lag in events is the last one counted.
+        // storing events after it), the lag in events is the last one counted plus what the sink
+        // was handed since (export).
         this.figures.lagSeconds = Math.max(0, (t * 1000 - decodeIngestCursor(this.position).us) / 1e6);
       } else if (t - this.lagMeasuredMs >= LAG_EVERY_MS || this.mode === 'live') {
         this.lagMeasuredMs = t;
