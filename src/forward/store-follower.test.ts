@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { bodyText, PlatformServer } from '../../test/fixtures/forward/platform-server.js';
+import { ndjsonAuditIds, PlatformServer } from '../../test/fixtures/forward/platform-server.js';
 import { createLogger } from '../collect/logger.js';
 import { FanOut } from '../collect/sinks.js';
 import type { EventReader, Row } from '../store/contract.js';
@@ -53,14 +53,7 @@ afterEach(async () => {
 });
 
 /** The auditIDs the platform took, in the order it took them (its 503s not counted). */
-function received(): string[] {
-  return server.requests.flatMap((r) =>
-    bodyText(r)
-      .split('\n')
-      .filter((l) => l !== '')
-      .map((l) => (JSON.parse(l) as { event: { auditID: string } }).event.auditID),
-  );
-}
+const received = () => ndjsonAuditIds(server);
 
 const idOf = (i: number) => `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`;
 

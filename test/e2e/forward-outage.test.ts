@@ -11,7 +11,7 @@ import {
   waitFor,
   writeConfig,
 } from '../fixtures/agent/harness.js';
-import { bodyText, PlatformServer } from '../fixtures/forward/platform-server.js';
+import { ndjsonAuditIds, PlatformServer } from '../fixtures/forward/platform-server.js';
 
 const dir = tempDir('forward-outage');
 const server = new PlatformServer((r) =>
@@ -55,14 +55,7 @@ function writeEvents(file: string, from: number, to: number): void {
 }
 
 /** The auditIDs the platform took, in the order it took them. */
-function received(): string[] {
-  return server.requests.flatMap((r) =>
-    bodyText(r)
-      .split('\n')
-      .filter((l) => l !== '')
-      .map((l) => (JSON.parse(l) as { event: { auditID: string } }).event.auditID),
-  );
-}
+const received = () => ndjsonAuditIds(server);
 
 interface SinkStatus {
   name: string;

@@ -86,34 +86,38 @@ export function layoutOf(shape: TableShape): number {
   return shape.storesDecisionSource && shape.splitsRaw ? 3 : 2;
 }
 
-/** Where an event's text is stored: failed requests (400 or more) apart from the rest. */
+/**
+ * Where an event's bytes are stored: in `raw_failed` for a failed request (code 400 or more), else
+ * in `raw`; the other is NULL.
+ */
 const FAILED = 'code >= 400';
-const rawColumns = (bytes: string) =>
-  `CASE WHEN ${FAILED} THEN NULL ELSE ${bytes} END, CASE WHEN ${FAILED} THEN ${bytes} END`;
+function splitRaw(bytes: string): { raw: string; failed: string } {
+  return {
+    raw: `CASE WHEN ${FAILED} THEN NULL ELSE ${bytes} END`,
+    failed: `CASE WHEN ${FAILED} THEN ${bytes} END`,
+  };
+}
 
 /**
- * The current table's columns read from a table of an older shape: a VARCHAR raw becomes its bytes
- * (encode() keeps the text's bytes as they are; a cast to BLOB would read backslash escapes in it),
- * the decision is derived where only the annotation was stored, and long_running is computed where
- * it was not stored. Layout 1's other stored derived columns are left out (the view computes them).
+ * The current table's columns read from a table of an older shape: the event's bytes split between
+ * raw and raw_failed (a VARCHAR raw becomes its bytes: encode() keeps them as they are, where a cast
+ * to BLOB would read backslash escapes in the text), the decision derived where only the annotation
+ * was stored, and long_running computed where it was not stored. Layout 1's other stored derived
+ * columns are left out (the view computes them).
  */
 export function currentColumnsFrom(shape: TableShape): string {
   if (layoutOf(shape) === SCHEMA_VERSION) return TABLE_COLUMNS.join(', ');
-  const text = shape.rawIsBlob ? 'decode(raw)' : 'raw';
-  const [raw, rawFailed] = shape.splitsRaw
-    ? ['raw', 'raw_failed']
-    : [
-        `CASE WHEN ${FAILED} THEN NULL ELSE ${shape.rawIsBlob ? 'raw' : 'encode(raw)'} END`,
-        `CASE WHEN ${FAILED} THEN ${shape.rawIsBlob ? 'raw' : 'encode(raw)'} END`,
-      ];
+  const bytes = shape.splitsRaw ? 'coalesce(raw, raw_failed)' : shape.rawIsBlob ? 'raw' : 'encode(raw)';
+  const text = shape.rawIsBlob ? `decode(${bytes})` : 'raw';
+  const split = shape.splitsRaw ? { raw: 'raw', failed: 'raw_failed' } : splitRaw(bytes);
   const derived = derivedDecision(
     'decision',
     'code',
     `json_extract_string(${text}, '$.responseStatus.message')`,
   );
   return TABLE_COLUMNS.map((c) => {
-    if (c === 'raw') return `${raw} AS raw`;
-    if (c === 'raw_failed') return `${rawFailed} AS raw_failed`;
+    if (c === 'raw') return `${split.raw} AS raw`;
+    if (c === 'raw_failed') return `${split.failed} AS raw_failed`;
     if (c === 'decision' && !shape.storesDecisionSource) return `${derived.decision} AS decision`;
     if (c === 'decision_source' && !shape.storesDecisionSource) return `${derived.source} AS decision_source`;
     if (c === 'long_running' && !shape.storesDerived)
@@ -353,8 +357,9 @@ FROM typed`;
  * text's bytes as they are (a cast to BLOB would read backslash escapes in it).
  */
 export function insertList(ingestedAtUs: number): string {
+  const bytes = splitRaw('encode(raw)');
   return `ts, stage_ts, audit_id, stage, level, verb, username, user_uid, groups, impersonated_user, source_ips,
   user_agent, api_group, api_version, resource, subresource, namespace, name, request_uri, code, decision, decision_source,
   reason, long_running, latency_breakdown, truncated, cluster, make_timestamp(${Math.trunc(ingestedAtUs)}::BIGINT),
-  ${rawColumns('encode(raw)')}`;
+  ${bytes.raw}, ${bytes.failed}`;
 }
