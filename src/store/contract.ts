@@ -133,6 +133,12 @@ export interface StoreCapabilities {
   readonly parallelWrites: number;
   /** Batches of this many events (or a multiple) are the cheapest to write. */
   readonly batchEvents: number;
+  /**
+   * How long after its ingest stamp a committed row is surely visible to reads: 0 where commits
+   * become visible in stamp order. A reader following the store in ingest order (a forwarder) stays
+   * this far behind the newest rows, so that an earlier-stamped commit cannot appear behind it.
+   */
+  readonly settleMs: number;
 }
 
 export interface Store extends EventWriter, EventReader {

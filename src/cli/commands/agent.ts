@@ -58,8 +58,6 @@ const AGENT_DEDUPE_WINDOW = 65_536;
 // 768MB with ~150 MB less RSS, and 128MB ran out of memory. 320MB leaves room for larger events.
 const AGENT_STORE_MEMORY_LIMIT = '320MB';
 const RETENTION_EVERY_MS = 6 * 3600_000;
-/** How long a ClickHouse insert may take to become visible before a forwarder's cursor passes it. */
-const CLICKHOUSE_SETTLE_MS = 10_000;
 
 /**
  * `--config`, else KAUDIT_CONFIG, else ./kaudit.yaml when it exists, else the platform's own place
@@ -246,7 +244,7 @@ Examples:
             busy: () => ingestBusy(),
             // ClickHouse runs inserts side by side, so a batch stamped earlier can become visible
             // after a later one: the cursor stays this far behind (store-follower.ts, docs/forward.md).
-            settleMs: store.backend === 'clickhouse' ? CLICKHOUSE_SETTLE_MS : 0,
+            settleMs: store.capabilities.settleMs,
           }),
       );
       const names = forwarders.map((f) => f.name);

@@ -101,6 +101,9 @@ export class ClickHouseStore implements Store {
     sql: true,
     parallelWrites: Math.max(1, this.pool.threads),
     batchEvents: BATCH_EVENTS,
+    // Inserts run side by side, so one stamped earlier can become visible after a later one; 10 s
+    // is well beyond an insert of one batch.
+    settleMs: 10_000,
   };
   /** Lookups of already stored keys, and how many they found. */
   duplicateChecks = 0;

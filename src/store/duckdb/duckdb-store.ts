@@ -140,7 +140,13 @@ export class DuckDBStore implements Store {
   ) {
     this.location = join(dataDir, DUCKDB_FILE);
     this.userSql = new SandboxedSql(sqlConn, conn);
-    this.capabilities = { sql: true, parallelWrites: Math.max(1, writers), batchEvents: ROW_GROUP_ROWS };
+    this.capabilities = {
+      sql: true,
+      parallelWrites: Math.max(1, writers),
+      batchEvents: ROW_GROUP_ROWS,
+      // Commits become visible in the order of their ingest stamps.
+      settleMs: 0,
+    };
   }
 
   static async open(options: DuckDBStoreOptions): Promise<DuckDBStore> {

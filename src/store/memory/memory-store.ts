@@ -77,7 +77,7 @@ function decodeCursor(cursor: string): (string | number)[] {
 export class MemoryStore implements Store {
   readonly backend = 'memory';
   readonly location = 'memory:';
-  readonly capabilities = { sql: false, parallelWrites: 1, batchEvents: 10_000 };
+  readonly capabilities = { sql: false, parallelWrites: 1, batchEvents: 10_000, settleMs: 0 };
   /** `${cluster}/${auditID}/${stage}` -> row. */
   readonly rows = new Map<string, MemoryRow>();
   writes = 0;
